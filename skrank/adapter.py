@@ -1,0 +1,234 @@
+"""The ranking-aware adapter (DESIGN §2): small torch modules, composed once.
+
+Shapes: B images, L image tokens, T text positions (+ P prompt tokens), R
+relation tokens, d model width, h heads of width c = d / h.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AdapterConfig", "RankingAdapter"]
+
+
+@dataclass
+class AdapterConfig:
+    image_dim: int  # width of the frozen image tokens
+    text_dim: int  # width of the frozen text tokens
+    d_model: int = 512
+    n_fusion_layers: int = 2
+    n_post_layers: int = 2
+    n_heads: int = 8
+    n_prompt_tokens: int = 32
+    n_relation_tokens: int = 16
+    mlp_ratio: int = 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Attention(nn.Module):
+    """Multi-head attention; queries from ``x``, keys/values from ``context``."""
+
+    def __init__(self, d: int, n_heads: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, context, key_valid=None):
+        B, Lq, d = x.shape
+        h = self.n_heads
+        q = self.q(x).view(B, Lq, h, d // h).transpose(1, 2)  # (B, h, Lq, c)
+        k, v = self.kv(context).view(B, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (B, h, Lk, c)
+        mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, Lk)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, Lq, c)
+        return self.out(y.transpose(1, 2).reshape(B, Lq, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, d: int, ratio: int):
+        super().__init__()
+        self.fc = nn.Linear(d, ratio * d)
+        self.proj = nn.Linear(ratio * d, d)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class Block(nn.Module):
+    """Pre-LN block: self-attention, optional cross-attention to context, MLP."""
+
+    def __init__(self, d: int, n_heads: int, mlp_ratio: int, cross: bool):
+        super().__init__()
+        self.ln_self = nn.LayerNorm(d)
+        self.self_attn = Attention(d, n_heads)
+        self.cross = cross
+        if cross:
+            self.ln_query = nn.LayerNorm(d)
+            self.ln_context = nn.LayerNorm(d)
+            self.cross_attn = Attention(d, n_heads)
+        self.ln_mlp = nn.LayerNorm(d)
+        self.mlp = MLP(d, mlp_ratio)
+
+    def forward(self, x, context=None, context_valid=None):
+        h = self.ln_self(x)
+        x = x + self.self_attn(h, h)
+        if self.cross:
+            x = x + self.cross_attn(self.ln_query(x), self.ln_context(context), context_valid)
+        return x + self.mlp(self.ln_mlp(x))
+
+
+def _mlp_stack(d: int, n_blocks: int) -> nn.Sequential:
+    """``n_blocks`` × [Linear, LayerNorm, ReLU], then Linear to one logit."""
+    layers: list[nn.Module] = []
+    for _ in range(n_blocks):
+        layers += [nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(d, 1))
+
+
+class ScoreHead(nn.Module):
+    """LayerNorm, mean over tokens, two MLP blocks, one score per image."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.mlp = _mlp_stack(d, 2)
+
+    def forward(self, tokens):  # (B, L, d)
+        return self.mlp(self.ln(tokens).mean(dim=1)).squeeze(-1)  # (B,)
+
+
+class RelationAttention(nn.Module):
+    """Ranking-aware attention, factorised exactly (DESIGN §2.7).
+
+    For relation query q, the joint softmax over both images' keys splits as
+    O_i − O_j = w U_i − (1 − w) U_j with U the per-image attention output and
+    w = sigmoid(log Z_i − log Z_j), Z the per-image softmax normaliser. So the
+    per-image statistics (U, log Z) cost O(B·L) and each pair only O(d).
+    """
+
+    def __init__(self, d: int, n_heads: int, n_tokens: int):
+        super().__init__()
+        self.n_heads = n_heads
+        self.tokens = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
+        self.q = nn.Linear(d, d)
+        self.kv = nn.Linear(d, 2 * d)
+        # No bias: the pair feature must stay antisymmetric, f(j, i) = −f(i, j).
+        self.out = nn.Linear(d, d, bias=False)
+
+    def stats(self, x):
+        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R)."""
+        B, L, d = x.shape
+        h, c = self.n_heads, d // self.n_heads
+        q = self.q(self.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
+        k, v = self.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
+        logits = torch.einsum("hrc,bhlc->bhrl", q, k) / math.sqrt(c)  # (B, h, R, L)
+        log_z = torch.logsumexp(logits.float(), dim=-1)  # (B, h, R)
+        u = torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v  # (B, h, R, c)
+        return u, log_z
+
+    def _project(self, diff):  # (..., h, c) averaged over R → (..., d)
+        return self.out(diff.flatten(-2))
+
+    def all_pairs(self, u, log_z, rows: slice = slice(None)):
+        """Pair features for rows i in ``rows`` × every j: (len(rows), B, d)."""
+        w = torch.sigmoid(log_z[rows, None] - log_z[None, :]).to(u.dtype)  # (b, B, h, R)
+        R = u.shape[2]
+        mine = torch.einsum("ijhr,ihrc->ijhc", w, u[rows])  # Σ_r w U_i: (b, B, h, c)
+        theirs = torch.einsum("ijhr,jhrc->ijhc", 1 - w, u)  # Σ_r (1 − w) U_j
+        return self._project((mine - theirs) / R)  # (b, B, d)
+
+    def pairs(self, u_a, log_z_a, u_b, log_z_b):
+        """Pair features for explicit pairs (a_n, b_n): (N, d)."""
+        w = torch.sigmoid(log_z_a - log_z_b).to(u_a.dtype)[..., None]  # (N, h, R, 1)
+        return self._project((w * u_a - (1 - w) * u_b).mean(dim=2))  # (N, d)
+
+
+class PairHead(nn.Module):
+    """LayerNorm and three MLP blocks: the logit that image i ranks above j."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.mlp = _mlp_stack(d, 3)
+
+    def forward(self, feats):  # (..., d)
+        return self.mlp(self.ln(feats)).squeeze(-1)  # (...)
+
+
+class RankingAdapter(nn.Module):
+    """Frozen-CLIP tokens + instruction → a score per image and a logit per pair."""
+
+    def __init__(self, cfg: AdapterConfig):
+        super().__init__()
+        d = cfg.d_model
+        if d % cfg.n_heads:
+            raise ValueError(f"d_model={d} must be divisible by n_heads={cfg.n_heads}")
+        self.cfg = cfg
+        self.image_in = nn.Linear(cfg.image_dim, d)
+        self.text_in = nn.Linear(cfg.text_dim, d)
+        self.prompt = nn.Parameter(torch.randn(cfg.n_prompt_tokens, d) * 0.02)
+        self.fusion = nn.ModuleList(
+            Block(d, cfg.n_heads, cfg.mlp_ratio, cross=True) for _ in range(cfg.n_fusion_layers)
+        )
+        self.fusion_ln = nn.LayerNorm(d)
+        self.fusion_out = nn.Linear(d, d)
+        self.post = nn.ModuleList(
+            Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False) for _ in range(cfg.n_post_layers)
+        )
+        self.score_head = ScoreHead(d)
+        self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens)
+        self.pair_head = PairHead(d)
+
+    def context(self, text, text_valid):
+        """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""
+        ctx = self.text_in(text)  # (1, T, d)
+        prompt = self.prompt[None].to(ctx.dtype)  # (1, P, d)
+        valid = torch.cat([text_valid, text_valid.new_ones(1, prompt.shape[1])], dim=1)
+        return torch.cat([ctx, prompt], dim=1), valid  # (1, T + P, d), (1, T + P)
+
+    def encode(self, image_tokens, text, text_valid):
+        """Fused, per-image tokens (B, L, d) for one instruction.
+
+        ``image_tokens`` (B, L, C_img); ``text`` (1, T, C_txt); ``text_valid`` (1, T) bool.
+        """
+        B = image_tokens.shape[0]
+        x = self.image_in(image_tokens)  # (B, L, d)
+        ctx, valid = self.context(text, text_valid)
+        ctx, valid = ctx.expand(B, -1, -1), valid.expand(B, -1)  # (B, T + P, d), (B, T + P)
+        for block in self.fusion:
+            x = block(x, ctx, valid)
+        x = self.fusion_out(self.fusion_ln(x))
+        for block in self.post:
+            x = block(x)
+        return x  # (B, L, d)
+
+    def forward(self, image_tokens, text, text_valid):
+        """Scores (B,) and the fused tokens (B, L, d)."""
+        tokens = self.encode(image_tokens, text, text_valid)
+        return self.score_head(tokens), tokens
+
+    def pair_logits(self, tokens, max_pairs: int = 16384):
+        """Logits (B, B) that image i ranks above image j, computed in row chunks
+        of at most ``max_pairs`` pairs so peak memory stays bounded."""
+        u, log_z = self.relation.stats(tokens)
+        B = tokens.shape[0]
+        step = max(1, max_pairs // B)
+        rows = [
+            self.pair_head(self.relation.all_pairs(u, log_z, slice(i, i + step)))
+            for i in range(0, B, step)
+        ]
+        return torch.cat(rows, dim=0)  # (B, B)
+
+    def compare_logits(self, tokens_a, tokens_b):
+        """Logits (N,) that a_n ranks above b_n, for explicit pairs."""
+        u_a, z_a = self.relation.stats(tokens_a)
+        u_b, z_b = self.relation.stats(tokens_b)
+        return self.pair_head(self.relation.pairs(u_a, z_a, u_b, z_b))

@@ -1,0 +1,249 @@
+"""Turning user inputs into normalised pixel tensors, lazily and in batches.
+
+Accepted images (DESIGN §1): file paths (``str`` / ``os.PathLike``), PIL images,
+or numpy arrays (H×W, H×W×1, H×W×3, H×W×4; uint8, bool, or float in [0, 1]).
+Every unreadable input of a call is gathered into one :class:`ImageLoadError`.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+__all__ = ["ImageLoadError", "Preprocessor", "as_image_list", "iter_pixel_batches", "load_image"]
+
+
+class ImageLoadError(ValueError):
+    """One or more images could not be read.
+
+    Attributes
+    ----------
+    failures : list of (index, path or None, reason)
+        Every failing input of the call, in input order.
+    """
+
+    def __init__(self, failures: list[tuple[int, str | None, str]]):
+        self.failures = sorted(failures, key=lambda f: f[0])
+        shown = self.failures[:50]
+        lines = [
+            f"  [{i}] {path}: {reason}" if path else f"  [{i}]: {reason}"
+            for i, path, reason in shown
+        ]
+        more = len(self.failures) - len(shown)
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        super().__init__(f"{len(self.failures)} image(s) could not be read:\n" + "\n".join(lines))
+
+    @property
+    def indices(self) -> list[int]:
+        return [f[0] for f in self.failures]
+
+    def __reduce__(self):
+        return type(self), (self.failures,)
+
+
+class _BadImage(Exception):
+    """Internal: why one input could not be turned into an image."""
+
+
+def as_image_list(images) -> list:
+    """Normalise the container of images into a Python list (no decoding).
+
+    A pandas Series gives its values; a 4-D array (N, H, W, C) or a 3-D array
+    of object dtype gives one image per leading index.
+    """
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(images, pd.DataFrame):
+        raise TypeError("a DataFrame must be handled by the caller (select its image column)")
+    if pd is not None and isinstance(images, pd.Series):
+        return images.tolist()
+    if isinstance(images, (str, bytes, os.PathLike, Image.Image)):
+        raise TypeError(
+            "images must be a sequence of images (e.g. a list of paths); got a single "
+            f"{type(images).__name__}: wrap it in a list"
+        )
+    if isinstance(images, np.ndarray):
+        if images.dtype == object or images.ndim == 4:
+            return list(images)
+        if images.ndim in (1,) and images.dtype.kind in "US":
+            return images.tolist()
+        raise ValueError(
+            f"an array of images must be 4-D (N, H, W, C) or 1-D of paths/objects; got shape "
+            f"{images.shape} and dtype {images.dtype}. To pass one image, use [array]"
+        )
+    if isinstance(images, Sequence):
+        return list(images)
+    if hasattr(images, "__iter__"):
+        return list(images)
+    raise TypeError(
+        "images must be a list, tuple, ndarray or pandas Series of paths, PIL images or "
+        f"arrays; got {type(images).__name__}"
+    )
+
+
+def describe(item) -> str | None:
+    """The path of an input, when it has one (for error messages)."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return getattr(item, "filename", None) or None
+
+
+def _array_to_pil(arr: np.ndarray) -> Image.Image:
+    if arr.size == 0:
+        raise _BadImage(f"empty array of shape {arr.shape}")
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise _BadImage(f"array of shape {arr.shape}: expected H×W, H×W×1, H×W×3 or H×W×4")
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8) * 255
+    elif arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            raise _BadImage("float array contains NaN or inf")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 1.0:
+            raise _BadImage(
+                f"float array has values in [{lo:.4g}, {hi:.4g}]; floats must lie in [0, 1] "
+                "(divide uint8-range data by 255)"
+            )
+        arr = np.round(arr * 255.0).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise _BadImage(
+            f"array dtype {arr.dtype} is not supported; use uint8, bool or float in [0, 1]"
+        )
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def _open_path(path: str) -> Image.Image:
+    if "://" in path:
+        raise _BadImage("URLs are not supported: download the file and pass its local path")
+    if not os.path.exists(path):
+        raise _BadImage("file not found")
+    if os.path.isdir(path):
+        raise _BadImage("is a directory, not an image file")
+    if os.path.getsize(path) == 0:
+        raise _BadImage("file is empty (0 bytes)")
+    with warnings.catch_warnings():
+        # PIL only warns between 1× and 2× its pixel limit: treat it as the error it is.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+            img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise _BadImage(f"image too large (decompression-bomb limit): {exc}") from None
+        except Image.UnidentifiedImageError:
+            raise _BadImage("not an image file PIL can read") from None
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise _BadImage(f"cannot decode ({exc})") from None
+    return img
+
+
+def load_image(item) -> Image.Image:
+    """Decode one input to an RGB PIL image, EXIF orientation applied.
+
+    Raises ``ImageLoadError`` (for index 0) when the input cannot be read.
+    """
+    try:
+        return _load_rgb(item)
+    except _BadImage as exc:
+        raise ImageLoadError([(0, describe(item), str(exc))]) from None
+
+
+def _load_rgb(item) -> Image.Image:
+    if isinstance(item, (str, os.PathLike)):
+        img = _open_path(os.fspath(item))
+    elif isinstance(item, Image.Image):
+        img = item
+    elif isinstance(item, np.ndarray):
+        img = _array_to_pil(item)
+    else:
+        raise _BadImage(
+            f"unsupported input type {type(item).__name__}; use a path, a PIL image or an array"
+        )
+    if img.width < 1 or img.height < 1:
+        raise _BadImage(f"image has size {img.width}×{img.height}")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a corrupt EXIF block should not make a readable image unusable
+        pass
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.convert("RGB") if img.mode != "RGB" else img
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Squash-resize (no crop, bicubic) and normalise with the backbone's mean/std."""
+
+    size: tuple[int, int]  # (height, width)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def from_info(cls, info: dict) -> Preprocessor:
+        return cls(tuple(info["image_size"]), tuple(info["mean"]), tuple(info["std"]))
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        h, w = self.size
+        arr = np.asarray(img.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
+        x = torch.from_numpy(arr).permute(2, 0, 1).div_(255.0)  # (3, H, W)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (x - mean) / std
+
+
+def _decode(item, preprocess: Preprocessor):
+    try:
+        return preprocess(_load_rgb(item)), None
+    except _BadImage as exc:
+        return None, str(exc)
+
+
+def iter_pixel_batches(
+    items: Sequence,
+    preprocess: Preprocessor,
+    batch_size: int,
+    num_workers: int = 0,
+    indices: Sequence[int] | None = None,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, list[tuple[int, str | None, str]]]]:
+    """Decode ``items`` lazily, ``batch_size`` at a time.
+
+    Yields ``(ok_indices, pixels, failures)``: the positions that decoded, their
+    (n_ok, 3, H, W) tensor, and ``(index, path, reason)`` for those that did not.
+    Only one batch of decoded images is alive at a time (plus what the
+    ``num_workers`` threads have in flight).
+    """
+    order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
+    pool = ThreadPoolExecutor(num_workers) if num_workers > 0 else None
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            batch = [items[i] for i in chunk]
+            if pool is None:
+                results = [_decode(item, preprocess) for item in batch]
+            else:
+                results = list(pool.map(_decode, batch, [preprocess] * len(batch)))
+            ok = [(i, px) for i, (px, _) in zip(chunk, results) if px is not None]
+            failures = [
+                (int(i), describe(item), err)
+                for i, item, (_, err) in zip(chunk, batch, results)
+                if err is not None
+            ]
+            ok_idx = np.array([i for i, _ in ok], dtype=np.int64)
+            pixels = (
+                torch.stack([px for _, px in ok]) if ok else torch.empty(0, 3, *preprocess.size)
+            )
+            yield ok_idx, pixels, failures
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)

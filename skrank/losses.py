@@ -1,0 +1,32 @@
+"""Training losses (DESIGN §2.8): log-smooth-L1 regression and pairwise BCE."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["pair_targets", "ranking_loss", "regression_loss"]
+
+
+def regression_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``log(1 + SmoothL1(pred, target))`` on standardised targets, batch mean."""
+    return torch.log1p(F.smooth_l1_loss(pred.float(), target.float()))
+
+
+def pair_targets(y: torch.Tensor) -> torch.Tensor:
+    """(B, B) soft labels that i ranks above j: 1 if y_i > y_j, 0 if below, 0.5 on ties."""
+    diff = y[:, None] - y[None, :]
+    return (diff > 0).float() + 0.5 * (diff == 0).float()
+
+
+def ranking_loss(logits: torch.Tensor, y: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+    """Mean BCE-with-logits over the ordered pairs where ``pair_mask`` is True.
+
+    ``pair_mask`` (B, B) must already exclude the diagonal and any pair that
+    should not be compared (another instruction or, with ``pair_scope="group"``,
+    another group). Returns 0 when no pair is left.
+    """
+    if not bool(pair_mask.any()):
+        return logits.sum() * 0.0
+    targets = pair_targets(y)
+    return F.binary_cross_entropy_with_logits(logits.float()[pair_mask], targets[pair_mask])

@@ -1,0 +1,308 @@
+"""Batch sampling, optimiser, schedule and the epoch loop (DESIGN §2.9)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from skrank.adapter import RankingAdapter
+from skrank.losses import ranking_loss, regression_loss
+
+__all__ = [
+    "TrainConfig",
+    "TrainingDivergedError",
+    "build_optimizer",
+    "epoch_batches",
+    "predict_tokens",
+    "train",
+    "warmup_cosine",
+]
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    lr: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    warmup_fraction: float
+    reg_weight: float
+    rank_weight: float
+    sampling: str
+    pair_scope: str
+    augment: bool
+    n_iter_no_change: int
+    device: torch.device
+    bf16: bool
+    seed: int
+    grad_clip: float = 1.0
+    tol: float = 1e-4
+    verbose: int = 0
+
+
+@dataclass
+class TextBank:
+    """Frozen text tokens per instruction: (K, T, C) and their validity mask (K, T)."""
+
+    tokens: torch.Tensor
+    valid: torch.Tensor
+
+    def get(self, k: int):
+        return self.tokens[k : k + 1], self.valid[k : k + 1]  # (1, T, C), (1, T)
+
+
+def balanced_weights(y: np.ndarray) -> np.ndarray:
+    """Row weights 1 / (#distinct values × frequency of the row's value), summing to 1."""
+    values, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    w = 1.0 / (len(values) * counts[inverse])
+    return w / w.sum()
+
+
+def epoch_batches(
+    rng: np.random.Generator,
+    instr: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    batch_size: int,
+    sampling: str,
+    pair_scope: str,
+) -> list[np.ndarray]:
+    """One epoch of row-index batches; every batch holds a single instruction.
+
+    ``sampling="balanced"`` draws rows with replacement, weighted so every
+    distinct target value is seen equally often; ``"uniform"`` is a shuffle.
+    ``pair_scope="group"`` packs whole groups into batches (a group larger than
+    a batch is split), so ranking pairs stay inside groups.
+    """
+    batches: list[np.ndarray] = []
+    for k in np.unique(instr):
+        rows = np.flatnonzero(instr == k)
+        n_batches = max(1, math.ceil(len(rows) / batch_size))
+        if pair_scope == "group":
+            batches += _group_batches(rng, rows, groups[rows], batch_size)
+            continue
+        if sampling == "balanced":
+            order = rng.choice(rows, size=len(rows), replace=True, p=balanced_weights(y[rows]))
+        else:
+            order = rng.permutation(rows)
+        # Near-equal splits: no stray batch of one image, which would have no pair.
+        batches += [b for b in np.array_split(order, n_batches) if len(b)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _group_batches(rng, rows, row_groups, batch_size) -> list[np.ndarray]:
+    pieces = []
+    for g in rng.permutation(np.unique(row_groups)):
+        members = rng.permutation(rows[row_groups == g])
+        n_split = max(1, math.ceil(len(members) / batch_size))
+        pieces += [p for p in np.array_split(members, n_split) if len(p)]
+    batches, current = [], []
+    for piece in pieces:
+        if current and sum(map(len, current)) + len(piece) > batch_size:
+            batches.append(np.concatenate(current))
+            current = []
+        current.append(piece)
+    if current:
+        batches.append(np.concatenate(current))
+    return batches
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with amsgrad; no decay on norms, biases, prompt and relation tokens."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or name in ("prompt", "relation.tokens"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    groups = [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=lr, amsgrad=True)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """Learning-rate factor: linear warm-up to 1, then cosine decay to 0."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, device):
+    B = len(idx)
+    mask = ~torch.eye(B, dtype=torch.bool, device=device)
+    if pair_scope == "group":
+        g = torch.as_tensor(groups[idx], device=device)
+        mask &= g[:, None] == g[None, :]
+    return mask
+
+
+@torch.no_grad()
+def predict_tokens(adapter: RankingAdapter, tokens: torch.Tensor, text, valid, bf16: bool):
+    """Standardised scores (B,) for a batch of frozen tokens, in eval mode."""
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        scores, _ = adapter(tokens, text, valid)
+    return scores.float()
+
+
+def _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg) -> float:
+    from skrank.metrics import spearman_score
+
+    adapter.eval()
+    preds = np.empty(len(val_idx))
+    no_flip = np.zeros(cfg.batch_size, dtype=bool)
+    for k in np.unique(instr[val_idx]):
+        rows = val_idx[instr[val_idx] == k]
+        for start in range(0, len(rows), cfg.batch_size):
+            chunk = rows[start : start + cfg.batch_size]
+            toks = source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
+            text, valid = text_bank.get(int(k))
+            where = np.searchsorted(val_idx, chunk)
+            preds[where] = predict_tokens(adapter, toks, text, valid, cfg.bf16).cpu().numpy()
+    adapter.train()
+    return float(spearman_score(y_std[val_idx], preds, groups=instr[val_idx]))
+
+
+def train(
+    adapter: RankingAdapter,
+    source,
+    text_bank: TextBank,
+    y_std: np.ndarray,
+    instr: np.ndarray,
+    groups: np.ndarray | None,
+    cfg: TrainConfig,
+    train_idx: np.ndarray,
+    val_idx: np.ndarray | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[list[dict], int]:
+    """Train ``adapter`` in place on rows ``train_idx``; returns (history, n_epochs).
+
+    ``source.tokens(idx, flip, device)`` gives frozen tokens; ``y_std`` are the
+    targets standardised per instruction. With ``val_idx`` the best epoch by
+    validation Spearman is kept and training stops after ``n_iter_no_change``
+    epochs without improvement.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    device = cfg.device
+    adapter.to(device).train()
+    optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
+    sub_instr = instr[train_idx]
+    sub_groups = None if groups is None else groups[train_idx]
+    steps_per_epoch = len(
+        epoch_batches(
+            np.random.default_rng(0),
+            sub_instr,
+            y_std[train_idx],
+            sub_groups,
+            cfg.batch_size,
+            cfg.sampling,
+            cfg.pair_scope,
+        )
+    )
+    total = steps_per_epoch * cfg.max_epochs
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
+    )
+    y_all = torch.as_tensor(y_std, dtype=torch.float32)
+    history: list[dict] = []
+    best_score, best_state, stale = -np.inf, None, 0
+    epochs_run = 0
+    step = 0
+    bar = None
+    if cfg.verbose:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.max_epochs, desc="epochs", unit="epoch", leave=False)
+    for epoch in range(1, cfg.max_epochs + 1):
+        t0 = time.perf_counter()
+        sums = np.zeros(3)
+        local = epoch_batches(
+            rng,
+            sub_instr,
+            y_std[train_idx],
+            sub_groups,
+            cfg.batch_size,
+            cfg.sampling,
+            cfg.pair_scope,
+        )
+        for local_idx in local:
+            idx = train_idx[local_idx]
+            flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
+            tokens = source.tokens(idx, flip, device)
+            text, valid = text_bank.get(int(instr[idx[0]]))
+            y = y_all[idx].to(device)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
+                scores, fused = adapter(tokens, text, valid)
+                reg = regression_loss(scores, y)
+                if cfg.rank_weight > 0 and len(idx) > 1:
+                    logits = adapter.pair_logits(fused)
+                    rank = ranking_loss(logits, y, _pair_mask(idx, groups, cfg.pair_scope, device))
+                else:
+                    rank = reg.new_zeros(())
+                loss = cfg.reg_weight * reg + cfg.rank_weight * rank
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"training diverged at epoch {epoch} (step {step + 1}): the loss is "
+                    f"{loss.item()}; lower lr (now {cfg.lr}) or check the targets"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
+            optimizer.step()
+            schedule.step()
+            step += 1
+            sums += [loss.item(), reg.item(), rank.item()]
+            if on_step is not None:
+                on_step(epoch, step)
+        record = {
+            "epoch": epoch,
+            "loss": sums[0] / len(local),
+            "reg_loss": sums[1] / len(local),
+            "rank_loss": sums[2] / len(local),
+            "lr": optimizer.param_groups[0]["lr"],
+            "val_score": None,
+        }
+        epochs_run = epoch
+        stop = False
+        if val_idx is not None and len(val_idx):
+            score = _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg)
+            record["val_score"] = score
+            if score > best_score + cfg.tol:
+                best_score, stale = score, 0
+                best_state = copy.deepcopy(adapter.state_dict())
+            else:
+                stale += 1
+                stop = stale >= cfg.n_iter_no_change
+        record["seconds"] = time.perf_counter() - t0
+        history.append(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", val=record["val_score"])
+        if stop:
+            break
+    if bar is not None:
+        bar.close()
+    if best_state is not None:
+        adapter.load_state_dict(best_state)
+    adapter.eval()
+    return history, epochs_run

@@ -1,0 +1,115 @@
+"""The adapter's maths: exact factorised pair attention, shapes, losses."""
+
+import math
+
+import pytest
+import torch
+
+from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.losses import pair_targets, ranking_loss, regression_loss
+
+
+def naive_pair_features(rel, x):
+    """The reference computation: one joint softmax over both images' 2L keys, per pair."""
+    B, L, d = x.shape
+    h, c = rel.n_heads, d // rel.n_heads
+    q = rel.q(rel.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
+    k, v = rel.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
+    out = torch.empty(B, B, d, dtype=x.dtype)
+    for i in range(B):
+        for j in range(B):
+            keys = torch.cat([k[i], k[j]], dim=1)  # (h, 2L, c): materialised per pair
+            vals = torch.cat([v[i], v[j]], dim=1)
+            p = torch.softmax(q @ keys.transpose(1, 2) / math.sqrt(c), dim=-1)  # (h, R, 2L)
+            o_i = p[..., :L] @ vals[:, :L]  # (h, R, c): output restricted to i's keys
+            o_j = p[..., L:] @ vals[:, L:]
+            diff = (o_i - o_j).mean(dim=1)  # average over relation tokens: (h, c)
+            out[i, j] = rel.out(diff.reshape(d))
+    return out
+
+
+@pytest.fixture
+def adapter():
+    torch.manual_seed(0)
+    return RankingAdapter(
+        AdapterConfig(
+            image_dim=24, text_dim=20, d_model=32, n_heads=4, n_prompt_tokens=5, n_relation_tokens=6
+        )
+    )
+
+
+def test_factorised_pair_attention_equals_joint_softmax(adapter):
+    torch.manual_seed(1)
+    x = torch.randn(7, 11, 32) * 3  # large logits stress the log-normaliser split
+    rel = adapter.relation
+    with torch.no_grad():
+        u, log_z = rel.stats(x)
+        fast = rel.all_pairs(u, log_z)
+        naive = naive_pair_features(rel, x)
+        explicit = rel.pairs(
+            u[:, None].expand(-1, 7, -1, -1, -1).reshape(49, *u.shape[1:]),
+            log_z[:, None].expand(-1, 7, -1, -1).reshape(49, *log_z.shape[1:]),
+            u[None].expand(7, -1, -1, -1, -1).reshape(49, *u.shape[1:]),
+            log_z[None].expand(7, -1, -1, -1).reshape(49, *log_z.shape[1:]),
+        )
+    assert torch.allclose(fast, naive, atol=1e-5, rtol=0)
+    assert torch.allclose(explicit.view(7, 7, -1), naive, atol=1e-5, rtol=0)
+    # Antisymmetric in (i, j): f(j, i) = -f(i, j), and zero on the diagonal.
+    assert torch.allclose(fast, -fast.transpose(0, 1), atol=1e-6)
+    assert fast.diagonal(dim1=0, dim2=1).abs().max() < 1e-6
+
+
+def test_pair_logits_chunking_is_exact(adapter):
+    x = torch.randn(9, 5, 24)
+    text, valid = torch.randn(1, 6, 20), torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        _, fused = adapter(x, text, valid)
+        whole = adapter.pair_logits(fused)
+        chunked = adapter.pair_logits(fused, max_pairs=10)  # one row at a time
+    assert whole.shape == (9, 9)
+    assert torch.allclose(whole, chunked, atol=1e-6)
+
+
+def test_padding_of_the_instruction_is_ignored(adapter):
+    x = torch.randn(3, 5, 24)
+    text = torch.randn(1, 8, 20)
+    valid = torch.tensor([[True] * 4 + [False] * 4])
+    garbage = text.clone()
+    garbage[:, 4:] = 1e3 * torch.randn(1, 4, 20)
+    with torch.no_grad():
+        a, _ = adapter(x, text, valid)
+        b, _ = adapter(x, garbage, valid)
+    assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_score_is_a_mean_over_tokens_so_token_count_does_not_matter(adapter):
+    tokens = torch.randn(2, 4, 32)
+    with torch.no_grad():
+        once = adapter.score_head(tokens)
+        twice = adapter.score_head(torch.cat([tokens, tokens], dim=1))
+    assert torch.allclose(once, twice, atol=1e-6)
+
+
+def test_no_prompt_tokens_is_allowed():
+    m = RankingAdapter(AdapterConfig(8, 8, d_model=8, n_heads=2, n_prompt_tokens=0))
+    s, fused = m(torch.randn(2, 3, 8), torch.randn(1, 4, 8), torch.ones(1, 4, dtype=torch.bool))
+    assert s.shape == (2,) and fused.shape == (2, 3, 8)
+
+
+def test_d_model_must_divide_heads():
+    with pytest.raises(ValueError, match="divisible"):
+        RankingAdapter(AdapterConfig(8, 8, d_model=10, n_heads=4))
+
+
+def test_pair_targets_and_losses():
+    y = torch.tensor([0.0, 1.0, 1.0])
+    t = pair_targets(y)
+    assert t.tolist() == [[0.5, 0.0, 0.0], [1.0, 0.5, 0.5], [1.0, 0.5, 0.5]]
+    mask = ~torch.eye(3, dtype=torch.bool)
+    logits = torch.zeros(3, 3)
+    assert math.isclose(ranking_loss(logits, y, mask).item(), math.log(2), rel_tol=1e-6)
+    assert ranking_loss(logits, y, torch.zeros(3, 3, dtype=torch.bool)).item() == 0.0
+    pred = torch.tensor([0.0, 1.0, 3.0])
+    target = torch.tensor([0.0, 1.0, 1.0])
+    # SmoothL1 mean = (0 + 0 + (2 - 0.5)) / 3 = 0.5 → log(1.5)
+    assert math.isclose(regression_loss(pred, target).item(), math.log(1.5), rel_tol=1e-6)

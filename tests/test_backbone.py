@@ -1,0 +1,115 @@
+"""Backbones: token extraction, local checkpoints, offline failures."""
+
+import copy
+import json
+import time
+
+import open_clip
+import pytest
+import torch
+
+from skrank.backbone import Backbone, WeightsUnavailableError, _Weights, load_backbone
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_backbone("skrank-tiny", None)
+
+
+def test_tiny_vit_tokens_are_projected_patch_tokens(tiny):
+    x = torch.randn(3, 3, *tiny.image_size)
+    tokens = tiny.image_tokens(x)
+    grid = (tiny.image_size[0] // 8) * (tiny.image_size[1] // 8)
+    assert tokens.shape == (3, grid, tiny.model.visual.proj.shape[1])  # CLS dropped, projected
+    # The CLIP image embedding is the projected, ln_post-ed CLS: check the same path by hand.
+    visual = tiny.model.visual
+    with torch.no_grad():
+        h = visual.ln_post(visual.transformer(visual._embeds(x)))
+        assert torch.allclose(h[:, 0] @ visual.proj, tiny.image_embeddings(x), atol=1e-5)
+        assert torch.allclose(h[:, 1:] @ visual.proj, tokens, atol=1e-5)
+
+
+def test_text_tokens_mask_padding_after_eot(tiny):
+    tokens, valid = tiny.text_tokens(["Sort the images by brightness.", "age"])
+    assert tokens.shape[:2] == valid.shape == (2, tiny.context_length)
+    n_needed = [tiny.n_text_tokens("Sort the images by brightness."), tiny.n_text_tokens("age")]
+    assert valid.sum(dim=1).tolist() == n_needed  # start, words, end; no padding
+    assert valid[:, 0].all()
+
+
+def test_tiny_is_seeded_and_identical_when_rebuilt(tiny):
+    from skrank import backbone as bb_module
+
+    bb_module._LOADED.clear()
+    again = load_backbone("skrank-tiny", None)
+    assert again is not tiny
+    for a, b in zip(tiny.model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_backbone_is_frozen(tiny):
+    assert not any(p.requires_grad for p in tiny.model.parameters())
+    assert not tiny.model.training
+
+
+def test_timm_convnext_tokens(tmp_path):
+    cfg = {
+        "embed_dim": 32,
+        "vision_cfg": {
+            "timm_model_name": "convnext_atto",
+            "timm_model_pretrained": False,
+            "timm_pool": "",
+            "timm_proj": "linear",
+            "image_size": 64,
+        },
+        "text_cfg": {
+            "context_length": 16,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    (tmp_path / "test-convnext-atto.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    with pytest.warns(UserWarning, match="random"):
+        bb = load_backbone("test-convnext-atto", None)
+    assert bb.is_timm and bb.info["family"] == "timm"
+    x = torch.randn(2, 3, 64, 64)
+    tokens = bb.image_tokens(x)
+    fmap = bb.model.visual.trunk.forward_features(x)  # (N, C, H, W)
+    assert tokens.shape == (2, fmap.shape[2] * fmap.shape[3], fmap.shape[1])
+    assert torch.allclose(tokens, fmap.flatten(2).transpose(1, 2), atol=1e-6)
+
+
+def test_checkpoint_file_loads_through_pretrained_path(tiny, tmp_path):
+    model = copy.deepcopy(tiny.model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / "tuned.pt"
+    torch.save(model.state_dict(), path)
+    loaded = load_backbone("skrank-tiny", str(path))
+    expected = Backbone(model, "skrank-tiny", None, _Weights("file", None, "x"), "cpu")
+    x = torch.randn(2, 3, *tiny.image_size)
+    assert torch.equal(loaded.image_tokens(x), expected.image_tokens(x))
+    assert not torch.allclose(loaded.image_tokens(x), tiny.image_tokens(x))
+    assert loaded.info["weights_identity"].startswith("file:")
+
+
+def test_missing_weights_fail_fast_with_a_useful_message():
+    t0 = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as err:
+        load_backbone("ViT-B-32", "openai")
+    assert time.perf_counter() - t0 < 5
+    msg = str(err.value)
+    assert "ViT-B-32" in msg and "openai" in msg and "local checkpoint" in msg
+
+
+def test_unknown_names_and_tags():
+    with pytest.raises(ValueError, match="not an open_clip model"):
+        load_backbone("ViT-Z-99", None)
+    with pytest.raises(ValueError, match="known tags"):
+        load_backbone("ViT-B-32", "no-such-tag")
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        load_backbone("ViT-B-32", "/no/such/file.pt")

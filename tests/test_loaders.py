@@ -1,0 +1,454 @@
+"""Loaders of public datasets, on miniature copies of each dataset's published layout."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skrank.datasets import load_adience, load_ava, load_hci, load_koniq10k, load_utkface
+from skrank.datasets._loaders import _adience_group
+
+
+def _jpeg(path: Path, shade: int = 128) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (4, 4), (shade, 255 - shade, 64)).save(path, "JPEG")
+    return path
+
+
+def _paths(folder: Path, names) -> list[str]:
+    return [str(folder / name) for name in names]
+
+
+# ---------------------------------------------------------------------------------------
+# KonIQ-10k
+# ---------------------------------------------------------------------------------------
+
+KONIQ_SCORES = "koniq10k_scores_and_distributions.csv"
+KONIQ_SETS = "koniq10k_distributions_sets.csv"
+# Real rows: vote counts c1..c5 and MOS on 1-5 (scores file); the split file repeats them
+# as fractions with a MOS on 0-100. 10058760545.jpg is listed but not on disk.
+KONIQ_ROWS = [
+    ("10004473376.jpg", (0, 0, 25, 73, 7), 3.828571428571, 77.3836206897, "training"),
+    ("10007357496.jpg", (0, 3, 45, 47, 1), 3.479166666667, 68.7285714286, "test"),
+    ("10043785683.jpg", (0, 0, 46, 60, 0), 3.566037735849, 71.2043269231, "validation"),
+    ("10050349236.jpg", (6, 69, 27, 0, 0), 2.205882352941, 30.9418103448, "test"),
+    ("10058760545.jpg", (45, 48, 7, 0, 0), 1.620000000000, 15.2293577982, "training"),
+]
+
+
+def _koniq(root: Path, resolution: str = "1024x768", sets: bool = True) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    scores = ['"image_name","c1","c2","c3","c4","c5","c_total","MOS","SD","MOS_zscore"']
+    split = ["image_name,c1,c2,c3,c4,c5,c_total,MOS,SD,set"]
+    for name, counts, mos, zscore, subset in KONIQ_ROWS:
+        total = sum(counts)
+        scores.append(f"{name},{','.join(map(str, counts))},{total},{mos},0.55,{zscore}")
+        fractions = ",".join(str(c / total) for c in counts)
+        split.append(f"{name},{fractions},{total},{zscore},0.55,{subset}")
+    (root / KONIQ_SCORES).write_text("\n".join(scores) + "\n")
+    if sets:
+        (root / KONIQ_SETS).write_text("\n".join(split) + "\n")
+    for name, *_ in KONIQ_ROWS[:-1]:
+        _jpeg(root / resolution / name)
+    return root
+
+
+def test_koniq10k_frame_targets_and_official_split(tmp_path):
+    root = _koniq(tmp_path / "koniq10k")
+    with pytest.warns(UserWarning, match=r"1 of 5 images .* missing"):
+        koniq = load_koniq10k(root)
+    frame = koniq.frame
+    names = [row[0] for row in KONIQ_ROWS[:-1]]
+    assert list(frame.columns[:3]) == ["image", "target", "image_name"]
+    assert frame["image"].tolist() == _paths(root / "1024x768", names)
+    assert all(os.path.isabs(p) and os.path.isfile(p) for p in frame["image"])
+    # The target is the 1-5 MOS of the scores file, not the 0-100 MOS of the split file.
+    np.testing.assert_allclose(koniq.target, [row[2] for row in KONIQ_ROWS[:-1]])
+    np.testing.assert_allclose(frame["MOS_zscore"], [row[3] for row in KONIQ_ROWS[:-1]])
+    assert frame["split"].tolist() == ["train", "test", "val", "test"]
+    assert frame["c_total"].tolist() == [105, 96, 106, 102]
+    assert koniq.instruction == "Sort the photos by image quality."
+    assert "Hosu" in koniq.DESCR and "7,058" in koniq.DESCR
+
+
+def test_koniq10k_half_resolution_zscore_target_without_split_file(tmp_path):
+    root = _koniq(tmp_path, resolution="512x384", sets=False)
+    with pytest.warns(UserWarning, match="missing"):
+        koniq = load_koniq10k(root, target="MOS_zscore")
+    assert koniq.frame["image"].iloc[0] == str(root / "512x384" / "10004473376.jpg")
+    np.testing.assert_allclose(koniq.target, [row[3] for row in KONIQ_ROWS[:-1]])
+    assert "split" not in koniq.frame
+
+
+def _drop_mos_column(root: Path) -> None:
+    path = root / KONIQ_SCORES
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(",".join(line.split(",")[:7]) for line in lines) + "\n")
+
+
+def _drop_set_column(root: Path) -> None:
+    path = root / KONIQ_SETS
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+
+
+def _remove_images(root: Path) -> None:
+    for path in (root / "1024x768").iterdir():
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("break_layout", "kwargs", "error", "match"),
+    [
+        (lambda r: (r / KONIQ_SCORES).unlink(), {}, FileNotFoundError, KONIQ_SCORES),
+        (_drop_mos_column, {}, ValueError, r"no column\(s\) \['MOS'\]"),
+        (_drop_set_column, {}, ValueError, rf"{KONIQ_SETS} has no column\(s\) \['set'\]"),
+        (lambda r: None, {"resolution": "512x384"}, FileNotFoundError, "512x384"),
+        (_remove_images, {}, FileNotFoundError, "none of the 5 images"),
+        (lambda r: None, {"resolution": "800x600"}, ValueError, "resolution must be"),
+        (lambda r: None, {"target": "SD"}, ValueError, "target must be"),
+    ],
+)
+def test_koniq10k_wrong_layout_names_the_problem(tmp_path, break_layout, kwargs, error, match):
+    root = _koniq(tmp_path)
+    break_layout(root)
+    with pytest.raises(error, match=match) as info:
+        load_koniq10k(root, **kwargs)
+    if error is not ValueError or "column" in match:
+        assert "Expected KonIQ-10k layout" in str(info.value)
+
+
+def test_koniq10k_missing_root(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_koniq10k(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------------------------------
+# AVA
+# ---------------------------------------------------------------------------------------
+
+# The first lines of the real AVA.txt; 954113.jpg is missing on disk, as a few files are in
+# real downloads, and one line ends with a stray space.
+AVA_LINES = [
+    "1 953619 0 1 5 17 38 36 15 6 5 1 1 22 1396",
+    "2 953958 10 7 15 26 26 21 10 8 1 2 1 21 1396 ",
+    "3 954184 0 0 4 8 41 56 10 3 4 0 0 0 1396",
+    "4 954113 0 1 4 6 48 37 23 5 2 2 15 21 1396",
+    "5 953980 0 3 6 15 57 39 6 1 1 1 22 38 1396",
+]
+
+
+def _ava(root: Path, lines=AVA_LINES) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "AVA.txt").write_text("\n".join(lines) + "\n")
+    lists = root / "aesthetics_image_lists"
+    lists.mkdir()
+    (lists / "generic_test.jpgl").write_text("629797\n953958\n953980\n902498\n")
+    (lists / "generic_ls_train.jpgl").write_text("953619\n954184\n")
+    for image_id in (953619, 953958, 954184, 953980):
+        _jpeg(root / "images" / f"{image_id}.jpg")
+    return root
+
+
+def test_ava_mean_scores_votes_and_generic_test_split(tmp_path):
+    root = _ava(tmp_path / "AVA_dataset")
+    with pytest.warns(UserWarning, match=r"1 of 5 images listed in AVA.txt are missing"):
+        ava = load_ava(root)
+    frame = ava.frame
+    ids = [953619, 953958, 954184, 953980]
+    assert frame["image_id"].tolist() == ids
+    assert frame["image"].tolist() == _paths(root / "images", [f"{i}.jpg" for i in ids])
+    votes = np.array([line.split()[2:12] for line in AVA_LINES], dtype=float)[[0, 1, 2, 4]]
+    expected = votes @ np.arange(1, 11) / votes.sum(axis=1)
+    np.testing.assert_allclose(ava.target, expected)
+    assert ava.target[0] == pytest.approx(699 / 124)
+    assert frame["n_votes"].tolist() == [124, 126, 126, 129]
+    assert frame["split"].tolist() == ["train", "test", "train", "test"]
+    assert frame.loc[2, ["semantic_tag_1", "semantic_tag_2"]].tolist() == [0, 0]
+    assert (frame["challenge_id"] == 1396).all()
+    assert ava.instruction == "Sort the photos by aesthetic quality."
+    assert "Murray" in ava.DESCR
+
+
+def test_ava_without_lists_and_with_an_unvoted_image(tmp_path):
+    lines = AVA_LINES[:3] + ["6 953999 0 0 0 0 0 0 0 0 0 0 0 0 1396"]
+    root = _ava(tmp_path, lines)
+    _jpeg(root / "images" / "953999.jpg")
+    for path in (root / "aesthetics_image_lists").iterdir():
+        path.unlink()
+    with pytest.warns(UserWarning, match="1 images in AVA.txt have no vote"):
+        ava = load_ava(root)
+    assert ava.frame["image_id"].tolist() == [953619, 953958, 954184]
+    assert "split" not in ava.frame
+
+
+@pytest.mark.parametrize(
+    ("break_layout", "error", "match"),
+    [
+        (lambda r: (r / "AVA.txt").unlink(), FileNotFoundError, "AVA.txt"),
+        (lambda r: (r / "images").rename(r / "photos"), FileNotFoundError, "images"),
+        (
+            lambda r: (r / "AVA.txt").write_text("1 953619 0 1 5 17 38 36 15 6 5 1 1 22\n"),
+            ValueError,
+            "AVA.txt has 14 columns, expected 15",
+        ),
+        (
+            lambda r: (r / "AVA.txt").write_text("1 953619.jpg 0 1 5 17 38 36 15 6 5 1 1 22 9\n"),
+            ValueError,
+            "cannot parse AVA.txt",
+        ),
+    ],
+)
+def test_ava_wrong_layout_names_the_problem(tmp_path, break_layout, error, match):
+    root = _ava(tmp_path)
+    break_layout(root)
+    with pytest.raises(error, match=match) as info:
+        load_ava(root)
+    assert "Expected AVA layout" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Adience
+# ---------------------------------------------------------------------------------------
+
+ADIENCE_HEADER = (
+    "user_id\toriginal_image\tface_id\tage\tgender\tx\ty\tdx\tdy\t"
+    "tilt_ang\tfiducial_yaw_angle\tfiducial_score"
+)
+# (fold, user_id, original_image, face_id, age, gender), with the odd age labels of the
+# real fold files: the typo "(25, 23)", single ages, off-group ranges and "None".
+ADIENCE_ROWS = [
+    (0, "30601258@N03", "10399646885_67c7d20df9_o.jpg", 1, "(25, 23)", "f"),
+    (0, "30601258@N03", "10424815813_e94629b1ec_o.jpg", 2, "(25, 32)", "m"),
+    (0, "30601258@N03", "10424595844_1009c687e4_o.jpg", 4, "(38, 43)", "f"),
+    (1, "7153718@N04", "11598838386_349a0d4849_o.jpg", 1201, "None", "u"),
+    (1, "7153718@N04", "11598166203_c70bb34c80_o.jpg", 1202, "35", "m"),
+    (1, "7153718@N04", "11597832536_a5a1d8b1ab_o.jpg", 1203, "(38, 42)", "f"),
+    (2, "64504106@N06", "10943664445_6bb7a1a47d_o.jpg", 1300, "13", "f"),
+    (2, "64504106@N06", "10943710264_87e5431ac8_o.jpg", 1301, "(8, 23)", "m"),
+    (3, "10044155@N06", "8669349586_9c58f3e81a_o.jpg", 1400, "2", ""),
+    (3, "10044155@N06", "8670452353_a1c06e4f0c_o.jpg", 1401, "(0, 2)", "u"),
+    (4, "113445054@N07", "11763777465_11d01c34ce_o.jpg", 1500, "(60, 100)", "f"),
+    (4, "113445054@N07", "11764005785_fe6ab6ab94_o.jpg", 1501, "(8, 12)", "m"),
+]
+# Listed in fold 4 but absent from the image folder.
+ADIENCE_MISSING = (4, "113445054@N07", "11764005786_0000000000_o.jpg", 1502, "(4, 6)", "f")
+
+
+def _adience(root: Path, folder="aligned", prefix="landmark_aligned_face") -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for k in range(5):
+        lines = [ADIENCE_HEADER]
+        for fold, user, image, face, age, gender in ADIENCE_ROWS + [ADIENCE_MISSING]:
+            if fold == k:
+                lines.append(f"{user}\t{image}\t{face}\t{age}\t{gender}\t0\t4\t86\t87\t-5\t0\t94")
+        (root / f"fold_{k}_data.txt").write_text("\n".join(lines) + "\n")
+    for _, user, image, face, *_ in ADIENCE_ROWS:
+        _jpeg(root / folder / user / f"{prefix}.{face}.{image}")
+    return root
+
+
+def test_adience_groups_folds_and_paths(tmp_path):
+    root = _adience(tmp_path / "adience")
+    with pytest.warns(UserWarning) as record:
+        adience = load_adience(root)
+    messages = [str(w.message) for w in record]
+    assert any(
+        "4 rows have an age label outside the 8 groups" in m
+        and "3 rows with an age that fits no single group were dropped" in m
+        and "'None': 1" in m
+        and "'(8, 23)': 1" in m
+        for m in messages
+    )
+    assert any("1 of 10 images listed in fold_*_data.txt are missing" in m for m in messages)
+
+    frame = adience.frame
+    kept = [r for r in ADIENCE_ROWS if r[4] not in ("None", "35", "(8, 23)")]
+    assert frame["image"].tolist() == [
+        str(root / "aligned" / user / f"landmark_aligned_face.{face}.{image}")
+        for _, user, image, face, *_ in kept
+    ]
+    assert frame["target"].tolist() == [4, 4, 5, 5, 2, 0, 0, 7, 2]
+    assert adience.target.dtype.kind == "i"
+    assert frame["fold"].tolist() == [0, 0, 0, 1, 2, 3, 3, 4, 4]
+    assert frame["age"].tolist() == [r[4] for r in kept]
+    assert frame["age_group"].tolist()[:3] == ["(25, 32)", "(25, 32)", "(38, 43)"]
+    assert frame["gender"].tolist() == [r[5] for r in kept]
+    assert frame["face_id"].tolist() == [r[3] for r in kept]
+    assert adience.instruction == "Sort the faces by age."
+    assert "5-fold" in adience.DESCR and "Eidinger" in adience.DESCR
+
+
+def test_adience_coarse_faces(tmp_path):
+    root = _adience(tmp_path, folder="faces", prefix="coarse_tilt_aligned_face")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        adience = load_adience(root, alignment="coarse")
+    first = adience.frame["image"].iloc[0]
+    expected = "coarse_tilt_aligned_face.1.10399646885_67c7d20df9_o.jpg"
+    assert first == str(root / "faces" / "30601258@N03" / expected)
+    assert len(adience.frame) == 9
+
+
+@pytest.mark.parametrize(
+    ("label", "group"),
+    [
+        ("(0, 2)", 0),
+        ("(60, 100)", 7),
+        ("(25, 23)", 4),
+        ("(27, 32)", 4),
+        ("(38, 42)", 5),
+        ("2", 0),
+        ("13", 2),
+        ("29", 4),
+        ("32", 4),
+        ("42", 5),
+        ("3", None),
+        ("22", None),
+        ("34", None),
+        ("57", None),
+        ("(8, 23)", None),
+        ("(38, 48)", None),
+        ("(43, 38)", None),
+        ("None", None),
+        ("", None),
+    ],
+)
+def test_adience_age_label_table(label, group):
+    assert _adience_group(label) == group
+
+
+def _drop_age_column(root: Path) -> None:
+    path = root / "fold_2_data.txt"
+    lines = [line.split("\t") for line in path.read_text().splitlines()]
+    path.write_text("\n".join("\t".join(cells[:3] + cells[4:]) for cells in lines) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("break_layout", "kwargs", "error", "match"),
+    [
+        (lambda r: (r / "fold_3_data.txt").unlink(), {}, FileNotFoundError, "fold_3_data.txt"),
+        (_drop_age_column, {}, ValueError, r"fold_2_data.txt has no column\(s\) \['age'\]"),
+        (lambda r: None, {"alignment": "coarse"}, FileNotFoundError, "faces"),
+        (lambda r: None, {"frontal": True}, FileNotFoundError, "fold_frontal_0_data.txt"),
+        (lambda r: None, {"alignment": "tilted"}, ValueError, "alignment must be"),
+    ],
+)
+def test_adience_wrong_layout_names_the_problem(tmp_path, break_layout, kwargs, error, match):
+    root = _adience(tmp_path)
+    break_layout(root)
+    with pytest.raises(error, match=match) as info:
+        load_adience(root, **kwargs)
+    if "alignment must be" not in match:
+        assert "Expected Adience layout" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Historical Color Images
+# ---------------------------------------------------------------------------------------
+
+HCI_DECADES = ("1930s", "1940s", "1950s", "1960s", "1970s")
+
+
+def _hci(root: Path) -> Path:
+    database = root / "HistoricalColor-ECCV2012" / "data" / "imgs" / "decade_database"
+    for decade in HCI_DECADES:
+        for i in (2, 1):
+            _jpeg(database / decade / f"{decade[:4]}_{i}.jpg")
+    (database / "1950s" / ".DS_Store").write_bytes(b"\0")
+    (database / "1950s" / "Thumbs.db").write_bytes(b"\0")
+    return database
+
+
+def test_hci_decades_from_any_level_of_the_archive(tmp_path):
+    database = _hci(tmp_path)
+    hci = load_hci(tmp_path)
+    frame = hci.frame
+    assert frame["image"].tolist() == [
+        str(database / d / f"{d[:4]}_{i}.jpg") for d in HCI_DECADES for i in (1, 2)
+    ]
+    assert hci.target.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert frame["decade"].tolist() == [1930, 1930, 1940, 1940, 1950, 1950, 1960, 1960, 1970, 1970]
+    assert hci.instruction == "Sort the photos by the decade they were taken in."
+    assert "Palermo" in hci.DESCR
+    for level in (tmp_path / "HistoricalColor-ECCV2012", database):
+        assert load_hci(level).frame.equals(frame)
+
+
+def _empty_decade(database: Path) -> None:
+    for path in (database / "1960s").iterdir():
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("break_layout", "match"),
+    [
+        (lambda d: os.rename(d / "1950s", d / "fifties"), r"decade folder\(s\) \['1950s'\]"),
+        (lambda d: os.rename(d, d.with_name("other")), "no decade folder"),
+        (_empty_decade, "no image found in .*1960s"),
+    ],
+)
+def test_hci_wrong_layout_names_the_problem(tmp_path, break_layout, match):
+    break_layout(_hci(tmp_path))
+    with pytest.raises(FileNotFoundError, match=match) as info:
+        load_hci(tmp_path)
+    assert "Expected HCI layout" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# UTKFace
+# ---------------------------------------------------------------------------------------
+
+UTK_GOOD = [
+    "116_1_0_20170120134921760.jpg.chip.jpg",
+    "1_0_0_20161219140623097.jpg.chip.jpg",
+    "26_1_2_20170116174525125.jpg.chip.jpg",
+]
+# Real malformed names: three lack the race field, one lacks the dot before "jpg".
+UTK_BAD = [
+    "39_1_20170116174525125.jpg.chip.jpg",
+    "55_0_0_20170116232725357jpg",
+    "61_1_20170109142408075.jpg.chip.jpg",
+    "61_1_20170109150557335.jpg.chip.jpg",
+]
+
+
+def test_utkface_ages_from_file_names(tmp_path):
+    folder = tmp_path / "UTKFace"
+    for name in UTK_GOOD + UTK_BAD:
+        _jpeg(folder / name)
+    (folder / "landmark_list.txt").write_text("not an image\n")
+    with pytest.warns(UserWarning, match="skipped 4 of 7 files") as record:
+        utk = load_utkface(tmp_path)
+    assert "39_1_20170116174525125.jpg.chip.jpg" in str(record[0].message)
+    frame = utk.frame
+    assert frame["image"].tolist() == _paths(folder, UTK_GOOD)
+    assert utk.target.tolist() == [116, 1, 26]
+    assert frame["gender"].tolist() == [1, 0, 1]
+    assert frame["race"].tolist() == [0, 0, 2]
+    assert frame["date"].tolist() == ["20170120134921760", "20161219140623097", "20170116174525125"]
+    assert utk.instruction == "Sort the faces by age."
+    assert "Zhang" in utk.DESCR
+
+
+def test_utkface_flat_folder_of_in_the_wild_photos(tmp_path):
+    _jpeg(tmp_path / "23_0_3_20170119171219876.jpg")
+    _jpeg(tmp_path / "9_1_4_20170103200814791.JPG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        utk = load_utkface(tmp_path)
+    assert sorted(utk.target.tolist()) == [9, 23]
+
+
+def test_utkface_wrong_layout_names_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_utkface(tmp_path / "UTKFace")
+    _jpeg(tmp_path / "UTKFace" / "photo.jpg")
+    with pytest.raises(FileNotFoundError, match=r"no image named \[age\]_\[gender\]") as info:
+        load_utkface(tmp_path)
+    assert "Expected UTKFace layout" in str(info.value)
