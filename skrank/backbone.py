@@ -8,8 +8,10 @@ instruction text tokens with a padding mask (§2.2), pooled image embeddings
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import os
 import socket
 import warnings
@@ -27,6 +29,7 @@ __all__ = [
     "WeightsUnavailableError",
     "load_backbone",
     "resolve_device",
+    "weights_on_disk",
 ]
 
 TINY = "skrank-tiny"
@@ -168,24 +171,35 @@ def _resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weight
             f"known tags: {tags or 'none'}; or pass a local checkpoint path, or None for random "
             "weights"
         )
+    found, where = _cached_tag_file(tag_cfg)
     identity = f"tag:{name}:{pretrained}"
-    hub = tag_cfg.get("hf_hub", "")
-    url = tag_cfg.get("url", "")
-    if hub:
-        repo_id, filename = os.path.split(hub)
-        names = [filename] if filename else []
-        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        found = _cached_hub_file(repo_id, names)
-        where = f"not in the Hugging Face cache as {repo_id}"
-    else:
-        candidate = Path("~/.cache/clip").expanduser() / os.path.basename(urlparse(url).path)
-        found = str(candidate) if candidate.is_file() else None
-        where = f"not at {candidate}"
     if found is not None:
         return _Weights("tag", found, identity, tag_cfg)
     if not _hub_reachable():
         raise _unavailable(name, pretrained, where)
     return _Weights("tag", None, identity, tag_cfg)
+
+
+def _cached_tag_file(tag_cfg: dict) -> tuple[str | None, str]:
+    """The local copy of a tag's weights, if any, and where it was looked for."""
+    hub = tag_cfg.get("hf_hub", "")
+    if hub:
+        repo_id, filename = os.path.split(hub)
+        names = [filename] if filename else []
+        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        return _cached_hub_file(repo_id, names), f"not in the Hugging Face cache as {repo_id}"
+    url = tag_cfg.get("url", "")
+    candidate = Path("~/.cache/clip").expanduser() / os.path.basename(urlparse(url).path)
+    return (str(candidate) if candidate.is_file() else None), f"not at {candidate}"
+
+
+def weights_on_disk(name: str, pretrained: str) -> bool:
+    """Whether the open_clip tag ``pretrained`` of ``name`` is already downloaded.
+
+    Looks only at local caches: never touches the network.
+    """
+    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
+    return bool(tag_cfg) and _cached_tag_file(tag_cfg)[0] is not None
 
 
 def _create_model(name: str, pretrained: str | None, weights: _Weights) -> nn.Module:
@@ -201,9 +215,26 @@ def _create_model(name: str, pretrained: str | None, weights: _Weights) -> nn.Mo
         return open_clip.create_model(name, pretrained=pretrained, **kwargs)
     if weights.kind == "file":
         return open_clip.create_model(name, pretrained=weights.path)
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _quiet_random_init_log():
         torch.manual_seed(_SEED)
         return open_clip.create_model(name, pretrained=None, pretrained_text=False)
+
+
+class _DropRandomInitNotice(logging.Filter):
+    def filter(self, record):
+        return "No pretrained weights loaded" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_random_init_log():
+    """open_clip logs a warning for random weights; skrank already warned, once, clearly."""
+    root = logging.getLogger()
+    notice = _DropRandomInitNotice()
+    root.addFilter(notice)
+    try:
+        yield
+    finally:
+        root.removeFilter(notice)
 
 
 def _hub_config_cached(name: str) -> bool:
@@ -252,6 +283,7 @@ class Backbone:
         with torch.no_grad():
             probe = torch.zeros(1, 3, *self.image_size, device=self.device)
             self.n_image_tokens, self.image_dim = self.image_tokens(probe).shape[1:]
+            self.embed_dim = int(self.image_embeddings(probe).shape[1])
 
     @property
     def info(self) -> dict:
@@ -266,6 +298,7 @@ class Backbone:
             "image_dim": int(self.image_dim),
             "n_image_tokens": int(self.n_image_tokens),
             "text_dim": self.text_dim,
+            "embed_dim": self.embed_dim,
             "context_length": self.context_length,
             "family": "timm" if self.is_timm else "vit",
         }

@@ -17,7 +17,7 @@ import torch
 from skrank.backbone import Backbone
 from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
 
-__all__ = ["LiveEncoder", "MemoryCache", "encode_images"]
+__all__ = ["LiveEncoder", "MemoryCache", "embed_images", "encode_images"]
 
 
 def encode_images(
@@ -46,6 +46,19 @@ def encode_images(
         if progress is not None:
             progress.update(len(ok) + len(failures))
         yield ok, tokens, flipped, failures
+
+
+def embed_images(backbone: Backbone, items: Sequence, batch_size: int = 64) -> np.ndarray:
+    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines."""
+    preprocess = Preprocessor.from_info(backbone.info)
+    parts, failures = [], []
+    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size):
+        failures += bad
+        if len(pixels):
+            parts.append(backbone.image_embeddings(pixels).cpu().numpy())
+    if failures:
+        raise ImageLoadError(failures)
+    return np.concatenate(parts)
 
 
 class MemoryCache:

@@ -62,7 +62,8 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         An open_clip tag, a local checkpoint file, or None (seeded random
         weights, with a warning). Ignored by ``"skrank-tiny"`` unless a file.
     d_model : int, default=None
-        Adapter width; None uses the backbone's token width.
+        Adapter width; None uses the backbone's CLIP embedding width (512 for
+        ViT-B, 768 for ConvNeXt-L).
     n_fusion_layers, n_post_layers : int, default=2
         Cross-modal fusion blocks and post-fusion encoder layers.
     n_heads : int, default=8
@@ -497,7 +498,7 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         cfg = AdapterConfig(
             image_dim=backbone.image_dim,
             text_dim=backbone.text_dim,
-            d_model=self.d_model or backbone.image_dim,
+            d_model=self.d_model or backbone.embed_dim,
             n_fusion_layers=self.n_fusion_layers,
             n_post_layers=self.n_post_layers,
             n_heads=self.n_heads,

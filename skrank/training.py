@@ -297,7 +297,10 @@ def train(
         history.append(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}", val=record["val_score"])
+            shown = {"loss": f"{record['loss']:.4f}"}
+            if record["val_score"] is not None:
+                shown["val"] = f"{record['val_score']:.4f}"
+            bar.set_postfix(shown)
         if stop:
             break
     if bar is not None:
