@@ -4,9 +4,10 @@ A scikit-learn estimator around the ranking-aware CLIP adapter (Yu et al.,
 ICLR 2025): ``CLIPRanker(instruction=...).fit(images, y).predict(images)``.
 """
 
-from skrank.images import ImageLoadError
-from skrank.ranker import CLIPRanker
-
 __version__ = "0.1.0"
 
-__all__ = ["CLIPRanker", "ImageLoadError", "__version__"]
+from skrank.images import ImageLoadError  # noqa: E402
+from skrank.persistence import load, save  # noqa: E402
+from skrank.ranker import CLIPRanker  # noqa: E402
+
+__all__ = ["CLIPRanker", "ImageLoadError", "load", "save", "__version__"]

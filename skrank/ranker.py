@@ -708,7 +708,25 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         return tags
 
     def __getstate__(self):
+        # The frozen backbone is never pickled (it is rebuilt from its spec), and
+        # tensors are stored on the CPU so a CUDA-fitted ranker loads anywhere.
+        from skrank import __version__
+
         state = super().__getstate__()
         if "adapter_" in state:
             state["adapter_"] = copy.deepcopy(state["adapter_"]).cpu()
+        state["_skrank_version"] = __version__
         return state
+
+    def __setstate__(self, state):
+        from skrank import __version__
+
+        saved = state.pop("_skrank_version", None)
+        if saved is not None and saved != __version__:
+            warnings.warn(
+                f"this CLIPRanker was pickled by skrank {saved} and is loaded by skrank "
+                f"{__version__}: it may not behave identically",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
