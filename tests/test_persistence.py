@@ -83,8 +83,8 @@ def test_load_refuses_a_pickle_without_running_it(tmp_path):
         load(evil)
     assert not marker.exists()
     # The same payload hidden in a real safetensors file's metadata is just a string.
-    from safetensors.torch import save_file
     import torch
+    from safetensors.torch import save_file
 
     hidden = tmp_path / "hidden.skrank"
     save_file(

@@ -74,6 +74,9 @@ def test_grid_search_inside_a_pipeline_with_a_column_selector(small):
     )
     search.fit(frame, y, groups=g)
     assert search.best_estimator_.predict(frame.iloc[:4]).shape == (4,)
+    short = make_pipeline(FunctionTransformer(lambda df: df["image"], validate=False), tiny())
+    short.set_params(clipranker__lr=1e-3)
+    assert short.fit(frame, y).predict(frame.iloc[:2]).shape == (2,)
 
 
 def test_randomized_search_and_cross_validate(small):
