@@ -3,21 +3,41 @@
 Both CLIP towers are frozen, so an image's tokens never change during a fit.
 :class:`MemoryCache` encodes each image once (and its horizontally flipped twin
 when augmenting), keeps the tokens in fp16 and serves training batches from
-them. :class:`LiveEncoder` (``cache=None``) decodes and encodes every batch
-again: the reference code's cost model, kept for comparison.
+them. :class:`DiskCache` (``cache="disk"``) does the same with one fp16 file
+per image and view under ``cache_dir``, keyed by the image's content, the
+backbone's weights and the preprocessing, so clones, folds, fits and processes
+share the work. :class:`LiveEncoder` (``cache=None``) decodes and encodes every
+batch again: the reference code's cost model, kept for comparison.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from skrank.backbone import Backbone
-from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
+from skrank.images import ImageLoadError, Preprocessor, describe, iter_pixel_batches
 
-__all__ = ["LiveEncoder", "MemoryCache", "embed_images", "encode_images"]
+__all__ = [
+    "DiskCache",
+    "DiskStore",
+    "LiveEncoder",
+    "MemoryCache",
+    "cached_encode_images",
+    "content_key",
+    "embed_images",
+    "encode_images",
+]
+
+_CACHE_FORMAT = 1  # bump when the stored tokens' meaning changes
 
 
 def encode_images(
@@ -28,11 +48,13 @@ def encode_images(
     with_flips: bool = False,
     indices: Sequence[int] | None = None,
     progress=None,
+    mirror: bool = False,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None, list]]:
     """Stream frozen tokens batch by batch: ``(ok_indices, tokens, flipped, failures)``.
 
-    ``tokens`` is (n_ok, L, C) float32 on the backbone's device; ``flipped`` the
-    same for the mirrored images (or None). Memory stays flat in ``len(items)``.
+    ``tokens`` is (n_ok, L, C) float32 on the backbone's device (of the mirrored
+    images when ``mirror``); ``flipped`` the same for the mirrored images when
+    ``with_flips`` (else None). Memory stays flat in ``len(items)``.
     """
     preprocess = Preprocessor.from_info(backbone.info)
     for ok, pixels, failures in iter_pixel_batches(
@@ -40,7 +62,7 @@ def encode_images(
     ):
         tokens = flipped = None
         if len(ok):
-            tokens = backbone.image_tokens(pixels)
+            tokens = backbone.image_tokens(pixels.flip(-1) if mirror else pixels)
             if with_flips:
                 flipped = backbone.image_tokens(pixels.flip(-1))
         if progress is not None:
@@ -131,3 +153,214 @@ class LiveEncoder:
         self.info["images_encoded"] += len(idx)
         self.info["misses"] += len(idx)
         return self._backbone.image_tokens(pixels).to(device)
+
+
+# --------------------------------------------------------------------------- on disk
+
+
+def content_key(item) -> str | None:
+    """SHA-256 of an image input's content (file bytes, array or pixels); None if unreadable.
+
+    Two inputs with the same bytes share cache entries wherever they live.
+    """
+    h = hashlib.sha256()
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with open(item, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            return None
+        h.update(b"file")
+    elif isinstance(item, np.ndarray):
+        h.update(f"array{item.dtype.str}{item.shape}".encode())
+        h.update(np.ascontiguousarray(item).tobytes())
+    elif isinstance(item, Image.Image):
+        h.update(f"pil{item.mode}{item.size}".encode())
+        h.update(item.tobytes())
+    else:
+        return None
+    return h.hexdigest()
+
+
+class DiskStore:
+    """Token files under ``cache_dir``: one fp16 ``.npy`` per image and view.
+
+    Writes go to a temporary file in the same folder, then ``os.replace``, so a
+    reader never sees a torn file and concurrent writers of the same entry
+    (GridSearchCV workers) can only replace identical bytes with identical bytes.
+    """
+
+    def __init__(self, backbone: Backbone, cache_dir: str | os.PathLike):
+        info = backbone.info
+        spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
+        spec["format"] = _CACHE_FORMAT
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        self.root = Path(cache_dir).expanduser() / "tokens" / f"{info['name']}-{digest}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        spec_file = self.root / "spec.json"
+        if not spec_file.exists():
+            self._atomic_write(spec_file, json.dumps(spec, indent=1).encode())
+
+    def path(self, key: str, flip: bool) -> Path:
+        return self.root / key[:2] / f"{key}{'.flip' if flip else ''}.npy"
+
+    def has(self, key: str, flip: bool) -> bool:
+        return self.path(key, flip).is_file()
+
+    def read(self, key: str, flip: bool) -> np.ndarray:
+        return np.load(self.path(key, flip), mmap_mode="r")  # (L, C) float16
+
+    def write(self, key: str, flip: bool, tokens: np.ndarray) -> None:
+        path = self.path(key, flip)
+        path.parent.mkdir(exist_ok=True)
+        buf = _npy_bytes(tokens.astype(np.float16))
+        self._atomic_write(path, buf)
+
+    @staticmethod
+    def _atomic_write(path: Path, data: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+
+def _npy_bytes(arr: np.ndarray) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def _new_stats() -> dict:
+    return {"kind": "disk", "hits": 0, "misses": 0, "images_encoded": 0, "bytes": 0}
+
+
+def _ensure(store, backbone, items, rows, views, batch_size, num_workers, stats, progress):
+    """Encode the views of ``rows`` that the store lacks. Returns (keys, failures).
+
+    Rows are grouped by what they lack (both views, only the plain one, only
+    the mirrored one), so no view is ever encoded twice.
+    """
+    keys: dict[int, str] = {}
+    hashes: dict[int, str | None] = {}
+    failures: list = []
+    lacking: dict[tuple[bool, ...], list[int]] = {}
+    for i in map(int, rows):
+        item = items[i]
+        key = hashes[i] = content_key(item)
+        if key is None and not isinstance(item, (str, os.PathLike)):
+            failures.append(
+                (
+                    i,
+                    describe(item),
+                    "unsupported input type "
+                    f"{type(item).__name__}; use a path, a PIL image or an array",
+                )
+            )
+            continue
+        # Unreadable paths (key None) go to the decoder, which reports why.
+        need = tuple(v for v in views if key is None or not store.has(key, v))
+        if need:
+            lacking.setdefault(need, []).append(i)
+            continue
+        keys[i] = key
+        stats["hits"] += 1
+        if progress is not None:
+            progress.update(1)
+    for need, missing in lacking.items():
+        mirror_only = need == (True,)
+        for ok, tokens, flipped, bad in encode_images(
+            backbone,
+            items,
+            batch_size,
+            num_workers,
+            with_flips=len(need) == 2,
+            indices=missing,
+            progress=progress,
+            mirror=mirror_only,
+        ):
+            failures += bad
+            for n, i in enumerate(ok.tolist()):
+                store.write(hashes[i], mirror_only, tokens[n].cpu().numpy())
+                if flipped is not None:
+                    store.write(hashes[i], True, flipped[n].cpu().numpy())
+                keys[i] = hashes[i]
+            stats["misses"] += len(ok)
+            stats["images_encoded"] += len(ok) * len(need)
+    return keys, failures
+
+
+def cached_encode_images(
+    store: DiskStore,
+    backbone: Backbone,
+    items: Sequence,
+    batch_size: int,
+    num_workers: int = 0,
+    indices: Sequence[int] | None = None,
+    stats: dict | None = None,
+) -> Iterator[tuple[np.ndarray, torch.Tensor | None, None, list]]:
+    """Like :func:`encode_images` (unflipped only), through the disk cache."""
+    stats = _new_stats() if stats is None else stats
+    order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        keys, failures = _ensure(
+            store, backbone, items, rows, (False,), batch_size, num_workers, stats, None
+        )
+        ok = np.array([i for i in rows if int(i) in keys], dtype=np.int64)
+        tokens = None
+        if len(ok):
+            arr = np.stack([store.read(keys[int(i)], False) for i in ok])
+            tokens = torch.from_numpy(arr).to(backbone.device).float()
+        yield ok, tokens, None, failures
+
+
+class DiskCache:
+    """Training token source backed by a :class:`DiskStore` (``cache="disk"``).
+
+    Only one batch of tokens is in memory at a time, so resident memory does
+    not grow with the number of images.
+    """
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        items: Sequence,
+        *,
+        augment: bool,
+        batch_size: int,
+        cache_dir: str | os.PathLike,
+        num_workers: int = 0,
+        progress=None,
+    ):
+        self.store = DiskStore(backbone, cache_dir)
+        views = (False, True) if augment else (False,)
+        self.info = _new_stats()
+        keys, failures = _ensure(
+            self.store,
+            backbone,
+            items,
+            range(len(items)),
+            views,
+            batch_size,
+            num_workers,
+            self.info,
+            progress,
+        )
+        if failures:
+            raise ImageLoadError(failures)
+        self._keys = [keys[i] for i in range(len(items))]
+        self.info["bytes"] = sum(
+            self.store.path(k, f).stat().st_size for k in set(self._keys) for f in views
+        )
+
+    def tokens(self, idx: np.ndarray, flip: np.ndarray, device) -> torch.Tensor:
+        arr = np.stack([self.store.read(self._keys[i], bool(f)) for i, f in zip(idx, flip)])
+        return torch.from_numpy(arr).to(device).float()

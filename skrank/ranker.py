@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
 import time
 import warnings
 
@@ -17,13 +18,21 @@ from sklearn.utils.validation import check_is_fitted
 
 from skrank.adapter import AdapterConfig, RankingAdapter
 from skrank.backbone import load_backbone, resolve_device
-from skrank.cache import LiveEncoder, MemoryCache, encode_images
+from skrank.cache import (
+    DiskCache,
+    DiskStore,
+    LiveEncoder,
+    MemoryCache,
+    cached_encode_images,
+    encode_images,
+)
 from skrank.images import ImageLoadError, as_image_list
 from skrank.metrics import spearman_score
 from skrank.training import TextBank, TrainConfig, epoch_batches, train
 
 __all__ = ["CLIPRanker"]
 
+DEFAULT_CACHE_DIR = os.environ.get("SKRANK_CACHE_DIR", os.path.join("~", ".cache", "skrank"))
 _PAPER_EPOCHS = 30  # epochs at the paper's scale of data
 _MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
 
@@ -95,11 +104,14 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         "balanced" sees every distinct target value equally often.
     augment : bool, default=True
         Random horizontal flips during training.
-    cache : {"memory", None}, default="memory"
-        Encode each image once and train from its cached tokens, or (None)
+    cache : {"memory", "disk", None}, default="memory"
+        Encode each image once and train from its cached fp16 tokens, held in
+        memory or (``"disk"``) memory-mapped from files under ``cache_dir``
+        and shared by clones, folds, later fits and predictions; or (None)
         re-encode every step as the reference code does.
-    cache_dir : str, default=None
-        Reserved for the on-disk cache.
+    cache_dir : str or path, default=None
+        Folder of the disk cache; None uses ``$SKRANK_CACHE_DIR`` or
+        ``~/.cache/skrank``. Safe to share between processes.
     device : str, default="auto"
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
     precision : {"auto", "fp32", "bf16"}, default="auto"
@@ -275,7 +287,14 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         ):
             v = getattr(self, name)
             _check(name, v, isinstance(v, str) and v in options, f"expected one of {options}")
-        _check("cache", self.cache, self.cache in ("memory", None), "expected 'memory' or None")
+        _check(
+            "cache",
+            self.cache,
+            self.cache in ("memory", "disk", None),
+            "expected 'memory', 'disk' or None",
+        )
+        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
+            raise TypeError(f"cache_dir must be a path or None; got {self.cache_dir!r}")
         _check(
             "verbose",
             self.verbose,
@@ -418,7 +437,17 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         text_bank = self._text_bank(backbone, instructions)
         progress = self._progress(len(items), "encoding")
         try:
-            if self.cache == "memory":
+            if self.cache == "disk":
+                source = DiskCache(
+                    backbone,
+                    items,
+                    augment=self.augment,
+                    batch_size=self.batch_size,
+                    cache_dir=self._cache_dir(),
+                    num_workers=self.num_workers,
+                    progress=progress,
+                )
+            elif self.cache == "memory":
                 source = MemoryCache(
                     backbone,
                     items,
@@ -580,12 +609,20 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
             )
         return np.array([lookup[t] for t in instr_text], dtype=np.int64)
 
+    def _cache_dir(self):
+        return self.cache_dir if self.cache_dir is not None else DEFAULT_CACHE_DIR
+
     def _fused(self, items, rows, ctx, failures):
         """Stream (ok rows, fused tokens, scores) for ``rows`` of one instruction."""
         device, backbone, text, valid, bf16 = ctx
-        for ok, tokens, _, bad in encode_images(
-            backbone, items, self.batch_size, self.num_workers, indices=rows
-        ):
+        if self.cache == "disk":
+            store = DiskStore(backbone, self._cache_dir())
+            stream = cached_encode_images(
+                store, backbone, items, self.batch_size, self.num_workers, indices=rows
+            )
+        else:
+            stream = encode_images(backbone, items, self.batch_size, self.num_workers, indices=rows)
+        for ok, tokens, _, bad in stream:
             failures += bad
             if len(ok):
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):

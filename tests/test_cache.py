@@ -1,0 +1,119 @@
+"""The frozen-feature cache: in memory, on disk, shared between fits and processes."""
+
+import numpy as np
+import pytest
+from joblib import Parallel, delayed
+from sklearn.model_selection import GridSearchCV, GroupKFold
+
+from skrank import CLIPRanker
+from skrank.backbone import Backbone, load_backbone
+from skrank.cache import DiskStore, cached_encode_images, content_key, encode_images
+from skrank.metrics import spearman_scorer
+
+INSTR = "Sort the images by brightness."
+
+
+def tiny(**kw):
+    params = dict(
+        backbone="skrank-tiny", lr=1e-3, max_epochs=2, batch_size=16, device="cpu", random_state=0
+    )
+    params.update(kw)
+    return CLIPRanker(INSTR, **params)
+
+
+@pytest.fixture
+def data(brightness_task):
+    d = brightness_task
+    keep = np.isin(d["g_train"], np.unique(d["g_train"])[:6])
+    return [x for x, k in zip(d["X_train"], keep) if k], d["y_train"][keep], d["g_train"][keep]
+
+
+@pytest.fixture
+def count_encodes(monkeypatch):
+    """Count the images the frozen image tower encodes, per call."""
+    counts = []
+    original = Backbone.image_tokens
+
+    def counting(self, pixels):
+        counts.append(len(pixels))
+        return original(self, pixels)
+
+    monkeypatch.setattr(Backbone, "image_tokens", counting)
+    return counts
+
+
+def test_disk_cache_trains_the_same_model_as_memory(data, tmp_path):
+    X, y, _ = data
+    mem = tiny().fit(X, y)
+    disk = tiny(cache="disk", cache_dir=tmp_path).fit(X, y)
+    # Same training tokens (fp16 in both); predict reads fp16 from disk, fp32 fresh in memory.
+    np.testing.assert_allclose(disk.predict(X[:8]), mem.predict(X[:8]), rtol=1e-4, atol=1e-4)
+    assert disk.cache_info_["misses"] == len(X) and disk.cache_info_["hits"] == 0
+    assert disk.cache_info_["images_encoded"] == 2 * len(X)  # image and flipped twin
+    assert disk.cache_info_["bytes"] > 0
+
+
+def test_second_fit_encodes_nothing(data, tmp_path, count_encodes):
+    X, y, _ = data
+    tiny(cache="disk", cache_dir=tmp_path).fit(X, y)
+    first = sum(count_encodes)
+    again = tiny(cache="disk", cache_dir=tmp_path, lr=2e-3).fit(X, y)
+    assert again.cache_info_["hits"] == len(X) and again.cache_info_["images_encoded"] == 0
+    again.predict(X)  # predictions read the cache too
+    assert sum(count_encodes) == first == 2 * len(X)
+
+
+def test_grid_search_encodes_each_image_once(data, tmp_path, count_encodes):
+    X, y, g = data
+    search = GridSearchCV(
+        tiny(cache="disk", cache_dir=tmp_path, max_epochs=1),
+        {"lr": [1e-3, 2e-3], "n_prompt_tokens": [0, 4]},
+        cv=GroupKFold(2),
+        scoring=spearman_scorer,
+    )
+    search.fit(X, y, groups=g)
+    # 4 candidates x 2 folds + refit, yet every image is encoded once, and its flip once.
+    assert sum(count_encodes) == 2 * len(X)
+
+
+def test_same_content_shares_an_entry(tmp_path):
+    from PIL import Image
+
+    img = (np.arange(32 * 32 * 3) % 251).astype(np.uint8).reshape(32, 32, 3)
+    a, b = tmp_path / "a.png", tmp_path / "copy.png"
+    Image.fromarray(img).save(a)
+    b.write_bytes(a.read_bytes())
+    assert content_key(a) == content_key(str(b)) != content_key(img)
+    assert content_key(tmp_path / "missing.png") is None
+
+
+def _encode_into(cache_dir, images):
+    bb = load_backbone("skrank-tiny", None)
+    store = DiskStore(bb, cache_dir)
+    return [t.numpy() for _, t, _, _ in cached_encode_images(store, bb, images, 8)]
+
+
+def test_concurrent_writers_leave_valid_entries(tmp_path, brightness_task):
+    images = brightness_task["X_test"][:24]
+    outs = Parallel(n_jobs=2, backend="loky")(
+        delayed(_encode_into)(tmp_path, images) for _ in range(2)
+    )
+    bb = load_backbone("skrank-tiny", None)
+    expected = np.concatenate([t.numpy() for _, t, _, _ in encode_images(bb, images, 8)])
+    for out in outs:
+        np.testing.assert_allclose(np.concatenate(out), expected, atol=2e-3, rtol=2e-3)
+    files = list(tmp_path.rglob("*.npy"))
+    assert len(files) == 24 and not list(tmp_path.rglob(".tmp-*"))
+    store = DiskStore(bb, tmp_path)
+    for i, img in enumerate(images):
+        np.testing.assert_allclose(
+            store.read(content_key(img), False), expected[i], atol=2e-3, rtol=2e-3
+        )
+
+
+def test_cache_key_depends_on_backbone_weights(tmp_path):
+    from skrank.backbone import _Weights
+
+    bb = load_backbone("skrank-tiny", None)
+    other = Backbone(bb.model, "skrank-tiny", None, _Weights("file", None, "other"), "cpu")
+    assert DiskStore(bb, tmp_path).root != DiskStore(other, tmp_path).root
