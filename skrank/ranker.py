@@ -417,6 +417,9 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
                 "pair_scope='group' needs groups: pass groups= to fit or set "
                 "group_column to a DataFrame column"
             )
+        if groups is not None:
+            # Any hashable labels (strings, ids) become integer codes for the tensors.
+            groups = np.unique(groups.astype(str), return_inverse=True)[1]
         instructions, instr = np.unique(instr_text.astype(str), return_inverse=True)
         instructions = instructions.tolist()
         means, scales = np.zeros(len(instructions)), np.ones(len(instructions))

@@ -212,6 +212,13 @@ def test_pair_scope_group_never_pairs_across_groups(brightness_task, monkeypatch
     assert n_pairs > 0
 
 
+def test_string_group_labels(small):
+    X, y, g = small
+    labels = np.array([f"photo-{v}" for v in g], dtype=object)
+    r = tiny(pair_scope="group", max_epochs=1).fit(X, y, groups=labels)
+    assert r.score(X, y, groups=labels) == pytest.approx(spearman_score(y, r.predict(X), groups=g))
+
+
 def test_groups_through_metadata_routing(small):
     X, y, g = small
     with sklearn.config_context(enable_metadata_routing=True):
