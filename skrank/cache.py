@@ -24,7 +24,13 @@ import torch
 from PIL import Image
 
 from skrank.backbone import Backbone
-from skrank.images import ImageLoadError, Preprocessor, describe, iter_pixel_batches
+from skrank.images import (
+    ImageLoadError,
+    Preprocessor,
+    describe,
+    iter_pixel_batches,
+    load_image,
+)
 
 __all__ = [
     "DiskCache",
@@ -159,12 +165,17 @@ class LiveEncoder:
 
 
 def content_key(item) -> str | None:
-    """SHA-256 of an image input's content (file bytes, array or pixels); None if unreadable.
+    """SHA-256 of an image input's content: file bytes, array bytes, or decoded RGB pixels.
 
-    Two inputs with the same bytes share cache entries wherever they live.
+    Two inputs with the same content share cache entries wherever they live.
+    Returns None for a path that is not a readable regular file (the decoder
+    then reports why); raises ``ImageLoadError`` for a PIL image that fails to
+    decode.
     """
     h = hashlib.sha256()
     if isinstance(item, (str, os.PathLike)):
+        if not os.path.isfile(item):  # never read a FIFO or device: the decoder says why
+            return None
         try:
             with open(item, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -176,8 +187,10 @@ def content_key(item) -> str | None:
         h.update(f"array{item.dtype.str}{item.shape}".encode())
         h.update(np.ascontiguousarray(item).tobytes())
     elif isinstance(item, Image.Image):
-        h.update(f"pil{item.mode}{item.size}".encode())
-        h.update(item.tobytes())
+        # Hash what the model sees: palette, EXIF orientation and mode all applied.
+        rgb = load_image(item)
+        h.update(f"pil{rgb.size}".encode())
+        h.update(rgb.tobytes())
     else:
         return None
     return h.hexdigest()
@@ -254,7 +267,11 @@ def _ensure(store, backbone, items, rows, views, batch_size, num_workers, stats,
     lacking: dict[tuple[bool, ...], list[int]] = {}
     for i in map(int, rows):
         item = items[i]
-        key = hashes[i] = content_key(item)
+        try:
+            key = hashes[i] = content_key(item)
+        except ImageLoadError as exc:  # a PIL image that fails to decode; PIL won't fail twice
+            failures += [(i, describe(item), reason) for _, _, reason in exc.failures]
+            continue
         if key is None and not isinstance(item, (str, os.PathLike)):
             failures.append(
                 (

@@ -2,12 +2,40 @@
 
 Accepted images (DESIGN §1): file paths (``str`` / ``os.PathLike``), PIL images,
 or numpy arrays (H×W, H×W×1, H×W×3, H×W×4; uint8, bool, or float in [0, 1]).
-Every unreadable input of a call is gathered into one :class:`ImageLoadError`.
+Every unreadable input of a call is gathered into one :class:`ImageLoadError`;
+nothing else is raised for a bad image.
+
+What "the RGB image" is, per input:
+
+- Files are opened with Pillow; the EXIF orientation is applied (the image is
+  used as a viewer shows it), and a multi-frame file (animated GIF, multi-page
+  TIFF) gives its first frame. A file over ``PIL.Image.MAX_IMAGE_PIXELS`` is
+  refused (Pillow itself only warns between 1× and 2× that limit), as are
+  truncated or corrupt files, directories, empty files and URLs.
+- PIL images are used at their current frame, EXIF orientation applied; a
+  lazily opened image that fails to decode is reported like a bad file (only
+  the first time: Pillow then marks it loaded, so pass untrusted files as paths).
+- Modes ``1``, ``L``, ``LA``, ``La``, ``P`` (with or without transparency),
+  ``PA``, ``RGBA``, ``RGBa``, ``RGBX``, ``CMYK``, ``YCbCr``, ``HSV`` and ``LAB``
+  become Pillow's ``convert("RGB")``: palettes are expanded and alpha is
+  dropped, not composited.
+- ``I;16`` (and ``I;16L``/``B``/``N``) and ``I`` hold 16-bit intensities (what
+  Pillow decodes 16-bit PNG, TIFF and PGM files to): they are scaled by
+  255/65535, rounded, clipped to [0, 255] and repeated over R, G and B.
+  Pillow's own ``convert("RGB")`` would clip every value above 255 to white.
+- ``F`` (32-bit float) follows Pillow's convention, values on the 0–255 scale,
+  clipped by Pillow's ``convert("RGB")``; NaN or infinite values are an error.
+- Arrays: float arrays must be finite and in [0, 1] (scaled by 255 and
+  rounded); bool is 0 or 255; any other dtype (int64, uint16, complex,
+  object, ...), an empty array or another shape is an error naming the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +122,7 @@ def as_image_list(images) -> list:
 def describe(item) -> str | None:
     """The path of an input, when it has one (for error messages)."""
     if isinstance(item, (str, os.PathLike)):
-        return os.fspath(item)
+        return os.fsdecode(item)
     return getattr(item, "filename", None) or None
 
 
@@ -116,7 +144,8 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
                 f"float array has values in [{lo:.4g}, {hi:.4g}]; floats must lie in [0, 1] "
                 "(divide uint8-range data by 255)"
             )
-        arr = np.round(arr * 255.0).astype(np.uint8)
+        # float64 so that float16 input rounds to the nearest level, not float16's.
+        arr = np.round(arr.astype(np.float64) * 255.0).astype(np.uint8)
     elif arr.dtype != np.uint8:
         raise _BadImage(
             f"array dtype {arr.dtype} is not supported; use uint8, bool or float in [0, 1]"
@@ -124,28 +153,65 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+@contextlib.contextmanager
+def _quiet_bomb_warning():
+    """Silence PIL's decompression-bomb warning: skrank refuses such files itself.
+
+    ``catch_warnings`` swaps process-wide state, which is only safe from the main
+    thread; decoding threads (``num_workers``) leave the warning visible.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def _decode_or_fail(img: Image.Image) -> None:
+    """Decode the pixels of an opened image, turning any decoder failure into _BadImage."""
+    try:
+        img.load()
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, zlib.error, ...
+        raise _BadImage(f"cannot decode ({type(exc).__name__}: {exc})") from None
+
+
 def _open_path(path: str) -> Image.Image:
-    if "://" in path:
+    """Decode the file at ``path`` to an RGB image that no longer depends on the file."""
+    if _URL.match(path):
         raise _BadImage("URLs are not supported: download the file and pass its local path")
     if not os.path.exists(path):
         raise _BadImage("file not found")
     if os.path.isdir(path):
         raise _BadImage("is a directory, not an image file")
+    if not os.path.isfile(path):  # a FIFO or device could block or never end
+        raise _BadImage("not a regular file")
     if os.path.getsize(path) == 0:
         raise _BadImage("file is empty (0 bytes)")
-    with warnings.catch_warnings():
-        # PIL only warns between 1× and 2× its pixel limit: treat it as the error it is.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+    with _quiet_bomb_warning():
         try:
             img = Image.open(path)
-            img.load()
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        except Image.DecompressionBombError as exc:
             raise _BadImage(f"image too large (decompression-bomb limit): {exc}") from None
         except Image.UnidentifiedImageError:
             raise _BadImage("not an image file PIL can read") from None
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise _BadImage(f"cannot decode ({exc})") from None
-    return img
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise _BadImage(f"cannot open ({type(exc).__name__}: {exc})") from None
+    with img:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit and img.width * img.height > limit:
+            raise _BadImage(
+                f"image too large (decompression-bomb limit): {img.width}×{img.height} = "
+                f"{img.width * img.height} pixels exceeds PIL.Image.MAX_IMAGE_PIXELS={limit}"
+            )
+        return _to_rgb(img)
 
 
 def load_image(item) -> Image.Image:
@@ -161,24 +227,39 @@ def load_image(item) -> Image.Image:
 
 def _load_rgb(item) -> Image.Image:
     if isinstance(item, (str, os.PathLike)):
-        img = _open_path(os.fspath(item))
-    elif isinstance(item, Image.Image):
-        img = item
-    elif isinstance(item, np.ndarray):
-        img = _array_to_pil(item)
-    else:
-        raise _BadImage(
-            f"unsupported input type {type(item).__name__}; use a path, a PIL image or an array"
-        )
+        return _open_path(os.fsdecode(item))
+    if isinstance(item, Image.Image):
+        return _to_rgb(item)
+    if isinstance(item, np.ndarray):
+        return _to_rgb(_array_to_pil(item))
+    raise _BadImage(
+        f"unsupported input type {type(item).__name__}; use a path, a PIL image or an array"
+    )
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """A new RGB image from ``img`` (decoded, EXIF-oriented), as the module docstring says."""
+    _decode_or_fail(img)
     if img.width < 1 or img.height < 1:
         raise _BadImage(f"image has size {img.width}×{img.height}")
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:  # a corrupt EXIF block should not make a readable image unusable
         pass
-    if img.mode == "P" and "transparency" in img.info:
+    mode = img.mode
+    if mode == "I" or mode.startswith("I;16"):
+        levels = np.clip(np.rint(np.asarray(img, dtype=np.float64) / 257.0), 0, 255)
+        return Image.fromarray(levels.astype(np.uint8)).convert("RGB")
+    if mode == "F" and not np.isfinite(np.asarray(img)).all():
+        raise _BadImage("float (mode F) image contains NaN or inf")
+    if mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    return img.convert("RGB") if img.mode != "RGB" else img
+    elif mode == "La":  # Pillow has no direct La → RGB conversion
+        img = img.convert("LA")
+    try:
+        return img.convert("RGB")
+    except ValueError as exc:
+        raise _BadImage(f"image mode {mode!r} cannot be converted to RGB ({exc})") from None
 
 
 @dataclass(frozen=True)

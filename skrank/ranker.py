@@ -371,6 +371,10 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         if y is None:
             raise ValueError("y is required: one numeric target per image")
         try:
+            if np.iscomplexobj(y):
+                raise TypeError(
+                    f"y must be real numbers; got complex values ({np.asarray(y).dtype})"
+                )
             y = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"y must be numeric; {exc}") from None
@@ -432,6 +436,11 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
                     "of each are needed to learn a ranking"
                 )
             means[k], scales[k] = yk.mean(), yk.std()
+            if not (np.isfinite(means[k]) and np.isfinite(scales[k])):
+                raise ValueError(
+                    f"y for instruction {text!r} spans too wide a range to standardise "
+                    f"(mean {means[k]}, std {scales[k]}); rescale y"
+                )
         y_std = (y - means[instr]) / scales[instr]
 
         rng = check_random_state(self.random_state)
