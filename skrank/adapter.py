@@ -124,14 +124,26 @@ class RelationAttention(nn.Module):
         self.out = nn.Linear(d, d, bias=False)
 
     def stats(self, x):
-        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R)."""
+        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R).
+
+        Keys and values are never materialised: q·(W_k x + b_k) = (W_kᵀ q)·x + q·b_k,
+        and the last term is the same for every key of every image, so it cancels in
+        the softmax and in log Z_i − log Z_j (only differences of log Z are used).
+        Softmax weights sum to one, so U = (P x) W_vᵀ + b_v. Exact, and it avoids two
+        (B·L × d × d) products.
+        """
         B, L, d = x.shape
         h, c = self.n_heads, d // self.n_heads
-        q = self.q(self.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
-        k, v = self.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
-        logits = torch.einsum("hrc,bhlc->bhrl", q, k) / math.sqrt(c)  # (B, h, R, L)
-        log_z = torch.logsumexp(logits.float(), dim=-1)  # (B, h, R)
-        u = torch.softmax(logits.float(), dim=-1).to(v.dtype) @ v  # (B, h, R, c)
+        q = self.q(self.tokens).view(-1, h, c)  # (R, h, c)
+        w_k = self.kv.weight[:d].view(h, c, d)  # (h, c, d)
+        w_v = self.kv.weight[d:].view(h, c, d)
+        b_v = self.kv.bias[d:].view(1, h, 1, c)
+        q_x = torch.einsum("rhc,hcd->hrd", q, w_k) / math.sqrt(c)  # (h, R, d)
+        logits = torch.einsum("hrd,bld->bhrl", q_x, x).float()  # (B, h, R, L)
+        log_z = torch.logsumexp(logits, dim=-1)  # (B, h, R), up to a shared constant
+        p = torch.softmax(logits, dim=-1).to(x.dtype)
+        pooled = torch.einsum("bhrl,bld->bhrd", p, x)  # (B, h, R, d)
+        u = torch.einsum("bhrd,hcd->bhrc", pooled, w_v) + b_v  # (B, h, R, c)
         return u, log_z
 
     def _project(self, diff):  # (..., h, c) averaged over R → (..., d)

@@ -40,6 +40,7 @@ __all__ = [
     "cached_encode_images",
     "content_key",
     "embed_images",
+    "ensure_cached",
     "encode_images",
 ]
 
@@ -255,7 +256,7 @@ def _new_stats() -> dict:
     return {"kind": "disk", "hits": 0, "misses": 0, "images_encoded": 0, "bytes": 0}
 
 
-def _ensure(store, backbone, items, rows, views, batch_size, num_workers, stats, progress):
+def ensure_cached(store, backbone, items, rows, views, batch_size, num_workers, stats, progress):
     """Encode the views of ``rows`` that the store lacks. Returns (keys, failures).
 
     Rows are grouped by what they lack (both views, only the plain one, only
@@ -328,7 +329,7 @@ def cached_encode_images(
     order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        keys, failures = _ensure(
+        keys, failures = ensure_cached(
             store, backbone, items, rows, (False,), batch_size, num_workers, stats, None
         )
         ok = np.array([i for i in rows if int(i) in keys], dtype=np.int64)
@@ -360,7 +361,7 @@ class DiskCache:
         self.store = DiskStore(backbone, cache_dir)
         views = (False, True) if augment else (False,)
         self.info = _new_stats()
-        keys, failures = _ensure(
+        keys, failures = ensure_cached(
             self.store,
             backbone,
             items,
