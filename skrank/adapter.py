@@ -155,7 +155,8 @@ class RelationAttention(nn.Module):
         R = u.shape[2]
         mine = torch.einsum("ijhr,ihrc->ijhc", w, u[rows])  # Σ_r w U_i: (b, B, h, c)
         theirs = torch.einsum("ijhr,jhrc->ijhc", 1 - w, u)  # Σ_r (1 − w) U_j
-        return self._project((mine - theirs) / R)  # (b, B, d)
+        # In place: einsum's backward needs its inputs, not its output; saves two copies.
+        return self._project(mine.sub_(theirs).div_(R))  # (b, B, d)
 
     def pairs(self, u_a, log_z_a, u_b, log_z_b):
         """Pair features for explicit pairs (a_n, b_n): (N, d)."""

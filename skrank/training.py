@@ -208,9 +208,10 @@ def train(
     optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
     sub_instr = instr[train_idx]
     sub_groups = None if groups is None else groups[train_idx]
-    steps_per_epoch = len(
-        epoch_batches(
-            np.random.default_rng(0),
+
+    def draw(generator):
+        return epoch_batches(
+            generator,
             sub_instr,
             y_std[train_idx],
             sub_groups,
@@ -218,8 +219,8 @@ def train(
             cfg.sampling,
             cfg.pair_scope,
         )
-    )
-    total = steps_per_epoch * cfg.max_epochs
+
+    total = len(draw(np.random.default_rng(0))) * cfg.max_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
@@ -236,15 +237,7 @@ def train(
     for epoch in range(1, cfg.max_epochs + 1):
         t0 = time.perf_counter()
         sums = np.zeros(3)
-        local = epoch_batches(
-            rng,
-            sub_instr,
-            y_std[train_idx],
-            sub_groups,
-            cfg.batch_size,
-            cfg.sampling,
-            cfg.pair_scope,
-        )
+        local = draw(rng)
         for local_idx in local:
             idx = train_idx[local_idx]
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
