@@ -55,6 +55,15 @@ class ImageLoadError(ValueError):
     ----------
     failures : list of (index, path or None, reason)
         Every failing input of the call, in input order.
+
+    Examples
+    --------
+    >>> from skrank.images import ImageLoadError, load_image
+    >>> try:
+    ...     load_image("/no/such/photo.jpg")
+    ... except ImageLoadError as exc:
+    ...     print(exc.failures)
+    [(0, '/no/such/photo.jpg', 'file not found')]
     """
 
     def __init__(self, failures: list[tuple[int, str | None, str]]):

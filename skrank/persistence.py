@@ -80,6 +80,19 @@ def load(path: str | os.PathLike):
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a
     file that is not a skrank model, is truncated or corrupt, or was written
     by a newer format version.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skrank import load
+    >>> bad = os.path.join(tempfile.mkdtemp(), "not-a-model.skrank")
+    >>> with open(bad, "wb") as fh:
+    ...     _ = fh.write(b"hello")
+    >>> try:
+    ...     load(bad)
+    ... except ValueError as exc:
+    ...     print("refused")
+    refused
     """
     from safetensors import safe_open
 
