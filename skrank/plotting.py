@@ -12,7 +12,12 @@ __all__ = ["plot_history", "plot_predictions", "plot_ranking"]
 
 
 def _figure(**kw):
-    # pyplot's global state is not needed: a plain Figure works headless and in notebooks.
+    """A pyplot-managed figure when the caller uses pyplot (so ``plt.show()`` and
+    galleries see it); otherwise a plain Figure, which needs no GUI backend."""
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        return sys.modules["matplotlib.pyplot"].figure(**kw)
     from matplotlib.figure import Figure
 
     return Figure(**kw)
