@@ -5,20 +5,10 @@ import pytest
 from joblib import Parallel, delayed
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from skrank import CLIPRanker
 from skrank.backbone import Backbone, load_backbone
 from skrank.cache import DiskStore, cached_encode_images, content_key, encode_images
 from skrank.metrics import spearman_scorer
-
-INSTR = "Sort the images by brightness."
-
-
-def tiny(**kw):
-    params = dict(
-        backbone="skrank-tiny", lr=1e-3, max_epochs=2, batch_size=16, device="cpu", random_state=0
-    )
-    params.update(kw)
-    return CLIPRanker(INSTR, **params)
+from tests.helpers import tiny_ranker as tiny
 
 
 @pytest.fixture

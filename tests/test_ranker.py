@@ -6,16 +6,12 @@ from sklearn.exceptions import NotFittedError
 
 from skrank import CLIPRanker
 from skrank.metrics import spearman_score
-
-INSTR = "Sort the images by brightness."
+from tests.helpers import INSTRUCTION as INSTR
+from tests.helpers import tiny_ranker
 
 
 def quick(**kw):
-    params = dict(
-        backbone="skrank-tiny", lr=1e-3, max_epochs=3, batch_size=16, device="cpu", random_state=0
-    )
-    params.update(kw)
-    return CLIPRanker(INSTR, **params)
+    return tiny_ranker(**{"max_epochs": 3, **kw})
 
 
 def test_learns_brightness_with_default_settings(brightness_task):

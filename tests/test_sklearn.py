@@ -19,16 +19,8 @@ from sklearn.preprocessing import FunctionTransformer
 import skrank.training
 from skrank import CLIPRanker
 from skrank.metrics import get_scorer, mae_scorer, spearman_score, spearman_scorer
-
-INSTR = "Sort the images by brightness."
-
-
-def tiny(**kw):
-    params = dict(
-        backbone="skrank-tiny", lr=1e-3, max_epochs=2, batch_size=16, device="cpu", random_state=0
-    )
-    params.update(kw)
-    return CLIPRanker(INSTR, **params)
+from tests.helpers import INSTRUCTION as INSTR
+from tests.helpers import tiny_ranker as tiny
 
 
 @pytest.fixture(scope="module")
