@@ -12,7 +12,7 @@ def test_demo_runs_offline_and_writes_a_report(tmp_path):
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=900,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "skrank-tiny" in out.stdout  # no cached CLIP weights here: says which and why
