@@ -145,6 +145,9 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         Epochs run.
     backbone_info_ : dict
         The backbone's name, weights identity and preprocessing.
+    cache_info_ : dict
+        What the token cache did during ``fit``: hits, misses, images encoded
+        (views included) and bytes of tokens held.
 
     Examples
     --------
