@@ -41,6 +41,7 @@ __all__ = [
     "content_key",
     "embed_images",
     "ensure_cached",
+    "token_source",
     "encode_images",
 ]
 
@@ -382,3 +383,37 @@ class DiskCache:
     def tokens(self, idx: np.ndarray, flip: np.ndarray, device) -> torch.Tensor:
         arr = np.stack([self.store.read(self._keys[i], bool(f)) for i, f in zip(idx, flip)])
         return torch.from_numpy(arr).to(device).float()
+
+
+def token_source(
+    kind: str | None,
+    backbone: Backbone,
+    items: Sequence,
+    *,
+    augment: bool,
+    batch_size: int,
+    num_workers: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    progress=None,
+):
+    """The training token source for ``cache=kind``: "memory", "disk" or None."""
+    if kind == "disk":
+        return DiskCache(
+            backbone,
+            items,
+            augment=augment,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            num_workers=num_workers,
+            progress=progress,
+        )
+    if kind == "memory":
+        return MemoryCache(
+            backbone,
+            items,
+            augment=augment,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
+    return LiveEncoder(backbone, items, num_workers=num_workers, progress=progress)

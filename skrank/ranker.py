@@ -18,23 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 
 from skrank.adapter import AdapterConfig, RankingAdapter
 from skrank.backbone import load_backbone, resolve_device
-from skrank.cache import (
-    DiskCache,
-    DiskStore,
-    LiveEncoder,
-    MemoryCache,
-    cached_encode_images,
-    encode_images,
-)
+from skrank.cache import DiskStore, cached_encode_images, encode_images, token_source
 from skrank.images import ImageLoadError, as_image_list
 from skrank.metrics import spearman_score
-from skrank.training import TextBank, TrainConfig, epoch_batches, train
+from skrank.training import TextBank, TrainConfig, train
 
 __all__ = ["CLIPRanker"]
 
 DEFAULT_CACHE_DIR = os.environ.get("SKRANK_CACHE_DIR", os.path.join("~", ".cache", "skrank"))
-_PAPER_EPOCHS = 30  # epochs at the paper's scale of data
-_MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
 
 
 def _check(name, value, ok, allowed):
@@ -452,54 +443,26 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         text_bank = self._text_bank(backbone, instructions)
         progress = self._progress(len(items), "encoding")
         try:
-            if self.cache == "disk":
-                source = DiskCache(
-                    backbone,
-                    items,
-                    augment=self.augment,
-                    batch_size=self.batch_size,
-                    cache_dir=self._cache_dir(),
-                    num_workers=self.num_workers,
-                    progress=progress,
-                )
-            elif self.cache == "memory":
-                source = MemoryCache(
-                    backbone,
-                    items,
-                    augment=self.augment,
-                    batch_size=self.batch_size,
-                    num_workers=self.num_workers,
-                    progress=progress,
-                )
-            else:
-                source = LiveEncoder(
-                    backbone, items, num_workers=self.num_workers, progress=progress
-                )
+            source = token_source(
+                self.cache,
+                backbone,
+                items,
+                augment=self.augment,
+                batch_size=self.batch_size,
+                num_workers=self.num_workers,
+                cache_dir=self._cache_dir(),
+                progress=progress,
+            )
         finally:
             if progress is not None:
                 progress.close()
 
         train_idx, val_idx = self._split(instr, groups, seed)
-        sub_groups = None if groups is None else groups[train_idx]
-        steps = len(
-            epoch_batches(
-                np.random.default_rng(0),
-                instr[train_idx],
-                y_std[train_idx],
-                sub_groups,
-                self.batch_size,
-                self.sampling,
-                self.pair_scope,
-            )
-        )
-        max_epochs = self.max_epochs
-        if max_epochs is None:
-            max_epochs = max(_PAPER_EPOCHS, math.ceil(_MIN_STEPS / steps))
         cfg = TrainConfig(
             lr=float(self.lr),
             weight_decay=float(self.weight_decay),
             batch_size=int(self.batch_size),
-            max_epochs=int(max_epochs),
+            max_epochs=self.max_epochs,
             warmup_fraction=float(self.warmup_fraction),
             reg_weight=float(self.reg_weight),
             rank_weight=float(self.rank_weight),

@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+PAPER_EPOCHS = 30  # the default budget at the paper's scale of data
+MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
+
+
 class TrainingDivergedError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
@@ -35,7 +39,7 @@ class TrainConfig:
     lr: float
     weight_decay: float
     batch_size: int
-    max_epochs: int
+    max_epochs: int | None  # None: PAPER_EPOCHS, raised to reach MIN_STEPS on small data
     warmup_fraction: float
     reg_weight: float
     rank_weight: float
@@ -220,7 +224,11 @@ def train(
             cfg.pair_scope,
         )
 
-    total = len(draw(np.random.default_rng(0))) * cfg.max_epochs
+    steps_per_epoch = len(draw(np.random.default_rng(0)))
+    max_epochs = cfg.max_epochs
+    if max_epochs is None:
+        max_epochs = max(PAPER_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+    total = steps_per_epoch * max_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
@@ -233,8 +241,8 @@ def train(
     if cfg.verbose:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.max_epochs, desc="epochs", unit="epoch", leave=False)
-    for epoch in range(1, cfg.max_epochs + 1):
+        bar = tqdm(total=max_epochs, desc="epochs", unit="epoch", leave=False)
+    for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
         sums = np.zeros(3)
         local = draw(rng)
