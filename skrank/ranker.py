@@ -21,7 +21,7 @@ from skrank.backbone import load_backbone, resolve_device
 from skrank.cache import DiskStore, cached_encode_images, encode_images, token_source
 from skrank.images import ImageLoadError, as_image_list
 from skrank.metrics import spearman_score
-from skrank.training import TextBank, TrainConfig, train
+from skrank.training import TextBank, TrainConfig, predict_tokens, train
 
 __all__ = ["CLIPRanker"]
 
@@ -471,7 +471,7 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
             augment=bool(self.augment),
             n_iter_no_change=int(self.n_iter_no_change),
             device=device,
-            bf16=device.type == "cuda" and self.precision in ("auto", "bf16"),
+            bf16=self._bf16(device),
             seed=seed,
             verbose=int(self.verbose),
         )
@@ -574,8 +574,11 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
                 f"{self.backbone_info_['weights_identity']}); restore the original checkpoint"
             )
         text_bank = self._text_bank(backbone, self.instructions_)
-        bf16 = device.type == "cuda" and self.precision in ("auto", "bf16")
-        return device, backbone, text_bank, bf16
+        return device, backbone, text_bank, self._bf16(device)
+
+    def _bf16(self, device):
+        """bf16 autocast runs on CUDA only, unless precision="fp32"."""
+        return device.type == "cuda" and self.precision in ("auto", "bf16")
 
     def _instruction_ids(self, instr_text):
         lookup = {t: k for k, t in enumerate(self.instructions_)}
@@ -603,9 +606,8 @@ class CLIPRanker(RegressorMixin, BaseEstimator):
         for ok, tokens, _, bad in stream:
             failures += bad
             if len(ok):
-                with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-                    scores, fused = self.adapter_(tokens, text, valid)
-                yield ok, fused, scores.float()
+                scores, fused = predict_tokens(self.adapter_, tokens, text, valid, bf16)
+                yield ok, fused, scores
 
     def _fused_one(self, items, chunk, ctx, failures):
         for ok, fused, _ in self._fused(items, chunk, ctx, failures):

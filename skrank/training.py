@@ -163,10 +163,10 @@ def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, devi
 
 @torch.no_grad()
 def predict_tokens(adapter: RankingAdapter, tokens: torch.Tensor, text, valid, bf16: bool):
-    """Standardised scores (B,) for a batch of frozen tokens, in eval mode."""
+    """Standardised scores (B,) and fused tokens (B, L, d) for a batch of frozen tokens."""
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-        scores, _ = adapter(tokens, text, valid)
-    return scores.float()
+        scores, fused = adapter(tokens, text, valid)
+    return scores.float(), fused
 
 
 def _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg) -> float:
@@ -182,7 +182,7 @@ def _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg) ->
             toks = source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
             text, valid = text_bank.get(int(k))
             where = np.searchsorted(val_idx, chunk)
-            preds[where] = predict_tokens(adapter, toks, text, valid, cfg.bf16).cpu().numpy()
+            preds[where] = predict_tokens(adapter, toks, text, valid, cfg.bf16)[0].cpu().numpy()
     adapter.train()
     return float(spearman_score(y_std[val_idx], preds, groups=instr[val_idx]))
 
