@@ -142,10 +142,10 @@ class LiveEncoder:
         preprocess = Preprocessor.from_info(backbone.info)
         failures: list = []
         # One decode pass up front so unreadable images fail before training starts.
-        for _, _, bad in iter_pixel_batches(items, preprocess, 64, num_workers):
+        for ok, _, bad in iter_pixel_batches(items, preprocess, 64, num_workers):
             failures += bad
             if progress is not None:
-                progress.update(64)
+                progress.update(len(ok) + len(bad))  # the last batch may be short
         if failures:
             raise ImageLoadError(failures)
         self._backbone, self._items, self._preprocess = backbone, items, preprocess
