@@ -170,7 +170,12 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
 # given); tests/test_cli_commands.py checks they match CLIPRanker's.
-FIT_DEFAULTS = {"lr": 5e-5, "batch_size": 64, "max_epochs": None, "pair_scope": "all"}
+FIT_DEFAULTS = {"lr": "auto", "batch_size": 64, "max_epochs": None, "pair_scope": "all"}
+
+
+def _lr(text: str):
+    """``--lr``: "auto" or a float."""
+    return "auto" if text == "auto" else float(text)
 
 
 def _rows(index) -> str:
@@ -536,7 +541,11 @@ def _add_fit(sub) -> None:
         help=f"images per step (default: {FIT_DEFAULTS['batch_size']})",
     )
     model.add_argument(
-        "--lr", type=float, metavar="X", help=f"peak learning rate (default: {FIT_DEFAULTS['lr']})"
+        "--lr",
+        type=_lr,
+        metavar="X",
+        help="peak learning rate, or auto: 1e-4 * sqrt(512 / adapter width) "
+        f"(default: {FIT_DEFAULTS['lr']})",
     )
     model.add_argument(
         "--pair-scope",

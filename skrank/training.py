@@ -21,6 +21,7 @@ __all__ = [
     "build_optimizer",
     "epoch_batches",
     "predict_tokens",
+    "resolve_lr",
     "train",
     "warmup_cosine",
 ]
@@ -28,6 +29,20 @@ __all__ = [
 
 PAPER_EPOCHS = 30  # the default budget at the paper's scale of data
 MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
+AUTO_LR_AT_512 = 1e-4  # lr="auto" at d_model=512, scaled by sqrt(512 / d_model)
+
+
+def resolve_lr(lr, d_model: int) -> float:
+    """The peak learning rate: ``lr`` itself, or for ``"auto"`` 1e-4 · sqrt(512 / d_model).
+
+    Measured in ``benchmarks/sweep_defaults.py`` (results in
+    ``benchmarks/results/``): on ~90 training images, 3e-4 suits the tiny
+    backbone (d=64: the rule gives 2.8e-4) and 1e-4 a ViT-B (d=512), where 3e-4
+    is unstable; the paper's 5e-5 is too low for a 300-step budget.
+    """
+    if isinstance(lr, str):  # "auto" (CLIPRanker validates the spelling)
+        return AUTO_LR_AT_512 * math.sqrt(512 / d_model)
+    return float(lr)
 
 
 class TrainingDivergedError(FloatingPointError):
