@@ -5,7 +5,7 @@ synthetic tasks, on identical grouped folds, beside the ridge probe, so the
 library's defaults are chosen on measurements rather than copied. Usage::
 
     python benchmarks/sweep_defaults.py --backbone skrank-tiny --dataset jpeg,pixelate \\
-        --settings paper lr1e-4 reg1
+        --settings paper paper+auto-lr paper+reg1 default
 
 Writes ``benchmarks/results/sweep-<backbone>-<datasets>.json`` and ``.md``.
 """
@@ -25,15 +25,14 @@ from bench_quality import RESULTS, embeddings, load_task, metrics, ridge, splits
 
 # Named CLIPRanker settings; anything not given keeps the library default.
 SETTINGS = {
-    "default": {},
-    "paper": {"lr": 5e-5, "reg_weight": 0.2, "rank_weight": 1.0},
-    "lr1e-4": {"lr": 1e-4, "reg_weight": 0.2, "rank_weight": 1.0},
-    "lr3e-4": {"lr": 3e-4, "reg_weight": 0.2, "rank_weight": 1.0},
-    "lr1e-3": {"lr": 1e-3, "reg_weight": 0.2, "rank_weight": 1.0},
-    "reg1": {"lr": 5e-5, "reg_weight": 1.0, "rank_weight": 1.0},
-    "reg1-lr1e-4": {"lr": 1e-4, "reg_weight": 1.0, "rank_weight": 1.0},
-    "reg1-lr3e-4": {"lr": 3e-4, "reg_weight": 1.0, "rank_weight": 1.0},
-    "no-pair-lr1e-4": {"lr": 1e-4, "rank_weight": 0.0, "reg_weight": 1.0},
+    "default": {},  # lr="auto", reg_weight=1.0
+    "paper": {"lr": 5e-5, "reg_weight": 0.2},
+    "paper+auto-lr": {"lr": "auto", "reg_weight": 0.2},
+    "paper+reg1": {"lr": 5e-5, "reg_weight": 1.0},
+    "reg1-lr1e-4": {"lr": 1e-4, "reg_weight": 1.0},
+    "reg1-lr3e-4": {"lr": 3e-4, "reg_weight": 1.0},
+    "reg1-lr1e-3": {"lr": 1e-3, "reg_weight": 1.0},
+    "no-pair": {"rank_weight": 0.0},
 }
 
 
@@ -43,8 +42,10 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbone", default="skrank-tiny")
-    p.add_argument("--dataset", default="jpeg,pixelate,blur")
-    p.add_argument("--settings", nargs="+", default=["paper", "lr1e-4", "reg1"])
+    p.add_argument("--dataset", default="jpeg,pixelate")
+    p.add_argument(
+        "--settings", nargs="+", default=["paper", "paper+auto-lr", "paper+reg1", "default"]
+    )
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--max-epochs", type=int, default=None)
     p.add_argument("--n-sources", type=int, default=None)
@@ -71,11 +72,12 @@ def main(argv=None):
                     random_state=k,
                     max_epochs=args.max_epochs,
                     **SETTINGS[s],
-                )
+                )  # max_epochs=None (the default budget) unless --max-epochs is given
                 r.fit([images[i] for i in tr], y[tr])
                 m = metrics(y[te], r.predict([images[i] for i in te]), groups[te], synthetic)
                 m["seconds"] = time.perf_counter() - t0
                 m["epochs"] = r.n_iter_
+                m["lr"] = r.lr_
                 rows.append({"dataset": name, "fold": k, "setting": s, **m})
                 print(
                     f"{name} fold {k} {s:14s} within {m['SRCC_within']:.3f} "

@@ -22,7 +22,7 @@ __all__ = ["FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "skrank-ranker"
 FORMAT_VERSION = 1
-_FITTED = ("instructions_", "history_", "n_iter_", "backbone_info_", "cache_info_")
+_FITTED = ("instructions_", "history_", "n_iter_", "lr_", "backbone_info_", "cache_info_")
 
 
 def _jsonable_params(ranker) -> dict:

@@ -416,6 +416,7 @@ BAD_FITS = {
     "negative_lr": (dict(lr=-1e-3), X4, Y4, ValueError, r"lr=-0\.001"),
     "zero_lr": (dict(lr=0.0), X4, Y4, ValueError, r"lr=0\.0"),
     "nan_lr": (dict(lr=math.nan), X4, Y4, ValueError, "lr=nan"),
+    "word_lr": (dict(lr="fast"), X4, Y4, ValueError, r"lr='fast'.*\"auto\" or a float"),
     "batch_size_1": (dict(batch_size=1), X4, Y4, ValueError, "batch_size=1.*>= 2"),
     "batch_size_0": (dict(batch_size=0), X4, Y4, ValueError, "batch_size=0"),
     "batch_size_float": (dict(batch_size=8.0), X4, Y4, ValueError, r"batch_size=8\.0"),

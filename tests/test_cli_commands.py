@@ -100,7 +100,7 @@ def test_fit_saves_a_model_and_prints_a_summary(fitted):
     ranker = skrank.load(model)
     assert ranker.n_iter_ == 2 and ranker.instructions_ == [INSTRUCTION]
     assert ranker.backbone == "skrank-tiny" and ranker.image_column == "file"
-    assert ranker.lr == 1e-3 and ranker.batch_size == 8
+    assert ranker.lr == ranker.lr_ == 1e-3 and ranker.batch_size == 8
 
 
 def test_predict_reads_a_folder_recursively_and_sorts(fitted, data, tmp_path, capsys):

@@ -26,6 +26,7 @@ def test_learns_brightness_with_default_settings(brightness_task):
     assert within >= 0.9
     assert pooled > 0.3  # bounded by how bright the photos are to begin with
     assert ranker.n_iter_ == len(ranker.history_) >= 30
+    assert ranker.lr_ == pytest.approx(1e-4 * (512 / 64) ** 0.5)  # lr="auto" at d_model=64
     # Predictions are in the units of y, not standardised.
     assert abs(np.mean(pred) - np.mean(d["y_test"])) < np.std(d["y_test"])
 
@@ -131,3 +132,23 @@ def test_warm_start_continues_training(brightness_task):
     assert changed
     fresh = quick(max_epochs=1).fit(X, y)
     assert not np.allclose(fresh.predict(X[:4]), r.predict(X[:4]))
+
+
+def test_auto_lr_scales_with_the_adapter_width(brightness_task):
+    """lr="auto" is 1e-4 · sqrt(512 / d_model); an explicit float is used as given."""
+    d = brightness_task
+    wide = tiny_ranker(lr="auto", d_model=128, max_epochs=1).fit(d["X_train"], d["y_train"])
+    assert wide.lr_ == pytest.approx(2e-4)
+    assert max(h["lr"] for h in wide.history_) <= wide.lr_
+    given = tiny_ranker(lr=3e-3, d_model=128, max_epochs=1).fit(d["X_train"], d["y_train"])
+    assert given.lr_ == 3e-3
+
+
+def test_cli_lr_option_takes_auto_or_a_number():
+    from skrank.cli import _parser
+
+    base = ["fit", "--csv", "x.csv", "--target-column", "y", "--out", "m.skrank"]
+    assert _parser().parse_args([*base, "--lr", "auto"]).lr == "auto"
+    assert _parser().parse_args([*base, "--lr", "2e-4"]).lr == 2e-4
+    with pytest.raises(SystemExit):
+        _parser().parse_args([*base, "--lr", "fast"])
