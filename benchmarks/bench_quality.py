@@ -271,8 +271,24 @@ def run(args, name: str) -> dict:
     }
 
 
+def compact(results: list[dict], key: str) -> str:
+    """One table: a row per dataset, a column per method, the mean of ``key`` over folds."""
+    methods = list(dict.fromkeys(m for r in results for m in r["summary"]))
+    lines = [
+        "| dataset | " + " | ".join(methods) + " |",
+        "|---" * (len(methods) + 1) + "|",
+    ]
+    for r in results:
+        cells = [f"{r['summary'][m][key][0]:.2f}" if m in r["summary"] else "" for m in methods]
+        lines.append(f"| {r['dataset']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(results: list[dict]) -> str:
     lines = []
+    keys = ["SRCC_within", "SRCC"] if results[0]["synthetic"] else ["SRCC", "PLCC"]
+    for key in keys:
+        lines += [f"**{key}** (mean over folds)", "", compact(results, key), ""]
     for res in results:
         keys = ["SRCC_within", "SRCC", "KRCC", "PLCC", "MAE", "pair_acc"]
         keys = [k for k in keys if k in next(iter(res["summary"].values()))]
@@ -324,7 +340,15 @@ def main(argv=None):
     p.add_argument("--folds", type=int, default=3)
     p.add_argument("--n-sources", type=int, default=None, help="photos per synthetic task")
     p.add_argument("--methods", nargs="*", help="subset of methods to run")
+    p.add_argument("--render", metavar="JSON", help="only rewrite the .md and .png of a result")
     args = p.parse_args(argv)
+    if args.render:
+        stem = Path(args.render).with_suffix("")
+        results = json.loads(Path(args.render).read_text())
+        note = stem.with_suffix(".md").read_text().split("###")[0].split("**")[0]
+        stem.with_suffix(".md").write_text(note + markdown(results))
+        plot(results, stem.with_suffix(".png"))
+        return
     names = SYNTHETIC if args.dataset == "all" else args.dataset.split(",")
     RESULTS.mkdir(exist_ok=True)
     tag = args.dataset.replace(",", "+")
