@@ -35,10 +35,10 @@ AUTO_LR_AT_512 = 1e-4  # lr="auto" at d_model=512, scaled by sqrt(512 / d_model)
 def resolve_lr(lr, d_model: int) -> float:
     """The peak learning rate: ``lr`` itself, or for ``"auto"`` 1e-4 · sqrt(512 / d_model).
 
-    Measured in ``benchmarks/sweep_defaults.py`` (results in
-    ``benchmarks/results/``): on ~90 training images, 3e-4 suits the tiny
-    backbone (d=64: the rule gives 2.8e-4) and 1e-4 a ViT-B (d=512), where 3e-4
-    is unstable; the paper's 5e-5 is too low for a 300-step budget.
+    On ~90 training images, 3e-4 suits the tiny backbone (d=64: the rule gives
+    2.8e-4; ``benchmarks/sweep_defaults.py``) and 1e-4 a random ViT-B-32
+    (d=512), where 3e-4 was unstable; the paper's 5e-5 learns too little in the
+    300-step floor of the default budget. Narrower adapters take larger steps.
     """
     if isinstance(lr, str):  # "auto" (CLIPRanker validates the spelling)
         return AUTO_LR_AT_512 * math.sqrt(512 / d_model)
