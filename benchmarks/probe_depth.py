@@ -1,0 +1,78 @@
+"""Where does a random backbone keep a degradation? A ridge probe per depth.
+
+For a synthetic task, fits ``RidgeCV`` on features pooled (mean and std over
+tokens) after the patch embedding and after each visual block of a random
+open_clip ViT, on the same grouped folds as ``bench_quality.py``, and prints
+within-photo Spearman per depth. If the signal fades with depth, no adapter on
+the last layer's tokens can recover it. Usage::
+
+    python benchmarks/probe_depth.py --backbone ViT-B-32 --dataset jpeg
+
+Writes ``benchmarks/results/probe-depth-<backbone>-<dataset>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_quality import RESULTS, load_task, metrics, ridge, splits  # noqa: E402
+
+
+def depth_features(backbone, images) -> list[np.ndarray]:
+    """[(N, 2·width) mean ‖ std pooled tokens] after the embedding and each block."""
+    from skrank.images import Preprocessor, iter_pixel_batches
+
+    visual = backbone.model.visual
+    pre = Preprocessor.from_info(backbone.info)
+    per_depth: list[list[np.ndarray]] = []
+    with torch.no_grad():
+        for _, px, _ in iter_pixel_batches(images, pre, 32):
+            x = visual._embeds(px.to(backbone.device))
+            outs = [x]
+            for block in visual.transformer.resblocks:
+                x = block(x)
+                outs.append(x)
+            for d, h in enumerate(outs):
+                tokens = h[:, 1:].float()
+                pooled = torch.cat([tokens.mean(1), tokens.std(1)], dim=1).cpu().numpy()
+                if len(per_depth) <= d:
+                    per_depth.append([])
+                per_depth[d].append(pooled)
+    return [np.concatenate(p) for p in per_depth]
+
+
+def main(argv=None):
+    from skrank.backbone import load_backbone
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backbone", default="ViT-B-32")
+    p.add_argument("--dataset", default="jpeg")
+    p.add_argument("--folds", type=int, default=2)
+    args = p.parse_args(argv)
+    backbone = load_backbone(args.backbone, None, "cpu")
+    rows = []
+    for name in args.dataset.split(","):
+        images, y, groups, _, folds, synthetic = load_task(name, None, backbone.image_size[0], None)
+        feats = depth_features(backbone, images)
+        for depth, X in enumerate(feats):
+            scores = [
+                metrics(y[te], ridge(X[tr], y[tr], X[te]), groups[te], synthetic)["SRCC_within"]
+                for tr, te in splits(groups, folds, args.folds)
+            ]
+            rows.append({"dataset": name, "depth": depth, "SRCC_within": scores})
+            label = "patch embedding" if depth == 0 else f"after block {depth}"
+            print(f"{name:10s} {label:16s} within-photo SRCC {np.mean(scores):.3f}", flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"probe-depth-{args.backbone}-{args.dataset.replace(',', '+')}.json"
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
