@@ -148,7 +148,7 @@ def test_cli_lr_option_takes_auto_or_a_number():
     from skrank.cli import _parser
 
     base = ["fit", "--csv", "x.csv", "--image-column", "f", "--target-column", "y"]
-    base += ["--out", "m.skrank"]
+    base += ["--instruction", "Sort by age.", "--out", "m.skrank"]
     assert _parser().parse_args([*base, "--lr", "auto"]).lr == "auto"
     assert _parser().parse_args([*base, "--lr", "2e-4"]).lr == 2e-4
     with pytest.raises(SystemExit):
