@@ -148,20 +148,24 @@ def ridge(emb_train, y_train, emb_test):
     return model.fit(emb_train, y_train).predict(emb_test)
 
 
-def _before_last_block(backbone, images):
-    """Hidden states entering the last visual block (frozen, computed once)."""
+def hidden_states(backbone, images, batch_size=64):
+    """Per batch of images: the frozen ViT's hidden states after the patch
+    embedding and after each visual block, a list of (b, 1 + L, width)."""
     from skrank.images import Preprocessor, iter_pixel_batches
 
     visual = backbone.model.visual
     pre = Preprocessor.from_info(backbone.info)
-    outs = []
     with torch.no_grad():
-        for _, px, _ in iter_pixel_batches(images, pre, 64):
-            x = visual._embeds(px.to(backbone.device))
-            for block in visual.transformer.resblocks[:-1]:
-                x = block(x)
-            outs.append(x.cpu())
-    return torch.cat(outs)
+        for _, px, _ in iter_pixel_batches(images, pre, batch_size):
+            states = [visual._embeds(px.to(backbone.device))]
+            for block in visual.transformer.resblocks:
+                states.append(block(states[-1]))
+            yield states
+
+
+def _before_last_block(backbone, images):
+    """Hidden states entering the last visual block (frozen, computed once)."""
+    return torch.cat([states[-2].cpu() for states in hidden_states(backbone, images)])
 
 
 def fine_tuned(backbone, X_train, y_train, X_test, epochs=30, lr=1e-4, seed=0):

@@ -22,30 +22,16 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import RESULTS, load_task, metrics, ridge, splits  # noqa: E402
+from bench_quality import RESULTS, hidden_states, load_task, metrics, ridge, splits  # noqa: E402
 
 
 def depth_features(backbone, images) -> list[np.ndarray]:
     """[(N, 2·width) mean ‖ std pooled tokens] after the embedding and each block."""
-    from skrank.images import Preprocessor, iter_pixel_batches
-
-    visual = backbone.model.visual
-    pre = Preprocessor.from_info(backbone.info)
-    per_depth: list[list[np.ndarray]] = []
-    with torch.no_grad():
-        for _, px, _ in iter_pixel_batches(images, pre, 32):
-            x = visual._embeds(px.to(backbone.device))
-            outs = [x]
-            for block in visual.transformer.resblocks:
-                x = block(x)
-                outs.append(x)
-            for d, h in enumerate(outs):
-                tokens = h[:, 1:].float()
-                pooled = torch.cat([tokens.mean(1), tokens.std(1)], dim=1).cpu().numpy()
-                if len(per_depth) <= d:
-                    per_depth.append([])
-                per_depth[d].append(pooled)
-    return [np.concatenate(p) for p in per_depth]
+    per_batch = [
+        [torch.cat([h[:, 1:].float().mean(1), h[:, 1:].float().std(1)], dim=1) for h in states]
+        for states in hidden_states(backbone, images, 32)
+    ]
+    return [torch.cat(depth).cpu().numpy() for depth in zip(*per_batch)]
 
 
 def main(argv=None):
