@@ -272,7 +272,34 @@ def run(args, name: str) -> dict:
         "folds": len(next(iter(per_fold.values()))),
         "summary": summary,
         "per_fold": per_fold,
+        "commits": dict.fromkeys(per_fold, args.commit),
     }
+
+
+def git_commit(path: Path | None = None) -> str:
+    """The short commit of the code (or, given ``path``, the last commit of that file),
+    with "+dirty" when the working tree differs from it."""
+    import subprocess
+
+    def git(*cmd):
+        out = subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=RESULTS.parent)
+        return out.stdout.strip()
+
+    if path is not None:
+        return git("log", "-1", "--format=%h", "--", str(path)) or "unknown"
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if dirty else "")
+
+
+def merge(results: list[dict], new: dict) -> list[dict]:
+    """``results`` with ``new``'s methods replacing those of the same dataset."""
+    for r in results:
+        if r["dataset"] == new["dataset"]:
+            for key in ("summary", "per_fold", "commits"):
+                r[key] = {**r.get(key, {}), **new[key]}
+            r["folds"] = new["folds"]
+            return results
+    return [*results, new]
 
 
 def compact(results: list[dict], key: str) -> str:
@@ -300,11 +327,12 @@ def markdown(results: list[dict]) -> str:
             f"### {res['dataset']} ({res['backbone']}, pretrained={res['pretrained']}, "
             f"{res['n_images']} images, {res['folds']} folds)",
             "",
-            "| method | " + " | ".join(keys) + " |",
-            "|---" * (len(keys) + 1) + "|",
+            "| method | " + " | ".join(keys) + " | code |",
+            "|---" * (len(keys) + 2) + "|",
         ]
         for method, s in res["summary"].items():
             cells = [f"{s[k][0]:.3f} ± {s[k][1]:.3f}" for k in keys]
+            cells.append(res.get("commits", {}).get(method, ""))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -345,6 +373,11 @@ def main(argv=None):
     p.add_argument("--n-sources", type=int, default=None, help="photos per synthetic task")
     p.add_argument("--methods", nargs="*", help="subset of methods to run")
     p.add_argument("--render", metavar="JSON", help="only rewrite the .md and .png of a result")
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="update the existing result file: replace only the datasets and methods run now",
+    )
     args = p.parse_args(argv)
     if args.render:
         stem = Path(args.render).with_suffix("")
@@ -354,6 +387,7 @@ def main(argv=None):
         plot(results, stem.with_suffix(".png"))
         return
     names = SYNTHETIC if args.dataset == "all" else args.dataset.split(",")
+    args.commit = git_commit()  # once: later edits to the tree do not relabel this run
     RESULTS.mkdir(exist_ok=True)
     tag = args.dataset.replace(",", "+")
     stem = RESULTS / f"quality-{args.backbone}-{tag}"
@@ -364,8 +398,13 @@ def main(argv=None):
         else ""
     )
     results = []
+    if args.merge and stem.with_suffix(".json").exists():
+        results = json.loads(stem.with_suffix(".json").read_text())
+        produced_at = git_commit(stem.with_suffix(".json"))  # rows without their own record
+        for r in results:
+            r.setdefault("commits", dict.fromkeys(r["summary"], produced_at))
     for name in names:  # files rewritten after each dataset: a long run keeps what it did
-        results.append(run(args, name))
+        results = merge(results, run(args, name))
         stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
         stem.with_suffix(".md").write_text(note + markdown(results))
     plot(results, stem.with_suffix(".png"))

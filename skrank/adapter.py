@@ -27,6 +27,9 @@ class AdapterConfig:
     n_prompt_tokens: int = 32
     n_relation_tokens: int = 16
     mlp_ratio: int = 4
+    # "mean_std": the score head pools each feature's mean and spread over tokens;
+    # "mean": the paper's mean only (and what models saved before this option load as).
+    score_pooling: str = "mean_std"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,24 +88,42 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_mlp(x))
 
 
-def _mlp_stack(d: int, n_blocks: int) -> nn.Sequential:
-    """``n_blocks`` × [Linear, LayerNorm, ReLU], then Linear to one logit."""
+def _mlp_stack(d: int, n_blocks: int, d_in: int | None = None) -> nn.Sequential:
+    """``n_blocks`` × [Linear, LayerNorm, ReLU] (the first from ``d_in``), then Linear
+    to one logit."""
     layers: list[nn.Module] = []
-    for _ in range(n_blocks):
-        layers += [nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU()]
+    for i in range(n_blocks):
+        layers += [nn.Linear(d_in if i == 0 and d_in else d, d), nn.LayerNorm(d), nn.ReLU()]
     return nn.Sequential(*layers, nn.Linear(d, 1))
 
 
 class ScoreHead(nn.Module):
-    """LayerNorm, mean over tokens, two MLP blocks, one score per image."""
+    """LayerNorm, pool over tokens, two MLP blocks, one score per image.
 
-    def __init__(self, d: int):
+    ``pooling="mean"`` is the paper's head. ``"mean_std"`` also pools each
+    feature's standard deviation over the image's tokens: how much the image
+    varies from patch to patch (pixelation, blur, noise) is a second-order
+    statistic that a mean of per-token features reaches only through what the
+    blocks before it learn, and on ~100 training images they do not
+    (``docs/model.md``, "Score pooling"). Both are independent of the token count.
+    """
+
+    pooling = "mean"  # class default: heads pickled before the option existed
+
+    def __init__(self, d: int, pooling: str = "mean_std"):
         super().__init__()
+        if pooling not in ("mean", "mean_std"):
+            raise ValueError(f"pooling must be 'mean' or 'mean_std', got {pooling!r}")
+        self.pooling = pooling
         self.ln = nn.LayerNorm(d)
-        self.mlp = _mlp_stack(d, 2)
+        self.mlp = _mlp_stack(d, 2, d_in=2 * d if pooling == "mean_std" else d)
 
     def forward(self, tokens):  # (B, L, d)
-        return self.mlp(self.ln(tokens).mean(dim=1)).squeeze(-1)  # (B,)
+        h = self.ln(tokens)
+        pooled = h.mean(dim=1)
+        if self.pooling == "mean_std":  # population std: no NaN at L = 1
+            pooled = torch.cat([pooled, h.std(dim=1, correction=0)], dim=-1)  # (B, 2d)
+        return self.mlp(pooled).squeeze(-1)  # (B,)
 
 
 class RelationAttention(nn.Module):
@@ -196,7 +217,7 @@ class RankingAdapter(nn.Module):
         self.post = nn.ModuleList(
             Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False) for _ in range(cfg.n_post_layers)
         )
-        self.score_head = ScoreHead(d)
+        self.score_head = ScoreHead(d, cfg.score_pooling)
         self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens)
         self.pair_head = PairHead(d)
 

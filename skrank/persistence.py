@@ -132,7 +132,9 @@ def load(path: str | os.PathLike):
     try:
         ranker = CLIPRanker(**json.loads(meta["params"]))
         fitted = json.loads(meta["fitted"])
-        adapter = RankingAdapter(AdapterConfig(**json.loads(meta["adapter_config"])))
+        config = json.loads(meta["adapter_config"])
+        config.setdefault("score_pooling", "mean")  # files saved before the option existed
+        adapter = RankingAdapter(AdapterConfig(**config))
         adapter.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path!r} is a damaged skrank model file: {exc}") from None
