@@ -24,7 +24,13 @@ photo or person, so nothing crosses train and test):
 
 Metrics: SRCC, KRCC, PLCC, MAE, pairwise accuracy; mean ± std over folds; for
 the synthetic tasks pooled over the test set and within each source photo.
-Writes ``benchmarks/results/quality-<backbone>-<dataset>.json``, ``.md`` and ``.png``.
+Writes ``benchmarks/results/quality-<backbone>-<dataset>.json``, ``.md`` and ``.png``
+(``--tag`` names the file otherwise). Each method's rows record the commit that
+produced them; ``--merge`` reruns some datasets or methods into an existing file
+and keeps the rest, e.g. after a change to the adapter::
+
+    python benchmarks/bench_quality.py --backbone skrank-tiny --dataset all --folds 2 \
+        --methods CLIPRanker no-pair --merge
 """
 
 from __future__ import annotations
@@ -378,6 +384,7 @@ def main(argv=None):
         action="store_true",
         help="update the existing result file: replace only the datasets and methods run now",
     )
+    p.add_argument("--tag", help="result file name part (default: --dataset)")
     args = p.parse_args(argv)
     if args.render:
         stem = Path(args.render).with_suffix("")
@@ -389,7 +396,7 @@ def main(argv=None):
     names = SYNTHETIC if args.dataset == "all" else args.dataset.split(",")
     args.commit = git_commit()  # once: later edits to the tree do not relabel this run
     RESULTS.mkdir(exist_ok=True)
-    tag = args.dataset.replace(",", "+")
+    tag = args.tag or args.dataset.replace(",", "+")
     stem = RESULTS / f"quality-{args.backbone}-{tag}"
     note = (
         "Random backbones say nothing about CLIP semantics: these rows measure the method "

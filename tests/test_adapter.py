@@ -1,11 +1,12 @@
 """The adapter's maths: exact factorised pair attention, shapes, losses."""
 
 import math
+import pickle
 
 import pytest
 import torch
 
-from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.adapter import AdapterConfig, RankingAdapter, ScoreHead
 from skrank.losses import pair_targets, ranking_loss, regression_loss
 
 
@@ -88,6 +89,31 @@ def test_score_is_a_mean_over_tokens_so_token_count_does_not_matter(adapter):
         once = adapter.score_head(tokens)
         twice = adapter.score_head(torch.cat([tokens, tokens], dim=1))
     assert torch.allclose(once, twice, atol=1e-6)
+
+
+def test_mean_std_pooling_sees_what_a_mean_cannot():
+    # Two images of layer-normalised tokens, each the mirror image of itself, so both
+    # pool to mean 0: the paper's mean head must score them alike, ours reads the spread.
+    torch.manual_seed(1)
+    a, b, c = (torch.nn.functional.layer_norm(torch.randn(32), (32,)) for _ in range(3))
+    flat = torch.stack([a, -a, a, -a])  # one direction: spread 1 in every feature
+    busy = torch.stack([b, -b, c, -c])  # two directions: a different spread
+    images = torch.stack([flat, busy])  # (2, 4, 32)
+    with torch.no_grad():
+        mean_only = ScoreHead(32, "mean")(images)
+        mean_std = ScoreHead(32, "mean_std")(images)
+    assert torch.allclose(mean_only[0], mean_only[1], atol=1e-5)
+    assert not torch.allclose(mean_std[0], mean_std[1], atol=1e-3)
+    with pytest.raises(ValueError, match="pooling"):
+        ScoreHead(32, "max")
+
+
+def test_heads_pickled_before_score_pooling_still_pool_by_mean():
+    head = ScoreHead(8, "mean")
+    del head.pooling  # an instance from before the option: only the class default remains
+    restored = pickle.loads(pickle.dumps(head))
+    assert restored.pooling == "mean"
+    assert restored(torch.randn(2, 3, 8)).shape == (2,)
 
 
 def test_no_prompt_tokens_is_allowed():

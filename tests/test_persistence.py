@@ -126,6 +126,33 @@ def test_truncated_missing_and_newer_files(tiny_fitted, tmp_path):
         load(damaged)
 
 
+def test_files_saved_before_score_pooling_load_with_the_mean_head(tiny_fitted, tmp_path):
+    # An older file: a mean-pooled head and no "score_pooling" in its adapter config.
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from skrank.adapter import ScoreHead
+
+    torch.manual_seed(0)
+    old = pickle.loads(pickle.dumps(tiny_fitted))
+    old.adapter_.score_head = ScoreHead(old.adapter_.cfg.d_model, "mean")
+    old.adapter_.cfg.score_pooling = "mean"
+    path = tmp_path / "old.skrank"
+    save(old, path)
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    config = json.loads(meta["adapter_config"])
+    del config["score_pooling"]
+    meta["adapter_config"] = json.dumps(config)
+    save_file(tensors, str(path), metadata=meta)
+    loaded = load(path)
+    assert loaded.adapter_.score_head.pooling == "mean"
+    images = np.random.default_rng(0).random((3, 32, 32, 3))
+    np.testing.assert_array_equal(loaded.predict(images), old.predict(images))
+
+
 def test_save_needs_a_fitted_ranker(tmp_path):
     from sklearn.exceptions import NotFittedError
 
