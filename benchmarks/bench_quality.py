@@ -293,7 +293,8 @@ def git_commit(path: Path | None = None) -> str:
 
     if path is not None:
         return git("log", "-1", "--format=%h", "--", str(path)) or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no")
+    # Results being written (by this or an earlier run) do not make the code dirty.
+    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results")
     return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if dirty else "")
 
 
