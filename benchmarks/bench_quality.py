@@ -294,7 +294,14 @@ def git_commit(path: Path | None = None) -> str:
     if path is not None:
         return git("log", "-1", "--format=%h", "--", str(path)) or "unknown"
     # Results being written (by this or an earlier run) do not make the code dirty.
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":(top,exclude)benchmarks/results")
+    dirty = git(
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ":/",
+        ":(top,exclude)benchmarks/results",
+    )
     return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if dirty else "")
 
 
