@@ -221,6 +221,14 @@ class RankingAdapter(nn.Module):
         self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens)
         self.pair_head = PairHead(d)
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Pickled before score_pooling existed: the config's class default would
+        # claim "mean_std"; make it say what the head does ("mean"), so a re-save
+        # writes a config that matches the weights.
+        if "score_pooling" not in vars(self.cfg):
+            self.cfg.score_pooling = self.score_head.pooling
+
     def context(self, text, text_valid):
         """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""
         ctx = self.text_in(text)  # (1, T, d)

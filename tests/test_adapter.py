@@ -114,6 +114,13 @@ def test_heads_pickled_before_score_pooling_still_pool_by_mean():
     restored = pickle.loads(pickle.dumps(head))
     assert restored.pooling == "mean"
     assert restored(torch.randn(2, 3, 8)).shape == (2,)
+    # A whole adapter from then: its config must report the head it has, so that
+    # skrank.save writes a config matching the weights.
+    old = RankingAdapter(AdapterConfig(8, 8, d_model=8, n_heads=2, score_pooling="mean"))
+    del old.score_head.pooling, old.cfg.score_pooling
+    assert old.cfg.score_pooling == "mean_std"  # the dataclass default, wrongly
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.cfg.score_pooling == "mean" == restored.score_head.pooling
 
 
 def test_no_prompt_tokens_is_allowed():
