@@ -34,18 +34,28 @@ def depth_features(backbone, images) -> list[np.ndarray]:
     return [torch.cat(depth).cpu().numpy() for depth in zip(*per_batch)]
 
 
-def main(argv=None):
+def probe_tasks(doc: str, default_dataset: str, argv=None):
+    """Parse the probe scripts' shared options; yield (args, backbone, name, images, y,
+    groups, folds, synthetic) per dataset, on the random backbone's input size."""
     from skrank.backbone import load_backbone
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--backbone", default="ViT-B-32")
-    p.add_argument("--dataset", default="jpeg")
+    p.add_argument("--dataset", default=default_dataset)
     p.add_argument("--folds", type=int, default=2)
     args = p.parse_args(argv)
     backbone = load_backbone(args.backbone, None, "cpu")
-    rows = []
     for name in args.dataset.split(","):
-        images, y, groups, _, folds, synthetic = load_task(name, None, backbone.image_size[0], None)
+        task = load_task(name, None, backbone.image_size[0], None)
+        images, y, groups, _, folds, synthetic = task
+        yield args, backbone, name, images, y, groups, folds, synthetic
+
+
+def main(argv=None):
+    rows = []
+    for args, backbone, name, images, y, groups, folds, synthetic in probe_tasks(
+        __doc__, "jpeg", argv
+    ):
         feats = depth_features(backbone, images)
         for depth, X in enumerate(feats):
             scores = [

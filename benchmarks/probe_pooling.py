@@ -17,7 +17,6 @@ Writes ``benchmarks/results/probe-pooling-<backbone>-<dataset>.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -26,7 +25,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import RESULTS, load_task, metrics, ridge, splits  # noqa: E402
+from bench_quality import RESULTS, metrics, ridge, splits  # noqa: E402
+from probe_depth import probe_tasks  # noqa: E402
 
 
 def frozen_tokens(backbone, images) -> torch.Tensor:
@@ -59,17 +59,10 @@ def train_head(tokens, y, train, pooling, seed, steps=300, lr=1e-4, d=512):
 
 
 def main(argv=None):
-    from skrank.backbone import load_backbone
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--backbone", default="ViT-B-32")
-    p.add_argument("--dataset", default="pixelate")
-    p.add_argument("--folds", type=int, default=2)
-    args = p.parse_args(argv)
-    backbone = load_backbone(args.backbone, None, "cpu")
     rows = []
-    for name in args.dataset.split(","):
-        images, y, groups, _, folds, synthetic = load_task(name, None, backbone.image_size[0], None)
+    for args, backbone, name, images, y, groups, folds, synthetic in probe_tasks(
+        __doc__, "pixelate", argv
+    ):
         tokens = frozen_tokens(backbone, images)
         pooled = {
             "ridge on mean": tokens.mean(1),
