@@ -34,12 +34,12 @@ HERE = Path(__file__).parent
 
 def fit_on_cuda(backbone: str, size: int) -> tuple[dict, object, list]:
     from skrank import CLIPRanker
-    from skrank.datasets import make_ranking_task
+    from skrank.datasets import holdout_by_source, make_ranking_task
     from skrank.metrics import spearman_score
 
     task = make_ranking_task("blur", image_size=size, random_state=0)
     groups = np.asarray(task.groups)
-    test = np.isin(groups, np.unique(groups)[::3])
+    test = holdout_by_source(groups)
     X_train = [x for x, t in zip(task.images, test) if not t]
     X_test = [x for x, t in zip(task.images, test) if t]
     ranker = CLIPRanker(

@@ -24,12 +24,11 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def brightness_task():
     """Brightness ranking task at 64 px, split by source photo (no photo on both sides)."""
-    from skrank.datasets import make_ranking_task
+    from skrank.datasets import holdout_by_source, make_ranking_task
 
     task = make_ranking_task("brightness", image_size=64, random_state=0)
     groups = np.asarray(task.groups)
-    sources = np.unique(groups)
-    test = np.isin(groups, sources[::3])
+    test = holdout_by_source(groups)
     images = task.images
     return {
         "task": task,

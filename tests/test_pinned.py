@@ -17,11 +17,11 @@ PINNED = Path(__file__).parent / "data" / "pinned_predictions.json"
 
 
 def _split():
-    from skrank.datasets import make_ranking_task
+    from skrank.datasets import holdout_by_source, make_ranking_task
 
     task = make_ranking_task("brightness", image_size=64, random_state=0)
     groups = np.asarray(task.groups)
-    test = np.isin(groups, np.unique(groups)[::3])
+    test = holdout_by_source(groups)
     train_x = [im for im, t in zip(task.images, test) if not t]
     test_x = [im for im, t in zip(task.images, test) if t]
     return task, train_x, task.target[~test], test_x

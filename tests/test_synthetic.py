@@ -248,3 +248,18 @@ def test_cached_call_is_fast():
 def test_docstring_examples_run():
     result = doctest.testmod(_synthetic, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_holdout_by_source_keeps_every_source_on_one_side():
+    from skrank.datasets import holdout_by_source
+
+    groups = np.array(["b", "a", "c", "a", "d", "b", "e"])
+    test = holdout_by_source(groups)
+    assert set(groups[test]).isdisjoint(groups[~test])
+    assert sorted(set(groups[test])) == ["a", "d"]  # sorted sources, every third from the first
+    assert holdout_by_source(groups, every=2).sum() == 4  # a, c, e
+    for bad in (1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="every="):
+            holdout_by_source(groups, every=bad)
+    with pytest.raises(ValueError, match="1-D"):
+        holdout_by_source(groups.reshape(-1, 1))

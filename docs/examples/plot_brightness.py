@@ -10,13 +10,13 @@ photos, and look at the held-out images in predicted order.
 import numpy as np
 
 from skrank import CLIPRanker
-from skrank.datasets import make_ranking_task
+from skrank.datasets import holdout_by_source, make_ranking_task
 from skrank.metrics import spearman_score
 from skrank.plotting import plot_predictions, plot_ranking
 
 task = make_ranking_task("brightness", image_size=64, random_state=0)
 groups = np.asarray(task.groups)
-test = np.isin(groups, np.unique(groups)[::3])  # every third photo is held out
+test = holdout_by_source(groups)  # every third photo is held out, whole
 X_train = [x for x, t in zip(task.images, test) if not t]
 X_test = [x for x, t in zip(task.images, test) if t]
 

@@ -7,10 +7,12 @@ from skrank.datasets._loaders import (
     load_koniq10k,
     load_utkface,
 )
+from skrank.datasets._split import holdout_by_source
 from skrank.datasets._synthetic import KINDS, make_ranking_task
 
 __all__ = [
     "KINDS",
+    "holdout_by_source",
     "make_ranking_task",
     "load_koniq10k",
     "load_ava",
