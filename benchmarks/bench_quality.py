@@ -104,22 +104,25 @@ def splits(groups, folds, n_folds, seed=0):
     yield from GroupKFold(n_folds, shuffle=True, random_state=seed).split(groups, groups=groups)
 
 
+# Result keys, in the order written, and the skrank.metrics.evaluation keys they come from.
+POOLED = {
+    "SRCC": "srcc",
+    "KRCC": "krcc",
+    "PLCC": "plcc",
+    "MAE": "mae",
+    "pair_acc": "pairwise_accuracy",
+}
+WITHIN = {"SRCC_within": "srcc", "KRCC_within": "krcc", "pair_acc_within": "pairwise_accuracy"}
+
+
 def metrics(y, pred, groups, synthetic: bool) -> dict:
-    from sklearn.metrics import mean_absolute_error
+    """The POOLED metrics; for the synthetic tasks also the WITHIN (source photo) means."""
+    from skrank.metrics import evaluation
 
-    from skrank.metrics import kendall_score, pairwise_accuracy, plcc_score, spearman_score
-
-    out = {
-        "SRCC": spearman_score(y, pred),
-        "KRCC": kendall_score(y, pred),
-        "PLCC": plcc_score(y, pred),
-        "MAE": float(mean_absolute_error(y, pred)),
-        "pair_acc": pairwise_accuracy(y, pred),
-    }
+    table = evaluation(y, pred, groups=groups if synthetic else None)
+    out = {key: table["pooled"][name] for key, name in POOLED.items()}
     if synthetic:
-        out["SRCC_within"] = spearman_score(y, pred, groups=groups)
-        out["KRCC_within"] = kendall_score(y, pred, groups=groups)
-        out["pair_acc_within"] = pairwise_accuracy(y, pred, groups=groups)
+        out.update({key: table["per_group_mean"][name] for key, name in WITHIN.items()})
     return out
 
 
@@ -127,7 +130,7 @@ def metrics(y, pred, groups, synthetic: bool) -> dict:
 
 
 def embeddings(backbone, images):
-    from skrank.cache import embed_images
+    from skrank.backbone import embed_images
 
     return embed_images(backbone, images)
 

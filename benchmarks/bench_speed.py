@@ -251,8 +251,7 @@ def mfu(args, backbone) -> dict:
 def run(args) -> dict:
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    from skrank.backbone import Backbone, load_backbone
-    from skrank.cache import encode_images
+    from skrank.backbone import Backbone, encode_images, load_backbone
     from skrank.metrics import spearman_scorer
 
     device = "cpu" if args.device == "auto" else args.device

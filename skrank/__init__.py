@@ -7,7 +7,15 @@ ICLR 2025): ``CLIPRanker(instruction=...).fit(images, y).predict(images)``.
 __version__ = "0.1.0"
 
 from skrank.images import ImageLoadError  # noqa: E402
+from skrank.params import InvalidParameterError  # noqa: E402
 from skrank.persistence import load, save  # noqa: E402
 from skrank.ranker import CLIPRanker  # noqa: E402
 
-__all__ = ["CLIPRanker", "ImageLoadError", "load", "save", "__version__"]
+__all__ = [
+    "CLIPRanker",
+    "ImageLoadError",
+    "InvalidParameterError",
+    "load",
+    "save",
+    "__version__",
+]

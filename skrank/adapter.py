@@ -1,4 +1,4 @@
-"""The ranking-aware adapter (DESIGN §2): small torch modules, composed once.
+"""The ranking-aware adapter: small torch modules, composed once (see ``docs/model.md``).
 
 Shapes: B images, L image tokens, T text positions (+ P prompt tokens), R
 relation tokens, d model width, h heads of width c = d / h.
@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["AdapterConfig", "RankingAdapter"]
+
+# What a model saved or pickled before an option existed was built with: the
+# one rule for old pickles (AdapterConfig.__setstate__, ScoreHead) and old files
+# (AdapterConfig.from_dict).
+BEFORE_OPTIONS = {"score_pooling": "mean"}
 
 
 @dataclass
@@ -33,6 +38,14 @@ class AdapterConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> AdapterConfig:
+        """The config a saved model describes; options it predates take their old meaning."""
+        return cls(**{**BEFORE_OPTIONS, **values})
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({**BEFORE_OPTIONS, **state})
 
 
 class Attention(nn.Module):
@@ -108,7 +121,7 @@ class ScoreHead(nn.Module):
     (``docs/model.md``, "Score pooling"). Both are independent of the token count.
     """
 
-    pooling = "mean"  # class default: heads pickled before the option existed
+    pooling = BEFORE_OPTIONS["score_pooling"]  # heads pickled before the option existed
 
     def __init__(self, d: int, pooling: str = "mean_std"):
         super().__init__()
@@ -127,7 +140,7 @@ class ScoreHead(nn.Module):
 
 
 class RelationAttention(nn.Module):
-    """Ranking-aware attention, factorised exactly (DESIGN §2.7).
+    """Ranking-aware attention, factorised exactly (see ``docs/model.md``).
 
     For relation query q, the joint softmax over both images' keys splits as
     O_i − O_j = w U_i − (1 − w) U_j with U the per-image attention output and
@@ -220,14 +233,6 @@ class RankingAdapter(nn.Module):
         self.score_head = ScoreHead(d, cfg.score_pooling)
         self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens)
         self.pair_head = PairHead(d)
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        # Pickled before score_pooling existed: the config's class default would
-        # claim "mean_std"; make it say what the head does ("mean"), so a re-save
-        # writes a config that matches the weights.
-        if "score_pooling" not in vars(self.cfg):
-            self.cfg.score_pooling = self.score_head.pooling
 
     def context(self, text, text_valid):
         """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""

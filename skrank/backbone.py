@@ -1,248 +1,51 @@
-"""Frozen open_clip backbones: loading, token extraction and ``skrank-tiny``.
+"""Frozen open_clip towers: pixels to tokens and embeddings, and ``skrank-tiny``.
 
-skrank talks to open_clip only here. A :class:`Backbone` wraps a frozen CLIP
-model and offers what the adapter needs: per-image tokens (DESIGN §2.1), per-
-instruction text tokens with a padding mask (§2.2), pooled image embeddings
-(for baselines) and the preprocessing constants (input size, mean, std).
+A :class:`Backbone` wraps a frozen CLIP model (built by :func:`load_backbone`
+from weights that :mod:`skrank.weights` resolves) and offers what the adapter
+needs: per-image tokens, per-instruction text tokens with a padding mask,
+pooled image embeddings (for baselines) and the preprocessing constants (input
+size, mean, std). :func:`encode_images` and :func:`embed_images` turn decoded
+pixel batches (:mod:`skrank.images`) into those tokens and embeddings. Every
+forward pass enters :func:`skrank.devices.autocast` with the caller's
+``precision``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import logging
 import os
-import socket
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlparse
 
+import numpy as np
 import open_clip
 import torch
 from torch import nn
+
+from skrank import devices
+from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
+from skrank.weights import (
+    TINY,
+    WeightsUnavailableError,
+    _Weights,
+    create_model,
+    resolve_weights,
+    weights_on_disk,
+)
 
 __all__ = [
     "TINY",
     "Backbone",
     "WeightsUnavailableError",
+    "embed_images",
+    "encode_images",
     "load_backbone",
-    "resolve_device",
     "weights_on_disk",
 ]
 
-TINY = "skrank-tiny"
 _CONFIG_DIR = Path(__file__).parent / "model_configs"
-_SEED = 0  # every random initialisation is seeded, so a rebuilt backbone is identical
-_PROBE_TIMEOUT_S = 3.0
-
 open_clip.add_model_config(_CONFIG_DIR)
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The pretrained weights asked for are neither on disk nor downloadable."""
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` into a device.
-
-    ``"auto"`` picks CUDA, else MPS, else the CPU. Asking for an accelerator
-    that is not there raises ``ValueError``.
-    """
-    if isinstance(device, torch.device):
-        device = str(device)
-    if not isinstance(device, str):
-        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {device!r}")
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(
-            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} was asked for but CUDA is not available here")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
-            )
-    elif dev.type == "mps":
-        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ValueError(f"device={device!r} was asked for but MPS is not available here")
-    elif dev.type != "cpu":
-        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
-    return dev
-
-
-# --------------------------------------------------------------------------- weights
-
-
-@dataclass(frozen=True)
-class _Weights:
-    """Where a backbone's weights come from, resolved before anything is built."""
-
-    kind: str  # "random", "file", "tag" or "hub"
-    path: str | None  # local checkpoint (file, or cached download of a tag)
-    identity: str  # what distinguishes these weights in a cache key
-    tag_cfg: dict | None = None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (memoised on path, size and mtime)."""
-    st = os.stat(path)
-    return _sha256_of(os.path.abspath(path), st.st_size, st.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _hub_reachable() -> bool:
-    """One quick connection to the hub, so an offline machine fails in seconds.
-
-    huggingface_hub retries a failing request with back-off for tens of seconds;
-    asking once with a short timeout first turns that hang into a clear error.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return False
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname
-    try:
-        with socket.create_connection((host, 443), timeout=_PROBE_TIMEOUT_S):
-            return True
-    except OSError:
-        return False
-
-
-def _cached_hub_file(repo_id: str, filenames: list[str]) -> str | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for name in filenames:
-        found = try_to_load_from_cache(repo_id, name)
-        if isinstance(found, str) and os.path.isfile(found):
-            return found
-    return None
-
-
-def _unavailable(name: str, pretrained: str, where: str) -> WeightsUnavailableError:
-    return WeightsUnavailableError(
-        f"Pretrained weights for backbone={name!r}, pretrained={pretrained!r} are not on this "
-        f"machine ({where}) and cannot be downloaded (no network, or HF_HUB_OFFLINE=1). "
-        f"Download them once where there is a network, or pass a local checkpoint file: "
-        f"CLIPRanker(backbone={name!r}, pretrained='/path/to/open_clip_model.safetensors'), "
-        f"or use backbone={TINY!r} to work offline."
-    )
-
-
-def _resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights:
-    if name == TINY and pretrained in (None, "openai"):
-        return _Weights("random", None, f"{TINY}:seed{_SEED}")
-    if pretrained is None:
-        return _Weights("random", None, f"random:seed{_SEED}")
-    pretrained = os.fspath(pretrained)
-    if os.path.isfile(pretrained):
-        path = os.path.abspath(pretrained)
-        return _Weights("file", path, f"file:{file_sha256(path)}")
-    if name.startswith(open_clip.factory.HF_HUB_PREFIX):
-        return _Weights("hub", None, f"hub:{name}")
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    if not tag_cfg:
-        if any(sep in pretrained for sep in ("/", os.sep, ".")):
-            raise FileNotFoundError(
-                f"pretrained={pretrained!r} is neither an open_clip tag of {name!r} nor an "
-                "existing checkpoint file"
-            )
-        tags = open_clip.list_pretrained_tags_by_model(name)
-        raise ValueError(
-            f"pretrained={pretrained!r} is not a known open_clip tag for backbone={name!r}; "
-            f"known tags: {tags or 'none'}; or pass a local checkpoint path, or None for random "
-            "weights"
-        )
-    found, where = _cached_tag_file(tag_cfg)
-    identity = f"tag:{name}:{pretrained}"
-    if found is not None:
-        return _Weights("tag", found, identity, tag_cfg)
-    if not _hub_reachable():
-        raise _unavailable(name, pretrained, where)
-    return _Weights("tag", None, identity, tag_cfg)
-
-
-def _cached_tag_file(tag_cfg: dict) -> tuple[str | None, str]:
-    """The local copy of a tag's weights, if any, and where it was looked for."""
-    hub = tag_cfg.get("hf_hub", "")
-    if hub:
-        repo_id, filename = os.path.split(hub)
-        names = [filename] if filename else []
-        names += ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        return _cached_hub_file(repo_id, names), f"not in the Hugging Face cache as {repo_id}"
-    url = tag_cfg.get("url", "")
-    candidate = Path("~/.cache/clip").expanduser() / os.path.basename(urlparse(url).path)
-    return (str(candidate) if candidate.is_file() else None), f"not at {candidate}"
-
-
-def weights_on_disk(name: str, pretrained: str) -> bool:
-    """Whether the open_clip tag ``pretrained`` of ``name`` is already downloaded.
-
-    Looks only at local caches: never touches the network.
-    """
-    tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
-    return bool(tag_cfg) and _cached_tag_file(tag_cfg)[0] is not None
-
-
-def _create_model(name: str, pretrained: str | None, weights: _Weights) -> nn.Module:
-    kwargs: dict = {}
-    if weights.kind == "hub":
-        if not _hub_reachable() and not _hub_config_cached(name):
-            raise _unavailable(name, pretrained or "", "hub model not in the local cache")
-        return open_clip.create_model(name)
-    if weights.tag_cfg is not None:
-        kwargs["force_quick_gelu"] = bool(weights.tag_cfg.get("quick_gelu", False))
-        if weights.path is not None:
-            return open_clip.create_model(name, pretrained=weights.path, **kwargs)
-        return open_clip.create_model(name, pretrained=pretrained, **kwargs)
-    if weights.kind == "file":
-        return open_clip.create_model(name, pretrained=weights.path)
-    with torch.random.fork_rng(devices=[]), _quiet_random_init_log():
-        torch.manual_seed(_SEED)
-        return open_clip.create_model(name, pretrained=None, pretrained_text=False)
-
-
-class _DropRandomInitNotice(logging.Filter):
-    def filter(self, record):
-        return "No pretrained weights loaded" not in record.getMessage()
-
-
-@contextlib.contextmanager
-def _quiet_random_init_log():
-    """open_clip logs a warning for random weights; skrank already warned, once, clearly."""
-    root = logging.getLogger()
-    notice = _DropRandomInitNotice()
-    root.addFilter(notice)
-    try:
-        yield
-    finally:
-        root.removeFilter(notice)
-
-
-def _hub_config_cached(name: str) -> bool:
-    repo_id = name[len(open_clip.factory.HF_HUB_PREFIX) :]
-    return _cached_hub_file(repo_id, ["open_clip_config.json"]) is not None
-
-
-# --------------------------------------------------------------------------- the backbone
 
 
 class Backbone:
@@ -281,9 +84,9 @@ class Backbone:
         self.context_length = int(text.context_length)
         self.text_dim = int(text.ln_final.weight.shape[0])
         with torch.no_grad():
-            probe = torch.zeros(1, 3, *self.image_size, device=self.device)
-            self.n_image_tokens, self.image_dim = self.image_tokens(probe).shape[1:]
-            self.embed_dim = int(self.image_embeddings(probe).shape[1])
+            probe = torch.zeros(1, 3, *self.image_size, device=self.device)  # shapes only
+            self.n_image_tokens, self.image_dim = self.image_tokens(probe, "fp32").shape[1:]
+            self.embed_dim = int(self.image_embeddings(probe, "fp32").shape[1])
 
     @property
     def info(self) -> dict:
@@ -303,15 +106,12 @@ class Backbone:
             "family": "timm" if self.is_timm else "vit",
         }
 
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
-
     @torch.no_grad()
-    def image_tokens(self, pixels: torch.Tensor) -> torch.Tensor:
+    def image_tokens(self, pixels: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """Frozen per-image tokens, (N, 3, H, W) normalised pixels → (N, L, C) float32."""
         visual = self.model.visual
         pixels = pixels.to(self.device, non_blocking=True)
-        with self._autocast():
+        with devices.autocast(self.device, precision):
             if self.is_timm:
                 feats = visual.trunk.forward_features(pixels)
                 if feats.ndim == 4:  # ConvNeXt-like map (N, C, h, w) → (N, h·w, C)
@@ -328,17 +128,17 @@ class Backbone:
         return tokens.float()
 
     @torch.no_grad()
-    def image_embeddings(self, pixels: torch.Tensor) -> torch.Tensor:
+    def image_embeddings(self, pixels: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """CLIP's pooled, projected image embeddings (N, embed_dim), for baselines."""
-        with self._autocast():
+        with devices.autocast(self.device, precision):
             out = self.model.encode_image(pixels.to(self.device))
         return out.float()
 
     @torch.no_grad()
-    def text_embeddings(self, texts: list[str]) -> torch.Tensor:
+    def text_embeddings(self, texts: list[str], precision: str = "auto") -> torch.Tensor:
         """CLIP's pooled, projected text embeddings (T, embed_dim), for zero-shot baselines."""
         ids = self.tokenizer(list(texts)).to(self.device)
-        with self._autocast():
+        with devices.autocast(self.device, precision):
             out = self.model.encode_text(ids)
         return out.float()
 
@@ -347,7 +147,9 @@ class Backbone:
         return len(self.tokenizer.encode(text)) + 2
 
     @torch.no_grad()
-    def text_tokens(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    def text_tokens(
+        self, texts: list[str], precision: str = "auto"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Every position of the frozen text transformer after ``ln_final``.
 
         Returns ``(tokens, valid)``: (T, Lt, Ct) float32 and a (T, Lt) bool mask that
@@ -355,7 +157,7 @@ class Backbone:
         """
         text = self._text
         ids = self.tokenizer(list(texts)).to(self.device)  # (T, Lt), 0-padded
-        with self._autocast():
+        with devices.autocast(self.device, precision):
             x = text.token_embedding(ids) + text.positional_embedding  # (T, Lt, Ct)
             x = text.transformer(x, attn_mask=text.attn_mask)
             x = text.ln_final(x)
@@ -367,6 +169,7 @@ class Backbone:
 
 _LOADED: dict[tuple, Backbone] = {}
 _MAX_LOADED = 4
+_LOADING = threading.Lock()  # threads of one process (Dask workers) build each backbone once
 
 
 def load_backbone(
@@ -415,15 +218,62 @@ def load_backbone(
             UserWarning,
             stacklevel=2,
         )
-    weights = _resolve_weights(name, pretrained)
+    weights = resolve_weights(name, pretrained)
     device = torch.device(device)
     key = (name, weights.identity, str(device))
-    backbone = _LOADED.get(key)
-    if backbone is None:
-        backbone = Backbone(
-            _create_model(name, pretrained, weights), name, pretrained, weights, device
-        )
-        while len(_LOADED) >= _MAX_LOADED:
-            _LOADED.pop(next(iter(_LOADED)))
-        _LOADED[key] = backbone
+    with _LOADING:
+        backbone = _LOADED.get(key)
+        if backbone is None:
+            backbone = Backbone(
+                create_model(name, pretrained, weights), name, pretrained, weights, device
+            )
+            while len(_LOADED) >= _MAX_LOADED:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[key] = backbone
     return backbone
+
+
+def encode_images(
+    backbone: Backbone,
+    items: Sequence,
+    batch_size: int,
+    num_workers: int = 0,
+    with_flips: bool = False,
+    indices: Sequence[int] | None = None,
+    progress=None,
+    mirror: bool = False,
+    precision: str = "auto",
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None, list]]:
+    """Stream frozen tokens batch by batch: ``(ok_indices, tokens, flipped, failures)``.
+
+    ``tokens`` is (n_ok, L, C) float32 on the backbone's device (of the mirrored
+    images when ``mirror``); ``flipped`` the same for the mirrored images when
+    ``with_flips`` (else None). Memory stays flat in ``len(items)``.
+    """
+    preprocess = Preprocessor.from_info(backbone.info)
+    for ok, pixels, failures in iter_pixel_batches(
+        items, preprocess, batch_size, num_workers, indices
+    ):
+        tokens = flipped = None
+        if len(ok):
+            tokens = backbone.image_tokens(pixels.flip(-1) if mirror else pixels, precision)
+            if with_flips:
+                flipped = backbone.image_tokens(pixels.flip(-1), precision)
+        if progress is not None:
+            progress.update(len(ok) + len(failures))
+        yield ok, tokens, flipped, failures
+
+
+def embed_images(
+    backbone: Backbone, items: Sequence, batch_size: int = 64, precision: str = "auto"
+) -> np.ndarray:
+    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines."""
+    preprocess = Preprocessor.from_info(backbone.info)
+    parts, failures = [], []
+    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size):
+        failures += bad
+        if len(pixels):
+            parts.append(backbone.image_embeddings(pixels, precision).cpu().numpy())
+    if failures:
+        raise ImageLoadError(failures)
+    return np.concatenate(parts)

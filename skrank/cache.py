@@ -1,4 +1,4 @@
-"""Frozen-feature token sources (DESIGN §3).
+"""Storing and serving frozen tokens: memory, disk, or none.
 
 Both CLIP towers are frozen, so an image's tokens never change during a fit.
 :class:`MemoryCache` encodes each image once (and its horizontally flipped twin
@@ -8,6 +8,8 @@ per image and view under ``cache_dir``, keyed by the image's content, the
 backbone's weights and the preprocessing, so clones, folds, fits and processes
 share the work. :class:`LiveEncoder` (``cache=None``) decodes and encodes every
 batch again: the reference code's cost model, kept for comparison.
+:class:`TokenStream` serves the tokens of images to predict on, through the
+disk cache when there is one. Encoding itself is :mod:`skrank.backbone`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from skrank.backbone import Backbone
+from skrank.backbone import Backbone, encode_images
 from skrank.images import (
     ImageLoadError,
     Preprocessor,
@@ -33,62 +35,26 @@ from skrank.images import (
 )
 
 __all__ = [
+    "DEFAULT_CACHE_DIR",
     "DiskCache",
     "DiskStore",
     "LiveEncoder",
     "MemoryCache",
+    "TokenStream",
     "cached_encode_images",
     "content_key",
-    "embed_images",
     "ensure_cached",
+    "resolve_cache_dir",
     "token_source",
-    "encode_images",
 ]
 
 _CACHE_FORMAT = 1  # bump when the stored tokens' meaning changes
+DEFAULT_CACHE_DIR = os.environ.get("SKRANK_CACHE_DIR", os.path.join("~", ".cache", "skrank"))
 
 
-def encode_images(
-    backbone: Backbone,
-    items: Sequence,
-    batch_size: int,
-    num_workers: int = 0,
-    with_flips: bool = False,
-    indices: Sequence[int] | None = None,
-    progress=None,
-    mirror: bool = False,
-) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None, list]]:
-    """Stream frozen tokens batch by batch: ``(ok_indices, tokens, flipped, failures)``.
-
-    ``tokens`` is (n_ok, L, C) float32 on the backbone's device (of the mirrored
-    images when ``mirror``); ``flipped`` the same for the mirrored images when
-    ``with_flips`` (else None). Memory stays flat in ``len(items)``.
-    """
-    preprocess = Preprocessor.from_info(backbone.info)
-    for ok, pixels, failures in iter_pixel_batches(
-        items, preprocess, batch_size, num_workers, indices
-    ):
-        tokens = flipped = None
-        if len(ok):
-            tokens = backbone.image_tokens(pixels.flip(-1) if mirror else pixels)
-            if with_flips:
-                flipped = backbone.image_tokens(pixels.flip(-1))
-        if progress is not None:
-            progress.update(len(ok) + len(failures))
-        yield ok, tokens, flipped, failures
-
-
-def embed_images(backbone: Backbone, items: Sequence, batch_size: int = 64) -> np.ndarray:
-    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines."""
-    preprocess = Preprocessor.from_info(backbone.info)
-    parts, failures = [], []
-    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size):
-        failures += bad
-        if len(pixels):
-            parts.append(backbone.image_embeddings(pixels).cpu().numpy())
-    if failures:
-        raise ImageLoadError(failures)
-    return np.concatenate(parts)
+def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> str | os.PathLike:
+    """``cache_dir``, or ``$SKRANK_CACHE_DIR`` / ``~/.cache/skrank`` for None."""
+    return DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
 
 
 class MemoryCache:
@@ -103,13 +69,20 @@ class MemoryCache:
         batch_size: int,
         num_workers: int = 0,
         progress=None,
+        precision: str = "auto",
     ):
         n, L, C = len(items), backbone.n_image_tokens, backbone.image_dim
         self._tokens = torch.empty(n, L, C, dtype=torch.float16)
         self._flipped = torch.empty(n, L, C, dtype=torch.float16) if augment else None
         failures: list = []
         for ok, tokens, flipped, bad in encode_images(
-            backbone, items, batch_size, num_workers, augment, progress=progress
+            backbone,
+            items,
+            batch_size,
+            num_workers,
+            augment,
+            progress=progress,
+            precision=precision,
         ):
             failures += bad
             if len(ok):
@@ -138,7 +111,15 @@ class MemoryCache:
 class LiveEncoder:
     """``cache=None``: decode and encode every batch through the frozen backbone."""
 
-    def __init__(self, backbone: Backbone, items: Sequence, *, num_workers: int = 0, progress=None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        items: Sequence,
+        *,
+        num_workers: int = 0,
+        progress=None,
+        precision: str = "auto",
+    ):
         preprocess = Preprocessor.from_info(backbone.info)
         failures: list = []
         # One decode pass up front so unreadable images fail before training starts.
@@ -149,7 +130,7 @@ class LiveEncoder:
         if failures:
             raise ImageLoadError(failures)
         self._backbone, self._items, self._preprocess = backbone, items, preprocess
-        self._num_workers = num_workers
+        self._num_workers, self._precision = num_workers, precision
         self.info = {"kind": None, "hits": 0, "misses": 0, "images_encoded": 0, "bytes": 0}
 
     def tokens(self, idx: np.ndarray, flip: np.ndarray, device) -> torch.Tensor:
@@ -160,7 +141,7 @@ class LiveEncoder:
         pixels[flip_t] = pixels[flip_t].flip(-1)
         self.info["images_encoded"] += len(idx)
         self.info["misses"] += len(idx)
-        return self._backbone.image_tokens(pixels).to(device)
+        return self._backbone.image_tokens(pixels, self._precision).to(device)
 
 
 # --------------------------------------------------------------------------- on disk
@@ -257,7 +238,9 @@ def _new_stats() -> dict:
     return {"kind": "disk", "hits": 0, "misses": 0, "images_encoded": 0, "bytes": 0}
 
 
-def ensure_cached(store, backbone, items, rows, views, batch_size, num_workers, stats, progress):
+def ensure_cached(
+    store, backbone, items, rows, views, batch_size, num_workers, stats, progress, precision="auto"
+):
     """Encode the views of ``rows`` that the store lacks. Returns (keys, failures).
 
     Rows are grouped by what they lack (both views, only the plain one, only
@@ -304,6 +287,7 @@ def ensure_cached(store, backbone, items, rows, views, batch_size, num_workers, 
             indices=missing,
             progress=progress,
             mirror=mirror_only,
+            precision=precision,
         ):
             failures += bad
             for n, i in enumerate(ok.tolist()):
@@ -324,6 +308,7 @@ def cached_encode_images(
     num_workers: int = 0,
     indices: Sequence[int] | None = None,
     stats: dict | None = None,
+    precision: str = "auto",
 ) -> Iterator[tuple[np.ndarray, torch.Tensor | None, None, list]]:
     """Like :func:`encode_images` (unflipped only), through the disk cache."""
     stats = _new_stats() if stats is None else stats
@@ -331,7 +316,7 @@ def cached_encode_images(
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
         keys, failures = ensure_cached(
-            store, backbone, items, rows, (False,), batch_size, num_workers, stats, None
+            store, backbone, items, rows, (False,), batch_size, num_workers, stats, None, precision
         )
         ok = np.array([i for i in rows if int(i) in keys], dtype=np.int64)
         tokens = None
@@ -358,6 +343,7 @@ class DiskCache:
         cache_dir: str | os.PathLike,
         num_workers: int = 0,
         progress=None,
+        precision: str = "auto",
     ):
         self.store = DiskStore(backbone, cache_dir)
         views = (False, True) if augment else (False,)
@@ -372,6 +358,7 @@ class DiskCache:
             num_workers,
             self.info,
             progress,
+            precision,
         )
         if failures:
             raise ImageLoadError(failures)
@@ -386,34 +373,75 @@ class DiskCache:
 
 
 def token_source(
-    kind: str | None,
     backbone: Backbone,
     items: Sequence,
     *,
+    cache: str | None,
     augment: bool,
     batch_size: int,
     num_workers: int = 0,
     cache_dir: str | os.PathLike | None = None,
-    progress=None,
+    precision: str = "auto",
+    verbose: int = 0,
 ):
-    """The training token source for ``cache=kind``: "memory", "disk" or None."""
-    if kind == "disk":
-        return DiskCache(
-            backbone,
-            items,
-            augment=augment,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            num_workers=num_workers,
-            progress=progress,
-        )
-    if kind == "memory":
-        return MemoryCache(
-            backbone,
-            items,
-            augment=augment,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-        )
-    return LiveEncoder(backbone, items, num_workers=num_workers, progress=progress)
+    """The training token source for ``cache``: "memory", "disk" or None.
+
+    With ``verbose`` a progress bar counts the images encoded (or, for None,
+    decoded once to check them).
+    """
+    progress = None
+    if verbose:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=len(items), desc="encoding", unit="img", leave=False)
+    common = dict(num_workers=num_workers, progress=progress, precision=precision)
+    try:
+        if cache == "disk":
+            cache_dir = resolve_cache_dir(cache_dir)
+            return DiskCache(
+                backbone,
+                items,
+                augment=augment,
+                batch_size=batch_size,
+                cache_dir=cache_dir,
+                **common,
+            )
+        if cache == "memory":
+            return MemoryCache(backbone, items, augment=augment, batch_size=batch_size, **common)
+        return LiveEncoder(backbone, items, **common)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
+class TokenStream:
+    """Frozen tokens of images to predict on, batch by batch.
+
+    With ``kind="disk"`` they are read from (and added to) the disk cache, so
+    predicting on images seen in ``fit`` encodes nothing; otherwise every batch
+    is encoded. One instance serves every call of one prediction.
+    """
+
+    def __init__(
+        self,
+        kind: str | None,
+        backbone: Backbone,
+        *,
+        batch_size: int,
+        num_workers: int = 0,
+        cache_dir: str | os.PathLike | None = None,
+        precision: str = "auto",
+    ):
+        self.backbone, self.batch_size, self.num_workers = backbone, batch_size, num_workers
+        self.precision = precision
+        self.store = DiskStore(backbone, resolve_cache_dir(cache_dir)) if kind == "disk" else None
+
+    def __call__(self, items: Sequence, rows: np.ndarray) -> Iterator[tuple]:
+        """Yield ``(ok_rows, tokens, failures)`` for ``rows`` of ``items``."""
+        args = (self.backbone, items, self.batch_size, self.num_workers)
+        if self.store is not None:
+            stream = cached_encode_images(self.store, *args, indices=rows, precision=self.precision)
+        else:
+            stream = encode_images(*args, indices=rows, precision=self.precision)
+        for ok, tokens, _, failures in stream:
+            yield ok, tokens, failures

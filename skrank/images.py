@@ -1,6 +1,6 @@
 """Turning user inputs into normalised pixel tensors, lazily and in batches.
 
-Accepted images (DESIGN §1): file paths (``str`` / ``os.PathLike``), PIL images,
+Accepted images: file paths (``str`` / ``os.PathLike``), PIL images,
 or numpy arrays (H×W, H×W×1, H×W×3, H×W×4; uint8, bool, or float in [0, 1]).
 Every unreadable input of a call is gathered into one :class:`ImageLoadError`;
 nothing else is raised for a bad image.
@@ -45,7 +45,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-__all__ = ["ImageLoadError", "Preprocessor", "as_image_list", "iter_pixel_batches", "load_image"]
+__all__ = [
+    "ON_ERROR",
+    "ImageLoadError",
+    "Preprocessor",
+    "as_image_list",
+    "check_on_error",
+    "iter_pixel_batches",
+    "load_image",
+    "report_failures",
+]
+
+ON_ERROR = ("raise", "nan")
 
 
 class ImageLoadError(ValueError):
@@ -84,6 +95,26 @@ class ImageLoadError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.failures,)
+
+
+def check_on_error(on_error) -> str:
+    """``on_error`` if it is "raise" or "nan"; else ``ValueError``."""
+    if not (isinstance(on_error, str) and on_error in ON_ERROR):
+        raise ValueError(f"on_error={on_error!r} is not valid; expected 'raise' or 'nan'")
+    return on_error
+
+
+def report_failures(failures: list, on_error: str = "raise", stacklevel: int = 3) -> None:
+    """Raise one :class:`ImageLoadError` for ``failures``, or (``"nan"``) warn once."""
+    if not failures:
+        return
+    if on_error == "raise":
+        raise ImageLoadError(failures)
+    warnings.warn(
+        str(ImageLoadError(failures)) + "\n(their predictions are NaN)",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 class _BadImage(Exception):

@@ -1,4 +1,4 @@
-"""Training losses (DESIGN §2.8): log-smooth-L1 regression and pairwise BCE."""
+"""Training losses: log-smooth-L1 regression and pairwise BCE."""
 
 from __future__ import annotations
 

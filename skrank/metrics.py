@@ -1,4 +1,4 @@
-"""Ranking metrics and scikit-learn scorers.
+"""Ranking metrics, one table of them all, and (re-exported) scikit-learn scorers.
 
 Metrics
 -------
@@ -8,56 +8,35 @@ and :func:`pairwise_accuracy` take ``(y_true, y_pred, *, groups=None)``. With
 groups is returned; groups where the metric is undefined (too few samples, a
 constant input, no untied pair) are skipped, and ``nan`` is returned when every
 group is undefined. Undefined metrics return ``nan`` without warnings.
+:func:`evaluation` computes all of them and the MAE at once, pooled and per group.
 
-Scorers and metadata routing
-----------------------------
-``spearman_scorer``, ``kendall_scorer``, ``plcc_scorer`` and
-``pairwise_accuracy_scorer`` score the whole test fold at once (they pool the
-groups). They behave identically whether or not
-``sklearn.set_config(enable_metadata_routing=True)`` is on: with routing enabled
-they declare ``groups`` as *not requested*, so passing ``groups`` to
-``cross_validate(..., params={"groups": g})`` or ``GridSearchCV.fit(X, y,
-groups=g)`` feeds the splitter only, and never raises ``UnsetMetadataPassedError``.
-
-Per-group scores in a search need metadata routing, since only routing can carry
-``groups`` from ``fit`` to a scorer. Use :func:`make_grouped_scorer`::
-
-    import sklearn
-    sklearn.set_config(enable_metadata_routing=True)
-    search = GridSearchCV(ranker, grid, cv=GroupKFold(5),
-                          scoring=make_grouped_scorer("spearman"))
-    search.fit(X, y, groups=g)  # each test fold is scored per group, then averaged
-
-A grouped scorer raises a ``ValueError`` when it is called without ``groups`` (for
-example with routing disabled) instead of silently pooling the groups.
-Equivalently, ``get_scorer("spearman").set_score_request(groups=True)`` gives a
-grouped scorer that pools when no groups arrive; :func:`get_scorer` returns a copy,
-so this never changes the module-level scorers.
+Scorers
+-------
+``spearman_scorer``, ``kendall_scorer``, ``plcc_scorer``,
+``pairwise_accuracy_scorer``, ``mae_scorer``, :func:`get_scorer` and
+:func:`make_grouped_scorer` live in :mod:`skrank.scorers` (which explains how
+they handle ``groups`` and metadata routing) and are importable from here too.
 """
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import rankdata
-from sklearn import config_context
-from sklearn.metrics import get_scorer as _sklearn_get_scorer
-from sklearn.metrics import make_scorer, mean_absolute_error
 
-__all__ = [
+# Defined in skrank.scorers, which imports this module: looked up there on first use.
+_SCORERS = (
     "get_scorer",
-    "kendall_score",
     "kendall_scorer",
     "mae_scorer",
     "make_grouped_scorer",
-    "pairwise_accuracy",
     "pairwise_accuracy_scorer",
-    "plcc_score",
     "plcc_scorer",
-    "spearman_score",
     "spearman_scorer",
-]
+)
+__all__ = sorted(
+    ["evaluation", "kendall_score", "pairwise_accuracy", "plcc_score", "spearman_score", *_SCORERS]
+)
 
 
 # ---------------------------------------------------------------------------
@@ -104,14 +83,13 @@ def _validate(
     return y_true, y_pred, codes
 
 
-def _score(
+def _apply(
     kernel: Callable[[np.ndarray, np.ndarray], float],
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    groups: ArrayLike | None,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    codes: np.ndarray | None,
 ) -> float:
-    """Validate, then apply ``kernel`` to all samples or average it over groups."""
-    y_true, y_pred, codes = _validate(y_true, y_pred, groups)
+    """Apply ``kernel`` to all samples, or average it over the groups ``codes`` number."""
     if codes is None:
         return kernel(y_true, y_pred)
     order = np.argsort(codes, kind="stable")
@@ -121,6 +99,16 @@ def _score(
     values = [kernel(t, p) for t, p in zip(true_parts, pred_parts, strict=True)]
     defined = [v for v in values if not np.isnan(v)]
     return float(np.mean(defined)) if defined else float("nan")
+
+
+def _score(
+    kernel: Callable[[np.ndarray, np.ndarray], float],
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    groups: ArrayLike | None,
+) -> float:
+    """Validate, then apply ``kernel`` to all samples or average it over groups."""
+    return _apply(kernel, *_validate(y_true, y_pred, groups))
 
 
 # ---------------------------------------------------------------------------
@@ -383,149 +371,77 @@ def pairwise_accuracy(
 
 
 # ---------------------------------------------------------------------------
-# Scorers
+# One table of every metric
 
 
-class _RequireGroups:
-    """A metric that refuses to pool samples when no ``groups`` reach it.
-
-    A class rather than a closure so that scorers built on it pickle (joblib).
-    """
-
-    def __init__(self, metric: Callable[..., float]):
-        self.metric = metric
-        self.__name__ = f"grouped_{metric.__name__}"
-
-    def __call__(
-        self, y_true: ArrayLike, y_pred: ArrayLike, *, groups: ArrayLike | None = None
-    ) -> float:
-        if groups is None:
-            raise ValueError(
-                f"{self.__name__} scores per group but received no groups. Enable "
-                "metadata routing with sklearn.set_config(enable_metadata_routing=True) "
-                "and pass groups to the search or cross-validation: "
-                "GridSearchCV(...).fit(X, y, groups=groups) or "
-                "cross_validate(..., params={'groups': groups})."
-            )
-        return self.metric(y_true, y_pred, groups=groups)
+def _mean_absolute_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    return float(np.mean(np.abs(y_true - y_pred)))
 
 
-def _with_groups_request(scorer: Callable, requested: bool) -> Callable:
-    # set_score_request works only while routing is on; the request it records
-    # stays with the scorer and is read only when routing is on.
-    with config_context(enable_metadata_routing=True):
-        return scorer.set_score_request(groups=requested)
-
-
-_METRICS = {
-    "spearman": spearman_score,
-    "kendall": kendall_score,
-    "plcc": plcc_score,
-    "pairwise_accuracy": pairwise_accuracy,
-}
-
-spearman_scorer = _with_groups_request(make_scorer(spearman_score), False)
-kendall_scorer = _with_groups_request(make_scorer(kendall_score), False)
-plcc_scorer = _with_groups_request(make_scorer(plcc_score), False)
-pairwise_accuracy_scorer = _with_groups_request(make_scorer(pairwise_accuracy), False)
-mae_scorer = make_scorer(mean_absolute_error, greater_is_better=False)
-
-_SCORERS = {
-    "spearman": spearman_scorer,
-    "kendall": kendall_scorer,
-    "plcc": plcc_scorer,
-    "pairwise_accuracy": pairwise_accuracy_scorer,
-    "neg_mean_absolute_error": mae_scorer,
+_TABLE = {
+    "srcc": _spearman,
+    "krcc": _kendall,
+    "plcc": _pearson,
+    "pairwise_accuracy": _pairwise_accuracy,
+    "mae": _mean_absolute_error,
 }
 
 
-def make_grouped_scorer(name: str) -> Callable:
-    """Build a scorer that averages a ranking metric over groups.
-
-    The scorer requests ``groups`` through scikit-learn metadata routing, so it
-    works only with ``sklearn.set_config(enable_metadata_routing=True)``: the
-    groups passed to ``GridSearchCV.fit(X, y, groups=g)`` or to
-    ``cross_validate(..., params={"groups": g})`` reach the scorer, restricted to
-    the test fold. Called without groups, the scorer raises a ``ValueError``
-    rather than pooling the groups.
+def evaluation(
+    y_true: ArrayLike, y_pred: ArrayLike, *, groups: ArrayLike | None = None
+) -> dict[str, dict[str, float]]:
+    """Every ranking metric and the MAE, pooled and (with groups) averaged over groups.
 
     Parameters
     ----------
-    name : {"spearman", "kendall", "plcc", "pairwise_accuracy"}
-        The metric to average over groups.
+    y_true : array-like of shape (n_samples,)
+        True target values.
+    y_pred : array-like of shape (n_samples,)
+        Predicted scores.
+    groups : array-like of shape (n_samples,), default=None
+        Group labels. When given, every metric is also computed within each
+        group and averaged over groups, unweighted, skipping the groups where it
+        is undefined, as the ``groups`` argument of the metric functions does.
 
     Returns
     -------
-    scorer : callable
-        A new scorer ``scorer(estimator, X, y, groups=groups)``; greater is better.
-
-    See Also
-    --------
-    get_scorer : the pooled scorers.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import sklearn
-    >>> from sklearn.linear_model import LinearRegression
-    >>> from sklearn.model_selection import GroupKFold, cross_validate
-    >>> from skrank.metrics import make_grouped_scorer
-    >>> X = np.arange(12.0).reshape(-1, 1)
-    >>> y = np.array([0, 1, 3, 2, 4, 5, 7, 6, 8, 9, 11, 10])
-    >>> groups = np.repeat([0, 1, 2, 3], 3)
-    >>> with sklearn.config_context(enable_metadata_routing=True):
-    ...     result = cross_validate(
-    ...         LinearRegression(), X, y, cv=GroupKFold(2),
-    ...         scoring=make_grouped_scorer("spearman"), params={"groups": groups},
-    ...     )
-    >>> result["test_score"].round(2)
-    array([0.75, 0.75])
-    """
-    if name not in _METRICS:
-        raise ValueError(f"name must be one of {sorted(_METRICS)}; got {name!r}.")
-    return _with_groups_request(make_scorer(_RequireGroups(_METRICS[name])), True)
-
-
-def get_scorer(name: str | Callable | None) -> Callable | None:
-    """Get a scorer by name: skrank's ranking scorers first, then scikit-learn's.
-
-    Parameters
-    ----------
-    name : str, callable or None
-        ``"spearman"``, ``"kendall"``, ``"plcc"``, ``"pairwise_accuracy"`` or
-        ``"neg_mean_absolute_error"``; any other value goes to
-        :func:`sklearn.metrics.get_scorer` (so ``"r2"`` works, and a callable or
-        ``None`` is returned unchanged).
-
-    Returns
-    -------
-    scorer : callable or None
-        A copy of the scorer, like :func:`sklearn.metrics.get_scorer` returns, so
-        calling ``set_score_request`` on it leaves the module's scorers alone.
+    table : dict
+        ``{"pooled": scores}``, plus ``"per_group_mean": scores`` when ``groups``
+        is given, where ``scores`` maps ``"srcc"`` (:func:`spearman_score`),
+        ``"krcc"`` (:func:`kendall_score`), ``"plcc"`` (:func:`plcc_score`),
+        ``"pairwise_accuracy"`` (:func:`pairwise_accuracy`) and ``"mae"`` (mean
+        absolute error) to floats; undefined correlations are ``nan``.
 
     Raises
     ------
     ValueError
-        If the name is neither skrank's nor scikit-learn's.
+        If the inputs are not 1-D, not finite or not of one length.
 
     Examples
     --------
-    >>> from sklearn.linear_model import LinearRegression
-    >>> from skrank.metrics import get_scorer
-    >>> X, y = [[0], [1], [2], [3]], [0, 2, 1, 3]
-    >>> model = LinearRegression().fit(X, y)
-    >>> get_scorer("spearman")(model, X, y)
-    0.8
-    >>> round(get_scorer("r2")(model, X, y), 2)
-    0.64
+    >>> from skrank.metrics import evaluation
+    >>> table = evaluation([1, 2, 3, 4], [10, 30, 40, 20], groups=["a", "a", "b", "b"])
+    >>> {name: round(value, 3) for name, value in table["pooled"].items()}
+    {'srcc': 0.4, 'krcc': 0.333, 'plcc': 0.4, 'pairwise_accuracy': 0.667, 'mae': 22.5}
+    >>> table["per_group_mean"]["srcc"]  # +1 within "a", -1 within "b"
+    0.0
     """
-    if isinstance(name, str) and name in _SCORERS:
-        return copy.deepcopy(_SCORERS[name])
-    try:
-        return _sklearn_get_scorer(name)
-    except ValueError as exc:
-        raise ValueError(
-            f"{name!r} is not a valid scoring value. skrank's scorers are "
-            f"{sorted(_SCORERS)}; scikit-learn's are listed by "
-            "sklearn.metrics.get_scorer_names()."
-        ) from exc
+    y_true, y_pred, codes = _validate(y_true, y_pred, groups)
+    parts = {"pooled": None} if codes is None else {"pooled": None, "per_group_mean": codes}
+    return {
+        part: {name: _apply(kernel, y_true, y_pred, part_codes) for name, kernel in _TABLE.items()}
+        for part, part_codes in parts.items()
+    }
+
+
+def __getattr__(name: str):
+    # _RequireGroups: grouped scorers pickled when it lived here still unpickle.
+    if name in _SCORERS or name == "_RequireGroups":
+        from skrank import scorers
+
+        return getattr(scorers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_SCORERS})

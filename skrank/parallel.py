@@ -21,28 +21,22 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 import uuid
 
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from skrank.backbone import load_backbone, resolve_device
-from skrank.cache import DiskStore, ensure_cached
-from skrank.images import as_image_list
+from skrank.backbone import load_backbone
+from skrank.cache import DiskStore, ensure_cached, resolve_cache_dir
+from skrank.devices import resolve_device
+from skrank.images import as_image_list, check_on_error
 
 __all__ = ["encode", "predict"]
 
 _CHUNK_BATCHES = 16  # default chunk: this many encoding batches per task
 _CHUNKS_PER_SLOT = 4  # ... but at least this many tasks per worker thread, to balance load
 _DEFAULT_PARTITION = 1024  # rows per prediction task for in-memory inputs
-
-# A worker runs several tasks in threads; the backbone is built once per process
-# and CLIPRanker.predict moves its adapter between devices in place, so both are
-# guarded.
-_BACKBONE_LOCK = threading.Lock()
-_PREDICT_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- encode
@@ -61,8 +55,7 @@ def _encode_chunk(
     progress=None,
 ) -> dict:
     """Encode what the cache lacks of ``items`` (positions ``start``... of the whole set)."""
-    with _BACKBONE_LOCK:
-        bb = load_backbone(backbone, pretrained, resolve_device(device))
+    bb = load_backbone(backbone, pretrained, resolve_device(device))
     store = DiskStore(bb, cache_dir)
     views = (False, True) if with_flips else (False,)
     stats = {"hits": 0, "misses": 0, "images_encoded": 0}
@@ -168,15 +161,13 @@ def encode(
     >>> encode(images, "skrank-tiny", None, folder, progress=False)["already_cached"]
     10
     """
-    from skrank.ranker import DEFAULT_CACHE_DIR
-
     t0 = time.perf_counter()
     items = as_image_list(images)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} is not valid; expected an integer >= 1")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size={chunk_size!r} is not valid; expected None or an int >= 1")
-    cache_dir = os.fspath(DEFAULT_CACHE_DIR if cache_dir is None else cache_dir)
+    cache_dir = os.fspath(resolve_cache_dir(cache_dir))
     size = chunk_size or _chunk_size(len(items), batch_size, _n_slots(client))
     starts = range(0, len(items), size)
     task = dict(
@@ -238,8 +229,8 @@ def _predict_part(part, ranker, on_error: str) -> pd.Series:
     if len(part) == 0:
         return pd.Series([], index=part.index, dtype="float64", name="prediction")
     X = part if isinstance(part, pd.DataFrame) else part.tolist()
-    with _PREDICT_LOCK:
-        values = ranker.predict(X, on_error=on_error)
+    # CLIPRanker.predict leaves the ranker untouched: worker threads share it freely.
+    values = ranker.predict(X, on_error=on_error)
     return pd.Series(values, index=part.index, dtype="float64", name="prediction")
 
 
@@ -313,8 +304,7 @@ def predict(
     True
     """
     check_is_fitted(ranker, "adapter_")
-    if on_error not in ("raise", "nan"):
-        raise ValueError(f"on_error={on_error!r} is not valid; expected 'raise' or 'nan'")
+    check_on_error(on_error)
     if _is_dask_collection(images):
         if partition_size is not None:
             raise ValueError(

@@ -18,11 +18,50 @@ import warnings
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
+__all__ = ["FORMAT_VERSION", "PickleRules", "load", "save"]
 
 FORMAT_NAME = "skrank-ranker"
 FORMAT_VERSION = 1
 _FITTED = ("instructions_", "history_", "n_iter_", "lr_", "backbone_info_", "cache_info_")
+
+
+def warn_if_other_version(saved: str | None, what: str, stacklevel: int = 3) -> None:
+    """Warn that ``what`` was written by another skrank version than this one."""
+    from skrank import __version__
+
+    if saved != __version__:
+        warnings.warn(
+            f"{what} was saved by skrank {saved}; this is skrank {__version__}: it may not "
+            "behave identically",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+class PickleRules:
+    """How a CLIPRanker pickles: the adapter on the CPU, the skrank version recorded.
+
+    The frozen backbone is never pickled (it is rebuilt from its spec), and
+    tensors are stored on the CPU so a CUDA-fitted ranker loads anywhere. A
+    pickle from another skrank version loads with a warning.
+    """
+
+    def __getstate__(self):
+        import copy
+
+        from skrank import __version__
+
+        state = super().__getstate__()
+        if "adapter_" in state:
+            state["adapter_"] = copy.deepcopy(state["adapter_"]).cpu()
+        state["_skrank_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_skrank_version", None)
+        if saved is not None:
+            warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
+        super().__setstate__(state)
 
 
 def _jsonable_params(ranker) -> dict:
@@ -122,19 +161,11 @@ def load(path: str | os.PathLike):
             f"{path!r} has format version {version}, newer than this skrank "
             f"({skrank.__version__}) reads (<= {FORMAT_VERSION}); upgrade skrank"
         )
-    if meta.get("skrank_version") != skrank.__version__:
-        warnings.warn(
-            f"{path!r} was saved by skrank {meta.get('skrank_version')}; this is "
-            f"{skrank.__version__}",
-            UserWarning,
-            stacklevel=2,
-        )
+    warn_if_other_version(meta.get("skrank_version"), repr(path))
     try:
         ranker = CLIPRanker(**json.loads(meta["params"]))
         fitted = json.loads(meta["fitted"])
-        config = json.loads(meta["adapter_config"])
-        config.setdefault("score_pooling", "mean")  # files saved before the option existed
-        adapter = RankingAdapter(AdapterConfig(**config))
+        adapter = RankingAdapter(AdapterConfig.from_dict(json.loads(meta["adapter_config"])))
         adapter.load_state_dict(tensors, strict=True)
     except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path!r} is a damaged skrank model file: {exc}") from None

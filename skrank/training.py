@@ -1,4 +1,10 @@
-"""Batch sampling, optimiser, schedule and the epoch loop (DESIGN §2.9)."""
+"""Batch sampling, optimiser, schedule and the epoch loop.
+
+:func:`train` fits an adapter in place from a :class:`TrainData` (frozen token
+source, text bank, standardised targets, the rows to train and validate on)
+under a :class:`TrainConfig`, whose fields are named after the
+``CLIPRanker`` parameters they come from.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +18,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from skrank.adapter import RankingAdapter
+from skrank import devices
+from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
 
 __all__ = [
     "TrainConfig",
+    "TrainData",
     "TrainingDivergedError",
     "build_optimizer",
     "epoch_batches",
-    "predict_tokens",
+    "initial_adapter",
     "resolve_lr",
+    "summary_line",
     "train",
+    "validation_split",
     "warmup_cosine",
 ]
 
@@ -51,7 +62,9 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    lr: float
+    """How to train; every field but the last four is the ``CLIPRanker`` parameter of its name."""
+
+    lr: float  # resolved: never "auto"
     weight_decay: float
     batch_size: int
     max_epochs: int | None  # None: PAPER_EPOCHS, raised to reach MIN_STEPS on small data
@@ -62,23 +75,81 @@ class TrainConfig:
     pair_scope: str
     augment: bool
     n_iter_no_change: int
+    precision: str
+    verbose: int
     device: torch.device
-    bf16: bool
     seed: int
     grad_clip: float = 1.0
     tol: float = 1e-4
-    verbose: int = 0
 
 
 @dataclass
-class TextBank:
-    """Frozen text tokens per instruction: (K, T, C) and their validity mask (K, T)."""
+class TrainData:
+    """What a fit trains on: one token source and per-row labels, indexed alike."""
 
-    tokens: torch.Tensor
-    valid: torch.Tensor
+    source: object  # a token source of skrank.cache: .tokens(idx, flip, device)
+    text: TextBank
+    y_std: np.ndarray  # targets standardised per instruction
+    instr: np.ndarray  # instruction code per row
+    groups: np.ndarray | None  # integer group codes, or None
+    train_idx: np.ndarray
+    val_idx: np.ndarray | None = None
 
-    def get(self, k: int):
-        return self.tokens[k : k + 1], self.valid[k : k + 1]  # (1, T, C), (1, T)
+
+def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_backbone=None):
+    """A copy of ``previous`` (``warm_start``), or a new adapter seeded by ``seed``.
+
+    A new adapter's config takes the adapter parameters by name; ``d_model=None``
+    is the backbone's embedding width. ``previous_backbone`` is the
+    ``backbone_info_`` that ``previous`` was trained on: it must be this backbone.
+    """
+    if previous is not None:
+        if previous_backbone["weights_identity"] != backbone.info["weights_identity"]:
+            raise ValueError("warm_start=True but the backbone changed since the last fit")
+        return copy.deepcopy(previous)
+    from skrank.params import by_name
+
+    cfg = by_name(
+        AdapterConfig,
+        params,
+        image_dim=backbone.image_dim,
+        text_dim=backbone.text_dim,
+        d_model=params["d_model"] or backbone.embed_dim,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return RankingAdapter(cfg)
+
+
+def validation_split(
+    instr: np.ndarray, groups: np.ndarray | None, fraction: float | None, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows to train on and to validate on (None when ``fraction`` is None).
+
+    Whole groups are held out when groups are known; otherwise the split is
+    stratified by instruction when there are several.
+    """
+    idx = np.arange(len(instr))
+    if fraction is None:
+        return idx, None
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+
+    if groups is not None:
+        splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
+        train_idx, val_idx = next(splitter.split(idx, groups=groups))
+    elif len(np.unique(instr)) > 1:
+        splitter = StratifiedShuffleSplit(1, test_size=fraction, random_state=seed)
+        train_idx, val_idx = next(splitter.split(idx, instr))
+    else:
+        perm = np.random.default_rng(seed).permutation(len(idx))
+        n_val = max(2, int(round(fraction * len(idx))))
+        train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
+    if len(val_idx) < 2 or len(train_idx) < 2:
+        raise ValueError(
+            f"early_stopping=True with validation_fraction={fraction} leaves too few rows "
+            "to train or validate"
+        )
+    return np.sort(train_idx), np.sort(val_idx)
 
 
 def balanced_weights(y: np.ndarray) -> np.ndarray:
@@ -176,51 +247,39 @@ def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, devi
     return mask
 
 
-@torch.no_grad()
-def predict_tokens(adapter: RankingAdapter, tokens: torch.Tensor, text, valid, bf16: bool):
-    """Standardised scores (B,) and fused tokens (B, L, d) for a batch of frozen tokens."""
-    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
-        scores, fused = adapter(tokens, text, valid)
-    return scores.float(), fused
-
-
-def _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg) -> float:
+def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
     from skrank.metrics import spearman_score
 
     adapter.eval()
+    val_idx, instr = data.val_idx, data.instr
     preds = np.empty(len(val_idx))
     no_flip = np.zeros(cfg.batch_size, dtype=bool)
     for k in np.unique(instr[val_idx]):
         rows = val_idx[instr[val_idx] == k]
+        text, valid = data.text.get(int(k))
         for start in range(0, len(rows), cfg.batch_size):
             chunk = rows[start : start + cfg.batch_size]
-            toks = source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
-            text, valid = text_bank.get(int(k))
-            where = np.searchsorted(val_idx, chunk)
-            preds[where] = predict_tokens(adapter, toks, text, valid, cfg.bf16)[0].cpu().numpy()
+            toks = data.source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
+            scores, _ = predict_tokens(adapter, toks, text, valid, cfg.precision)
+            preds[np.searchsorted(val_idx, chunk)] = scores.cpu().numpy()
     adapter.train()
-    return float(spearman_score(y_std[val_idx], preds, groups=instr[val_idx]))
+    return float(spearman_score(data.y_std[val_idx], preds, groups=instr[val_idx]))
 
 
 def train(
     adapter: RankingAdapter,
-    source,
-    text_bank: TextBank,
-    y_std: np.ndarray,
-    instr: np.ndarray,
-    groups: np.ndarray | None,
+    data: TrainData,
     cfg: TrainConfig,
-    train_idx: np.ndarray,
-    val_idx: np.ndarray | None = None,
     on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[list[dict], int]:
-    """Train ``adapter`` in place on rows ``train_idx``; returns (history, n_epochs).
+    """Train ``adapter`` in place on rows ``data.train_idx``; returns (history, n_epochs).
 
-    ``source.tokens(idx, flip, device)`` gives frozen tokens; ``y_std`` are the
-    targets standardised per instruction. With ``val_idx`` the best epoch by
-    validation Spearman is kept and training stops after ``n_iter_no_change``
-    epochs without improvement.
+    ``data.source.tokens(idx, flip, device)`` gives frozen tokens. With
+    ``data.val_idx`` the best epoch by validation Spearman is kept and training
+    stops after ``n_iter_no_change`` epochs without improvement.
     """
+    y_std, instr, groups = data.y_std, data.instr, data.groups
+    train_idx, val_idx = data.train_idx, data.val_idx
     rng = np.random.default_rng(cfg.seed)
     device = cfg.device
     adapter.to(device).train()
@@ -264,10 +323,10 @@ def train(
         for local_idx in local:
             idx = train_idx[local_idx]
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
-            tokens = source.tokens(idx, flip, device)
-            text, valid = text_bank.get(int(instr[idx[0]]))
+            tokens = data.source.tokens(idx, flip, device)
+            text, valid = data.text.get(int(instr[idx[0]]))
             y = y_all[idx].to(device)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
+            with devices.autocast(device, cfg.precision):
                 scores, fused = adapter(tokens, text, valid)
                 reg = regression_loss(scores, y)
                 if cfg.rank_weight > 0 and len(idx) > 1:
@@ -301,7 +360,7 @@ def train(
         epochs_run = epoch
         stop = False
         if val_idx is not None and len(val_idx):
-            score = _validation_score(adapter, source, text_bank, val_idx, instr, y_std, cfg)
+            score = _validation_score(adapter, data, cfg)
             record["val_score"] = score
             if score > best_score + cfg.tol:
                 best_score, stale = score, 0
@@ -325,3 +384,10 @@ def train(
         adapter.load_state_dict(best_state)
     adapter.eval()
     return history, epochs_run
+
+
+def summary_line(history: list[dict], seconds: float) -> str:
+    """The line ``verbose`` prints after a fit: epochs, best validation score, time."""
+    scores = [h["val_score"] for h in history if h["val_score"] is not None]
+    best = f", best validation Spearman {max(scores):.4f}" if scores else ""
+    return f"CLIPRanker: {len(history)} epoch(s){best}, {seconds:.1f} s"

@@ -5,8 +5,8 @@ import pytest
 from joblib import Parallel, delayed
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from skrank.backbone import Backbone, load_backbone
-from skrank.cache import DiskStore, cached_encode_images, content_key, encode_images
+from skrank.backbone import Backbone, encode_images, load_backbone
+from skrank.cache import DiskStore, cached_encode_images, content_key
 from skrank.metrics import spearman_scorer
 from tests.helpers import tiny_ranker as tiny
 
@@ -24,9 +24,9 @@ def count_encodes(monkeypatch):
     counts = []
     original = Backbone.image_tokens
 
-    def counting(self, pixels):
+    def counting(self, pixels, *args, **kwargs):  # precision, passed since the precision fix
         counts.append(len(pixels))
-        return original(self, pixels)
+        return original(self, pixels, *args, **kwargs)
 
     monkeypatch.setattr(Backbone, "image_tokens", counting)
     return counts

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from skrank.datasets import load_adience, load_ava, load_hci, load_koniq10k, load_utkface
-from skrank.datasets._loaders import _adience_group
+from skrank.datasets._adience import _adience_group
 
 
 def _jpeg(path: Path, shade: int = 128) -> Path:

@@ -19,6 +19,7 @@ from sklearn.model_selection import (
 )
 
 from skrank.metrics import (
+    evaluation,
     get_scorer,
     kendall_score,
     kendall_scorer,
@@ -252,6 +253,56 @@ def test_non_1d_and_non_numeric_inputs_are_rejected(metric):
 
 
 # ---------------------------------------------------------------------------
+# evaluation: every metric at once
+
+
+def test_evaluation_matches_the_metric_functions():
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.array(["b", "a", "c", "lone"]), [6, 15, 9, 1])
+    y_true, y_pred = tied_data(rng, labels.size)
+    table = evaluation(y_true, y_pred, groups=labels)
+    assert list(table) == ["pooled", "per_group_mean"]
+    functions = {
+        "srcc": spearman_score,
+        "krcc": kendall_score,
+        "plcc": plcc_score,
+        "pairwise_accuracy": pairwise_accuracy,
+    }
+    for part, groups in (("pooled", None), ("per_group_mean", labels)):
+        assert list(table[part]) == [*functions, "mae"]
+        for name, function in functions.items():
+            assert table[part][name] == function(y_true, y_pred, groups=groups)
+        assert all(isinstance(value, float) for value in table[part].values())
+    assert table["pooled"]["mae"] == mean_absolute_error(y_true, y_pred)
+    per_group_mae = [mean_absolute_error(y_true[labels == g], y_pred[labels == g]) for g in "abc"]
+    per_group_mae.append(abs(y_true[-1] - y_pred[-1]))  # the one-sample group counts for MAE
+    assert table["per_group_mean"]["mae"] == pytest.approx(np.mean(per_group_mae), abs=1e-12)
+    assert list(evaluation(y_true, y_pred)) == ["pooled"]
+    assert evaluation(y_true, y_pred)["pooled"] == table["pooled"]
+
+
+def test_evaluation_of_constant_targets_is_nan_but_mae():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = evaluation([2, 2, 2], [1, 2, 3])["pooled"]
+    assert scores.pop("mae") == pytest.approx(2 / 3)
+    assert all(np.isnan(value) for value in scores.values())
+
+
+def test_evaluation_refuses_bad_input():
+    with pytest.raises(ValueError, match=r"same length.*3 and 2"):
+        evaluation([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="NaN or inf found in y_pred"):
+        evaluation([1, 2, 3], [1, np.nan, 3])
+    with pytest.raises(ValueError, match=r"y_true must be 1-D"):
+        evaluation([[1, 2], [3, 4]], [1, 2])
+    with pytest.raises(ValueError, match=r"groups.*2 and 3"):
+        evaluation([1, 2, 3], [1, 2, 3], groups=[0, 1])
+    with pytest.raises(TypeError):
+        evaluation([1, 2, 3], [1, 2, 3], [0, 0, 1])  # groups is keyword-only
+
+
+# ---------------------------------------------------------------------------
 # Scorers
 
 
@@ -399,3 +450,17 @@ def test_grouped_scorer_without_groups_raises(regression_data):
 def test_make_grouped_scorer_rejects_unknown_names():
     with pytest.raises(ValueError, match="name must be one of.*'spearman'.*got 'mae'"):
         make_grouped_scorer("mae")
+
+
+def test_scorers_are_the_same_objects_from_metrics_and_scorers():
+    import pickle
+
+    from skrank import metrics, scorers
+
+    for name in ("get_scorer", "spearman_scorer", "mae_scorer", "make_grouped_scorer"):
+        assert getattr(metrics, name) is getattr(scorers, name)
+    assert metrics._RequireGroups is scorers._RequireGroups  # old pickles name metrics
+    scorer = metrics.make_grouped_scorer("spearman")
+    assert pickle.loads(pickle.dumps(scorer)) is not None
+    with pytest.raises(AttributeError, match="no_such_scorer"):
+        metrics.no_such_scorer  # noqa: B018

@@ -8,7 +8,7 @@ import pytest
 from scipy import ndimage
 
 from skrank.datasets import KINDS, _synthetic, make_ranking_task
-from skrank.datasets._synthetic import _load_sources
+from skrank.datasets._photos import _load_sources
 
 # Small images: the degradations must stay measurable there, and the tests stay fast.
 SIZE = 32

@@ -1,0 +1,157 @@
+"""``skrank fit``: fit a ranker on the images and targets of a CSV file and save it."""
+
+from __future__ import annotations
+
+import time
+
+from skrank.cli._common import (
+    HELP_FORMAT,
+    CLIError,
+    column,
+    image_paths,
+    prepare_out,
+    read_csv,
+    targets,
+)
+
+# Shown in --help only (the estimator's own defaults apply when an option is not
+# given); tests/test_cli_commands.py checks they match CLIPRanker's.
+FIT_DEFAULTS = {"lr": "auto", "batch_size": 64, "max_epochs": None, "pair_scope": "all"}
+
+
+def _lr(text: str):
+    """``--lr``: "auto" or a float."""
+    return "auto" if text == "auto" else float(text)
+
+
+def add_parser(sub) -> None:
+    """Add the ``fit`` command to the sub-parsers ``sub``."""
+    f = sub.add_parser(
+        "fit",
+        help="fit a ranker on images and targets listed in a CSV file, and save it",
+        description=(
+            "Fit a CLIPRanker on the images and numeric targets listed in a CSV file, and\n"
+            "save it as one safetensors file (no pickle) for `skrank predict` and\n"
+            "`skrank evaluate`. Relative image paths are read from the CSV's folder.\n"
+            "Larger targets mean more of what the instruction asks for."
+        ),
+        epilog=(
+            "example:\n"
+            "  skrank fit --csv photos.csv --image-column file --target-column quality \\\n"
+            '      --instruction "Sort the images by image quality." --out quality.skrank'
+        ),
+        formatter_class=HELP_FORMAT,
+    )
+    data = f.add_argument_group("data")
+    data.add_argument("--csv", required=True, metavar="FILE", help="CSV file with a header row")
+    data.add_argument("--image-column", required=True, metavar="COL", help="column of image paths")
+    data.add_argument(
+        "--target-column", required=True, metavar="COL", help="column of numeric targets"
+    )
+    what = data.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "--instruction",
+        metavar="TEXT",
+        help='what to rank by, e.g. "Sort the images by sharpness."',
+    )
+    what.add_argument(
+        "--instruction-column",
+        metavar="COL",
+        help="column with one instruction per row (several tasks in one model)",
+    )
+    data.add_argument(
+        "--group-column",
+        metavar="COL",
+        help="column of query groups (used by --pair-scope group)",
+    )
+    data.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    model = f.add_argument_group("model and training")
+    model.add_argument(
+        "--backbone", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)"
+    )
+    model.add_argument(
+        "--pretrained",
+        default="openai",
+        metavar="TAG",
+        help="open_clip tag, checkpoint file, or 'none' for random weights (default: openai)",
+    )
+    model.add_argument(
+        "--epochs",
+        dest="max_epochs",
+        type=int,
+        metavar="N",
+        help="training epochs (default: 30, raised on small data to 300 optimiser steps)",
+    )
+    model.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help=f"images per step (default: {FIT_DEFAULTS['batch_size']})",
+    )
+    model.add_argument(
+        "--lr",
+        type=_lr,
+        metavar="X",
+        help="peak learning rate, or auto: 1e-4 * sqrt(512 / adapter width) "
+        f"(default: {FIT_DEFAULTS['lr']})",
+    )
+    model.add_argument(
+        "--pair-scope",
+        choices=("all", "group"),
+        help="pairs the ranking loss compares: all, or only within a group (default: all)",
+    )
+    model.add_argument("--random-state", type=int, metavar="N", help="seed, for repeatable fits")
+    model.add_argument(
+        "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
+    )
+    model.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    f.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Fit a ranker on the images and targets of a CSV file and save it."""
+    import pandas as pd
+
+    from skrank import CLIPRanker, save
+
+    t0 = time.perf_counter()
+    df = read_csv(args.csv)
+    _, paths = image_paths(df, args.image_column, "--image-column", args.csv)
+    data = {args.image_column: paths}
+    for option, name in (
+        ("--instruction-column", args.instruction_column),
+        ("--group-column", args.group_column),
+    ):
+        if name is not None and name == args.image_column:
+            raise CLIError(f"{option} {name!r} is also the --image-column")
+    if args.instruction_column is not None:
+        data[args.instruction_column] = column(
+            df, args.instruction_column, "--instruction-column", args.csv
+        ).to_numpy()
+    if args.group_column is not None:
+        labels = column(df, args.group_column, "--group-column", args.csv)
+        # Integer codes: group labels are only compared, and the pair mask needs numbers.
+        data[args.group_column] = pd.factorize(labels, use_na_sentinel=False)[0]
+    y = targets(df, args.target_column, args.csv)
+    prepare_out(args.out)
+    params = {
+        "instruction": args.instruction,
+        "backbone": args.backbone,
+        "pretrained": None if args.pretrained.lower() == "none" else args.pretrained,
+        "device": args.device,
+        "verbose": 0 if args.quiet else 1,
+        "image_column": args.image_column,
+        "group_column": args.group_column,
+    }
+    if args.instruction_column is not None:
+        params["instruction_column"] = args.instruction_column
+    for param in ("max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
+        if getattr(args, param) is not None:
+            params[param] = getattr(args, param)
+    ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
+    save(ranker, args.out)
+    print(
+        f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
+        f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
+    )
+    return 0

@@ -1,0 +1,115 @@
+"""``skrank predict``: score the images of a folder or a CSV file with a saved ranker."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from skrank.cli._common import (
+    HELP_FORMAT,
+    CLIError,
+    add_instruction_option,
+    instructions,
+    model_images,
+    predict_scores,
+    prepare_out,
+    read_csv,
+)
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def find_images(folder: str) -> list[str]:
+    """Image files under ``folder``, recursively, in sorted order; hidden entries are skipped."""
+    if not os.path.isdir(folder):
+        raise CLIError(f"no folder at {folder!r}")
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [
+            os.path.join(root, f)
+            for f in sorted(files)
+            if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
+        ]
+    if not found:
+        raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {folder!r}")
+    return found
+
+
+def add_parser(sub) -> None:
+    """Add the ``predict`` command to the sub-parsers ``sub``."""
+    p = sub.add_parser(
+        "predict",
+        help="score images (a folder or a CSV file) with a saved ranker",
+        description=(
+            "Score images with a model written by `skrank fit`, and write a CSV file of\n"
+            "path,score rows (higher score: more of what the instruction asks for).\n"
+            "A FOLDER is searched recursively for image files, in any letter case:\n"
+            + " ".join(e[1:] for e in IMAGE_EXTENSIONS)
+            + " (hidden files and folders are skipped).\nWith --csv, relative image paths "
+            "are read from the CSV's folder and written\nas they appear in the CSV."
+        ),
+        epilog=(
+            "examples:\n"
+            "  skrank predict quality.skrank photos/ --out scores.csv --sort\n"
+            "  skrank predict quality.skrank --csv new.csv --image-column file --out scores.csv"
+        ),
+        formatter_class=HELP_FORMAT,
+    )
+    p.add_argument("model", metavar="MODEL", help="model file written by `skrank fit`")
+    p.add_argument("folder", nargs="?", metavar="FOLDER", help="folder of images to score")
+    p.add_argument("--csv", metavar="FILE", help="score the images listed in this CSV file instead")
+    p.add_argument(
+        "--image-column",
+        metavar="COL",
+        help="column of image paths in --csv (default: the column the model was fitted on)",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="FILE", help="CSV file to write ('-': standard output)"
+    )
+    p.add_argument("--sort", action="store_true", help="highest score first (NaN last)")
+    p.add_argument(
+        "--on-error",
+        choices=("raise", "nan"),
+        default="raise",
+        help="unreadable images: stop with an error, or score them NaN (default: raise)",
+    )
+    add_instruction_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Score the images of a folder or a CSV file and write path,score rows."""
+    import numpy as np
+    import pandas as pd
+
+    from skrank import load
+
+    if (args.csv is None) == (args.folder is None):
+        raise CLIError("give either a FOLDER of images or --csv FILE (one of them)")
+    if args.image_column is not None and args.csv is None:
+        raise CLIError("--image-column is read from --csv; a FOLDER needs none")
+    if args.out != "-":
+        prepare_out(args.out)
+    ranker = load(args.model)
+    if args.csv is not None:
+        df = read_csv(args.csv)
+        shown, paths = model_images(args, ranker, df)
+    else:
+        df, paths = None, find_images(args.folder)
+        shown = paths
+    scores = predict_scores(
+        ranker, paths, instructions(ranker, len(paths), args.instruction, df), args.on_error
+    )
+    table = pd.DataFrame({"path": shown, "score": scores})
+    if args.sort:
+        table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
+    table.to_csv(sys.stdout if args.out == "-" else args.out, index=False, na_rep="NaN")
+    n_nan = int(np.isnan(scores).sum())
+    note = f" ({n_nan} NaN: unreadable image(s))" if n_nan else ""
+    where = "stdout" if args.out == "-" else args.out
+    print(
+        f"wrote {len(table)} score(s) to {where}{note}",
+        file=sys.stderr if args.out == "-" else sys.stdout,
+    )
+    return 0

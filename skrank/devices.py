@@ -1,0 +1,91 @@
+"""Where the tensors run and in which precision: decided here, once.
+
+:func:`resolve_device` turns the ``device`` parameter into a ``torch.device``;
+:func:`use_bf16` is the one rule for mixed precision, and :func:`autocast` the
+one context every forward pass (both frozen towers, the adapter in training
+and in inference) enters, so ``precision="fp32"`` means fp32 everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["PRECISIONS", "autocast", "resolve_device", "use_bf16"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` into a device.
+
+    ``"auto"`` picks CUDA, else MPS, else the CPU. Asking for an accelerator
+    that is not there raises ``ValueError``.
+
+    Examples
+    --------
+    >>> from skrank.devices import resolve_device
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'auto', 'cpu' or 'cuda'; got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} was asked for but CUDA is not available here")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s) are visible"
+            )
+    elif dev.type == "mps":
+        if not _mps_available():
+            raise ValueError(f"device={device!r} was asked for but MPS is not available here")
+    elif dev.type != "cpu":
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
+    return dev
+
+
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def use_bf16(device: torch.device, precision: str = "auto") -> bool:
+    """Whether forward passes on ``device`` run under bf16 autocast.
+
+    ``"auto"`` and ``"bf16"`` mean bf16 on CUDA; ``"fp32"`` never. Elsewhere
+    (CPU, MPS) everything is fp32 (``CLIPRanker`` refuses ``"bf16"`` there).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skrank.devices import use_bf16
+    >>> use_bf16(torch.device("cuda"), "auto"), use_bf16(torch.device("cuda"), "fp32")
+    (True, False)
+    >>> use_bf16(torch.device("cpu"), "auto")
+    False
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r} is not valid; expected one of {PRECISIONS}")
+    return torch.device(device).type == "cuda" and precision != "fp32"
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """The autocast context of a forward pass on ``device`` (a no-op in fp32)."""
+    if not use_bf16(device, precision):
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.bfloat16)

@@ -1,0 +1,247 @@
+"""CLIPRanker's parameters: one declarative table of what each may be.
+
+Every parameter has a list of constraints; a value is valid when one of them
+accepts it. :func:`validate_params` checks the whole table at the start of
+``fit`` (never in ``__init__``, so ``clone`` and ``set_params`` behave like
+construction) and returns the values normalised to plain Python types (a
+numpy integer from a grid becomes an ``int``). A refusal is one
+:class:`InvalidParameterError` naming the parameter, the value and what is
+allowed. Rules that tie several parameters together are in
+:func:`check_combinations`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from skrank.devices import PRECISIONS, resolve_device
+
+__all__ = [
+    "PARAMETERS",
+    "InvalidParameterError",
+    "Interval",
+    "Options",
+    "by_name",
+    "check_combinations",
+    "validate_params",
+]
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """A parameter has a value it cannot take (both a ``ValueError`` and a ``TypeError``).
+
+    Examples
+    --------
+    >>> from skrank import CLIPRanker, InvalidParameterError
+    >>> try:
+    ...     CLIPRanker(batch_size=1).fit([], [])
+    ... except InvalidParameterError as exc:
+    ...     print(exc)
+    batch_size=1 (int) is not valid; expected an integer >= 2 (ranking needs pairs)
+    """
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Integers (``kind=int``) or finite reals (``kind=float``) between two bounds."""
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"  # which bounds are included: "both", "left", "right", "neither"
+    note: str = ""
+
+    def accepts(self, value) -> bool:
+        if isinstance(value, (bool, np.bool_)):
+            return False
+        if self.kind is int:
+            if not isinstance(value, numbers.Integral):
+                return False
+        elif not (isinstance(value, numbers.Real) and math.isfinite(value)):
+            return False
+        low_ok = self.low is None or (
+            value >= self.low if self.closed in ("both", "left") else value > self.low
+        )
+        high_ok = self.high is None or (
+            value <= self.high if self.closed in ("both", "right") else value < self.high
+        )
+        return low_ok and high_ok
+
+    def normalise(self, value):
+        return self.kind(value)
+
+    def __str__(self) -> str:
+        what = "an integer" if self.kind is int else "a float"
+        if self.high is None:
+            text = f"{what} {'>=' if self.closed in ('both', 'left') else '>'} {self.low}"
+        elif self.low is None:
+            text = f"{what} {'<=' if self.closed in ('both', 'right') else '<'} {self.high}"
+        else:
+            left = "[" if self.closed in ("both", "left") else "("
+            right = "]" if self.closed in ("both", "right") else ")"
+            text = f"{what} in {left}{self.low}, {self.high}{right}"
+        return f"{text} ({self.note})" if self.note else text
+
+
+@dataclass(frozen=True)
+class Options:
+    """One of a fixed set of values (strings, or None)."""
+
+    values: tuple
+
+    def accepts(self, value) -> bool:
+        return (value is None or isinstance(value, str)) and value in self.values
+
+    def normalise(self, value):
+        return value
+
+    def __str__(self) -> str:
+        shown = ["None" if v is None else f'"{v}"' for v in self.values]
+        return shown[0] if len(shown) == 1 else "one of " + ", ".join(shown)
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """A value of a kind that a predicate recognises (text, paths, flags, ...)."""
+
+    description: str
+    predicate: Any
+    convert: Any = None
+
+    def accepts(self, value) -> bool:
+        return bool(self.predicate(value))
+
+    def normalise(self, value):
+        return value if self.convert is None else self.convert(value)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+NONE = Options((None,))
+AUTO = Options(("auto",))
+BOOL = _Kind("True or False", lambda v: isinstance(v, (bool, np.bool_)), bool)
+TEXT = _Kind(
+    "a non-empty string such as 'Sort the images by sharpness.'",
+    lambda v: isinstance(v, str) and v.strip(),
+)
+NAME = _Kind("a non-empty string", lambda v: isinstance(v, str) and v)
+PATH = _Kind("a path", lambda v: isinstance(v, (str, os.PathLike)))
+COLUMN = _Kind("a column label", lambda v: v is not None and _hashable(v))
+RANDOM_STATE = _Kind(
+    "None, an integer in [0, 2**32 - 1] or a numpy RandomState",
+    lambda v: isinstance(v, np.random.RandomState) or Interval(int, 0, 2**32 - 1).accepts(v),
+    lambda v: v if isinstance(v, np.random.RandomState) else int(v),
+)
+DEVICE = _Kind(
+    "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: isinstance(v, (str, torch.device))
+)
+
+
+def _hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _count(low: int, note: str = "") -> Interval:
+    return Interval(int, low, None, note=note)
+
+
+PARAMETERS: dict[str, list] = {
+    "instruction": [NONE, TEXT],
+    "backbone": [NAME],
+    "pretrained": [NONE, PATH],
+    "d_model": [NONE, _count(1)],
+    "n_fusion_layers": [_count(0)],
+    "n_post_layers": [_count(0)],
+    "n_heads": [_count(1)],
+    "n_prompt_tokens": [_count(0)],
+    "n_relation_tokens": [_count(1)],
+    "reg_weight": [Interval(float, 0, None)],
+    "rank_weight": [Interval(float, 0, None)],
+    "lr": [AUTO, Interval(float, 0, None, closed="neither")],
+    "weight_decay": [Interval(float, 0, None)],
+    "batch_size": [_count(2, "ranking needs pairs")],
+    "max_epochs": [NONE, _count(1)],
+    "warmup_fraction": [Interval(float, 0, 1, closed="left")],
+    "early_stopping": [BOOL],
+    "validation_fraction": [Interval(float, 0, 1, closed="neither")],
+    "n_iter_no_change": [_count(1)],
+    "sampling": [Options(("balanced", "uniform"))],
+    "augment": [BOOL],
+    "cache": [Options(("memory", "disk", None))],
+    "cache_dir": [NONE, PATH],
+    "device": [DEVICE],
+    "precision": [Options(PRECISIONS)],
+    "num_workers": [_count(0)],
+    "random_state": [NONE, RANDOM_STATE],
+    "verbose": [_count(0)],
+    "warm_start": [BOOL],
+    "image_column": [COLUMN],
+    "instruction_column": [COLUMN],
+    "group_column": [NONE, COLUMN],
+    "pair_scope": [Options(("all", "group"))],
+}
+
+
+def _refuse(name: str, value, allowed: str) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"{name}={value!r} ({type(value).__name__}) is not valid; expected {allowed}"
+    )
+
+
+def validate_params(params: dict, table: dict[str, list] = PARAMETERS) -> dict:
+    """Check ``params`` against ``table``; return them normalised, plus ``device_``.
+
+    ``device_`` is the resolved ``torch.device``. Raises
+    :class:`InvalidParameterError` for the first parameter no constraint
+    accepts, or for a combination :func:`check_combinations` refuses.
+    """
+    out = {}
+    for name, value in params.items():
+        constraints = table[name]
+        accepted = next((c for c in constraints if c.accepts(value)), None)
+        if accepted is None:
+            raise _refuse(name, value, " or ".join(map(str, constraints)))
+        out[name] = accepted.normalise(value)
+    try:
+        out["device_"] = resolve_device(out["device"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(str(exc)) from None
+    check_combinations(out)
+    return out
+
+
+def check_combinations(p: dict) -> None:
+    """Rules over several parameters: a loss to train, and bf16 only where it runs."""
+    if p["reg_weight"] == 0 and p["rank_weight"] == 0:
+        raise InvalidParameterError(
+            "reg_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
+        )
+    if p["precision"] == "bf16" and p["device_"].type != "cuda":
+        raise InvalidParameterError(
+            f"precision='bf16' needs a CUDA device; device={p['device']!r} "
+            f"resolved to {p['device_'].type!r}"
+        )
+
+
+def by_name(target, params: dict, **values):
+    """Call ``target`` (a function or a config dataclass) with the parameters it names.
+
+    Keyword arguments of ``target`` that share a name with a parameter take
+    its (validated) value; ``values`` gives the others, or overrides (a
+    resolved ``lr``, a device); the rest keep their defaults.
+    """
+    names = inspect.signature(target).parameters
+    return target(**{**{k: v for k, v in params.items() if k in names}, **values})

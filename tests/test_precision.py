@@ -1,0 +1,83 @@
+"""One precision rule, honoured by both frozen towers and the adapter.
+
+``precision="fp32"`` must keep every forward pass in fp32 on the device it
+resolves to, CUDA included. A machine without a GPU cannot run CUDA, so these
+tests check the decision itself (:func:`skrank.devices.use_bf16`) and that
+every forward pass of a fit and a prediction asks it with the ranker's own
+``precision``: a call site that forgot it would ask with the default "auto",
+which means bf16 on CUDA.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from skrank import devices
+from tests.helpers import tiny_ranker
+
+CUDA, CPU, MPS = torch.device("cuda"), torch.device("cpu"), torch.device("mps")
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "bf16"),
+    [
+        (CUDA, "auto", True),
+        (CUDA, "bf16", True),
+        (CUDA, "fp32", False),
+        (torch.device("cuda:1"), "fp32", False),
+        (CPU, "auto", False),
+        (CPU, "fp32", False),
+        (MPS, "auto", False),
+    ],
+)
+def test_the_bf16_decision(device, precision, bf16):
+    assert devices.use_bf16(device, precision) is bf16
+
+
+def test_fp32_autocast_is_no_autocast_at_all():
+    with devices.autocast(CUDA, "fp32"):
+        assert not torch.is_autocast_enabled()
+    with pytest.raises(ValueError, match="precision='half'"):
+        devices.use_bf16(CUDA, "half")
+
+
+@pytest.fixture
+def forward_passes(monkeypatch):
+    """Record (calling function, precision) for every autocast decision taken."""
+    seen = []
+    original = devices.autocast
+
+    def recording(device, precision="auto"):
+        import sys
+
+        seen.append((sys._getframe(1).f_code.co_name, precision))
+        return original(device, precision)
+
+    monkeypatch.setattr(devices, "autocast", recording)
+    return seen
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+@pytest.mark.parametrize("cache", ["memory", None])
+def test_every_forward_pass_uses_the_rankers_precision(forward_passes, precision, cache):
+    images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 25)]
+    ranker = tiny_ranker(precision=precision, cache=cache, max_epochs=1).fit(
+        images, np.arange(10.0)
+    )
+    ranker.predict(images[:3])
+    ranker.compare(images[:2], images[2:4])
+    callers = {name for name, _ in forward_passes}
+    # Both frozen towers, the training step and inference all decided, and all
+    # with the ranker's precision (so on CUDA, fp32 stays fp32 everywhere).
+    assert {"image_tokens", "text_tokens", "train", "predict_tokens"} <= callers
+    assert {(name, p) for name, p in forward_passes if p != precision} == set()
+    assert all(devices.use_bf16(CUDA, p) is (precision != "fp32") for _, p in forward_passes)
+    assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())
+
+
+def test_bf16_is_refused_without_cuda(monkeypatch):
+    from skrank.params import InvalidParameterError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(InvalidParameterError, match="precision='bf16' needs a CUDA device"):
+        tiny_ranker(precision="bf16").fit([np.zeros((8, 8, 3), np.uint8)] * 2, [0.0, 1.0])
