@@ -24,9 +24,11 @@ def ranking_loss(logits: torch.Tensor, y: torch.Tensor, pair_mask: torch.Tensor)
 
     ``pair_mask`` (B, B) must already exclude the diagonal and any pair that
     should not be compared (another instruction or, with ``pair_scope="group"``,
-    another group). Returns 0 when no pair is left.
+    another group). Returns 0 when no pair is left. A weighted mean rather than
+    boolean indexing: selecting by a mask makes the GPU wait for the host.
     """
-    if not bool(pair_mask.any()):
-        return logits.sum() * 0.0
-    targets = pair_targets(y)
-    return F.binary_cross_entropy_with_logits(logits.float()[pair_mask], targets[pair_mask])
+    weight = pair_mask.float()
+    per_pair = F.binary_cross_entropy_with_logits(
+        logits.float(), pair_targets(y), weight=weight, reduction="sum"
+    )
+    return per_pair / weight.sum().clamp_min(1.0)

@@ -266,6 +266,23 @@ def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
     return float(spearman_score(data.y_std[val_idx], preds, groups=instr[val_idx]))
 
 
+def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: float) -> list:
+    """Epoch means of (loss, reg, rank); raises at the first step whose loss was not finite.
+
+    Read once per epoch (one host sync): a diverged step is still named, and
+    ``fit`` is atomic, so the weights it spoiled are never kept.
+    """
+    values = step_losses.cpu()
+    bad = torch.nonzero(~torch.isfinite(values[:, 0])).flatten()
+    if len(bad):
+        k = int(bad[0])
+        raise TrainingDivergedError(
+            f"training diverged at epoch {epoch} (step {first_step + k + 1}): the loss is "
+            f"{float(values[k, 0])}; lower lr (now {lr}) or check the targets"
+        )
+    return values.double().mean(dim=0).tolist()
+
+
 def train(
     adapter: RankingAdapter,
     data: TrainData,
@@ -306,7 +323,7 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
-    y_all = torch.as_tensor(y_std, dtype=torch.float32)
+    y_all = torch.as_tensor(y_std, dtype=torch.float32, device=device)
     history: list[dict] = []
     best_score, best_state, stale = -np.inf, None, 0
     epochs_run = 0
@@ -318,14 +335,15 @@ def train(
         bar = tqdm(total=max_epochs, desc="epochs", unit="epoch", leave=False)
     for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
-        sums = np.zeros(3)
         local = draw(rng)
-        for local_idx in local:
+        # Losses stay on the device: one host sync per epoch, not three per step.
+        step_losses = torch.empty(len(local), 3, device=device)
+        for n, local_idx in enumerate(local):
             idx = train_idx[local_idx]
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
             tokens = data.source.tokens(idx, flip, device)
             text, valid = data.text.get(int(instr[idx[0]]))
-            y = y_all[idx].to(device)
+            y = y_all[torch.as_tensor(idx, device=device)]
             with devices.autocast(device, cfg.precision):
                 scores, fused = adapter(tokens, text, valid)
                 reg = regression_loss(scores, y)
@@ -335,25 +353,21 @@ def train(
                 else:
                     rank = reg.new_zeros(())
                 loss = cfg.reg_weight * reg + cfg.rank_weight * rank
-            if not torch.isfinite(loss):
-                raise TrainingDivergedError(
-                    f"training diverged at epoch {epoch} (step {step + 1}): the loss is "
-                    f"{loss.item()}; lower lr (now {cfg.lr}) or check the targets"
-                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
             optimizer.step()
             schedule.step()
             step += 1
-            sums += [loss.item(), reg.item(), rank.item()]
+            step_losses[n] = torch.stack([loss.detach(), reg.detach(), rank.detach()]).float()
             if on_step is not None:
                 on_step(epoch, step)
+        means = _check_finite(step_losses, epoch, step - len(local), cfg.lr)
         record = {
             "epoch": epoch,
-            "loss": sums[0] / len(local),
-            "reg_loss": sums[1] / len(local),
-            "rank_loss": sums[2] / len(local),
+            "loss": means[0],
+            "reg_loss": means[1],
+            "rank_loss": means[2],
             "lr": optimizer.param_groups[0]["lr"],
             "val_score": None,
         }

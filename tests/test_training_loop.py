@@ -1,0 +1,85 @@
+"""The training loop on any device: no host sync inside an epoch, divergence still named.
+
+On a GPU every ``.item()``, ``.cpu()`` or ``bool(tensor)`` inside the step
+loop stalls the device until the host catches up. These tests run on the CPU
+and record every such call that skrank's own code makes on a tensor, so a
+per-step sync shows up wherever the tests run.
+"""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from skrank.training import TrainingDivergedError
+from tests.helpers import tiny_ranker
+
+SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
+
+
+@pytest.fixture
+def events(monkeypatch):
+    """A log of ("sync", method) calls from skrank code and ("step", epoch) marks."""
+    log = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_globals.get("__name__", "")
+            if caller.startswith("skrank"):
+                log.append(("sync", _name))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    return log
+
+
+def fit_logging(log, monkeypatch, **params):
+    import skrank.ranker
+
+    original = skrank.ranker.train
+
+    def train(*args, **kwargs):
+        return original(*args, on_step=lambda epoch, step: log.append(("step", epoch)), **kwargs)
+
+    monkeypatch.setattr(skrank.ranker, "train", train)
+    images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 8)]  # 32 images
+    return tiny_ranker(batch_size=4, **params).fit(images, np.arange(32.0))
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk", None])
+def test_no_host_sync_between_steps_of_an_epoch(events, monkeypatch, tmp_path, cache):
+    ranker = fit_logging(events, monkeypatch, cache=cache, cache_dir=tmp_path, max_epochs=2)
+    assert ranker.n_iter_ == 2
+    for epoch in (1, 2):
+        steps = [i for i, e in enumerate(events) if e == ("step", epoch)]
+        assert len(steps) >= 6  # 32 images in batches of 4: a real loop to look inside
+        inside = [e for e in events[steps[0] : steps[-1]] if e[0] == "sync"]
+        assert inside == [], f"host syncs inside epoch {epoch}: {inside}"
+    # The epoch's losses are read once, after its last step.
+    assert any(e[0] == "sync" for e in events[steps[-1] :])
+
+
+def test_history_is_still_the_mean_loss_of_each_epoch(monkeypatch):
+    ranker = fit_logging([], monkeypatch, max_epochs=2)
+    for h in ranker.history_:
+        assert isinstance(h["loss"], float) and np.isfinite(h["loss"])
+        assert h["loss"] == pytest.approx(h["reg_loss"] + h["rank_loss"], rel=1e-5)
+
+
+def test_a_loss_that_goes_nan_mid_epoch_is_named_at_its_step(monkeypatch):
+    import skrank.training
+
+    original = skrank.training.regression_loss
+    calls = []
+
+    def loss(scores, y):
+        calls.append(1)
+        out = original(scores, y)
+        return out * float("nan") if len(calls) == 3 else out
+
+    monkeypatch.setattr(skrank.training, "regression_loss", loss)
+    with pytest.raises(TrainingDivergedError, match=r"epoch 1 \(step 3\).*nan"):
+        fit_logging([], monkeypatch, max_epochs=2)
+    assert len(calls) == 8  # the rest of epoch 1 ran; epoch 2 never started
