@@ -303,9 +303,9 @@ def run(args) -> dict:
     counts: list[int] = []
     original = Backbone.image_tokens
 
-    def counting(self, pixels):
+    def counting(self, pixels, *args, **kwargs):
         counts.append(len(pixels))
-        return original(self, pixels)
+        return original(self, pixels, *args, **kwargs)
 
     grid = {"lr": [1e-4, 3e-4], "n_prompt_tokens": [0, 32]}
     grid_epochs = 2 if args.quick else 3
