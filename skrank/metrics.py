@@ -3,7 +3,8 @@
 Metrics
 -------
 :func:`spearman_score`, :func:`kendall_score` (tau-b), :func:`plcc_score` (Pearson)
-and :func:`pairwise_accuracy` take ``(y_true, y_pred, *, groups=None)``. With
+and :func:`pairwise_accuracy` take ``(y_true, y_pred, *, groups=None)``;
+:func:`ndcg_score` (relevance = target) also takes ``k``. With
 ``groups``, the metric is computed within each group and the unweighted mean over
 groups is returned; groups where the metric is undefined (too few samples, a
 constant input, no untied pair) are skipped, and ``nan`` is returned when every
@@ -18,11 +19,13 @@ Scorers
 they handle ``groups`` and metadata routing) and are importable from here too.
 """
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.stats import rankdata
+
+from skrank._kernels import _kendall, _ndcg, _pairwise_accuracy, _pearson, _spearman
 
 # Defined in skrank.scorers, which imports this module: looked up there on first use.
 _SCORERS = (
@@ -30,12 +33,21 @@ _SCORERS = (
     "kendall_scorer",
     "mae_scorer",
     "make_grouped_scorer",
+    "ndcg_scorer",
     "pairwise_accuracy_scorer",
     "plcc_scorer",
     "spearman_scorer",
 )
 __all__ = sorted(
-    ["evaluation", "kendall_score", "pairwise_accuracy", "plcc_score", "spearman_score", *_SCORERS]
+    [
+        "evaluation",
+        "kendall_score",
+        "ndcg_score",
+        "pairwise_accuracy",
+        "plcc_score",
+        "spearman_score",
+        *_SCORERS,
+    ]
 )
 
 
@@ -109,102 +121,6 @@ def _score(
 ) -> float:
     """Validate, then apply ``kernel`` to all samples or average it over groups."""
     return _apply(kernel, *_validate(y_true, y_pred, groups))
-
-
-# ---------------------------------------------------------------------------
-# Kernels: validated 1-D float arrays in, a float (nan when undefined) out
-
-
-def _is_constant(x: np.ndarray) -> bool:
-    return x.size < 2 or x.min() == x.max()
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if _is_constant(x) or _is_constant(y):
-        return float("nan")
-    # Scale by a power of two (exact) so that neither the mean nor the sums of
-    # squares can overflow, whatever the magnitude of the values.
-    x = np.ldexp(x, -np.frexp(np.abs(x).max())[1])
-    y = np.ldexp(y, -np.frexp(np.abs(y).max())[1])
-    xc = x - x.mean()
-    yc = y - y.mean()
-    r = np.dot(xc, yc) / np.sqrt(np.dot(xc, xc) * np.dot(yc, yc))
-    return float(np.clip(r, -1.0, 1.0))
-
-
-def _spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return _pearson(rankdata(y_true), rankdata(y_pred))
-
-
-def _tied_pairs(*sorted_keys: np.ndarray) -> int:
-    """Pairs equal in every key, for arrays sorted lexicographically by the keys."""
-    n = sorted_keys[0].size
-    change = np.zeros(max(n - 1, 0), dtype=bool)
-    for key in sorted_keys:
-        change |= key[1:] != key[:-1]
-    runs = np.diff(np.concatenate(([0], np.flatnonzero(change) + 1, [n])))
-    return int((runs * (runs - 1) // 2).sum())
-
-
-def _count_inversions(a: np.ndarray) -> int:
-    """Count pairs i < j with a[i] > a[j], for non-negative integers ``a``.
-
-    A bottom-up merge sort done with whole-array numpy operations: at each level
-    the array is sorted within blocks of ``width``, and for every element of a
-    right block a binary search counts the larger elements of its left block.
-    O(n log^2 n) time, O(n) memory.
-    """
-    n = a.size
-    span = int(a.max()) + 1 if n else 1
-    position = np.arange(n)
-    total = 0
-    width = 1
-    while width < n:
-        pair = position // (2 * width)
-        # Offsetting by pair makes the left blocks, taken in order, one sorted array.
-        keyed = a + pair * span
-        is_right = (position // width) % 2 == 1
-        left, right = keyed[~is_right], keyed[is_right]
-        left_end = (pair[is_right] + 1) * width
-        total += int((left_end - np.searchsorted(left, right, side="right")).sum())
-        a = np.sort(keyed) - pair * span
-        width *= 2
-    return total
-
-
-def _pair_counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[int, int, int, int, int]:
-    """Return (pairs, tied in y_true, tied in y_pred, tied in both, discordant)."""
-    n = y_true.size
-    order = np.lexsort((y_pred, y_true))
-    t, p = y_true[order], y_pred[order]
-    # Sorted by (y_true, y_pred), a strict inversion of y_pred is a discordant pair.
-    discordant = _count_inversions(np.unique(p, return_inverse=True)[1].ravel())
-    return (
-        n * (n - 1) // 2,
-        _tied_pairs(t),
-        _tied_pairs(np.sort(p)),
-        _tied_pairs(t, p),
-        discordant,
-    )
-
-
-def _kendall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    if _is_constant(y_true) or _is_constant(y_pred):
-        return float("nan")
-    n_pairs, tied_true, tied_pred, tied_both, discordant = _pair_counts(y_true, y_pred)
-    concordant = n_pairs - tied_true - tied_pred + tied_both - discordant
-    denominator = np.sqrt(float(n_pairs - tied_true) * float(n_pairs - tied_pred))
-    return float(np.clip((concordant - discordant) / denominator, -1.0, 1.0))
-
-
-def _pairwise_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    if _is_constant(y_true):
-        return float("nan")
-    n_pairs, tied_true, tied_pred, tied_both, discordant = _pair_counts(y_true, y_pred)
-    untied = n_pairs - tied_true
-    only_pred_tied = tied_pred - tied_both
-    correct = untied - only_pred_tied - discordant + 0.5 * only_pred_tied
-    return float(correct / untied)
 
 
 # ---------------------------------------------------------------------------
@@ -385,6 +301,62 @@ _TABLE = {
     "pairwise_accuracy": _pairwise_accuracy,
     "mae": _mean_absolute_error,
 }
+
+
+def ndcg_score(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    k: int | None = None,
+    groups: ArrayLike | None = None,
+) -> float:
+    """Normalised discounted cumulative gain of the predicted order, relevance = target.
+
+    DCG@k sums ``y_true`` of the items in predicted order (best first), the
+    item at position i discounted by 1 / log2(i + 1); NDCG divides it by the
+    DCG of the ideal order. Gains are linear in ``y_true``, as in
+    :func:`sklearn.metrics.ndcg_score`, so targets must be non-negative
+    (shift them first if they are not). Tied predictions share their mean gain,
+    so the score does not depend on how ties are broken.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        Relevance of each item (non-negative).
+    y_pred : array-like of shape (n_samples,)
+        Predicted scores; larger ranks higher.
+    k : int, default=None
+        Only the top ``k`` positions count (NDCG@k); None counts all.
+    groups : array-like of shape (n_samples,), default=None
+        Query groups: NDCG is computed within each group and averaged,
+        unweighted; groups whose items all have relevance 0 are skipped.
+
+    Returns
+    -------
+    score : float
+        In [0, 1]; ``nan`` when no item (in any group) is relevant.
+
+    See Also
+    --------
+    spearman_score, pairwise_accuracy
+
+    Examples
+    --------
+    >>> from skrank.metrics import ndcg_score
+    >>> ndcg_score([3, 2, 0, 1], [0.9, 0.8, 0.1, 0.5])
+    1.0
+    >>> round(ndcg_score([3, 2, 0, 1], [0.1, 0.8, 0.9, 0.5], k=2), 3)
+    0.296
+    """
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k={k!r} is not valid; expected None or an integer >= 1.")
+    y_true, y_pred, codes = _validate(y_true, y_pred, groups)
+    if y_true.size and y_true.min() < 0:
+        raise ValueError(
+            f"ndcg_score needs non-negative relevance; y_true has minimum {y_true.min()}. "
+            "Shift the targets (y - y.min()) or use spearman_score."
+        )
+    return _apply(functools.partial(_ndcg, k=None if k is None else int(k)), y_true, y_pred, codes)
 
 
 def evaluation(

@@ -33,6 +33,8 @@ so this never changes the module-level scorers.
 """
 
 import copy
+import functools
+import re
 from collections.abc import Callable
 
 from numpy.typing import ArrayLike
@@ -40,13 +42,20 @@ from sklearn import config_context
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import make_scorer, mean_absolute_error
 
-from skrank.metrics import kendall_score, pairwise_accuracy, plcc_score, spearman_score
+from skrank.metrics import (
+    kendall_score,
+    ndcg_score,
+    pairwise_accuracy,
+    plcc_score,
+    spearman_score,
+)
 
 __all__ = [
     "get_scorer",
     "kendall_scorer",
     "mae_scorer",
     "make_grouped_scorer",
+    "ndcg_scorer",
     "pairwise_accuracy_scorer",
     "plcc_scorer",
     "spearman_scorer",
@@ -89,12 +98,28 @@ _METRICS = {
     "kendall": kendall_score,
     "plcc": plcc_score,
     "pairwise_accuracy": pairwise_accuracy,
+    "ndcg": ndcg_score,
 }
+_NDCG_AT = re.compile(r"ndcg@([1-9][0-9]*)")
+
+
+def _metric(name: str) -> Callable[..., float] | None:
+    """The metric called ``name``: one of _METRICS, or ``ndcg@K`` (NDCG of the top K)."""
+    if name in _METRICS:
+        return _METRICS[name]
+    match = _NDCG_AT.fullmatch(name)
+    if match is None:
+        return None
+    metric = functools.partial(ndcg_score, k=int(match.group(1)))
+    metric.__name__ = name.replace("@", "_at_")
+    return metric
+
 
 spearman_scorer = _with_groups_request(make_scorer(spearman_score), False)
 kendall_scorer = _with_groups_request(make_scorer(kendall_score), False)
 plcc_scorer = _with_groups_request(make_scorer(plcc_score), False)
 pairwise_accuracy_scorer = _with_groups_request(make_scorer(pairwise_accuracy), False)
+ndcg_scorer = _with_groups_request(make_scorer(ndcg_score), False)
 mae_scorer = make_scorer(mean_absolute_error, greater_is_better=False)
 
 _SCORERS = {
@@ -102,6 +127,7 @@ _SCORERS = {
     "kendall": kendall_scorer,
     "plcc": plcc_scorer,
     "pairwise_accuracy": pairwise_accuracy_scorer,
+    "ndcg": ndcg_scorer,
     "neg_mean_absolute_error": mae_scorer,
 }
 
@@ -118,8 +144,9 @@ def make_grouped_scorer(name: str) -> Callable:
 
     Parameters
     ----------
-    name : {"spearman", "kendall", "plcc", "pairwise_accuracy"}
-        The metric to average over groups.
+    name : {"spearman", "kendall", "plcc", "pairwise_accuracy", "ndcg"} or "ndcg@K"
+        The metric to average over groups; ``"ndcg@10"`` is NDCG of each
+        group's top 10.
 
     Returns
     -------
@@ -148,9 +175,10 @@ def make_grouped_scorer(name: str) -> Callable:
     >>> result["test_score"].round(2)
     array([0.75, 0.75])
     """
-    if name not in _METRICS:
-        raise ValueError(f"name must be one of {sorted(_METRICS)}; got {name!r}.")
-    return _with_groups_request(make_scorer(_RequireGroups(_METRICS[name])), True)
+    metric = _metric(name) if isinstance(name, str) else None
+    if metric is None:
+        raise ValueError(f"name must be one of {sorted(_METRICS)} or 'ndcg@K'; got {name!r}.")
+    return _with_groups_request(make_scorer(_RequireGroups(metric)), True)
 
 
 def get_scorer(name: str | Callable | None) -> Callable | None:
@@ -159,7 +187,8 @@ def get_scorer(name: str | Callable | None) -> Callable | None:
     Parameters
     ----------
     name : str, callable or None
-        ``"spearman"``, ``"kendall"``, ``"plcc"``, ``"pairwise_accuracy"`` or
+        ``"spearman"``, ``"kendall"``, ``"plcc"``, ``"pairwise_accuracy"``,
+        ``"ndcg"``, ``"ndcg@K"`` (NDCG of the top K, e.g. ``"ndcg@10"``) or
         ``"neg_mean_absolute_error"``; any other value goes to
         :func:`sklearn.metrics.get_scorer` (so ``"r2"`` works, and a callable or
         ``None`` is returned unchanged).
@@ -188,11 +217,13 @@ def get_scorer(name: str | Callable | None) -> Callable | None:
     """
     if isinstance(name, str) and name in _SCORERS:
         return copy.deepcopy(_SCORERS[name])
+    if isinstance(name, str) and _NDCG_AT.fullmatch(name):
+        return _with_groups_request(make_scorer(_metric(name)), False)
     try:
         return _sklearn_get_scorer(name)
     except ValueError as exc:
         raise ValueError(
             f"{name!r} is not a valid scoring value. skrank's scorers are "
-            f"{sorted(_SCORERS)}; scikit-learn's are listed by "
+            f"{sorted(_SCORERS)} and 'ndcg@K'; scikit-learn's are listed by "
             "sklearn.metrics.get_scorer_names()."
         ) from exc
