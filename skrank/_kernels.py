@@ -24,8 +24,40 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(r, -1.0, 1.0))
 
 
-def _spearman(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return _pearson(rankdata(y_true), rankdata(y_pred))
+def _spearman(y_true: np.ndarray, y_pred: np.ndarray, weight: np.ndarray | None = None) -> float:
+    if weight is None:
+        return _pearson(rankdata(y_true), rankdata(y_pred))
+    keep = weight > 0
+    y_true, y_pred, weight = y_true[keep], y_pred[keep], weight[keep]
+    if _is_constant(y_true) or _is_constant(y_pred):
+        return float("nan")
+    return _weighted_pearson(
+        _weighted_ranks(y_true, weight), _weighted_ranks(y_pred, weight), weight
+    )
+
+
+def _weighted_ranks(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Weighted mid-ranks: the weight below each value plus half the weight tied with it.
+
+    With integer weights this is the average rank of the rows repeated that
+    many times, less a constant, so the weighted Spearman equals the plain one
+    on the repeated rows.
+    """
+    values, inverse = np.unique(x, return_inverse=True)
+    inverse = inverse.ravel()
+    per_value = np.bincount(inverse, weights=weight, minlength=values.size)
+    below = np.concatenate(([0.0], np.cumsum(per_value)[:-1]))
+    return (below + per_value / 2)[inverse]
+
+
+def _weighted_pearson(x: np.ndarray, y: np.ndarray, weight: np.ndarray) -> float:
+    w = weight / weight.sum()
+    xc = x - np.dot(w, x)
+    yc = y - np.dot(w, y)
+    vx, vy = np.dot(w, xc * xc), np.dot(w, yc * yc)
+    if vx <= 0 or vy <= 0:
+        return float("nan")
+    return float(np.clip(np.dot(w, xc * yc) / np.sqrt(vx * vy), -1.0, 1.0))
 
 
 def _tied_pairs(*sorted_keys: np.ndarray) -> int:

@@ -95,20 +95,34 @@ def _validate(
     return y_true, y_pred, codes
 
 
+def _sample_weight(sample_weight: ArrayLike, n: int) -> np.ndarray:
+    weight = _as_finite_1d(sample_weight, "sample_weight")
+    if weight.size != n:
+        raise ValueError(
+            f"sample_weight must have the same length as y_true; got {weight.size} and {n}."
+        )
+    if weight.size and (weight.min() < 0 or weight.max() == 0):
+        raise ValueError("sample_weight must be non-negative with at least one positive weight.")
+    return weight
+
+
 def _apply(
-    kernel: Callable[[np.ndarray, np.ndarray], float],
+    kernel: Callable[..., float],
     y_true: np.ndarray,
     y_pred: np.ndarray,
     codes: np.ndarray | None,
+    *extra: np.ndarray,
 ) -> float:
-    """Apply ``kernel`` to all samples, or average it over the groups ``codes`` number."""
+    """Apply ``kernel`` to all samples, or average it over the groups ``codes`` number.
+
+    ``extra`` arrays (sample weights) are split by group alongside.
+    """
     if codes is None:
-        return kernel(y_true, y_pred)
+        return kernel(y_true, y_pred, *extra)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    true_parts = np.split(y_true[order], bounds)
-    pred_parts = np.split(y_pred[order], bounds)
-    values = [kernel(t, p) for t, p in zip(true_parts, pred_parts, strict=True)]
+    parts = [np.split(a[order], bounds) for a in (y_true, y_pred, *extra)]
+    values = [kernel(*group) for group in zip(*parts, strict=True)]
     defined = [v for v in values if not np.isnan(v)]
     return float(np.mean(defined)) if defined else float("nan")
 
@@ -128,7 +142,11 @@ def _score(
 
 
 def spearman_score(
-    y_true: ArrayLike, y_pred: ArrayLike, *, groups: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    groups: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
 ) -> float:
     """Spearman rank correlation between true and predicted values.
 
@@ -145,6 +163,13 @@ def spearman_score(
         Group labels. When given, the correlation is computed within each group
         and averaged over groups, unweighted; groups with fewer than two samples
         or a constant ``y_true`` or ``y_pred`` are skipped.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative row weights. The weighted correlation is the weighted
+        Pearson correlation of weighted mid-ranks (the weight below a value
+        plus half the weight tied with it): with integer weights it equals the
+        unweighted score of the rows repeated that many times. Rows of weight
+        0 are left out. Within groups, each group is weighted inside; the
+        groups are still averaged unweighted.
 
     Returns
     -------
@@ -163,8 +188,14 @@ def spearman_score(
     0.8
     >>> spearman_score([1, 2, 3, 4], [1, 2, 4, 3], groups=[0, 0, 1, 1])
     0.0
+    >>> w = spearman_score([1, 2, 3], [1, 3, 2], sample_weight=[2, 1, 1])
+    >>> w == spearman_score([1, 1, 2, 3], [1, 1, 3, 2])  # the first row counted twice
+    True
     """
-    return _score(_spearman, y_true, y_pred, groups)
+    y_true, y_pred, codes = _validate(y_true, y_pred, groups)
+    if sample_weight is None:
+        return _apply(_spearman, y_true, y_pred, codes)
+    return _apply(_spearman, y_true, y_pred, codes, _sample_weight(sample_weight, y_true.size))
 
 
 def kendall_score(

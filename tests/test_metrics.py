@@ -464,3 +464,37 @@ def test_scorers_are_the_same_objects_from_metrics_and_scorers():
     assert pickle.loads(pickle.dumps(scorer)) is not None
     with pytest.raises(AttributeError, match="no_such_scorer"):
         metrics.no_such_scorer  # noqa: B018
+
+
+def test_weighted_spearman_equals_repeating_rows():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        n = int(rng.integers(3, 20))
+        y = rng.integers(0, 5, n).astype(float)
+        p = rng.integers(0, 5, n).astype(float)
+        w = rng.integers(0, 4, n)
+        if w.sum() == 0:
+            continue
+        repeated = spearman_score(np.repeat(y, w), np.repeat(p, w))
+        weighted = spearman_score(y, p, sample_weight=w)
+        assert (np.isnan(repeated) and np.isnan(weighted)) or weighted == pytest.approx(repeated)
+    y, p = [1.0, 2.0, 3.0, 4.0], [1.0, 3.0, 2.0, 4.0]
+    assert spearman_score(y, p, sample_weight=np.ones(4)) == pytest.approx(spearman_score(y, p))
+    g = [0, 0, 1, 1]
+    assert spearman_score(y, p, groups=g, sample_weight=[1, 1, 5, 5]) == spearman_score(
+        y, p, groups=g
+    )
+
+
+@pytest.mark.parametrize(
+    ("weight", "match"),
+    [
+        ([1, 1, -1], "non-negative"),
+        ([0, 0, 0], "positive"),
+        ([1, 1], "same length"),
+        ([1, np.nan, 1], "NaN or inf"),
+    ],
+)
+def test_bad_sample_weight_is_refused(weight, match):
+    with pytest.raises(ValueError, match=match):
+        spearman_score([1, 2, 3], [1, 2, 3], sample_weight=weight)
