@@ -218,13 +218,15 @@ def precision_agreement(device, backbone_name: str, size: int, epochs: int) -> d
     from skrank.metrics import spearman_score
 
     instruction, (train_x, train_y), (test_x, test_y, test_g) = blur_task(size)
+    # "auto" is CUDA here and the CPU in the pickle check's CUDA-less process.
+    where = "auto" if device.type == "cuda" else "cpu"
     common = dict(backbone=backbone_name, pretrained=None, random_state=0, max_epochs=epochs)
-    bf16 = CLIPRanker(instruction, device=str(device), precision="auto", **common)
+    bf16 = CLIPRanker(instruction, device=where, precision="auto", **common)
     bf16.fit(train_x, train_y)
     pred_bf16 = bf16.predict(test_x)
     pred_fp32_same = bf16.set_params(precision="fp32").predict(test_x)
     bf16.set_params(precision="auto")
-    fp32 = CLIPRanker(instruction, device=str(device), precision="fp32", **common)
+    fp32 = CLIPRanker(instruction, device=where, precision="fp32", **common)
     pred_fp32_fit = fp32.fit(train_x, train_y).predict(test_x)
     out = {
         "same_adapter_srcc_bf16_vs_fp32": spearman_score(pred_fp32_same, pred_bf16),

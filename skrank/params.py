@@ -201,12 +201,16 @@ def _refuse(name: str, value, allowed: str) -> InvalidParameterError:
     )
 
 
-def validate_params(params: dict, table: dict[str, list] = PARAMETERS) -> dict:
+def validate_params(
+    params: dict, table: dict[str, list] = PARAMETERS, *, resolve: bool = True
+) -> dict:
     """Check ``params`` against ``table``; return them normalised, plus ``device_``.
 
     ``device_`` is the resolved ``torch.device``. Raises
     :class:`InvalidParameterError` for the first parameter no constraint
     accepts, or for a combination :func:`check_combinations` refuses.
+    ``resolve=False`` checks the values without looking at this machine's
+    devices (no ``device_``): what a saved model may hold, loaded anywhere.
     """
     out = {}
     for name, value in params.items():
@@ -215,10 +219,11 @@ def validate_params(params: dict, table: dict[str, list] = PARAMETERS) -> dict:
         if accepted is None:
             raise _refuse(name, value, " or ".join(map(str, constraints)))
         out[name] = accepted.normalise(value)
-    try:
-        out["device_"] = resolve_device(out["device"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(str(exc)) from None
+    if resolve:
+        try:
+            out["device_"] = resolve_device(out["device"])
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(str(exc)) from None
     check_combinations(out)
     return out
 
@@ -229,7 +234,7 @@ def check_combinations(p: dict) -> None:
         raise InvalidParameterError(
             "reg_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
         )
-    if p["precision"] == "bf16" and p["device_"].type != "cuda":
+    if "device_" in p and p["precision"] == "bf16" and p["device_"].type != "cuda":
         raise InvalidParameterError(
             f"precision='bf16' needs a CUDA device; device={p['device']!r} "
             f"resolved to {p['device_'].type!r}"

@@ -2,8 +2,10 @@
 
 ``save`` writes one safetensors file: the adapter's tensors, plus JSON metadata
 (format version, parameters, target scaling, history, backbone spec). Loading
-it parses JSON and raw tensor bytes only, so an untrusted file cannot run code.
-The frozen backbone is not stored: it is rebuilt from its spec on first use.
+it parses JSON and raw tensor bytes only, so an untrusted file cannot run code,
+and checks the whole file against the schema of :mod:`skrank._schema` before
+it allocates anything. The frozen backbone is not stored: it is rebuilt from
+its spec on first use.
 
 Pickles (``pickle``, ``joblib.dump``) of a ranker also work and are small (no
 backbone inside), but loading a pickle executes code: only load pickles from
@@ -13,16 +15,38 @@ sources you trust.
 from __future__ import annotations
 
 import json
+import numbers
 import os
+import struct
 import warnings
 
 import numpy as np
+import torch
+
+from skrank._files import atomic_write
+from skrank._schema import (
+    FITTED,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    SchemaError,
+    _shown,
+    check_header_length,
+    read_contents,
+)
+from skrank._schema_tensors import (
+    check_tensor_names,
+    check_tensor_table,
+    check_values,
+    expected_tensors,
+    tensor_table,
+)
+from skrank.params import PARAMETERS, validate_params
 
 __all__ = ["FORMAT_VERSION", "PickleRules", "load", "save"]
 
-FORMAT_NAME = "skrank-ranker"
-FORMAT_VERSION = 1
-_FITTED = ("instructions_", "history_", "n_iter_", "lr_", "backbone_info_", "cache_info_")
+# Where skrank writes is the loading machine's choice, never a file's: these are
+# not saved, and a loaded ranker has their defaults unless load(...) is given them.
+LOCAL_PARAMS = ("cache", "cache_dir")
 
 
 def warn_if_other_version(saved: str | None, what: str, stacklevel: int = 3) -> None:
@@ -64,19 +88,138 @@ class PickleRules:
         super().__setstate__(state)
 
 
-def _jsonable_params(ranker) -> dict:
+def _defaults() -> dict:
+    from skrank.ranker import CLIPRanker  # ranker imports this module
+
+    return CLIPRanker().get_params(deep=False)
+
+
+def _metadata(ranker) -> dict:
+    """The file's metadata strings; raises SchemaError for values JSON cannot hold."""
+    import skrank
+
     params = {}
     for key, value in ranker.get_params(deep=False).items():
-        if isinstance(value, os.PathLike):
-            value = os.fspath(value)
-        if key == "random_state" and not (value is None or isinstance(value, int)):
-            value = None  # a RandomState's position cannot be stored as JSON; refits reseed
-        params[key] = value
-    return params
+        if key in LOCAL_PARAMS:
+            continue
+        if key == "random_state" and isinstance(value, np.random.RandomState):
+            warnings.warn(
+                "random_state is a RandomState, whose position a skrank file cannot hold: "
+                "it is saved as None (predictions are unchanged; a refit of the loaded "
+                "ranker is not reproducible). Pass an integer random_state to keep it.",
+                UserWarning,
+                stacklevel=3,
+            )
+            value = None
+        params[key] = to_plain(value, f"params.{key}", scalar=True)
+    fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
+    fitted = to_plain(fitted, "fitted")
+    return {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "skrank_version": skrank.__version__,
+        "params": json.dumps(params, ensure_ascii=False),
+        "adapter_config": json.dumps(to_plain(ranker.adapter_.cfg.to_dict(), "adapter_config")),
+        # NaN is allowed: a validation score is NaN when Spearman is undefined.
+        "fitted": json.dumps(fitted, ensure_ascii=False),
+    }
+
+
+def _check_destination(path: str) -> None:
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise IsADirectoryError(
+            f"cannot save to {path!r}: it is a directory; give a file name such as "
+            f"{os.path.join(path, 'ranker.skrank')!r}"
+        )
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist")
+
+
+def to_plain(value, field: str, scalar: bool = False):
+    """``value`` in plain JSON types: numpy scalars and arrays, paths, devices converted.
+
+    Parameters
+    ----------
+    value : object
+    field : str
+        Where ``value`` is, for the message of a refusal.
+    scalar : bool, default=False
+        Refuse containers (parameters are scalars: a tuple column label would
+        come back a list).
+
+    Returns
+    -------
+    None, bool, int, float, str, or lists and str-keyed dicts of them
+
+    Raises
+    ------
+    SchemaError
+        For anything JSON cannot hold as the same value.
+    """
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.generic):
+        return to_plain(value.item(), field, scalar)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, os.PathLike):
+        return os.fsdecode(value)
+    if not scalar and isinstance(value, (list, tuple, np.ndarray)):
+        return [to_plain(v, f"{field}[{i}]") for i, v in enumerate(list(value))]
+    if not scalar and isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: to_plain(v, f"{field}.{k}") for k, v in value.items()}
+    raise SchemaError(
+        field,
+        f"{_shown(value)} ({type(value).__name__}) cannot be stored in a skrank file, which "
+        "holds None, True/False, numbers, strings and paths"
+        + ("" if scalar else ", and lists and string-keyed dicts of them"),
+    )
 
 
 def save(ranker, path: str | os.PathLike) -> None:
     """Write a fitted ranker to ``path`` (a safetensors file; no pickle inside).
+
+    The file holds the adapter's float32 tensors and, as JSON, the parameters,
+    the adapter config and the fitted attributes. ``save`` checks what it is
+    about to write exactly as :func:`load` will check it, so a saved file always
+    loads; the write is atomic (a temporary in the same folder, renamed), leaves
+    nothing behind if it fails, and gives the file the permissions of the umask.
+
+    Parameters
+    ----------
+    ranker : CLIPRanker
+        Fitted.
+    path : str or path
+        The file to write (replaced if it exists). Its folder must exist.
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        ``ranker`` is not fitted.
+    FileNotFoundError, IsADirectoryError
+        The folder of ``path`` does not exist, or ``path`` is a directory;
+        raised before anything is written.
+    ValueError
+        A value cannot be stored, naming it: a parameter that is not None, a
+        bool, a number, a string, a path or a device (a tuple column label, for
+        instance), or anything :func:`load` would refuse.
+
+    Notes
+    -----
+    Parameters are stored as plain JSON values: numpy scalars (from a grid
+    search over ``np.arange`` or ``np.logspace``) as ``int``, ``float`` or
+    ``bool``, paths as ``str`` and a ``torch.device`` as its string, so they
+    load back equal. ``cache`` and ``cache_dir`` are not stored: where skrank
+    writes is the loading machine's choice. A ``random_state`` that is a
+    ``numpy.random.RandomState`` is stored as None with a warning, rather than
+    refused: it only seeds later refits, which cannot resume its position
+    anyway, so the saved model predicts exactly as the original.
 
     Examples
     --------
@@ -93,32 +236,57 @@ def save(ranker, path: str | os.PathLike) -> None:
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
-    import skrank
-
     check_is_fitted(ranker, "adapter_")
+    path = os.fspath(path)
+    _check_destination(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in ranker.adapter_.state_dict().items()}
-    fitted = {k: getattr(ranker, k) for k in _FITTED if hasattr(ranker, k)}
-    fitted["y_mean_"] = np.asarray(ranker.y_mean_).tolist()
-    fitted["y_scale_"] = np.asarray(ranker.y_scale_).tolist()
-    meta = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "skrank_version": skrank.__version__,
-        "params": json.dumps(_jsonable_params(ranker)),
-        "adapter_config": json.dumps(ranker.adapter_.cfg.to_dict()),
-        "fitted": json.dumps(fitted),
-    }
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    save_file(tensors, tmp, metadata=meta)
-    os.replace(tmp, path)  # never leave a half-written model under the real name
+    try:
+        meta = _metadata(ranker)
+        contents = read_contents(meta, _defaults())
+        _, expected, _ = expected_tensors(contents.config)
+        check_tensor_table(tensor_table(tensors), expected)
+        for name, tensor in tensors.items():
+            check_values(name, tensor)
+    except SchemaError as exc:
+        raise ValueError(f"cannot save this ranker to {path!r}: {exc}") from None
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike, **params):
     """Read a ranker written by :func:`save`. Never unpickles anything.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a
-    file that is not a skrank model, is truncated or corrupt, or was written
-    by a newer format version.
+    The whole file is checked before anything is built from it (see
+    ``docs/persistence.md``): known keys only; the type and range of every
+    parameter (by the estimator's own rules), adapter config value and fitted
+    attribute; the tensors' names, shapes and dtype against those the config
+    implies, read from the header without loading a tensor; the file's size;
+    finite, bounded weights. Where skrank writes is never taken from a file.
+
+    Parameters
+    ----------
+    path : str or path
+        A file written by :func:`save`.
+    **params
+        Parameters that replace the file's, validated like ``set_params``
+        values: ``cache`` and ``cache_dir`` (a file never sets them, so a
+        loaded ranker has ``cache="memory"`` and ``cache_dir=None`` unless
+        given here), or ``device`` and ``precision`` for a model saved with
+        ``device="cuda"`` and loaded on a machine without one.
+
+    Returns
+    -------
+    CLIPRanker
+        Fitted, with the file's parameters (and ``params``), adapter and
+        fitted attributes.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    ValueError
+        The file is not a skrank model, is truncated or corrupt, was written
+        by a newer format version, or breaks the schema: one error naming the
+        file and the field.
 
     Examples
     --------
@@ -133,46 +301,77 @@ def load(path: str | os.PathLike):
     ...     print("refused")
     refused
     """
-    from safetensors import safe_open
-
-    import skrank
-    from skrank.adapter import AdapterConfig, RankingAdapter
     from skrank.ranker import CLIPRanker
 
     path = os.fspath(path)
+    defaults = _defaults()
+    if params:  # the caller's own mistakes are named as theirs, not the file's
+        unknown = sorted(set(params) - set(PARAMETERS))
+        if unknown:
+            raise TypeError(f"load() got unknown parameter(s) {unknown}; see CLIPRanker")
+        validate_params({**defaults, **params})
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no skrank model file at {path!r}")
     try:
-        with safe_open(path, framework="pt", device="cpu") as fh:
-            meta = fh.metadata() or {}
-            if meta.get("format") != FORMAT_NAME:
-                raise ValueError(f"{path!r} is a safetensors file but not a skrank model")
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-    except ValueError:
-        raise
-    except Exception as exc:  # safetensors' own errors: not safetensors, truncated, corrupt
-        raise ValueError(
-            f"{path!r} is not a readable skrank model file (not safetensors, truncated or "
-            f"corrupt): {exc}"
-        ) from None
-    version = int(meta.get("format_version", "0"))
-    if version > FORMAT_VERSION:
-        raise ValueError(
-            f"{path!r} has format version {version}, newer than this skrank "
-            f"({skrank.__version__}) reads (<= {FORMAT_VERSION}); upgrade skrank"
-        )
-    warn_if_other_version(meta.get("skrank_version"), repr(path))
-    try:
-        ranker = CLIPRanker(**json.loads(meta["params"]))
-        fitted = json.loads(meta["fitted"])
-        adapter = RankingAdapter(AdapterConfig.from_dict(json.loads(meta["adapter_config"])))
-        adapter.load_state_dict(tensors, strict=True)
-    except (KeyError, TypeError, RuntimeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path!r} is a damaged skrank model file: {exc}") from None
+        contents, adapter, state = _read(path, defaults, params)
+    except SchemaError as exc:
+        raise ValueError(f"{path!r} is a damaged or invalid skrank model file: {exc}") from None
+    adapter.load_state_dict(state, strict=True, assign=True)  # the checked tensors themselves
     adapter.eval()
+    warn_if_other_version(contents.skrank_version, repr(path))
+    local = {k: defaults[k] for k in LOCAL_PARAMS if k not in params}
+    ranker = CLIPRanker(**{**contents.params, **local})
     ranker.adapter_ = adapter
-    ranker.y_mean_ = np.asarray(fitted.pop("y_mean_"), dtype=float)
-    ranker.y_scale_ = np.asarray(fitted.pop("y_scale_"), dtype=float)
-    for key, value in fitted.items():
+    for key, value in contents.fitted.items():
         setattr(ranker, key, value)
     return ranker
+
+
+def _read(path: str, defaults: dict, overrides: dict):
+    """The checked contents, the adapter on the meta device, and its checked tensors.
+
+    Reads in the order that keeps a hostile file cheap: the header length, the
+    metadata, the tensor table the config implies, and only then tensor bytes.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    unreadable = (
+        f"{path!r} is not a readable skrank model file (not safetensors, truncated or corrupt)"
+    )
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if len(head) < 8:
+            raise SchemaError("header", f"the file has {size} bytes")
+        header_length = struct.unpack("<Q", head)[0]
+        check_header_length(header_length, size)
+        handle = safe_open(path, framework="pt", device="cpu")
+    except (SchemaError, SafetensorError, OSError) as exc:
+        raise ValueError(f"{unreadable}: {exc}") from None
+    try:
+        with handle as fh:
+            # A value can be valid where the file was written and not here (a device).
+            hint = "; load(path, name=value) replaces a file's parameter"
+            contents = read_contents(fh.metadata(), defaults, overrides, hint)
+            adapter, expected, nbytes = expected_tensors(contents.config)
+            names = fh.keys()
+            check_tensor_names(names, expected)  # before one call per name
+            slices = {k: fh.get_slice(k) for k in names}
+            check_tensor_table(
+                {k: (s.get_shape(), s.get_dtype()) for k, s in slices.items()}, expected
+            )
+            if size != 8 + header_length + nbytes:
+                raise SchemaError(
+                    "file size", f"{size} bytes, not the {8 + header_length + nbytes} it implies"
+                )
+            state = {}
+            for name in names:
+                tensor = fh.get_tensor(name)
+                check_values(name, tensor)
+                # safetensors' tensors can sit at unaligned addresses, where the CPU
+                # kernels take other paths: a copy predicts bit for bit as the saved one.
+                state[name] = tensor.clone()
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"{unreadable}: {exc}") from None
+    return contents, adapter, state

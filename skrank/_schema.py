@@ -1,0 +1,413 @@
+"""What a skrank model file may hold, checked in full before anything is built from it.
+
+A file written by :func:`skrank.save` is a safetensors file: an 8-byte header
+length, a JSON header (each tensor's name, dtype, shape and offsets, plus string
+metadata) and the tensor bytes. The metadata holds six strings: ``format``,
+``format_version``, ``skrank_version`` and three JSON documents, ``params``,
+``adapter_config`` and ``fitted``.
+
+:func:`read_contents` checks the metadata against the schema below and
+:func:`expected_tensors` derives, from the checked adapter config and on the
+``meta`` device (no memory), the tensors the file must then hold: names,
+shapes, dtype and total size. Only after the header matches does the loader read
+tensor bytes, and each tensor is checked by :func:`check_values`. ``save`` runs
+the same checks on what it is about to write, so it refuses what ``load`` would.
+
+Every refusal is one :class:`SchemaError`, a ``ValueError`` naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from skrank.adapter import BEFORE_OPTIONS, AdapterConfig
+from skrank.params import PARAMETERS, Interval, validate_params
+
+__all__ = [
+    "FITTED",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "Contents",
+    "SchemaError",
+    "check_header_length",
+    "read_contents",
+]
+
+FORMAT_NAME = "skrank-ranker"
+FORMAT_VERSION = 1
+
+# Bounds. Each is far above anything a fit produces, and low enough that a file
+# within them cannot make load (or a later predict) allocate, loop or overflow.
+MAX_STRING = 4096  # characters of any text: an instruction (CLIP reads ~300), a path, a name
+MAX_INSTRUCTIONS = 1024  # predict encodes every instruction: (K, T, C) text tokens
+MAX_HISTORY = 10_000  # epochs recorded; a fit runs 30 by default
+MAX_TARGET = 1e250  # |y_mean_| and y_scale_: scores * scale + mean stays finite
+# Trained adapters hold weights of order 1 (under 2 even at lr=3e-2). With every
+# |weight| <= 100 and the config bounds below, no activation of predict or compare
+# can reach float32's 3.4e38 (pre-LN blocks: each one adds at most ~M^3 d^2.5), so
+# a loaded ranker predicts finite values; a flipped exponent bit is far above it.
+MAX_ABS_WEIGHT = 100.0
+MAX_TENSOR_BYTES = 4 * 2**30
+MAX_HEADER_BYTES = 16 * 2**20
+# Upper bounds of the adapter config. Widths: open_clip's widest embedding is 1536
+# and its widest token 3072 (timm trunks); layers, heads and tokens: the defaults
+# are 2, 8, 32 and 16. The layers also bound the time to build the config's adapter
+# on the meta device to check the tensor table (~4 ms of CPU a block, 0.3 s at most).
+# The lower bounds of the fields that are also parameters are the parameters' own
+# (params.PARAMETERS); the others are widths and ratios, >= 1.
+CONFIG_LIMITS = {
+    "image_dim": 16384,
+    "text_dim": 16384,
+    "d_model": 4096,
+    "n_fusion_layers": 32,
+    "n_post_layers": 32,
+    "n_heads": 256,
+    "n_prompt_tokens": 1024,
+    "n_relation_tokens": 1024,
+    "mlp_ratio": 16,
+}
+# Characters of each metadata string. Parsing JSON costs ~100 bytes of Python
+# objects per item, so the items (commas, arrays and objects) are bounded too.
+_MAX_CHARS = {
+    "format": 64,
+    "format_version": 16,
+    "skrank_version": 64,
+    "params": 2**18,
+    "adapter_config": 2**12,
+    "fitted": 2**23,
+}
+_MAX_JSON_ITEMS = 16 * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
+_MAX_DEPTH = 4  # fitted -> history_ -> entry -> value is the deepest a file needs
+
+# The fitted attributes a file sets: exactly these. lr_ came after format 1 did.
+FITTED = (
+    "instructions_",
+    "y_mean_",
+    "y_scale_",
+    "history_",
+    "n_iter_",
+    "lr_",
+    "backbone_info_",
+    "cache_info_",
+)
+_FITTED_OPTIONAL = ("lr_",)
+_HISTORY_KEYS = ("epoch", "loss", "reg_loss", "rank_loss", "lr", "val_score", "seconds")
+_CACHE_INFO_KEYS = ("kind", "hits", "misses", "images_encoded", "bytes")
+
+
+class SchemaError(ValueError):
+    """A model file (or a ranker being saved) breaks the schema at ``field``."""
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+@dataclass
+class Contents:
+    """The checked metadata of a model file."""
+
+    skrank_version: str
+    params: dict  # as stored: plain JSON values, checked against PARAMETERS
+    config: AdapterConfig
+    fitted: dict  # y_mean_ and y_scale_ as float64 arrays
+
+
+# ------------------------------------------------------------------------- leaves
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _int(value, field: str, low: int, high: int) -> int:
+    if not _is_int(value) or not low <= value <= high:
+        raise SchemaError(field, f"{_shown(value)} is not an integer in [{low}, {high}]")
+    return value
+
+
+def _real(value, field: str, low: float, high: float, low_open: bool = False) -> float:
+    ok = _is_real(value) and math.isfinite(value) and value <= high
+    ok = ok and (value > low if low_open else value >= low)
+    if not ok:
+        where = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise SchemaError(field, f"{_shown(value)} is not a finite number in {where}")
+    return float(value)
+
+
+def _text(value, field: str, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise SchemaError(field, f"{_shown(value)} is not a non-empty string")
+    return value
+
+
+def _list(value, field: str, low: int, high: int) -> list:
+    if not isinstance(value, list) or not low <= len(value) <= high:
+        raise SchemaError(field, f"{_shown(value)} is not a list of {low} to {high} items")
+    return value
+
+
+def _keys(value, field: str, known, optional=()) -> dict:
+    """``value`` as a dict holding only ``known`` keys, all but ``optional`` present."""
+    if not isinstance(value, dict):
+        raise SchemaError(field, f"{_shown(value)} is not a JSON object")
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise SchemaError(_child(field, unknown[0]), "is not a known key")
+    missing = [k for k in known if k not in value and k not in optional]
+    if missing:
+        raise SchemaError(f"{field}.{missing[0]}", "is missing")
+    return value
+
+
+def _child(field: str, key: str) -> str:
+    # A key from the file is quoted unless it is a plain name, so that a message
+    # never carries a file's control characters to a terminal.
+    return f"{field}.{key}" if key.isidentifier() and len(key) <= 40 else f"{field}[{_shown(key)}]"
+
+
+def _shown(value) -> str:
+    """A short repr: messages quote the file, never echo megabytes of it."""
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({type(value).__name__})"
+
+
+# ------------------------------------------------------------------------- JSON
+
+
+def _no_duplicate_keys(pairs: list) -> dict:
+    # Two parsers could pick different values for a repeated key: refuse it.
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = set()
+        repeated = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {repeated!r} appears twice")
+    return out
+
+
+def _json(meta: Mapping, key: str):
+    text = _string(meta, key)
+    items = text.count(",") + text.count("[") + text.count("{")
+    if items > _MAX_JSON_ITEMS:
+        raise SchemaError(key, f"has {items} JSON items, more than a model needs")
+    try:
+        value = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, too-long ints, nesting
+        raise SchemaError(key, f"is not valid JSON ({str(exc)[:200]})") from None
+    _check_tree(value, key, 0)
+    return value
+
+
+def _check_tree(value, field: str, depth: int) -> None:
+    """Bounds every leaf of a parsed document; the typed checks come after."""
+    if depth > _MAX_DEPTH:
+        raise SchemaError(field, "is nested deeper than any model file")
+    if isinstance(value, str):
+        if len(value) > MAX_STRING:
+            raise SchemaError(field, f"is a string of {len(value)} characters (> {MAX_STRING})")
+        if not value.isascii():  # JSON escapes can make lone surrogates, which no text holds
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SchemaError(field, f"{_shown(value)} is not valid Unicode text") from None
+    elif _is_int(value):
+        if not -(2**63) <= value < 2**63:
+            raise SchemaError(field, f"{_shown(value)} does not fit in 64 bits")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_tree(k, field, depth + 1)
+            _check_tree(v, _child(field, k), depth + 1)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_tree(v, f"{field}[{i}]", depth + 1)
+
+
+def _string(meta: Mapping, key: str) -> str:
+    value = meta.get(key)
+    if not isinstance(value, str):
+        raise SchemaError(f"metadata.{key}", "is missing")
+    if len(value) > _MAX_CHARS[key]:
+        raise SchemaError(f"metadata.{key}", f"has {len(value)} characters (> {_MAX_CHARS[key]})")
+    return value
+
+
+# ------------------------------------------------------------------------- metadata
+
+
+def check_header_length(length: int, file_size: int) -> None:
+    """The safetensors header length, before the header is parsed."""
+    if length > MAX_HEADER_BYTES:
+        raise SchemaError("header", f"is {length} bytes (> {MAX_HEADER_BYTES})")
+    if 8 + length > file_size:
+        raise SchemaError("header", f"claims {length} bytes but the file has {file_size}")
+
+
+def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "") -> Contents:
+    """Check a file's metadata against the schema.
+
+    Parameters
+    ----------
+    meta : dict of str to str, or None
+        The safetensors metadata.
+    defaults : dict
+        ``CLIPRanker``'s default parameters: they fill those a file predates.
+    overrides : mapping, default=()
+        Parameters that replace the file's (the arguments of ``load``) before
+        the whole set is validated by :func:`skrank.params.validate_params`,
+        the estimator's own rule.
+    hint : str, default=""
+        Appended to a refusal of the parameters.
+
+    Returns
+    -------
+    Contents
+        The parameters (merged as above), the adapter config and the fitted
+        attributes.
+
+    Raises
+    ------
+    SchemaError
+        At the first field that breaks the schema.
+    """
+    if not isinstance(meta, dict):
+        raise SchemaError("metadata", "is missing: a safetensors file, but not a skrank model")
+    if meta.get("format") != FORMAT_NAME:
+        raise SchemaError(
+            "metadata.format",
+            f"{_shown(meta.get('format'))} is not {FORMAT_NAME!r}: a safetensors file, but not "
+            "a skrank model",
+        )
+    version = _string(meta, "format_version")
+    if not (version.isascii() and version.isdigit() and 1 <= int(version)):
+        raise SchemaError("metadata.format_version", f"{_shown(version)} is not a version")
+    if int(version) > FORMAT_VERSION:
+        raise SchemaError(
+            "metadata.format_version",
+            f"{version} is newer than this skrank reads (<= {FORMAT_VERSION}); upgrade skrank",
+        )
+    _keys(meta, "metadata", tuple(_MAX_CHARS))
+    saved_by = _string(meta, "skrank_version")
+    if not re.fullmatch(r"[0-9A-Za-z.+!_-]{1,64}", saved_by):  # it is echoed in a warning
+        raise SchemaError("metadata.skrank_version", f"{_shown(saved_by)} is not a version")
+    params = _check_params(_json(meta, "params"), defaults, dict(overrides), hint)
+    config = _check_config(_json(meta, "adapter_config"))
+    fitted = _check_fitted(_json(meta, "fitted"))
+    _check_agreement(params, config, fitted)
+    return Contents(saved_by, params, config, fitted)
+
+
+def _check_params(params, defaults: dict, overrides: dict, hint: str) -> dict:
+    _keys(params, "params", tuple(PARAMETERS), optional=tuple(PARAMETERS))
+    merged = {**defaults, **params, **overrides}
+    try:
+        validate_params(merged, resolve=False)  # the device is the loading machine's
+    except (ValueError, TypeError) as exc:
+        raise SchemaError("params", f"{exc}{hint}") from None
+    return merged
+
+
+def _check_config(values) -> AdapterConfig:
+    fields = tuple(f.name for f in dataclasses.fields(AdapterConfig))
+    _keys(values, "adapter_config", fields, optional=tuple(BEFORE_OPTIONS))
+    for name, value in values.items():
+        field = f"adapter_config.{name}"
+        if name not in CONFIG_LIMITS:  # an option; the adapter refuses unknown values
+            _text(value, field)
+            continue
+        _int(value, field, _lowest(name), CONFIG_LIMITS[name])
+    return AdapterConfig.from_dict(values)
+
+
+def _lowest(name: str) -> int:
+    """The least value of a config field: its parameter's, or 1 for widths and ratios."""
+    if name not in PARAMETERS:
+        return 1
+    return min(c.low for c in PARAMETERS[name] if isinstance(c, Interval))
+
+
+def _check_fitted(fitted) -> dict:
+    _keys(fitted, "fitted", FITTED, optional=_FITTED_OPTIONAL)
+    out = dict(fitted)
+    instructions = _list(fitted["instructions_"], "fitted.instructions_", 1, MAX_INSTRUCTIONS)
+    for i, text in enumerate(instructions):
+        _text(text, f"fitted.instructions_[{i}]")
+    if len(set(instructions)) != len(instructions):
+        raise SchemaError("fitted.instructions_", "lists an instruction twice")
+    for name, low_open in (("y_mean_", False), ("y_scale_", True)):
+        field = f"fitted.{name}"
+        values = _list(fitted[name], field, len(instructions), len(instructions))
+        low = 0.0 if low_open else -MAX_TARGET
+        out[name] = np.array(
+            [_real(v, f"{field}[{i}]", low, MAX_TARGET, low_open) for i, v in enumerate(values)]
+        )
+    for i, entry in enumerate(_list(fitted["history_"], "fitted.history_", 0, MAX_HISTORY)):
+        _check_epoch(entry, f"fitted.history_[{i}]")
+    _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_HISTORY)
+    if "lr_" in fitted:
+        _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
+    _check_backbone_info(fitted["backbone_info_"])
+    info = _keys(fitted["cache_info_"], "fitted.cache_info_", _CACHE_INFO_KEYS)
+    if not any(c.accepts(info["kind"]) for c in PARAMETERS["cache"]):
+        raise SchemaError("fitted.cache_info_.kind", f"{_shown(info['kind'])} is not a cache")
+    for key in _CACHE_INFO_KEYS[1:]:
+        _int(info[key], f"fitted.cache_info_.{key}", 0, 2**63 - 1)
+    return out
+
+
+def _check_epoch(entry, field: str) -> None:
+    _keys(entry, field, _HISTORY_KEYS)
+    _int(entry["epoch"], f"{field}.epoch", 1, 2**31)
+    for key in ("loss", "reg_loss", "rank_loss", "lr", "seconds"):
+        _real(entry[key], f"{field}.{key}", 0.0, math.inf)
+    score = entry["val_score"]
+    # NaN is what Spearman gives on constant predictions: a record, not a weight.
+    if score is not None and not (_is_real(score) and (math.isnan(score) or -1 <= score <= 1)):
+        raise SchemaError(f"{field}.val_score", f"{_shown(score)} is not None or in [-1, 1]")
+
+
+def _check_backbone_info(info) -> None:
+    field = "fitted.backbone_info_"
+    known = ("name", "pretrained", "weights_identity", "image_size", "mean", "std")
+    widths = ("image_dim", "n_image_tokens", "text_dim", "embed_dim", "context_length")
+    _keys(info, field, (*known, *widths, "family"))
+    _text(info["name"], f"{field}.name")
+    _text(info["pretrained"], f"{field}.pretrained", nullable=True)
+    _text(info["weights_identity"], f"{field}.weights_identity")
+    _text(info["family"], f"{field}.family")
+    for i, side in enumerate(_list(info["image_size"], f"{field}.image_size", 2, 2)):
+        _int(side, f"{field}.image_size[{i}]", 1, 8192)
+    for key, low, low_open in (("mean", -MAX_TARGET, False), ("std", 0.0, True)):
+        for i, v in enumerate(_list(info[key], f"{field}.{key}", 3, 3)):
+            _real(v, f"{field}.{key}[{i}]", low, MAX_TARGET, low_open)
+    for key in widths:
+        _int(info[key], f"{field}.{key}", 1, 65536)
+
+
+def _check_agreement(params: dict, config: AdapterConfig, fitted: dict) -> None:
+    """What ``fit`` always makes agree: the adapter was built for this backbone."""
+    info = fitted["backbone_info_"]
+    if params["backbone"] != info["name"]:
+        raise SchemaError(
+            "params.backbone",
+            f"{_shown(params['backbone'])} is not the backbone the adapter was fitted on "
+            f"({_shown(info['name'])})",
+        )
+    for key in ("image_dim", "text_dim"):
+        if getattr(config, key) != info[key]:
+            raise SchemaError(
+                f"adapter_config.{key}",
+                f"{getattr(config, key)} differs from the backbone's {key} ({info[key]})",
+            )
