@@ -1,4 +1,9 @@
-"""Writing files safely: atomically, with the user's umask, leaving nothing behind.
+"""Reading and writing files safely: atomically, with the user's umask, leaving nothing behind.
+
+:func:`read_regular_file` reads a file that a user or another process may have
+put anywhere (an image, a cache entry): it never blocks on a FIFO or device,
+never follows a name twice (what is checked is what is read) and never reads
+more than a bound.
 
 Every file skrank writes (saved models, token cache entries) goes through
 :func:`atomic_write`: the bytes go to a temporary file in the target folder,
@@ -12,16 +17,86 @@ shared cache folder stays readable by colleagues.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["TEMP_PREFIX", "atomic_write", "file_mode", "remove_stale_temporaries"]
+__all__ = [
+    "TEMP_PREFIX",
+    "FileTooLargeError",
+    "NotRegularFileError",
+    "atomic_write",
+    "file_mode",
+    "read_regular_file",
+    "remove_stale_temporaries",
+]
 
 TEMP_PREFIX = ".tmp-skrank-"
 _UMASK_LOCK = threading.Lock()
+# O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused).
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+class NotRegularFileError(OSError):
+    """The path names a FIFO, device or socket: reading it could block or never end."""
+
+
+class FileTooLargeError(OSError):
+    """The file is larger than the caller's bound; ``size`` is its size in bytes."""
+
+    def __init__(self, size: int):
+        super().__init__(f"file of {size} bytes")
+        self.size = size
+
+
+def read_regular_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The content of the regular file at ``path``, of at most ``max_bytes`` bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    max_bytes : int, optional
+        Refuse a larger file without reading it (None: no bound).
+
+    Returns
+    -------
+    bytes
+        What the file held when read (shorter than its size then if it shrank).
+
+    Raises
+    ------
+    FileNotFoundError, NotADirectoryError
+        Nothing is there.
+    IsADirectoryError
+        A folder is there.
+    NotRegularFileError
+        A FIFO, device or socket is there.
+    FileTooLargeError
+        The file is over ``max_bytes``.
+    OSError
+        Anything else that prevents reading it (permissions, I/O errors).
+    """
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except PermissionError:
+        if os.path.isdir(path):  # Windows refuses to open a folder
+            raise IsADirectoryError(f"is a directory: {os.fsdecode(path)!r}") from None
+        raise
+    try:
+        st = os.fstat(fd)  # of the file opened, not of the name: what is checked is read
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"is a directory: {os.fsdecode(path)!r}")
+        if not stat.S_ISREG(st.st_mode):
+            raise NotRegularFileError(f"not a regular file: {os.fsdecode(path)!r}")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise FileTooLargeError(st.st_size)
+        with open(fd, "rb", closefd=False) as fh:
+            return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -6,33 +6,24 @@ when augmenting), keeps the tokens in fp16 and serves training batches from
 them. :class:`DiskCache` (``cache="disk"``) does the same with one fp16 file
 per image and view under ``cache_dir``, keyed by the image's content, the
 backbone's weights and the preprocessing, so clones, folds, fits and processes
-share the work. :class:`LiveEncoder` (``cache=None``) decodes and encodes every
-batch again: the reference code's cost model, kept for comparison.
-:class:`TokenStream` serves the tokens of images to predict on, through the
-disk cache when there is one. Encoding itself is :mod:`skrank.backbone`'s.
+share the work; :mod:`skrank.diskstore` stores them and verifies every read.
+:class:`LiveEncoder` (``cache=None``) decodes and encodes every batch again:
+the reference code's cost model, kept for comparison. :class:`TokenStream`
+serves the tokens of images to predict on, through the disk cache when there
+is one. Encoding itself is :mod:`skrank.backbone`'s.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from skrank.backbone import Backbone, encode_images
-from skrank.images import (
-    ImageLoadError,
-    Preprocessor,
-    describe,
-    iter_pixel_batches,
-    load_image,
-)
+from skrank.diskstore import DiskStore, cached_encode_images, content_key, ensure_cached, new_stats
+from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -48,7 +39,6 @@ __all__ = [
     "token_source",
 ]
 
-_CACHE_FORMAT = 1  # bump when the stored tokens' meaning changes
 DEFAULT_CACHE_DIR = os.environ.get("SKRANK_CACHE_DIR", os.path.join("~", ".cache", "skrank"))
 
 
@@ -144,188 +134,6 @@ class LiveEncoder:
         return self._backbone.image_tokens(pixels, self._precision).to(device)
 
 
-# --------------------------------------------------------------------------- on disk
-
-
-def content_key(item) -> str | None:
-    """SHA-256 of an image input's content: file bytes, array bytes, or decoded RGB pixels.
-
-    Two inputs with the same content share cache entries wherever they live.
-    Returns None for a path that is not a readable regular file (the decoder
-    then reports why); raises ``ImageLoadError`` for a PIL image that fails to
-    decode.
-    """
-    h = hashlib.sha256()
-    if isinstance(item, (str, os.PathLike)):
-        if not os.path.isfile(item):  # never read a FIFO or device: the decoder says why
-            return None
-        try:
-            with open(item, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        except OSError:
-            return None
-        h.update(b"file")
-    elif isinstance(item, np.ndarray):
-        h.update(f"array{item.dtype.str}{item.shape}".encode())
-        h.update(np.ascontiguousarray(item).tobytes())
-    elif isinstance(item, Image.Image):
-        # Hash what the model sees: palette, EXIF orientation and mode all applied.
-        rgb = load_image(item)
-        h.update(f"pil{rgb.size}".encode())
-        h.update(rgb.tobytes())
-    else:
-        return None
-    return h.hexdigest()
-
-
-class DiskStore:
-    """Token files under ``cache_dir``: one fp16 ``.npy`` per image and view.
-
-    Writes go to a temporary file in the same folder, then ``os.replace``, so a
-    reader never sees a torn file and concurrent writers of the same entry
-    (GridSearchCV workers) can only replace identical bytes with identical bytes.
-    """
-
-    def __init__(self, backbone: Backbone, cache_dir: str | os.PathLike):
-        info = backbone.info
-        spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
-        spec["format"] = _CACHE_FORMAT
-        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        self.root = Path(cache_dir).expanduser() / "tokens" / f"{info['name']}-{digest}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        spec_file = self.root / "spec.json"
-        if not spec_file.exists():
-            self._atomic_write(spec_file, json.dumps(spec, indent=1).encode())
-
-    def path(self, key: str, flip: bool) -> Path:
-        return self.root / key[:2] / f"{key}{'.flip' if flip else ''}.npy"
-
-    def has(self, key: str, flip: bool) -> bool:
-        return self.path(key, flip).is_file()
-
-    def read(self, key: str, flip: bool) -> np.ndarray:
-        return np.load(self.path(key, flip), mmap_mode="r")  # (L, C) float16
-
-    def write(self, key: str, flip: bool, tokens: np.ndarray) -> None:
-        path = self.path(key, flip)
-        path.parent.mkdir(exist_ok=True)
-        buf = _npy_bytes(tokens.astype(np.float16))
-        self._atomic_write(path, buf)
-
-    @staticmethod
-    def _atomic_write(path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.save(buf, arr)
-    return buf.getvalue()
-
-
-def _new_stats() -> dict:
-    return {"kind": "disk", "hits": 0, "misses": 0, "images_encoded": 0, "bytes": 0}
-
-
-def ensure_cached(
-    store, backbone, items, rows, views, batch_size, num_workers, stats, progress, precision="auto"
-):
-    """Encode the views of ``rows`` that the store lacks. Returns (keys, failures).
-
-    Rows are grouped by what they lack (both views, only the plain one, only
-    the mirrored one), so no view is ever encoded twice.
-    """
-    keys: dict[int, str] = {}
-    hashes: dict[int, str | None] = {}
-    failures: list = []
-    lacking: dict[tuple[bool, ...], list[int]] = {}
-    for i in map(int, rows):
-        item = items[i]
-        try:
-            key = hashes[i] = content_key(item)
-        except ImageLoadError as exc:  # a PIL image that fails to decode; PIL won't fail twice
-            failures += [(i, describe(item), reason) for _, _, reason in exc.failures]
-            continue
-        if key is None and not isinstance(item, (str, os.PathLike)):
-            failures.append(
-                (
-                    i,
-                    describe(item),
-                    "unsupported input type "
-                    f"{type(item).__name__}; use a path, a PIL image or an array",
-                )
-            )
-            continue
-        # Unreadable paths (key None) go to the decoder, which reports why.
-        need = tuple(v for v in views if key is None or not store.has(key, v))
-        if need:
-            lacking.setdefault(need, []).append(i)
-            continue
-        keys[i] = key
-        stats["hits"] += 1
-        if progress is not None:
-            progress.update(1)
-    for need, missing in lacking.items():
-        mirror_only = need == (True,)
-        for ok, tokens, flipped, bad in encode_images(
-            backbone,
-            items,
-            batch_size,
-            num_workers,
-            with_flips=len(need) == 2,
-            indices=missing,
-            progress=progress,
-            mirror=mirror_only,
-            precision=precision,
-        ):
-            failures += bad
-            for n, i in enumerate(ok.tolist()):
-                store.write(hashes[i], mirror_only, tokens[n].cpu().numpy())
-                if flipped is not None:
-                    store.write(hashes[i], True, flipped[n].cpu().numpy())
-                keys[i] = hashes[i]
-            stats["misses"] += len(ok)
-            stats["images_encoded"] += len(ok) * len(need)
-    return keys, failures
-
-
-def cached_encode_images(
-    store: DiskStore,
-    backbone: Backbone,
-    items: Sequence,
-    batch_size: int,
-    num_workers: int = 0,
-    indices: Sequence[int] | None = None,
-    stats: dict | None = None,
-    precision: str = "auto",
-) -> Iterator[tuple[np.ndarray, torch.Tensor | None, None, list]]:
-    """Like :func:`encode_images` (unflipped only), through the disk cache."""
-    stats = _new_stats() if stats is None else stats
-    order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        keys, failures = ensure_cached(
-            store, backbone, items, rows, (False,), batch_size, num_workers, stats, None, precision
-        )
-        ok = np.array([i for i in rows if int(i) in keys], dtype=np.int64)
-        tokens = None
-        if len(ok):
-            arr = np.stack([store.read(keys[int(i)], False) for i in ok])
-            tokens = torch.from_numpy(arr).to(backbone.device).float()
-        yield ok, tokens, None, failures
-
-
 class DiskCache:
     """Training token source backed by a :class:`DiskStore` (``cache="disk"``).
 
@@ -345,9 +153,10 @@ class DiskCache:
         progress=None,
         precision: str = "auto",
     ):
-        self.store = DiskStore(backbone, cache_dir)
+        # Tokens the store cannot write (a read-only cache) stay in memory for the fit.
+        self.store = DiskStore(backbone, cache_dir, hold_unstored=True)
         views = (False, True) if augment else (False,)
-        self.info = _new_stats()
+        self.info = new_stats()
         keys, failures = ensure_cached(
             self.store,
             backbone,
@@ -360,14 +169,14 @@ class DiskCache:
             progress,
             precision,
         )
+        self.store.report()
         if failures:
             raise ImageLoadError(failures)
         self._keys = [keys[i] for i in range(len(items))]
-        self.info["bytes"] = sum(
-            self.store.path(k, f).stat().st_size for k in set(self._keys) for f in views
-        )
+        self.info["bytes"] = len(set(self._keys)) * len(views) * self.store.entry_bytes
 
     def tokens(self, idx: np.ndarray, flip: np.ndarray, device) -> torch.Tensor:
+        """Tokens (B, L, C) float32, each entry verified again as it is read."""
         arr = np.stack([self.store.read(self._keys[i], bool(f)) for i, f in zip(idx, flip)])
         return torch.from_numpy(arr).to(device).float()
 

@@ -7,14 +7,24 @@ nothing else is raised for a bad image.
 
 What "the RGB image" is, per input:
 
-- Files are opened with Pillow; the EXIF orientation is applied (the image is
-  used as a viewer shows it), and a multi-frame file (animated GIF, multi-page
-  TIFF) gives its first frame. A file over ``PIL.Image.MAX_IMAGE_PIXELS`` is
-  refused (Pillow itself only warns between 1× and 2× that limit), as are
-  truncated or corrupt files, directories, empty files and URLs.
+- Files are read into memory once and decoded from those bytes, by Pillow, in
+  one of the :data:`DECODED_FORMATS` only: JPEG (and MPO, the multi-picture
+  JPEG of many cameras), PNG, WebP, TIFF, BMP, GIF and PNM (PBM, PGM, PPM).
+  Whatever the file's name, any other content is refused with a reason naming
+  the format found (EPS, PDF, SVG, HEIC, ...), recognised from its first bytes
+  without handing it to another Pillow plugin: some (EPS) run Ghostscript, an
+  external program, and a ranking library needs none of them.
+- The EXIF orientation is applied (the image is used as a viewer shows it), and
+  a multi-frame file (animated GIF, multi-page TIFF) gives its first frame. A
+  file over ``PIL.Image.MAX_IMAGE_PIXELS`` is refused (Pillow itself only warns
+  between 1× and 2× that limit), as are files larger than any image within that
+  limit could be, truncated or corrupt files, directories, empty files and URLs.
 - PIL images are used at their current frame, EXIF orientation applied; a
   lazily opened image that fails to decode is reported like a bad file (only
   the first time: Pillow then marks it loaded, so pass untrusted files as paths).
+  A lazily opened image of a format outside :data:`DECODED_FORMATS` is refused
+  before its pixels are loaded (loading an EPS runs Ghostscript); an image
+  whose pixels are already loaded is used whatever its format.
 - Modes ``1``, ``L``, ``LA``, ``La``, ``P`` (with or without transparency),
   ``PA``, ``RGBA``, ``RGBa``, ``RGBX``, ``CMYK``, ``YCbCr``, ``HSV`` and ``LAB``
   become Pillow's ``convert("RGB")``: palettes are expanded and alpha is
@@ -32,10 +42,7 @@ What "the RGB image" is, per input:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,14 +52,21 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from skrank._containers import as_image_list
+from skrank._imagefiles import DECODED_FORMATS, decodable, open_image, read_path, unsupported
+from skrank._imagefiles import BadImage as _BadImage
+
 __all__ = [
+    "DECODED_FORMATS",
     "ON_ERROR",
+    "EncodedFile",
     "ImageLoadError",
     "Preprocessor",
     "as_image_list",
     "check_on_error",
     "iter_pixel_batches",
     "load_image",
+    "read_file",
     "report_failures",
 ]
 
@@ -81,7 +95,9 @@ class ImageLoadError(ValueError):
         self.failures = sorted(failures, key=lambda f: f[0])
         shown = self.failures[:50]
         lines = [
-            f"  [{i}] {path}: {reason}" if path else f"  [{i}]: {reason}"
+            f"  [{i}] {_shown_path(path)}: {_one_line(reason)}"
+            if path is not None
+            else f"  [{i}]: {_one_line(reason)}"
             for i, path, reason in shown
         ]
         more = len(self.failures) - len(shown)
@@ -95,6 +111,25 @@ class ImageLoadError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.failures,)
+
+
+def _shown_path(path: str) -> str:
+    """``path`` as written, or its ``repr`` when it could be misread in a message.
+
+    A newline, another control character, a lone surrogate (undecodable bytes),
+    surrounding blanks or an empty name would break the one-line-per-failure
+    layout or hide where the name ends.
+    """
+    if path and path.isprintable() and path == path.strip():
+        return path
+    return repr(path)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with control characters escaped, so each failure stays on its own line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def check_on_error(on_error) -> str:
@@ -114,48 +149,6 @@ def report_failures(failures: list, on_error: str = "raise", stacklevel: int = 3
         str(ImageLoadError(failures)) + "\n(their predictions are NaN)",
         UserWarning,
         stacklevel=stacklevel,
-    )
-
-
-class _BadImage(Exception):
-    """Internal: why one input could not be turned into an image."""
-
-
-def as_image_list(images) -> list:
-    """Normalise the container of images into a Python list (no decoding).
-
-    A pandas Series gives its values; a 4-D array (N, H, W, C) or a 3-D array
-    of object dtype gives one image per leading index.
-    """
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(images, pd.DataFrame):
-        raise TypeError("a DataFrame must be handled by the caller (select its image column)")
-    if pd is not None and isinstance(images, pd.Series):
-        return images.tolist()
-    if isinstance(images, (str, bytes, os.PathLike, Image.Image)):
-        raise TypeError(
-            "images must be a sequence of images (e.g. a list of paths); got a single "
-            f"{type(images).__name__}: wrap it in a list"
-        )
-    if isinstance(images, np.ndarray):
-        if images.dtype == object or images.ndim == 4:
-            return list(images)
-        if images.ndim in (1,) and images.dtype.kind in "US":
-            return images.tolist()
-        raise ValueError(
-            f"an array of images must be 4-D (N, H, W, C) or 1-D of paths/objects; got shape "
-            f"{images.shape} and dtype {images.dtype}. To pass one image, use [array]"
-        )
-    if isinstance(images, Sequence):
-        return list(images)
-    if hasattr(images, "__iter__"):
-        return list(images)
-    raise TypeError(
-        "images must be a list, tuple, ndarray or pandas Series of paths, PIL images or "
-        f"arrays; got {type(images).__name__}"
     )
 
 
@@ -193,24 +186,6 @@ def _array_to_pil(arr: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))
 
 
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-
-
-@contextlib.contextmanager
-def _quiet_bomb_warning():
-    """Silence PIL's decompression-bomb warning: skrank refuses such files itself.
-
-    ``catch_warnings`` swaps process-wide state, which is only safe from the main
-    thread; decoding threads (``num_workers``) leave the warning visible.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        yield
-
-
 def _decode_or_fail(img: Image.Image) -> None:
     """Decode the pixels of an opened image, turning any decoder failure into _BadImage."""
     try:
@@ -221,36 +196,56 @@ def _decode_or_fail(img: Image.Image) -> None:
         raise _BadImage(f"cannot decode ({type(exc).__name__}: {exc})") from None
 
 
-def _open_path(path: str) -> Image.Image:
-    """Decode the file at ``path`` to an RGB image that no longer depends on the file."""
-    if _URL.match(path):
-        raise _BadImage("URLs are not supported: download the file and pass its local path")
-    if not os.path.exists(path):
-        raise _BadImage("file not found")
-    if os.path.isdir(path):
-        raise _BadImage("is a directory, not an image file")
-    if not os.path.isfile(path):  # a FIFO or device could block or never end
-        raise _BadImage("not a regular file")
-    if os.path.getsize(path) == 0:
-        raise _BadImage("file is empty (0 bytes)")
-    with _quiet_bomb_warning():
-        try:
-            img = Image.open(path)
-        except Image.DecompressionBombError as exc:
-            raise _BadImage(f"image too large (decompression-bomb limit): {exc}") from None
-        except Image.UnidentifiedImageError:
-            raise _BadImage("not an image file PIL can read") from None
-        except MemoryError:
-            raise
-        except Exception as exc:
-            raise _BadImage(f"cannot open ({type(exc).__name__}: {exc})") from None
-    with img:
-        limit = Image.MAX_IMAGE_PIXELS
-        if limit and img.width * img.height > limit:
-            raise _BadImage(
-                f"image too large (decompression-bomb limit): {img.width}×{img.height} = "
-                f"{img.width * img.height} pixels exceeds PIL.Image.MAX_IMAGE_PIXELS={limit}"
-            )
+@dataclass(frozen=True, eq=False, repr=False)
+class EncodedFile:
+    """The bytes of an image file, read once (:func:`read_file`).
+
+    Decoding an ``EncodedFile`` decodes exactly the bytes that were read, so
+    whatever was computed from them (the disk cache's content key) describes
+    the image decoded, even if the file changes meanwhile.
+
+    Attributes
+    ----------
+    filename : str
+        The path, under the name PIL images give it (see ``describe``).
+    data : bytes
+        The file's content.
+    """
+
+    filename: str
+    data: bytes
+
+
+def read_file(item: str | os.PathLike) -> EncodedFile:
+    """Read the image file at ``item`` into memory, checking that it is one.
+
+    Parameters
+    ----------
+    item : str or os.PathLike
+        The file's path.
+
+    Returns
+    -------
+    EncodedFile
+        Its path and bytes; pass it where an image is expected to decode them.
+
+    Raises
+    ------
+    ImageLoadError
+        For index 0: a URL, a missing or unreadable path, a directory, a FIFO
+        or device, an empty file, or a file larger than any image within
+        ``PIL.Image.MAX_IMAGE_PIXELS`` could be.
+    """
+    path = os.fsdecode(item)
+    try:
+        return EncodedFile(path, read_path(path))
+    except _BadImage as exc:
+        raise ImageLoadError([(0, path, str(exc))]) from None
+
+
+def _decode_file(data: bytes) -> Image.Image:
+    """Decode file bytes, in an allow-listed format only, to an RGB image."""
+    with open_image(data) as img:
         return _to_rgb(img)
 
 
@@ -267,8 +262,17 @@ def load_image(item) -> Image.Image:
 
 def _load_rgb(item) -> Image.Image:
     if isinstance(item, (str, os.PathLike)):
-        return _open_path(os.fsdecode(item))
+        return _decode_file(read_path(os.fsdecode(item)))
+    if isinstance(item, EncodedFile):
+        return _decode_file(item.data)
     if isinstance(item, Image.Image):
+        # Pending tiles mean the pixels are still to be decoded by the image's own
+        # plugin, which for EPS runs Ghostscript: refuse before anything loads them.
+        if getattr(item, "tile", None) and not decodable(item.format):
+            raise _BadImage(
+                unsupported(str(item.format))
+                + "; this PIL image is not loaded yet and loading it would run that decoder"
+            )
         return _to_rgb(item)
     if isinstance(item, np.ndarray):
         return _to_rgb(_array_to_pil(item))

@@ -62,6 +62,7 @@ def _encode_chunk(
     _, failures = ensure_cached(
         store, bb, items, range(len(items)), views, batch_size, num_workers, stats, progress
     )
+    store.report()  # unusable or unwritable entries: one warning per chunk, on its worker
     return {
         "images": len(items),
         "already_cached": stats["hits"],

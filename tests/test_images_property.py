@@ -6,9 +6,11 @@ float32 tensor or reports a documented failure (ImageLoadError, or the
 exception. Where the module docstring says what the pixels must be, they are.
 """
 
+import contextlib
 import io
 import os
 import tempfile
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -18,7 +20,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches, load_image
+from skrank.images import (
+    DECODED_FORMATS,
+    ImageLoadError,
+    Preprocessor,
+    iter_pixel_batches,
+    load_image,
+)
 
 PRE = Preprocessor((16, 16), (0.48, 0.46, 0.41), (0.27, 0.26, 0.28))
 
@@ -178,6 +186,8 @@ def encoded(fmt, mode):
 
 FORMATS = [("PNG", "RGB"), ("PNG", "I;16"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("GIF", "P")]
 FORMATS += [("TIFF", "F"), ("BMP", "RGB"), ("WEBP", "RGB"), ("PPM", "RGB"), ("ICO", "RGBA")]
+# Formats skrank refuses (see skrank._imagefiles), damaged like the others.
+FORMATS += [("TGA", "RGB"), ("EPS", "RGB"), ("PCX", "RGB"), ("SGI", "RGB"), ("QOI", "RGB")]
 BLOBS = {(fmt, mode): encoded(fmt, mode) for fmt, mode in FORMATS}
 
 
@@ -207,6 +217,47 @@ def test_damaged_files_decode_or_fail_as_documented(folder, data):
     except Exception:
         return
     convert(img, again=again)
+
+
+@contextlib.contextmanager
+def plugins_outside_the_allow_list_forbidden():
+    """Record any use of a Pillow opener outside ``DECODED_FORMATS``."""
+    Image.init()
+    calls = []
+
+    def forbidden(fmt):
+        def factory(*args, **kwargs):
+            calls.append(fmt)
+            raise AssertionError(f"the {fmt} plugin was used")
+
+        return factory
+
+    swapped = {
+        fmt: (forbidden(fmt), accept)
+        for fmt, (_, accept) in Image.OPEN.items()
+        if fmt not in DECODED_FORMATS
+    }
+    with mock.patch.dict(Image.OPEN, swapped):
+        yield calls
+
+
+SIGNATURES = [b"", b"%!PS-Adobe-3.0 EPSF-3.0\n", b"\xc5\xd0\xd3\xc6", b"%PDF-1.7\n", b"<svg "]
+SIGNATURES += [b"\x00\x00\x00\x18ftypheic", b"\x00\x00\x01\x00\x01\x00", b"8BPS", b"qoif"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow's notes on corrupt metadata
+@fast(150)
+@given(data=damaged_files(), prefix=st.sampled_from(SIGNATURES))
+def test_no_file_reaches_a_plugin_outside_the_allow_list(folder, data, prefix):
+    path = os.path.join(folder, "photo.jpg")
+    with open(path, "wb") as fh:
+        fh.write(prefix + data)
+    with plugins_outside_the_allow_list_forbidden() as calls:
+        rgb, reason = convert(path, path=path)
+    assert calls == []
+    if reason is None:  # then an allowed plugin decoded it
+        with Image.open(path, formats=sorted(DECODED_FORMATS - {"MPO"})) as img:
+            assert img.format in DECODED_FORMATS
 
 
 @fast(100)
