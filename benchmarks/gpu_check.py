@@ -138,6 +138,7 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
         "d_model": adapter.cfg.d_model,
         "tokens": [bb.n_image_tokens, bb.image_dim],
         "encode_seconds": encode_s,
+        "token_placement": source.info["placement"],
         "flops_per_step": flops,
         "steps": steps,
         "seconds": seconds,

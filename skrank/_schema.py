@@ -359,7 +359,14 @@ def _check_fitted(fitted) -> dict:
     if "lr_" in fitted:
         _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
     _check_backbone_info(fitted["backbone_info_"])
-    info = _keys(fitted["cache_info_"], "fitted.cache_info_", _CACHE_INFO_KEYS)
+    info = _keys(
+        fitted["cache_info_"],
+        "fitted.cache_info_",
+        _CACHE_INFO_KEYS + ("placement",),
+        optional=("placement",),  # where a memory cache held the tokens (recent files)
+    )
+    if info.get("placement", "host") not in ("host", "pinned", "device"):
+        raise SchemaError("fitted.cache_info_.placement", f"{_shown(info['placement'])} is not one")
     if not any(c.accepts(info["kind"]) for c in PARAMETERS["cache"]):
         raise SchemaError("fitted.cache_info_.kind", f"{_shown(info['kind'])} is not a cache")
     for key in _CACHE_INFO_KEYS[1:]:

@@ -27,6 +27,7 @@ from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
+    "DEVICE_SHARE",
     "DiskCache",
     "DiskStore",
     "LiveEncoder",
@@ -36,6 +37,7 @@ __all__ = [
     "content_key",
     "ensure_cached",
     "resolve_cache_dir",
+    "token_placement",
     "token_source",
 ]
 
@@ -47,8 +49,29 @@ def resolve_cache_dir(cache_dir: str | os.PathLike | None) -> str | os.PathLike:
     return DEFAULT_CACHE_DIR if cache_dir is None else cache_dir
 
 
+DEVICE_SHARE = 0.5  # MemoryCache holds tokens on the GPU when they take at most this share
+
+
+def token_placement(nbytes: int, device: torch.device, share: float = DEVICE_SHARE) -> str:
+    """Where a fit's cached tokens live: "device", "pinned" host memory, or "host".
+
+    On CUDA the tokens go to the device when they take at most ``share`` of its
+    free memory, so batches are gathered there with no copy; otherwise they stay
+    in pinned host memory, copied without blocking. Elsewhere: plain host memory.
+    """
+    if device.type != "cuda":
+        return "host"
+    free, _ = torch.cuda.mem_get_info(device)
+    return "device" if nbytes <= share * free else "pinned"
+
+
 class MemoryCache:
-    """Every training image's tokens (and flipped twin) in fp16, in host memory."""
+    """Every training image's tokens (and flipped twin) in fp16, where training runs.
+
+    Tokens are gathered on the device that holds them (see :func:`token_placement`);
+    from pinned host memory a batch is copied without blocking the host, which
+    meanwhile gathers the next batch while the device computes this one.
+    """
 
     def __init__(
         self,
@@ -60,10 +83,11 @@ class MemoryCache:
         num_workers: int = 0,
         progress=None,
         precision: str = "auto",
+        placement: str | None = None,
     ):
         n, L, C = len(items), backbone.n_image_tokens, backbone.image_dim
-        self._tokens = torch.empty(n, L, C, dtype=torch.float16)
-        self._flipped = torch.empty(n, L, C, dtype=torch.float16) if augment else None
+        tokens_all = torch.empty(n, L, C, dtype=torch.float16)
+        flipped_all = torch.empty(n, L, C, dtype=torch.float16) if augment else None
         failures: list = []
         for ok, tokens, flipped, bad in encode_images(
             backbone,
@@ -76,25 +100,36 @@ class MemoryCache:
         ):
             failures += bad
             if len(ok):
-                self._tokens[ok] = tokens.half().cpu()
+                tokens_all[ok] = tokens.half().cpu()
                 if augment:
-                    self._flipped[ok] = flipped.half().cpu()
+                    flipped_all[ok] = flipped.half().cpu()
         if failures:
             raise ImageLoadError(failures)
-        encoded = n * (2 if augment else 1)
+        nbytes = int(tokens_all.nbytes * (2 if augment else 1))
+        self.placement = placement or token_placement(nbytes, backbone.device)
+        # One (views, n, L, C) tensor: a batch is one gather, flips included.
+        views = torch.stack([tokens_all] + ([flipped_all] if augment else []))
+        if self.placement == "device":
+            views = views.to(backbone.device)
+        elif self.placement == "pinned":
+            views = views.pin_memory()
+        self._views = views
         self.info = {
             "kind": "memory",
             "hits": 0,
             "misses": n,
-            "images_encoded": encoded,
-            "bytes": int(self._tokens.nbytes * (2 if augment else 1)),
+            "images_encoded": n * (2 if augment else 1),
+            "bytes": nbytes,
+            "placement": self.placement,
         }
 
     def tokens(self, idx: np.ndarray, flip: np.ndarray, device) -> torch.Tensor:
         """Tokens (B, L, C) float32 for rows ``idx``, mirrored where ``flip``."""
-        out = self._tokens[torch.from_numpy(idx)]
-        if self._flipped is not None and flip.any():
-            out[torch.from_numpy(flip)] = self._flipped[torch.from_numpy(idx[flip])]
+        view = np.asarray(flip, dtype=np.int64) if self._views.shape[0] > 1 else 0 * idx
+        where = self._views.device
+        out = self._views[torch.as_tensor(view, device=where), torch.as_tensor(idx, device=where)]
+        if self.placement == "pinned":  # a gather makes pageable memory: stage it pinned
+            out = out.pin_memory()
         return out.to(device, non_blocking=True).float()
 
 

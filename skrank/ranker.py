@@ -99,7 +99,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         Random horizontal flips during training.
     cache : {"memory", "disk", None}, default="memory"
         Encode each image once and train from its cached fp16 tokens, held in
-        memory or (``"disk"``) memory-mapped from files under ``cache_dir``
+        memory or (``"disk"``) in checksummed files under ``cache_dir``
         and shared by clones, folds, later fits and predictions; or (None)
         re-encode every step as the reference code does.
     cache_dir : str or path, default=None

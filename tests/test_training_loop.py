@@ -83,3 +83,39 @@ def test_a_loss_that_goes_nan_mid_epoch_is_named_at_its_step(monkeypatch):
     with pytest.raises(TrainingDivergedError, match=r"epoch 1 \(step 3\).*nan"):
         fit_logging([], monkeypatch, max_epochs=2)
     assert len(calls) == 8  # the rest of epoch 1 ran; epoch 2 never started
+
+
+def test_tokens_go_to_the_gpu_only_when_they_fit_its_share(monkeypatch):
+    from skrank.cache import token_placement
+
+    cuda = torch.device("cuda")
+    assert token_placement(10**12, torch.device("cpu")) == "host"
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1000, 4000))
+    assert token_placement(500, cuda) == "device"  # half of the free memory: fits
+    assert token_placement(501, cuda) == "pinned"
+    assert token_placement(900, cuda, share=0.9) == "device"
+
+
+@pytest.mark.parametrize("placement", ["host", "device"])
+def test_resident_and_disk_token_sources_give_identical_batches(tmp_path, placement):
+    from skrank.backbone import load_backbone
+    from skrank.cache import DiskCache, MemoryCache
+
+    backbone = load_backbone("skrank-tiny", None, "cuda" if torch.cuda.is_available() else "cpu")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(12)]
+    common = dict(augment=True, batch_size=5)
+    resident = MemoryCache(backbone, images, placement=placement, **common)
+    on_disk = DiskCache(backbone, images, cache_dir=tmp_path, **common)
+    assert resident.info["placement"] == placement
+    for _ in range(5):
+        idx = rng.choice(12, size=6, replace=False)
+        flip = rng.random(6) < 0.5
+        a = resident.tokens(idx, flip, backbone.device)
+        b = on_disk.tokens(idx, flip, backbone.device)
+        assert a.dtype == b.dtype == torch.float32 and a.shape == (6, *a.shape[1:])
+        assert torch.equal(a, b)
+    assert not torch.equal(
+        resident.tokens(idx, np.zeros(6, bool), backbone.device),
+        resident.tokens(idx, np.ones(6, bool), backbone.device),
+    )
