@@ -248,6 +248,44 @@ def mfu(args, backbone) -> dict:
 # --------------------------------------------------------------------------- main
 
 
+def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
+    """Decode-only, tower-only and end-to-end images/s from JPEG files, side by side."""
+    from PIL import Image
+
+    from skrank.backbone import encode_images
+    from skrank.images import Preprocessor, iter_pixel_batches
+
+    photos, _, _ = images_for(n, 2 * backbone.image_size[0])  # decoding includes a resize
+    preprocess = Preprocessor.from_info(backbone.info)
+    out: dict = {"n_files": n, "jpeg_size": list(photos[0].shape[:2])}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, photo in enumerate(photos):
+            paths.append(os.path.join(tmp, f"{i}.jpg"))
+            Image.fromarray(photo).save(paths[-1], quality=90)
+        batches = [px for _, px, _ in iter_pixel_batches(paths, preprocess, args.batch_size)]
+        t_tower, _ = timed(lambda: [backbone.image_tokens(px).cpu() for px in batches], 2)
+        out["tower_only_images_per_s"] = n / t_tower
+        for w in workers:
+            t_dec, _ = timed(
+                lambda w=w: [0 for _ in iter_pixel_batches(paths, preprocess, args.batch_size, w)],
+                2,
+            )
+            t_e2e, _ = timed(
+                lambda w=w: [
+                    t.cpu() for _, t, _, _ in encode_images(backbone, paths, args.batch_size, w)
+                ],
+                2,
+            )
+            out[f"decode_only_workers{w}_images_per_s"] = n / t_dec
+            out[f"end_to_end_workers{w}_images_per_s"] = n / t_e2e
+    shown = ", ".join(
+        f"{k.replace('_images_per_s', '')} {v:.1f}" for k, v in out.items() if "per_s" in k
+    )
+    print(f"images/s from JPEG files: {shown}")
+    return out
+
+
 def run(args) -> dict:
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
@@ -280,6 +318,9 @@ def run(args) -> dict:
     t_enc, _ = timed(encode_all, repeats=2)
     res["encode_images_per_s"] = n / t_enc
     print(f"encode only: {n / t_enc:.1f} images/s")
+    res["pipeline"] = pipeline(args, backbone, n, (0, os.cpu_count() or 1))
+    if args.only == "pipeline":
+        return res
 
     epochs = 3 if args.quick else 10
     t_mem, fitted = timed(lambda: ranker(args, max_epochs=epochs).fit(images, y))
@@ -419,6 +460,7 @@ def main(argv=None):
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["pipeline"], help="stop after decode/tower/end-to-end rates")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help="JSON path (default: results/speed-<machine>.json)")
     args = p.parse_args(argv)
@@ -432,8 +474,13 @@ def main(argv=None):
     res = run(args)
     RESULTS.mkdir(exist_ok=True)
     stem = f"speed-{res['machine']}{'-quick' if args.quick else ''}"
+    if args.only:
+        stem = f"{args.only}-{res['machine']}-{args.backbone}"
     out = Path(args.out) if args.out else RESULTS / f"{stem}.json"
     out.write_text(json.dumps(res, indent=2) + "\n")
+    if args.only:
+        print(f"wrote {out}")
+        return
     plot(res, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
 
