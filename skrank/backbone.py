@@ -38,6 +38,7 @@ __all__ = [
     "TINY",
     "Backbone",
     "WeightsUnavailableError",
+    "backbone_mismatch",
     "embed_images",
     "encode_images",
     "load_backbone",
@@ -165,6 +166,73 @@ class Backbone:
         positions = torch.arange(ids.shape[1], device=ids.device)
         valid = positions[None, :] <= eot[:, None]  # (T, Lt)
         return x.float(), valid
+
+
+# What must agree between the backbone an adapter was fitted on and the one it
+# meets later: the identity (weights and architecture) and the token shapes the
+# adapter's layers were built for.
+_MUST_MATCH = (
+    "name",
+    "weights_identity",
+    "image_size",
+    "n_image_tokens",
+    "image_dim",
+    "text_dim",
+    "context_length",
+)
+
+
+def _legacy_source(identity: str, name: str) -> str | None:
+    """The weights source of an identity written before it named the architecture.
+
+    skrank 0.x wrote ``skrank-tiny:seed0``, ``random:seed0``, ``file:<sha>``,
+    ``tag:<name>:<tag>`` and ``hub:<name>``; None when ``identity`` is of today's
+    ``<source>@<name>:<digest>`` form.
+    """
+    if "@" in identity:
+        return None
+    if identity == f"{TINY}:seed0":
+        return "random:seed0"
+    if identity.startswith(f"tag:{name}:"):
+        return "tag:" + identity[len(f"tag:{name}:") :]
+    if identity == f"hub:{name}":
+        return "hub"
+    return identity
+
+
+def backbone_mismatch(fitted: dict, current: dict) -> list[str]:
+    """How the backbone ``current`` differs from ``fitted`` (both ``Backbone.info``).
+
+    An identity of the older form without an architecture digest (a model
+    saved by an earlier skrank) matches on its weights source; the name and
+    token shapes are then what tell architectures apart.
+
+    Parameters
+    ----------
+    fitted : dict
+        ``backbone_info_`` of a fitted ranker.
+    current : dict
+        ``info`` of the backbone loaded now.
+
+    Returns
+    -------
+    list of str
+        One ``"key: fitted != current"`` entry per difference; empty when they agree.
+    """
+    diffs = []
+    for key in _MUST_MATCH:
+        if key not in fitted or key not in current:
+            continue
+        old, new = fitted[key], current[key]
+        if key == "weights_identity":
+            source = _legacy_source(str(old), str(fitted.get("name")))
+            if source is not None:
+                old, new = source, str(new).split("@", 1)[0]
+        elif key == "image_size":
+            old, new = list(old), list(new)
+        if old != new:
+            diffs.append(f"{key}: {fitted[key]!r} != {current[key]!r}")
+    return diffs
 
 
 _LOADED: dict[tuple, Backbone] = {}

@@ -18,7 +18,7 @@ import torch
 
 from skrank import devices
 from skrank.adapter import RankingAdapter
-from skrank.backbone import Backbone, load_backbone
+from skrank.backbone import Backbone, backbone_mismatch, load_backbone
 from skrank.cache import TokenStream
 
 __all__ = ["Predictor", "TextBank", "predict_tokens", "text_bank"]
@@ -67,14 +67,14 @@ class Predictor:
 
     def __init__(self, ranker):
         device = devices.resolve_device(ranker.device)
+        fitted = ranker.backbone_info_
+        if ranker.backbone != fitted.get("name"):  # refused before loading it: it may be huge
+            raise _mismatch(ranker, None, [f"name: {fitted.get('name')!r} != {ranker.backbone!r}"])
         backbone = load_backbone(ranker.backbone, ranker.pretrained, device)
-        fitted = ranker.backbone_info_["weights_identity"]
-        if backbone.info["weights_identity"] != fitted:
-            raise ValueError(
-                f"the backbone weights differ from those the ranker was fitted with "
-                f"({backbone.info['weights_identity']} != {fitted}); restore the original "
-                "checkpoint"
-            )
+        diffs = backbone_mismatch(fitted, backbone.info)
+        if diffs:
+            raise _mismatch(ranker, backbone.info, diffs)
+        _check_adapter_fits(ranker.adapter_, backbone)
         self.precision = ranker.precision
         self.batch_size = ranker.batch_size
         self.text = text_bank(backbone, ranker.instructions_, self.precision).to(device)
@@ -110,7 +110,11 @@ class Predictor:
         return out, failures
 
     def compare(self, items_a: list, items_b: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
-        """P(a ranks above b) per pair from the pair branch (NaN where an image failed)."""
+        """P(a ranks above b) per pair from the pair branch (NaN where an image failed).
+
+        Each failure's reason starts with the side and position it came from
+        (``images_a[i]`` or ``images_b[i]``): both sides share row numbers.
+        """
         out = np.full(len(items_a), np.nan)
         failures: list = []
         for k in np.unique(codes):
@@ -118,8 +122,8 @@ class Predictor:
             for start in range(0, len(rows), self.batch_size):
                 chunk = rows[start : start + self.batch_size]
                 # A chunk is one encoding batch, so each side yields at most once.
-                ok_a, fused_a = self._one(items_a, chunk, k, failures)
-                ok_b, fused_b = self._one(items_b, chunk, k, failures)
+                ok_a, fused_a = self._one(items_a, chunk, k, failures, "images_a")
+                ok_b, fused_b = self._one(items_b, chunk, k, failures, "images_b")
                 both = np.intersect1d(ok_a, ok_b)
                 if len(both):
                     with torch.no_grad():
@@ -130,7 +134,41 @@ class Predictor:
                     out[both] = torch.sigmoid(logits.float()).cpu().numpy()
         return out, failures
 
-    def _one(self, items, chunk, k, failures):
-        for ok, _, fused in self._fused(items, chunk, k, failures):
-            return ok, fused
-        return np.empty(0, dtype=np.int64), None
+    def _one(self, items, chunk, k, failures, side):
+        """The first (ok rows, fused tokens) of ``chunk``; failures labelled with ``side``."""
+        side_failures: list = []
+        first = next(
+            ((ok, fused) for ok, _, fused in self._fused(items, chunk, k, side_failures)),
+            (np.empty(0, dtype=np.int64), None),
+        )
+        failures += [(i, path, f"{side}[{i}]: {reason}") for i, path, reason in side_failures]
+        return first
+
+
+def _mismatch(ranker, current: dict | None, diffs: list[str]) -> ValueError:
+    """The error for a backbone other than the one ``ranker`` was fitted with."""
+    fitted = ranker.backbone_info_
+    now = f" ({current['weights_identity']})" if current is not None else ""
+    return ValueError(
+        f"this ranker was fitted with backbone={fitted.get('name')!r}, "
+        f"pretrained={fitted.get('pretrained')!r} ({fitted.get('weights_identity')}), but it "
+        f"now has backbone={ranker.backbone!r}, pretrained={ranker.pretrained!r}{now}; they "
+        f"differ in {'; '.join(diffs)}. Set backbone and pretrained back to the fitted "
+        "values (and restore the original checkpoint file), or fit again"
+    )
+
+
+def _check_adapter_fits(adapter: RankingAdapter, backbone: Backbone) -> None:
+    """Refuse an adapter built for other token widths (a damaged or edited model)."""
+    cfg = adapter.cfg
+    got = {"image_dim": backbone.image_dim, "text_dim": backbone.text_dim}
+    bad = [
+        f"{k}: adapter {getattr(cfg, k)} != backbone {v}"
+        for k, v in got.items()
+        if getattr(cfg, k) != v
+    ]
+    if bad:
+        raise ValueError(
+            f"the fitted adapter does not fit the tokens of backbone {backbone.name!r} "
+            f"({'; '.join(bad)}): the model is damaged or was edited; fit it again"
+        )

@@ -9,6 +9,7 @@ predictions back to the units of ``y``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "check_targets",
     "encode_groups",
     "instruction_codes",
+    "paired_codes",
     "parse_inputs",
     "ranking_groups",
     "to_target_units",
@@ -44,36 +46,48 @@ def parse_inputs(
     image_column="image",
     instruction_column="instruction",
     group_column=None,
+    argument: str = "X",
 ) -> Inputs:
     """Split ``X`` into images, one instruction text per row, and groups.
 
     Rows take their instruction from ``instruction_column`` when ``X`` is a
     DataFrame that has it, else from ``instruction``. ``groups`` given
     explicitly wins over ``group_column``.
+
+    Parameters
+    ----------
+    X : sequence of images, pandas Series or DataFrame
+    groups : array-like of shape (n_samples,), optional
+    instruction : str or None
+    image_column, instruction_column, group_column : str
+        The DataFrame columns to read (``group_column`` may be None).
+    argument : str, default="X"
+        What to call ``X`` in error messages (``"images_b"`` for ``compare``).
+
+    Returns
+    -------
+    Inputs
     """
     import pandas as pd
 
-    instr = None
+    instr, groups_from = None, "groups"
     if isinstance(X, pd.DataFrame):
-        if image_column not in X.columns:
-            raise ValueError(
-                f"image_column={image_column!r} is not a column of X; columns are {list(X.columns)}"
-            )
-        items = X[image_column].tolist()
+        items = _column(X, image_column, "image_column", argument).tolist()
         if instruction_column in X.columns:
-            instr = X[instruction_column].to_numpy(dtype=object)
-            bad = [i for i, s in enumerate(instr) if not isinstance(s, str) or not s.strip()]
-            if bad:
-                raise ValueError(
-                    f"instruction_column={instruction_column!r} has missing "
-                    f"or empty instructions at rows {bad[:10]}"
-                )
+            column = _column(X, instruction_column, "instruction_column", argument)
+            instr = column.to_numpy(dtype=object)
+            _check_instructions(instr, column.index, f"instruction_column={instruction_column!r}")
         if group_column is not None:
-            if group_column not in X.columns:
-                raise ValueError(f"group_column={group_column!r} is not a column of X")
+            column = _column(X, group_column, "group_column", argument)
             if groups is None:
-                groups = X[group_column].to_numpy()
+                groups, groups_from = column, f"group_column={group_column!r}"
     else:
+        if isinstance(X, (Mapping, Set)):
+            # A dict would give its keys and a set an arbitrary order: never the rows meant.
+            raise TypeError(
+                f"{argument} is a {type(X).__name__}; pass a list, array or pandas Series of "
+                "images, or a DataFrame (pandas.DataFrame(...) for a dict of columns)"
+            )
         items = as_image_list(X)
     if instr is None:
         if instruction is None:
@@ -83,12 +97,90 @@ def parse_inputs(
             )
         instr = np.full(len(items), instruction, dtype=object)
     if len(items) == 0:
-        raise ValueError("X holds no images")
+        raise ValueError(f"{argument} holds no images")
     if groups is not None:
-        groups = np.asarray(groups)
-        if groups.shape != (len(items),):
-            raise ValueError(f"groups has shape {groups.shape}; expected ({len(items)},)")
+        groups = _check_groups(groups, len(items), groups_from)
     return Inputs(items, instr, groups)
+
+
+def _column(X, name, option: str, argument: str):
+    """Column ``name`` of the DataFrame ``X`` as a Series; refuses a missing or repeated name."""
+    if name not in X.columns:
+        raise ValueError(
+            f"{option}={name!r} is not a column of {argument}; columns are {list(X.columns)}"
+        )
+    picked = X[name]
+    if not hasattr(picked, "tolist"):  # two columns of that name (or a column level)
+        n = picked.shape[1]
+        raise ValueError(
+            f"{option}={name!r} names {n} columns of {argument}: column names must be "
+            "unique; rename or drop the duplicates"
+        )
+    return picked
+
+
+def _rows(positions, index=None) -> str:
+    """Row positions (and the DataFrame's labels for them, when these differ)."""
+    import pandas as pd
+
+    positions = list(positions)
+    shown = f"rows {positions[:10]}{' ...' if len(positions) > 10 else ''}"
+    if index is not None and not index.equals(pd.RangeIndex(len(index))):
+        shown += f" (index labels {index[positions[:10]].tolist()})"
+    return shown
+
+
+def _check_instructions(instr: np.ndarray, index, what: str) -> None:
+    """Every row must hold a non-blank string; say which rows do not, and what they hold."""
+    missing = [i for i, s in enumerate(instr) if not isinstance(s, str) and _is_missing(s)]
+    if missing:
+        raise ValueError(
+            f"{what} has missing instructions (None/NaN) at {_rows(missing, index)}; "
+            "every row needs an instruction"
+        )
+    other = [i for i, s in enumerate(instr) if not isinstance(s, str)]
+    if other:
+        kinds = sorted({type(instr[i]).__name__ for i in other})
+        raise ValueError(
+            f"{what} must hold strings, but {_rows(other, index)} hold {', '.join(kinds)} "
+            f"(first: {instr[other[0]]!r}); write each instruction as text"
+        )
+    blank = [i for i, s in enumerate(instr) if not s.strip()]
+    if blank:
+        raise ValueError(
+            f"{what} has empty or whitespace-only instructions at {_rows(blank, index)} "
+            f"(first: {instr[blank[0]]!r})"
+        )
+
+
+def _is_missing(value) -> bool:
+    """None, NaN, NaT or pandas.NA: what pandas reads an empty cell as."""
+    import pandas as pd
+
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return bool(np.isnan(value))
+    if isinstance(value, (np.datetime64, np.timedelta64)):
+        return bool(np.isnat(value))
+    return False
+
+
+def _check_groups(groups, n: int, what: str) -> np.ndarray:
+    """``groups`` as an array of ``n`` labels, none missing (``what`` names their origin)."""
+    import pandas as pd
+
+    index = groups.index if isinstance(groups, pd.Series) else None
+    groups = np.asarray(groups)
+    if groups.shape != (n,):
+        raise ValueError(f"{what} has shape {groups.shape}; expected ({n},)")
+    missing = np.flatnonzero(pd.isna(groups)) if groups.dtype.kind in "fOmM" else []
+    if len(missing):
+        raise ValueError(
+            f"{what} has {len(missing)} missing label(s) (None/NaN) at "
+            f"{_rows(missing.tolist(), index)}; give every row a group"
+        )
+    return groups
 
 
 def encode_groups(groups: np.ndarray | None, pair_scope: str = "all") -> np.ndarray | None:
@@ -114,6 +206,8 @@ def check_targets(y, n: int) -> np.ndarray:
         if np.iscomplexobj(y):
             raise TypeError(f"y must be real numbers; got complex values ({np.asarray(y).dtype})")
         y = np.asarray(y, dtype=np.float64)
+    except OverflowError as exc:  # Python integers beyond float64's range
+        raise ValueError(f"y has values too large for float64 ({exc}); rescale y") from None
     except (TypeError, ValueError) as exc:
         raise TypeError(f"y must be numeric; {exc}") from None
     if y.ndim != 1:
@@ -143,29 +237,68 @@ class TargetScaling:
 
     @classmethod
     def fit(cls, y: np.ndarray, instruction_texts: np.ndarray) -> TargetScaling:
-        """Standardisation of ``y`` within each instruction (at least 2 distinct values)."""
+        """Standardisation of ``y`` within each instruction (at least 2 distinct values).
+
+        Refuses an instruction whose targets cannot be standardised in float64:
+        a spread so small, or so large, that their variance underflows or
+        overflows (every metric and scorer on ``y`` squares deviations too).
+        """
         instructions, codes = np.unique(instruction_texts.astype(str), return_inverse=True)
         instructions = instructions.tolist()
         means, scales = np.zeros(len(instructions)), np.ones(len(instructions))
         for k, text in enumerate(instructions):
             yk = y[codes == k]
-            if len(yk) < 2 or np.ptp(yk) == 0:
+            if len(yk) < 2 or yk.min() == yk.max():  # np.ptp can overflow
                 raise ValueError(
                     f"instruction {text!r} has {len(yk)} sample(s) and "
                     f"{len(np.unique(yk))} distinct target value(s); at least 2 "
                     "of each are needed to learn a ranking"
                 )
-            means[k], scales[k] = yk.mean(), yk.std()
-            if not (np.isfinite(means[k]) and np.isfinite(scales[k])):
-                raise ValueError(
-                    f"y for instruction {text!r} spans too wide a range to standardise "
-                    f"(mean {means[k]}, std {scales[k]}); rescale y"
-                )
+            means[k], scales[k] = _mean_std(yk)
+            _check_spread(yk, means[k], scales[k], text)
         return cls(instructions, means, scales, codes)
 
     def standardise(self, y: np.ndarray) -> np.ndarray:
         """``y`` of the fitted rows in standard units of their instruction."""
         return (y - self.means[self.codes]) / self.scales[self.codes]
+
+
+# Standard deviations whose square is a normal float64: outside, the variance of
+# y under- or overflows, so standardising (and any metric on y) loses it.
+_MIN_SCALE = float(np.sqrt(np.finfo(np.float64).tiny))  # ~1.5e-154
+_MAX_SCALE = float(np.sqrt(np.finfo(np.float64).max))  # ~1.3e154
+
+
+def _mean_std(y: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation of ``y``, free of under- and overflow in between.
+
+    ``y`` is scaled by the power of two nearest its largest magnitude first;
+    such a scaling is exact, so the results are bit for bit NumPy's wherever
+    NumPy's own do not under- or overflow, and right where they do
+    (y ~ 1e-200, whose squares are 0).
+    """
+    exponent = int(np.frexp(np.max(np.abs(y)))[1])
+    unit = np.ldexp(y, -exponent)
+    return float(np.ldexp(unit.mean(), exponent)), float(np.ldexp(unit.std(), exponent))
+
+
+def _check_spread(y: np.ndarray, mean: float, scale: float, text: str) -> None:
+    """Refuse targets whose spread float64 cannot standardise; say how to rescale them."""
+    if scale < _MIN_SCALE:
+        how = f", e.g. multiply it by 1e{int(np.ceil(-np.log10(scale)))}" if scale > 0 else ""
+        raise ValueError(
+            f"y for instruction {text!r} has a spread too small to standardise: its values "
+            f"differ by at most {np.ptp(y):.3g} (std {scale:.3g}; the squares of deviations "
+            f"under {_MIN_SCALE:.1e} vanish in float64); rescale y{how}"
+        )
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (y - mean) / scale
+    if not (np.isfinite(mean) and scale <= _MAX_SCALE and np.isfinite(z).all()):
+        raise ValueError(
+            f"y for instruction {text!r} spans too wide a range to standardise "
+            f"(mean {mean:.3g}, std {scale:.3g}; float64 squares of deviations over "
+            f"{_MAX_SCALE:.1e} overflow); rescale y (e.g. divide it by a power of ten)"
+        )
 
 
 def instruction_codes(instruction_texts: np.ndarray, known: list[str]) -> np.ndarray:
@@ -188,6 +321,16 @@ def ranking_groups(instruction_texts: np.ndarray, groups: np.ndarray | None):
     if groups is not None:
         keys = np.char.add(np.char.add(keys, "\x00"), groups.astype(str))
     return None if len(np.unique(keys)) == 1 else keys
+
+
+def paired_codes(a: Inputs, b: Inputs, known: list[str]) -> np.ndarray:
+    """Instruction codes of pairs (a[n], b[n]): as many of each, one instruction a pair."""
+    if len(a.items) != len(b.items):
+        raise ValueError(f"images_a has {len(a.items)} images but images_b has {len(b.items)}")
+    codes = instruction_codes(a.instructions, known)
+    if (codes != instruction_codes(b.instructions, known)).any():
+        raise ValueError("compared images must share an instruction, pair by pair")
+    return codes
 
 
 def to_target_units(scores: np.ndarray, codes: np.ndarray, means, scales) -> np.ndarray:

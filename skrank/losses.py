@@ -8,9 +8,17 @@ import torch.nn.functional as F
 __all__ = ["pair_targets", "ranking_loss", "regression_loss"]
 
 
-def regression_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``log(1 + SmoothL1(pred, target))`` on standardised targets, batch mean."""
-    return torch.log1p(F.smooth_l1_loss(pred.float(), target.float()))
+def regression_loss(
+    pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``log(1 + SmoothL1(pred, target))`` on standardised targets, batch mean.
+
+    With ``weight`` (B,), the SmoothL1 mean is weighted by the rows' weights.
+    """
+    if weight is None:
+        return torch.log1p(F.smooth_l1_loss(pred.float(), target.float()))
+    per_row = F.smooth_l1_loss(pred.float(), target.float(), reduction="none")
+    return torch.log1p((per_row * weight).sum() / weight.sum().clamp_min(1e-12))
 
 
 def pair_targets(y: torch.Tensor) -> torch.Tensor:
@@ -19,16 +27,24 @@ def pair_targets(y: torch.Tensor) -> torch.Tensor:
     return (diff > 0).float() + 0.5 * (diff == 0).float()
 
 
-def ranking_loss(logits: torch.Tensor, y: torch.Tensor, pair_mask: torch.Tensor) -> torch.Tensor:
+def ranking_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    pair_mask: torch.Tensor,
+    weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean BCE-with-logits over the ordered pairs where ``pair_mask`` is True.
 
+    With ``weight`` (B,), pair (i, j) counts ``weight[i] * weight[j]``.
     ``pair_mask`` (B, B) must already exclude the diagonal and any pair that
     should not be compared (another instruction or, with ``pair_scope="group"``,
     another group). Returns 0 when no pair is left. A weighted mean rather than
     boolean indexing: selecting by a mask makes the GPU wait for the host.
     """
-    weight = pair_mask.float()
+    pairs = pair_mask.float()
+    if weight is not None:
+        pairs = pairs * (weight[:, None] * weight[None, :])
     per_pair = F.binary_cross_entropy_with_logits(
-        logits.float(), pair_targets(y), weight=weight, reduction="sum"
+        logits.float(), pair_targets(y), weight=pairs, reduction="sum"
     )
-    return per_pair / weight.sum().clamp_min(1.0)
+    return per_pair / pairs.sum().clamp_min(1e-12)  # 0 when no pair is left

@@ -1,22 +1,14 @@
 """Ranking metrics, one table of them all, and (re-exported) scikit-learn scorers.
 
-Metrics
--------
-:func:`spearman_score`, :func:`kendall_score` (tau-b), :func:`plcc_score` (Pearson)
-and :func:`pairwise_accuracy` take ``(y_true, y_pred, *, groups=None)``;
-:func:`ndcg_score` (relevance = target) also takes ``k``. With
-``groups``, the metric is computed within each group and the unweighted mean over
-groups is returned; groups where the metric is undefined (too few samples, a
-constant input, no untied pair) are skipped, and ``nan`` is returned when every
-group is undefined. Undefined metrics return ``nan`` without warnings.
-:func:`evaluation` computes all of them and the MAE at once, pooled and per group.
-
-Scorers
--------
-``spearman_scorer``, ``kendall_scorer``, ``plcc_scorer``,
-``pairwise_accuracy_scorer``, ``mae_scorer``, :func:`get_scorer` and
-:func:`make_grouped_scorer` live in :mod:`skrank.scorers` (which explains how
-they handle ``groups`` and metadata routing) and are importable from here too.
+:func:`spearman_score`, :func:`kendall_score` (tau-b), :func:`plcc_score` (Pearson),
+:func:`pairwise_accuracy` and :func:`ndcg_score` (relevance = target, with ``k``)
+take ``(y_true, y_pred, *, groups=None)``. With ``groups``, the metric is computed
+within each group and the unweighted mean over groups is returned; groups where
+it is undefined (too few samples, a constant input, no untied pair) are skipped,
+and ``nan`` is returned when every group is; no warnings. :func:`evaluation`
+computes them all and the MAE at once, pooled and per group. The scorers
+(``spearman_scorer``, ..., :func:`get_scorer`, :func:`make_grouped_scorer`) live
+in :mod:`skrank.scorers`, which explains routing, and are importable from here.
 """
 
 import functools
@@ -95,7 +87,8 @@ def _validate(
     return y_true, y_pred, codes
 
 
-def _sample_weight(sample_weight: ArrayLike, n: int) -> np.ndarray:
+def check_sample_weight(sample_weight: ArrayLike, n: int) -> np.ndarray:
+    """Finite, non-negative weights, one per sample, not all zero."""
     weight = _as_finite_1d(sample_weight, "sample_weight")
     if weight.size != n:
         raise ValueError(
@@ -195,7 +188,7 @@ def spearman_score(
     y_true, y_pred, codes = _validate(y_true, y_pred, groups)
     if sample_weight is None:
         return _apply(_spearman, y_true, y_pred, codes)
-    return _apply(_spearman, y_true, y_pred, codes, _sample_weight(sample_weight, y_true.size))
+    return _apply(_spearman, y_true, y_pred, codes, check_sample_weight(sample_weight, y_true.size))
 
 
 def kendall_score(

@@ -9,31 +9,15 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from skrank import inputs, training
 from skrank.backbone import load_backbone
 from skrank.cache import token_source
 from skrank.images import check_on_error, report_failures
 from skrank.inference import Predictor, text_bank
-from skrank.inputs import (
-    TargetScaling,
-    check_targets,
-    encode_groups,
-    instruction_codes,
-    parse_inputs,
-    ranking_groups,
-    to_target_units,
-)
-from skrank.metrics import spearman_score
+from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
 from skrank.persistence import PickleRules
-from skrank.training import (
-    TrainConfig,
-    TrainData,
-    initial_adapter,
-    resolve_lr,
-    summary_line,
-    train,
-    validation_split,
-)
+from skrank.training import train
 
 __all__ = ["CLIPRanker"]
 
@@ -156,6 +140,9 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
     (3,)
     """
 
+    # Pipeline.predict(X, on_error="nan") reaches the ranker with metadata routing on.
+    __metadata_request__predict = {"on_error": True}
+
     def __init__(
         self,
         instruction=None,
@@ -227,10 +214,11 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         self.group_column = group_column
         self.pair_scope = pair_scope
 
-    def _inputs(self, X, groups=None):
-        return by_name(parse_inputs, self.get_params(deep=False), X=X, groups=groups)
+    def _inputs(self, X, groups=None, argument="X"):
+        params = self.get_params(deep=False)
+        return by_name(inputs.parse_inputs, params, X=X, groups=groups, argument=argument)
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y, groups=None, sample_weight=None):
         """Train the adapter on images ``X`` and targets ``y``.
 
         Parameters
@@ -243,6 +231,9 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
             Numeric targets; larger means more of what the instruction asks.
         groups : array-like of shape (n_samples,), default=None
             Query groups for ``pair_scope="group"`` and grouped validation.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights: the regression loss weighs row i by w_i,
+            the ranking loss pair (i, j) by w_i * w_j, validation is weighted.
 
         Returns
         -------
@@ -252,24 +243,27 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         """
         t_start = time.perf_counter()
         params = validate_params(self.get_params(deep=False))
-        inputs = self._inputs(X, groups)
-        y = check_targets(y, len(inputs.items))
-        groups = encode_groups(inputs.groups, self.pair_scope)
-        scaling = TargetScaling.fit(y, inputs.instructions)
+        parsed = self._inputs(X, groups)
+        y = inputs.check_targets(y, len(parsed.items))
+        weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
+        groups = inputs.encode_groups(parsed.groups, self.pair_scope)
+        scaling = inputs.TargetScaling.fit(y, parsed.instructions)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = params["device_"]
         backbone = load_backbone(self.backbone, self.pretrained, device)
         text = text_bank(backbone, scaling.instructions, self.precision)
-        source = by_name(token_source, params, backbone=backbone, items=inputs.items)
-        fraction = self.validation_fraction if self.early_stopping else None
-        split = validation_split(scaling.codes, groups, fraction, seed)
         previous = self.adapter_ if self.warm_start and hasattr(self, "adapter_") else None
-        adapter = initial_adapter(
+        adapter = training.initial_adapter(
             backbone, params, seed, previous, getattr(self, "backbone_info_", None)
         )
-        lr = resolve_lr(params["lr"], adapter.cfg.d_model)
-        cfg = by_name(TrainConfig, params, lr=lr, device=device, seed=seed)
-        data = TrainData(source, text, scaling.standardise(y), scaling.codes, groups, *split)
+        source = by_name(token_source, params, backbone=backbone, items=parsed.items)
+        fraction = self.validation_fraction if self.early_stopping else None
+        split = training.validation_split(scaling.codes, groups, fraction, seed)
+        lr = training.resolve_lr(params["lr"], adapter.cfg.d_model)
+        cfg = by_name(training.TrainConfig, params, lr=lr, device=device, seed=seed)
+        data = training.TrainData(
+            source, text, scaling.standardise(y), scaling.codes, groups, *split, weight
+        )
         try:
             history, n_iter = train(adapter, data, cfg)
         finally:
@@ -283,7 +277,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         self.backbone_info_ = backbone.info
         self.cache_info_ = dict(source.info)
         if self.verbose:
-            print(summary_line(history, time.perf_counter() - t_start))
+            print(training.summary_line(history, time.perf_counter() - t_start))
         return self
 
     def predict(self, X, on_error="raise"):
@@ -303,22 +297,26 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         """
         check_on_error(on_error)
         check_is_fitted(self, "adapter_")
-        inputs = self._inputs(X)
-        codes = instruction_codes(inputs.instructions, self.instructions_)
-        scores, failures = Predictor(self).scores(inputs.items, codes)
+        parsed = self._inputs(X)
+        codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
+        scores, failures = Predictor(self).scores(parsed.items, codes)
         report_failures(failures, on_error)
-        return to_target_units(scores, codes, self.y_mean_, self.y_scale_)
+        return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
 
-    def score(self, X, y, groups=None):
+    def score(self, X, y, groups=None, sample_weight=None):
         """Spearman rank correlation between ``predict(X)`` and ``y``.
 
         With several instructions, or with ``groups``, the correlation is
-        computed within each instruction (and group) and averaged.
+        computed within each instruction (and group) and averaged. With
+        ``sample_weight``, it is the weighted correlation of
+        :func:`skrank.metrics.spearman_score` (integer weights: rows repeated).
         """
-        inputs = self._inputs(X, groups)
-        y = check_targets(y, len(inputs.items))
-        groups = ranking_groups(inputs.instructions, inputs.groups)
-        return float(spearman_score(y, self.predict(X), groups=groups))
+        parsed = self._inputs(X, groups)
+        y = inputs.check_targets(y, len(parsed.items))
+        if len(y) < 2:
+            raise ValueError(f"score needs at least 2 images to rank; X has {len(y)}")
+        groups = inputs.ranking_groups(parsed.instructions, parsed.groups)
+        return float(spearman_score(y, self.predict(X), groups=groups, sample_weight=sample_weight))
 
     def compare(self, images_a, images_b):
         """Probability that each ``images_a[n]`` ranks above ``images_b[n]``.
@@ -330,12 +328,9 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         ndarray of shape (n_pairs,)
         """
         check_is_fitted(self, "adapter_")
-        a, b = self._inputs(images_a), self._inputs(images_b)
-        if len(a.items) != len(b.items):
-            raise ValueError(f"images_a has {len(a.items)} images but images_b has {len(b.items)}")
-        codes = instruction_codes(a.instructions, self.instructions_)
-        if (codes != instruction_codes(b.instructions, self.instructions_)).any():
-            raise ValueError("compared images must share an instruction, pair by pair")
+        a = self._inputs(images_a, argument="images_a")
+        b = self._inputs(images_b, argument="images_b")
+        codes = inputs.paired_codes(a, b, self.instructions_)
         out, failures = Predictor(self).compare(a.items, b.items, codes)
         report_failures(failures)
         return out

@@ -22,6 +22,7 @@ from skrank import devices
 from skrank.adapter import AdapterConfig, RankingAdapter
 from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
+from skrank.sampling import epoch_batches, validation_split
 
 __all__ = [
     "TrainConfig",
@@ -75,6 +76,7 @@ class TrainConfig:
     pair_scope: str
     augment: bool
     n_iter_no_change: int
+    early_stopping: bool  # with val_idx: stop and keep the best epoch (else only score it)
     precision: str
     verbose: int
     device: torch.device
@@ -94,6 +96,7 @@ class TrainData:
     groups: np.ndarray | None  # integer group codes, or None
     train_idx: np.ndarray
     val_idx: np.ndarray | None = None
+    weight: np.ndarray | None = None  # sample_weight per row, or None
 
 
 def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_backbone=None):
@@ -101,12 +104,28 @@ def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_b
 
     A new adapter's config takes the adapter parameters by name; ``d_model=None``
     is the backbone's embedding width. ``previous_backbone`` is the
-    ``backbone_info_`` that ``previous`` was trained on: it must be this backbone.
+    ``backbone_info_`` that ``previous`` was trained on: it must be this backbone,
+    and every architecture parameter must still have the value ``previous`` was
+    built with, or the ranker would report parameters its adapter does not have.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    params : dict
+        The validated parameters of the ranker.
+    seed : int
+    previous : RankingAdapter, optional
+        The fitted adapter to continue (``warm_start=True``).
+    previous_backbone : dict, optional
+        Its ``backbone_info_``.
+
+    Returns
+    -------
+    RankingAdapter
     """
-    if previous is not None:
-        if previous_backbone["weights_identity"] != backbone.info["weights_identity"]:
-            raise ValueError("warm_start=True but the backbone changed since the last fit")
-        return copy.deepcopy(previous)
+    from dataclasses import fields
+
+    from skrank.backbone import backbone_mismatch
     from skrank.params import by_name
 
     cfg = by_name(
@@ -116,97 +135,33 @@ def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_b
         text_dim=backbone.text_dim,
         d_model=params["d_model"] or backbone.embed_dim,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return RankingAdapter(cfg)
-
-
-def validation_split(
-    instr: np.ndarray, groups: np.ndarray | None, fraction: float | None, seed: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Rows to train on and to validate on (None when ``fraction`` is None).
-
-    Whole groups are held out when groups are known; otherwise the split is
-    stratified by instruction when there are several.
-    """
-    idx = np.arange(len(instr))
-    if fraction is None:
-        return idx, None
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
-
-    if groups is not None:
-        splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
-        train_idx, val_idx = next(splitter.split(idx, groups=groups))
-    elif len(np.unique(instr)) > 1:
-        splitter = StratifiedShuffleSplit(1, test_size=fraction, random_state=seed)
-        train_idx, val_idx = next(splitter.split(idx, instr))
-    else:
-        perm = np.random.default_rng(seed).permutation(len(idx))
-        n_val = max(2, int(round(fraction * len(idx))))
-        train_idx, val_idx = np.sort(perm[n_val:]), np.sort(perm[:n_val])
-    if len(val_idx) < 2 or len(train_idx) < 2:
-        raise ValueError(
-            f"early_stopping=True with validation_fraction={fraction} leaves too few rows "
-            "to train or validate"
+    if previous is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return RankingAdapter(cfg)
+    changed = []
+    before = previous_backbone or {}
+    diffs = backbone_mismatch(before, backbone.info)
+    if diffs:
+        changed.append(
+            f"backbone={before.get('name')!r}, pretrained={before.get('pretrained')!r} -> "
+            f"backbone={backbone.name!r}, pretrained={backbone.pretrained!r} "
+            f"({'; '.join(diffs)})"
         )
-    return np.sort(train_idx), np.sort(val_idx)
-
-
-def balanced_weights(y: np.ndarray) -> np.ndarray:
-    """Row weights 1 / (#distinct values × frequency of the row's value), summing to 1."""
-    values, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    w = 1.0 / (len(values) * counts[inverse])
-    return w / w.sum()
-
-
-def epoch_batches(
-    rng: np.random.Generator,
-    instr: np.ndarray,
-    y: np.ndarray,
-    groups: np.ndarray | None,
-    batch_size: int,
-    sampling: str,
-    pair_scope: str,
-) -> list[np.ndarray]:
-    """One epoch of row-index batches; every batch holds a single instruction.
-
-    ``sampling="balanced"`` draws rows with replacement, weighted so every
-    distinct target value is seen equally often; ``"uniform"`` is a shuffle.
-    ``pair_scope="group"`` packs whole groups into batches (a group larger than
-    a batch is split), so ranking pairs stay inside groups.
-    """
-    batches: list[np.ndarray] = []
-    for k in np.unique(instr):
-        rows = np.flatnonzero(instr == k)
-        n_batches = max(1, math.ceil(len(rows) / batch_size))
-        if pair_scope == "group":
-            batches += _group_batches(rng, rows, groups[rows], batch_size)
-            continue
-        if sampling == "balanced":
-            order = rng.choice(rows, size=len(rows), replace=True, p=balanced_weights(y[rows]))
-        else:
-            order = rng.permutation(rows)
-        # Near-equal splits: no stray batch of one image, which would have no pair.
-        batches += [b for b in np.array_split(order, n_batches) if len(b)]
-    rng.shuffle(batches)
-    return batches
-
-
-def _group_batches(rng, rows, row_groups, batch_size) -> list[np.ndarray]:
-    pieces = []
-    for g in rng.permutation(np.unique(row_groups)):
-        members = rng.permutation(rows[row_groups == g])
-        n_split = max(1, math.ceil(len(members) / batch_size))
-        pieces += [p for p in np.array_split(members, n_split) if len(p)]
-    batches, current = [], []
-    for piece in pieces:
-        if current and sum(map(len, current)) + len(piece) > batch_size:
-            batches.append(np.concatenate(current))
-            current = []
-        current.append(piece)
-    if current:
-        batches.append(np.concatenate(current))
-    return batches
+    # The parameters that shape the adapter: AdapterConfig fields named like one.
+    for field in fields(AdapterConfig):
+        if field.name in params:
+            old, new = getattr(previous.cfg, field.name), getattr(cfg, field.name)
+            if old != new:
+                changed.append(f"{field.name}: {old!r} -> {new!r}")
+    if changed:
+        raise ValueError(
+            "warm_start=True cannot continue the fitted adapter: since the last fit "
+            f"{', '.join(changed)}. The adapter was built for the old values; set "
+            "warm_start=False to train a new adapter with the new ones, or restore the old "
+            "values to continue training"
+        )
+    return copy.deepcopy(previous)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -263,7 +218,10 @@ def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
             scores, _ = predict_tokens(adapter, toks, text, valid, cfg.precision)
             preds[np.searchsorted(val_idx, chunk)] = scores.cpu().numpy()
     adapter.train()
-    return float(spearman_score(data.y_std[val_idx], preds, groups=instr[val_idx]))
+    weight = None if data.weight is None else data.weight[val_idx]
+    return float(
+        spearman_score(data.y_std[val_idx], preds, groups=instr[val_idx], sample_weight=weight)
+    )
 
 
 def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: float) -> list:
@@ -324,6 +282,9 @@ def train(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
     y_all = torch.as_tensor(y_std, dtype=torch.float32, device=device)
+    w_all = None
+    if data.weight is not None:
+        w_all = torch.as_tensor(data.weight, dtype=torch.float32, device=device)
     history: list[dict] = []
     best_score, best_state, stale = -np.inf, None, 0
     epochs_run = 0
@@ -343,13 +304,16 @@ def train(
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
             tokens = data.source.tokens(idx, flip, device)
             text, valid = data.text.get(int(instr[idx[0]]))
-            y = y_all[torch.as_tensor(idx, device=device)]
+            rows = torch.as_tensor(idx, device=device)
+            y = y_all[rows]
+            w = {} if w_all is None else {"weight": w_all[rows]}
             with devices.autocast(device, cfg.precision):
                 scores, fused = adapter(tokens, text, valid)
-                reg = regression_loss(scores, y)
+                reg = regression_loss(scores, y, **w)
                 if cfg.rank_weight > 0 and len(idx) > 1:
                     logits = adapter.pair_logits(fused)
-                    rank = ranking_loss(logits, y, _pair_mask(idx, groups, cfg.pair_scope, device))
+                    mask = _pair_mask(idx, groups, cfg.pair_scope, device)
+                    rank = ranking_loss(logits, y, mask, **w)
                 else:
                     rank = reg.new_zeros(())
                 loss = cfg.reg_weight * reg + cfg.rank_weight * rank
@@ -376,12 +340,13 @@ def train(
         if val_idx is not None and len(val_idx):
             score = _validation_score(adapter, data, cfg)
             record["val_score"] = score
-            if score > best_score + cfg.tol:
-                best_score, stale = score, 0
-                best_state = copy.deepcopy(adapter.state_dict())
-            else:
-                stale += 1
-                stop = stale >= cfg.n_iter_no_change
+            if cfg.early_stopping:  # else a validation set of the user's own, only scored
+                if score > best_score + cfg.tol:
+                    best_score, stale = score, 0
+                    best_state = copy.deepcopy(adapter.state_dict())
+                else:
+                    stale += 1
+                    stop = stale >= cfg.n_iter_no_change
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
         if bar is not None:

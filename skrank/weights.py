@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,14 @@ import open_clip
 import torch
 from torch import nn
 
-__all__ = ["TINY", "WeightsUnavailableError", "create_model", "resolve_weights", "weights_on_disk"]
+__all__ = [
+    "TINY",
+    "WeightsUnavailableError",
+    "architecture_digest",
+    "create_model",
+    "resolve_weights",
+    "weights_on_disk",
+]
 
 TINY = "skrank-tiny"
 _SEED = 0  # every random initialisation is seeded, so a rebuilt backbone is identical
@@ -40,7 +48,7 @@ class _Weights:
 
     kind: str  # "random", "file", "tag" or "hub"
     path: str | None  # local checkpoint (file, or cached download of a tag)
-    identity: str  # what distinguishes these weights in a cache key
+    identity: str  # "<source>@<name>:<architecture digest>": see resolve_weights
     tag_cfg: dict | None = None
 
 
@@ -97,17 +105,61 @@ def _unavailable(name: str, pretrained: str, where: str) -> WeightsUnavailableEr
     )
 
 
+def architecture_digest(model_cfg: dict | None, **create_kwargs) -> str:
+    """Short hash of an open_clip model config and the options that change the model built.
+
+    Two names may share a width but not a depth, a patch size or a context
+    length, and one name may be re-registered with another config: only the
+    config itself tells architectures apart.
+
+    Parameters
+    ----------
+    model_cfg : dict or None
+        What ``open_clip.get_model_config(name)`` returns.
+    **create_kwargs
+        Options passed to ``open_clip.create_model`` that change the network
+        (``force_quick_gelu``).
+
+    Returns
+    -------
+    str
+        The first 12 hex digits of the SHA-256 of the canonical JSON.
+    """
+    spec = {"model_cfg": model_cfg, **create_kwargs}
+    text = json.dumps(spec, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights:
-    if name == TINY and pretrained in (None, "openai"):
-        return _Weights("random", None, f"{TINY}:seed{_SEED}")
-    if pretrained is None:
-        return _Weights("random", None, f"random:seed{_SEED}")
-    pretrained = os.fspath(pretrained)
+    """Where the weights of ``name`` come from, and their identity.
+
+    The identity is ``"<source>@<name>:<digest>"``: ``source`` is ``random:seed0``
+    (seeded random weights, skrank-tiny's included), ``file:<sha256 of the
+    file>``, ``tag:<tag>`` (an open_clip tag) or ``hub`` (an ``hf-hub:`` id,
+    which is also the name); ``digest`` is :func:`architecture_digest` of the
+    model's open_clip config. The source alone cannot tell apart two random
+    backbones, or one checkpoint loaded into two architectures; the digest can.
+
+    Parameters
+    ----------
+    name : str
+        An open_clip model name or an ``hf-hub:`` id.
+    pretrained : str, path or None
+
+    Returns
+    -------
+    _Weights
+    """
+    if pretrained is not None:
+        pretrained = os.fspath(pretrained)
+    if name.startswith(open_clip.factory.HF_HUB_PREFIX):
+        return _Weights("hub", None, _identity("hub", name, _hub_model_cfg(name)))
+    model_cfg = open_clip.get_model_config(name)
+    if pretrained is None or (name == TINY and pretrained == "openai"):
+        return _Weights("random", None, _identity(f"random:seed{_SEED}", name, model_cfg))
     if os.path.isfile(pretrained):
         path = os.path.abspath(pretrained)
-        return _Weights("file", path, f"file:{file_sha256(path)}")
-    if name.startswith(open_clip.factory.HF_HUB_PREFIX):
-        return _Weights("hub", None, f"hub:{name}")
+        return _Weights("file", path, _identity(f"file:{file_sha256(path)}", name, model_cfg))
     tag_cfg = open_clip.get_pretrained_cfg(name, pretrained)
     if not tag_cfg:
         if any(sep in pretrained for sep in ("/", os.sep, ".")):
@@ -122,12 +174,30 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights
             "weights"
         )
     found, where = _cached_tag_file(tag_cfg)
-    identity = f"tag:{name}:{pretrained}"
+    quick_gelu = bool(tag_cfg.get("quick_gelu", False))
+    identity = _identity(f"tag:{pretrained}", name, model_cfg, force_quick_gelu=quick_gelu)
     if found is not None:
         return _Weights("tag", found, identity, tag_cfg)
     if not _hub_reachable():
         raise _unavailable(name, pretrained, where)
     return _Weights("tag", None, identity, tag_cfg)
+
+
+def _identity(source: str, name: str, model_cfg: dict | None, **create_kwargs) -> str:
+    return f"{source}@{name}:{architecture_digest(model_cfg, **create_kwargs)}"
+
+
+def _hub_model_cfg(name: str) -> dict:
+    """The model config of an ``hf-hub:`` id: the cached copy, else downloaded (quickly)."""
+    repo_id = name[len(open_clip.factory.HF_HUB_PREFIX) :]
+    cached = _cached_hub_file(repo_id, ["open_clip_config.json"])
+    if cached is None:
+        if not _hub_reachable():
+            raise _unavailable(name, "", "hub model config not in the local cache")
+        return open_clip.get_model_config(name)
+    with open(cached, encoding="utf-8") as fh:
+        config = json.load(fh)
+    return config.get("model_cfg", config)
 
 
 def _cached_tag_file(tag_cfg: dict) -> tuple[str | None, str]:

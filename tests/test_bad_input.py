@@ -659,3 +659,180 @@ def test_disk_cache_reports_an_unreadable_pil_image(fitted, probes, tmp_path):
     cut = Image.open(io.BytesIO(buf.getvalue()[: len(buf.getvalue()) * 3 // 4]))
     with pytest.raises(ImageLoadError, match=r"\[1\]: .*truncated"):
         ranker.predict([probes[0], cut])
+
+
+# --------------------------------------------------------------------------- misleading messages
+
+
+def no_backbone(monkeypatch):
+    """Fail the test if the backbone is loaded: the input must be refused before."""
+
+    def refuse_backbone(*args, **kwargs):
+        raise AssertionError("validation must happen before the backbone is loaded")
+
+    monkeypatch.setattr(skrank.ranker, "load_backbone", refuse_backbone)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        np.arange(4) * 1e-200,  # the squares of the deviations are 0 in float64
+        np.arange(4) * 1e-160,  # ... or subnormal: a std that is not the data's
+        np.array([0.0, 5e-324, 1e-323, 1.5e-323]),  # subnormal targets
+        np.arange(4) * 1e-200 + 1e-190,  # near-zero spread around a tiny offset
+    ],
+    ids=["1e-200", "1e-160", "subnormal", "offset"],
+)
+def test_targets_with_a_spread_too_small_to_standardise_say_so(y, monkeypatch):
+    no_backbone(monkeypatch)
+    with pytest.raises(ValueError, match="spread too small to standardise.*rescale y") as err:
+        quick().fit(X4, y)
+    assert "diverged" not in str(err.value) and "lr" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        [1e308, -1e308, 0.0, 1.0],
+        [1e300, 1e300 * (1 + 1e-15), 1e300, 1e300],
+        [0.0, 1e200, 2e200, 3e200],
+    ],
+)
+def test_targets_too_wide_to_standardise_say_so(y, monkeypatch):
+    no_backbone(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused without numpy's overflow notices
+        with pytest.raises(ValueError, match="too wide a range to standardise.*rescale y"):
+            quick().fit(X4, y)
+
+
+def test_small_but_representable_targets_fit_and_predict_in_their_units():
+    y = np.array(Y4) * 1e-100
+    ranker = quick().fit(X4, y)
+    assert ranker.y_scale_[0] == pytest.approx(np.std(y))
+    pred = ranker.predict(X4)
+    assert np.isfinite(pred).all() and np.abs(pred).max() < 1e-98
+
+
+def test_targets_beyond_float64_are_refused():
+    with pytest.raises(ValueError, match="too large for float64"):
+        quick().fit(X4, [0, 1, 2, 10**400])
+
+
+def frame(instructions, index=None):
+    import pandas as pd
+
+    return pd.DataFrame({"image": X4, "instruction": instructions}, index=index)
+
+
+BAD_INSTRUCTIONS = {
+    "integers": ([1, 2, 3, 4], r"must hold strings.*rows \[0, 1, 2, 3\] hold int.*first: 1"),
+    "mixed": ([INSTR, 7, INSTR, 2.5], r"rows \[1, 3\] hold float, int"),
+    "bytes": ([INSTR, INSTR.encode(), INSTR, INSTR], r"rows \[1\] hold bytes"),
+    "none": ([INSTR, None, INSTR, np.nan], r"missing instructions \(None/NaN\) at rows \[1, 3\]"),
+    "whitespace": ([INSTR, "   ", "\t\n", INSTR], r"whitespace-only instructions at rows \[1, 2\]"),
+    "empty": ([INSTR, INSTR, INSTR, ""], r"empty or whitespace-only .* rows \[3\]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INSTRUCTIONS))
+def test_bad_instruction_cells_say_which_rows_and_what_they_hold(case, monkeypatch):
+    no_backbone(monkeypatch)
+    instructions, match = BAD_INSTRUCTIONS[case]
+    with pytest.raises(ValueError, match=match) as err:
+        quick(instruction=None).fit(frame(instructions), Y4)
+    assert "instruction_column='instruction'" in str(err.value)
+
+
+def test_bad_instruction_rows_also_give_the_index_labels(monkeypatch):
+    no_backbone(monkeypatch)
+    X = frame([INSTR, INSTR, 3, INSTR], index=[10, 20, 30, 40])
+    with pytest.raises(ValueError, match=r"rows \[2\] \(index labels \[30\]\) hold int"):
+        quick(instruction=None).fit(X, Y4)
+
+
+@pytest.mark.parametrize("duplicated", ["image", "instruction", "group"])
+def test_duplicated_column_names_are_named(duplicated, monkeypatch):
+    import pandas as pd
+
+    no_backbone(monkeypatch)
+    columns = {"image": X4, "instruction": [INSTR] * 4, "group": list("aabb")}
+    X = pd.concat([pd.DataFrame(columns), pd.DataFrame({duplicated: columns[duplicated]})], axis=1)
+    ranker = quick(instruction=None, group_column="group")
+    with pytest.raises(ValueError, match=rf"{duplicated}_column='{duplicated}' names 2 columns"):
+        ranker.fit(X, Y4)
+
+
+def test_a_column_level_of_a_multiindex_is_refused_by_name(monkeypatch):
+    import pandas as pd
+
+    no_backbone(monkeypatch)
+    X = pd.DataFrame({("image", "a"): X4, ("image", "b"): X4})
+    with pytest.raises(ValueError, match="image_column='image' names 2 columns"):
+        quick().fit(X, Y4)
+
+
+@pytest.mark.parametrize("missing", [np.nan, None])
+def test_missing_group_labels_are_refused(missing, monkeypatch):
+    import pandas as pd
+
+    no_backbone(monkeypatch)
+    X = pd.DataFrame({"image": X4, "g": ["a", missing, "b", "b"]})
+    with pytest.raises(ValueError, match=r"group_column='g' has 1 missing label.*rows \[1\]"):
+        quick(group_column="g").fit(X, Y4)
+    with pytest.raises(ValueError, match=r"groups has 1 missing label.*rows \[2\]"):
+        quick().fit(X4, Y4, groups=[1.0, 2.0, missing, 2.0])
+
+
+def test_groups_as_a_series_name_their_index_labels(monkeypatch):
+    import pandas as pd
+
+    no_backbone(monkeypatch)
+    groups = pd.Series([1.0, 1.0, np.nan, 2.0], index=list("wxyz"))
+    with pytest.raises(ValueError, match=r"rows \[2\] \(index labels \['y'\]\)"):
+        quick().fit(X4, Y4, groups=groups)
+
+
+@pytest.mark.parametrize("container", [dict, set])
+def test_unordered_or_keyed_containers_are_refused(container, monkeypatch):
+    no_backbone(monkeypatch)
+    X = {"a.png": 1, "b.png": 2} if container is dict else {"a.png", "b.png"}
+    with pytest.raises(TypeError, match=f"X is a {container.__name__}"):
+        quick().fit(X, [0.0, 1.0])
+
+
+def test_series_with_a_non_default_index_behave_like_lists(fitted, probes):
+    import pandas as pd
+
+    index = [f"img{i}" for i in range(len(probes))][::-1]
+    X = pd.Series(probes, index=index)
+    np.testing.assert_array_equal(fitted.predict(X), fitted.predict(probes))
+    y = pd.Series(np.arange(len(probes), dtype=float), index=index)
+    assert fitted.score(X, y) == pytest.approx(fitted.score(probes, np.arange(len(probes))))
+    ranker = quick().fit(pd.Series(X4, index=[7, 3, 9, 1]), pd.Series(Y4, index=[0, 1, 2, 3]))
+    np.testing.assert_array_equal(ranker.predict(X4), quick().fit(X4, Y4).predict(X4))
+
+
+def test_an_object_column_of_images_and_missing_values(fitted, probes):
+    import pandas as pd
+
+    X = pd.DataFrame({"image": pd.Series([probes[0], None, probes[2], np.nan], dtype=object)})
+    with pytest.raises(ImageLoadError) as err:
+        fitted.predict(X)
+    assert err.value.indices == [1, 3]
+    with pytest.warns(UserWarning, match="could not be read"):
+        pred = fitted.predict(X, on_error="nan")
+    assert np.isnan(pred[[1, 3]]).all() and np.isfinite(pred[[0, 2]]).all()
+
+
+def test_compare_says_which_side_an_unreadable_image_is_on(fitted, probes):
+    bad = np.zeros((4, 4, 2), np.uint8)
+    with pytest.raises(ImageLoadError) as err:
+        fitted.compare(probes[:3], [probes[3], bad, probes[5]])
+    (failure,) = err.value.failures
+    assert failure[0] == 1 and failure[2].startswith("images_b[1]: array of shape")
+    assert "images_b[1]" in str(err.value) and "images_a" not in str(err.value)
+    with pytest.raises(ImageLoadError) as err:
+        fitted.compare([bad, probes[1], bad], [bad, probes[4], probes[5]])
+    sides = [reason.split(":")[0] for _, _, reason in err.value.failures]
+    assert sorted(sides) == ["images_a[0]", "images_a[2]", "images_b[0]"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
+import warnings
 
 # The sub-parsers keep the line breaks of their descriptions and examples.
 HELP_FORMAT = argparse.RawDescriptionHelpFormatter
@@ -41,24 +43,71 @@ def _rows(index) -> str:
 
 
 def read_csv(path: str):
-    """The CSV file at ``path`` as a DataFrame of text cells."""
+    """The CSV file at ``path`` as a DataFrame of text cells, with at least one row.
+
+    The header's names as written (pandas renames a repeated ``x`` to ``x.1``)
+    are kept in ``df.attrs["header"]`` so that :func:`column` can refuse a
+    name that is not unique.
+    """
     import pandas as pd
 
+    if not path:
+        raise CLIError("--csv is empty; give a CSV file name")
     if os.path.isdir(path):
         raise CLIError(f"--csv {path!r} is a folder, not a CSV file")
     if not os.path.isfile(path):
         raise CLIError(f"no CSV file at {path!r}")
+    with open(path, "rb") as fh:
+        if b"\0" in fh.read(1 << 16):
+            raise CLIError(f"cannot read {path!r} as CSV: it is a binary file (it holds NUL bytes)")
     try:
-        return pd.read_csv(path, dtype=str)  # as text: '007.png' stays '007.png'
-    except (ValueError, pd.errors.EmptyDataError) as exc:  # parser and decoding errors
-        raise CLIError(f"cannot read {path!r} as CSV: {exc}") from None
+        with warnings.catch_warnings():
+            # index_col=False: a row longer than the header is not silently read as an
+            # index (which shifts every cell); pandas warns instead, and that is an error.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            # As text: '007.png' stays '007.png'.
+            df = pd.read_csv(path, dtype=str, encoding="utf-8", index_col=False)
+        header = pd.read_csv(path, dtype=str, encoding="utf-8", header=None, nrows=1)
+    except UnicodeDecodeError as exc:  # its offset is within pandas' chunk: not shown
+        raise CLIError(
+            f"cannot read {path!r} as CSV: it is not UTF-8 text (byte "
+            f"{exc.object[exc.start]:#04x} is no UTF-8); save it as UTF-8"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise CLIError(f"cannot read {path!r} as CSV: the file is empty (no header row)") from None
+    except pd.errors.ParserWarning:
+        raise CLIError(
+            f"cannot read {path!r} as CSV: a row has more cells than the header has names"
+        ) from None
+    except ValueError as exc:  # pandas' ParserError is one
+        raise CLIError(f"cannot read {path!r} as CSV: {_one_line_text(exc)}") from None
+    if df.empty:
+        raise CLIError(f"{path!r} has a header row but no data rows")
+    df.attrs["header"] = ["" if pd.isna(h) else str(h) for h in header.iloc[0].tolist()]
+    return df
+
+
+def _one_line_text(exc) -> str:
+    """A dependency's message on one line (pandas' parser errors span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def column(df, name: str, what: str, csv: str):
-    """Column ``name`` of ``df``, which the option ``what`` named; an error lists the columns."""
-    if name not in df.columns:
+    """Column ``name`` of ``df``, which the option ``what`` named; an error lists the columns.
+
+    A name the CSV's header repeats is refused (pandas would quietly read the
+    first and call the others ``name.1``, ...): which column was meant cannot be told.
+    """
+    columns = list(df.columns)
+    header = df.attrs.get("header", columns)
+    if name not in columns:
+        raise CLIError(f"{what} {name!r} is not a column of {csv!r}; its columns are {header}")
+    position = columns.index(name)
+    written = header[position] if position < len(header) and header[position] else name
+    if header.count(written) > 1:
         raise CLIError(
-            f"{what} {name!r} is not a column of {csv!r}; its columns are {list(df.columns)}"
+            f"{what} {name!r}: the header of {csv!r} has {header.count(written)} columns named "
+            f"{written!r}; give the columns unique names"
         )
     return df[name]
 
@@ -81,6 +130,21 @@ def image_paths(df, name: str, what: str, csv: str) -> tuple[list[str], list[str
     return given, resolved
 
 
+def labels(df, name: str, what: str, csv: str):
+    """Column ``name`` (an instruction or group column) with every cell filled.
+
+    A cell of only spaces is as empty as a blank one.
+    """
+    values = column(df, name, what, csv)
+    blank = values.isna() | (values.astype(str).str.strip() == "")
+    missing = blank.to_numpy().nonzero()[0]
+    if len(missing):
+        raise CLIError(
+            f"{what} {name!r} has {len(missing)} empty or blank cell(s): {_rows(missing)}"
+        )
+    return values
+
+
 def targets(df, name: str, csv: str):
     """The numeric targets of column ``name`` (--target-column) as a float array."""
     import numpy as np
@@ -97,17 +161,120 @@ def targets(df, name: str, csv: str):
     return y
 
 
-def prepare_out(path: str, option: str = "--out") -> None:
-    """Fail before any long computation if ``path`` cannot be written; make its folder."""
-    if os.path.isdir(path):
-        raise CLIError(f"{option} {path!r} is a folder; give a file name")
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    if not os.access(folder, os.W_OK):
-        raise CLIError(f"{option} {path!r}: the folder {folder!r} is not writable")
+def prepare_out(
+    path: str, option: str = "--out", inputs=(), folder: bool = False, writes=()
+) -> None:
+    """Fail now, before any long computation, if the output ``path`` cannot be written.
+
+    Refused: an empty name; a folder where a file is expected (or a file where a
+    folder is); a location whose folder is a file, cannot be created or is not
+    writable; a special file (a device or a pipe); and an output that is one of
+    the command's ``inputs`` (``(what, path)`` pairs), through a symbolic or
+    hard link too, or (``folder=True``) a folder that holds one. Missing folders
+    are created. ``writes`` names the files a folder output will hold.
+    """
+    kind = "folder" if folder else "file"
+    if not path or not path.strip():
+        raise CLIError(f"{option} is empty; give a {kind} name")
+    if "\0" in path:
+        raise CLIError(f"{option} {path!r} contains a NUL character")
+    if folder:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise CLIError(f"{option} {path!r} is a file; give a folder name")
+        target_folder = path
+    else:
+        if os.path.isdir(path):
+            raise CLIError(f"{option} {path!r} is a folder; give a file name")
+        if path.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+            raise CLIError(f"{option} {path!r} ends with a path separator; give a file name")
+        target_folder = os.path.dirname(os.path.abspath(path))
+    _check_folder(target_folder, option, path)
+    _refuse_inputs(path, option, inputs, folder)
+    try:
+        os.makedirs(target_folder, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"{option} {path!r}: cannot create the folder: {exc}") from None
+    files = [os.path.join(path, name) for name in writes] if folder else [path]
+    for file in files:
+        _probe(file, option, path)
 
 
-def instructions(ranker, n: int, instruction: str | None, df=None):
+def _check_folder(folder: str, option: str, path: str) -> None:
+    """The nearest existing folder above (or at) ``folder`` must be a writable directory."""
+    existing = os.path.abspath(folder)
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise CLIError(f"{option} {path!r}: {existing!r} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{option} {path!r}: the folder {existing!r} is not writable")
+
+
+def _probe(file: str, option: str, path: str) -> None:
+    """Check that ``file`` can be written in place, without changing what exists."""
+    if os.path.isdir(file):
+        raise CLIError(f"{option} {path!r}: {file!r} is a folder; it must be a file")
+    if os.path.exists(file):
+        if not os.path.isfile(file):
+            raise CLIError(
+                f"{option} {path!r} is not a regular file (a device or a pipe); "
+                "give a file name ('-' where standard output is accepted)"
+            )
+        if not os.access(file, os.W_OK):
+            raise CLIError(f"{option} {path!r} is read-only")
+        try:  # the file is replaced through a temporary in its folder
+            with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(file))):
+                pass
+        except OSError as exc:
+            raise CLIError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
+        return
+    try:  # create and remove the file itself: this also checks its name's length
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # created meanwhile by someone else: it exists, so it is nameable
+        return
+    except OSError as exc:
+        raise CLIError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(file)
+
+
+def _refuse_inputs(path: str, option: str, inputs, folder: bool) -> None:
+    """Refuse an output that is, or (a folder) holds, one of the ``inputs``.
+
+    A file output that does not exist yet cannot be an existing input, so
+    comparing inodes (which sees through symbolic and hard links) suffices;
+    a folder output also compares resolved paths, to find inputs inside it.
+    """
+    out_stat = _stat(path)
+    out_real = os.path.normcase(os.path.realpath(path)).rstrip(os.sep) + os.sep
+    for what, given in inputs:
+        if not given:
+            continue
+        if out_stat is not None and _same(out_stat, _stat(given)):
+            raise CLIError(
+                f"{option} {path!r} is the {what} {given!r}: writing it would destroy the "
+                "input; give another output name"
+            )
+        if folder and os.path.normcase(os.path.realpath(given)).startswith(out_real):
+            raise CLIError(
+                f"{option} {path!r} holds the {what} {given!r}; give a folder that holds "
+                "none of the inputs"
+            )
+
+
+def _stat(path: str):
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def _same(a, b) -> bool:
+    """Whether two ``os.stat`` results are one file (``os.path.samefile`` without re-stat)."""
+    return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def instructions(ranker, n: int, instruction: str | None, df=None, csv: str | None = None):
     """Per-row instructions to predict with; None means the model's own single instruction."""
     import numpy as np
 
@@ -116,7 +283,8 @@ def instructions(ranker, n: int, instruction: str | None, df=None):
     if ranker.instruction is not None:
         return None
     if df is not None and ranker.instruction_column in df.columns:
-        return df[ranker.instruction_column].to_numpy(dtype=object)
+        what = "instruction column (the model's)"
+        return labels(df, ranker.instruction_column, what, csv).to_numpy(dtype=object)
     if len(ranker.instructions_) == 1:
         return np.full(n, ranker.instructions_[0], dtype=object)
     raise CLIError(
@@ -132,6 +300,7 @@ def predict_scores(ranker, paths: list[str], row_instructions, on_error: str):
     ranker.set_params(group_column=None)  # groups play no part in predictions
     if row_instructions is None:
         return ranker.predict(paths, on_error=on_error)
+    paths = pd.Series(paths, dtype=object)  # pandas' string dtype refuses non-UTF-8 names
     X = pd.DataFrame({ranker.image_column: paths, ranker.instruction_column: row_instructions})
     return ranker.predict(X, on_error=on_error)
 

@@ -30,14 +30,66 @@ def _one_line(text: str) -> str:
     """A message as one line: its first line, plus the first entry when a list follows."""
     lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
     if not lines:
-        return str(text)
+        return ""
     if len(lines) > 1 and lines[0].endswith(":"):
         return f"{lines[0][:-1]}; first: {lines[1]}"
     return lines[0]
 
 
+def _failure_line(exc: BaseException) -> str:
+    """One line saying what went wrong, with the error's type where the text needs it.
+
+    skrank's own errors and plain ``ValueError`` / ``OSError`` messages are
+    written for users; a dependency's error (``SafetensorError``, a pickle or
+    zlib error) or a bare ``KeyError`` means little without its type.
+    """
+    from skrank.images import ImageLoadError
+
+    if isinstance(exc, ImageLoadError) and exc.failures:
+        i, path, reason = exc.failures[0]
+        where = f" {path!r}" if path else ""  # repr: a path may hold a newline
+        more = f" (and {len(exc.failures) - 1} more)" if len(exc.failures) > 1 else ""
+        return (
+            f"{len(exc.failures)} image(s) could not be read; first: [{i}]{where}: {reason}{more}"
+        )
+    text = _one_line(exc)
+    module = type(exc).__module__.split(".")[0]
+    plain = module in ("skrank", "builtins") and not isinstance(exc, LookupError)
+    if not text.strip() or not plain:
+        text = f"{type(exc).__name__}: {text}" if text.strip() else type(exc).__name__
+    return text
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors that bad input, files or settings cause: exit status 2."""
+    errors: list[type[BaseException]] = [
+        CLIError,
+        ValueError,  # pandas' ParserError and EmptyDataError, UnicodeDecodeError, ...
+        TypeError,  # InvalidParameterError is both
+        OSError,  # files, folders, PIL's UnidentifiedImageError, a full disk
+        RuntimeError,  # WeightsUnavailableError, torch's errors on a bad checkpoint
+        ArithmeticError,  # TrainingDivergedError (a FloatingPointError)
+        EOFError,  # torch.load of a truncated checkpoint
+    ]
+    for module, name in (
+        ("safetensors", "SafetensorError"),
+        ("pickle", "UnpicklingError"),
+        ("zlib", "error"),
+        ("PIL.Image", "DecompressionBombError"),
+    ):
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type) and issubclass(found, BaseException):
+            errors.append(found)
+    return tuple(errors)
+
+
 def main(argv=None) -> int:
-    """Run ``skrank COMMAND ...``; return the exit status (0: success)."""
+    """Run ``skrank COMMAND ...``; return the exit status.
+
+    0: success; 2: a usage error or an error in the input, the files or the
+    settings; 1: an unexpected error; 130: interrupted (Ctrl-C). Every error
+    is one line on stderr, never a traceback.
+    """
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -48,24 +100,43 @@ def main(argv=None) -> int:
         return 2
     if args.command == "demo":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never downloads
-    from skrank.images import ImageLoadError
 
     prefix = f"skrank {args.command}"
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
 
+    def fail(line: str, status: int) -> int:
+        # Whatever a dependency's message holds, the error stays one line.
+        print(f"{prefix}: {' '.join(line.splitlines())}", file=sys.stderr)
+        return status
+
+    from skrank.images import ImageLoadError
+
     with warnings.catch_warnings():  # restores showwarning on exit
         warnings.showwarning = show_warning
         try:
             return args.func(args)
-        except ImageLoadError as exc:
-            hint = " (--on-error nan scores them NaN instead)" if args.command == "predict" else ""
-            print(f"{prefix}: error: {_one_line(exc)}{hint}", file=sys.stderr)
-            return 2
-        except (CLIError, ValueError, TypeError, OSError, RuntimeError) as exc:
-            print(f"{prefix}: error: {_one_line(exc)}", file=sys.stderr)
-            return 2
         except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+            return fail("interrupted", 130)
+        except MemoryError:
+            return fail("error: out of memory; use fewer images or a smaller --batch-size", 1)
+        except BrokenPipeError:  # `skrank predict ... --out - | head`: the reader left
+            _silence_stdout()
+            return 1
+        except Exception as exc:
+            hint = ""
+            if args.command == "predict" and isinstance(exc, ImageLoadError):
+                hint = " (--on-error nan scores them NaN instead)"
+            status = 2 if isinstance(exc, _user_errors()) else 1
+            return fail(f"error: {_failure_line(exc)}{hint}", status)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (captured in tests): nothing to flush
+        pass

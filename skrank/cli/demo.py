@@ -8,7 +8,7 @@ import io
 import os
 import time
 
-from skrank.cli._common import format_table
+from skrank.cli._common import CLIError, format_table, prepare_out
 
 _DEMO_REAL = ("ViT-B-32", "openai")
 
@@ -74,6 +74,11 @@ def run(args) -> int:
     from skrank.plotting import plot_history, plot_predictions, plot_ranking
 
     t0 = time.perf_counter()
+    if args.pretrained and not args.backbone:
+        raise CLIError("--pretrained needs --backbone (the model its weights are for)")
+    checkpoint = args.pretrained if args.pretrained and os.path.isfile(args.pretrained) else None
+    inputs = [("--pretrained checkpoint", checkpoint)] if checkpoint else []
+    prepare_out(args.out, inputs=inputs, folder=True, writes=("report.html",))
     name, pretrained, why = _choose_backbone(args)
     print(f"backbone: {name} (pretrained={pretrained}): {why}")
     backbone = load_backbone(name, pretrained, "cpu" if args.device == "auto" else args.device)

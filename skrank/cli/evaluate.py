@@ -8,9 +8,9 @@ import math
 from skrank.cli._common import (
     HELP_FORMAT,
     add_instruction_option,
-    column,
     format_table,
     instructions,
+    labels,
     model_images,
     predict_scores,
     read_csv,
@@ -75,8 +75,8 @@ def run(args) -> int:
     y = targets(df, args.target_column, args.csv)
     groups = None
     if args.group_column is not None:
-        groups = column(df, args.group_column, "--group-column", args.csv).astype(str).to_numpy()
-    row_instructions = instructions(ranker, len(paths), args.instruction, df)
+        groups = labels(df, args.group_column, "--group-column", args.csv).astype(str).to_numpy()
+    row_instructions = instructions(ranker, len(paths), args.instruction, df, args.csv)
     pred = predict_scores(ranker, paths, row_instructions, "raise")
     result = evaluation(y, pred, groups=groups)
     n_groups = None if groups is None else len(np.unique(groups))

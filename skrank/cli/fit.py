@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 from skrank.cli._common import (
     HELP_FORMAT,
     CLIError,
-    column,
     image_paths,
+    labels,
     prepare_out,
     read_csv,
     targets,
@@ -22,6 +23,13 @@ FIT_DEFAULTS = {"lr": "auto", "batch_size": 64, "max_epochs": None, "pair_scope"
 def _lr(text: str):
     """``--lr``: "auto" or a float."""
     return "auto" if text == "auto" else float(text)
+
+
+def _unused(name: str, data: dict) -> str:
+    """``name``, or ``name`` with underscores appended until no key of ``data`` has it."""
+    while name in data:
+        name += "_"
+    return name
 
 
 def add_parser(sub) -> None:
@@ -116,35 +124,48 @@ def run(args) -> int:
 
     t0 = time.perf_counter()
     df = read_csv(args.csv)
-    _, paths = image_paths(df, args.image_column, "--image-column", args.csv)
-    data = {args.image_column: paths}
-    for option, name in (
+    named = [
+        ("--image-column", args.image_column),
         ("--instruction-column", args.instruction_column),
         ("--group-column", args.group_column),
-    ):
-        if name is not None and name == args.image_column:
-            raise CLIError(f"{option} {name!r} is also the --image-column")
+        ("--target-column", args.target_column),
+    ]
+    for i, (option, name) in enumerate(named):
+        for other, other_name in named[i + 1 :]:
+            # A group column may hold the targets (odd but harmless); nothing else may repeat.
+            harmless = {option, other} == {"--group-column", "--target-column"}
+            if name is not None and name == other_name and not harmless:
+                raise CLIError(f"{other} {name!r} is also the {option}")
+    _, paths = image_paths(df, args.image_column, "--image-column", args.csv)
+    # object, not pandas' string dtype: that refuses folder names that are not UTF-8.
+    data = {args.image_column: pd.Series(paths, dtype=object)}
     if args.instruction_column is not None:
-        data[args.instruction_column] = column(
+        data[args.instruction_column] = labels(
             df, args.instruction_column, "--instruction-column", args.csv
         ).to_numpy()
     if args.group_column is not None:
-        labels = column(df, args.group_column, "--group-column", args.csv)
+        groups = labels(df, args.group_column, "--group-column", args.csv)
         # Integer codes: group labels are only compared, and the pair mask needs numbers.
-        data[args.group_column] = pd.factorize(labels, use_na_sentinel=False)[0]
+        data[args.group_column] = pd.factorize(groups)[0]
     y = targets(df, args.target_column, args.csv)
-    prepare_out(args.out)
+    pretrained = None if args.pretrained.lower() == "none" else args.pretrained
+    inputs = [("--csv", args.csv)]
+    if pretrained is not None and os.path.isfile(pretrained):
+        inputs.append(("--pretrained checkpoint", pretrained))
+    inputs += [("image listed in --csv", path) for path in paths]
+    prepare_out(args.out, inputs=inputs)
     params = {
         "instruction": args.instruction,
         "backbone": args.backbone,
-        "pretrained": None if args.pretrained.lower() == "none" else args.pretrained,
+        "pretrained": pretrained,
         "device": args.device,
         "verbose": 0 if args.quiet else 1,
         "image_column": args.image_column,
         "group_column": args.group_column,
     }
-    if args.instruction_column is not None:
-        params["instruction_column"] = args.instruction_column
+    # With --instruction, no column of the table may be read as instructions (the
+    # estimator's default instruction_column, "instruction", could be the image column).
+    params["instruction_column"] = args.instruction_column or _unused("instruction", data)
     for param in ("max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
         if getattr(args, param) is not None:
             params[param] = getattr(args, param)

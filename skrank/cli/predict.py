@@ -84,13 +84,12 @@ def run(args) -> int:
     import pandas as pd
 
     from skrank import load
+    from skrank._files import atomic_write
 
     if (args.csv is None) == (args.folder is None):
         raise CLIError("give either a FOLDER of images or --csv FILE (one of them)")
     if args.image_column is not None and args.csv is None:
         raise CLIError("--image-column is read from --csv; a FOLDER needs none")
-    if args.out != "-":
-        prepare_out(args.out)
     ranker = load(args.model)
     if args.csv is not None:
         df = read_csv(args.csv)
@@ -98,13 +97,24 @@ def run(args) -> int:
     else:
         df, paths = None, find_images(args.folder)
         shown = paths
-    scores = predict_scores(
-        ranker, paths, instructions(ranker, len(paths), args.instruction, df), args.on_error
-    )
-    table = pd.DataFrame({"path": shown, "score": scores})
+    row_instructions = instructions(ranker, len(paths), args.instruction, df, args.csv)
+    if args.out != "-":
+        inputs = [("MODEL", args.model), ("--csv", args.csv)]
+        if isinstance(ranker.pretrained, str) and os.path.isfile(ranker.pretrained):
+            inputs.append(("model's --pretrained checkpoint", ranker.pretrained))
+        inputs += [("image", path) for path in paths]
+        prepare_out(args.out, inputs=inputs)
+    scores = predict_scores(ranker, paths, row_instructions, args.on_error)
+    # object, not pandas' string dtype: that refuses file names that are not UTF-8.
+    table = pd.DataFrame({"path": pd.Series(shown, dtype=object), "score": scores})
     if args.sort:
         table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
-    table.to_csv(sys.stdout if args.out == "-" else args.out, index=False, na_rep="NaN")
+    if args.out == "-":
+        table.to_csv(sys.stdout, index=False, na_rep="NaN")
+    else:
+        text = table.to_csv(index=False, na_rep="NaN")
+        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+        atomic_write(args.out, text.encode("utf-8", "surrogateescape"))
     n_nan = int(np.isnan(scores).sum())
     note = f" ({n_nan} NaN: unreadable image(s))" if n_nan else ""
     where = "stdout" if args.out == "-" else args.out
