@@ -33,6 +33,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import sys
 import threading
 import warnings
@@ -158,7 +159,9 @@ class DiskStore:
         spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
         spec["format"] = _CACHE_FORMAT
         self.digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
-        self.root = Path(cache_dir).expanduser() / "tokens" / f"{info['name']}-{self.digest}"
+        # The name only labels the folder (the digest identifies it): never a path of its own.
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", info["name"]).lstrip(".")[:64]
+        self.root = Path(cache_dir).expanduser() / "tokens" / f"{label}-{self.digest}"
         self.shape = (int(backbone.n_image_tokens), int(backbone.image_dim))
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(

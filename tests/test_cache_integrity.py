@@ -428,3 +428,17 @@ def test_a_folder_without_write_permission_is_read_as_is(clean, files, tmp_path)
     finally:
         for folder in folders:
             folder.chmod(0o755)
+
+
+def test_a_backbone_name_never_becomes_a_path_in_the_cache(tmp_path):
+    from types import SimpleNamespace
+
+    from skrank.backbone import load_backbone
+    from skrank.diskstore import DiskStore
+
+    real = load_backbone("skrank-tiny", None)
+    hostile = SimpleNamespace(**vars(real))
+    hostile.info = {**real.info, "name": "hf-hub:../../../escape/x"}
+    store = DiskStore(hostile, tmp_path / "cache")
+    assert store.root.parent == tmp_path / "cache" / "tokens"
+    assert "/" not in store.root.name and not store.root.name.startswith(".")
