@@ -284,8 +284,15 @@ class TokenStream:
         """Yield ``(ok_rows, tokens, failures)`` for ``rows`` of ``items``."""
         args = (self.backbone, items, self.batch_size, self.num_workers)
         if self.store is not None:
-            stream = cached_encode_images(self.store, *args, indices=rows, precision=self.precision)
+            stream = cached_encode_images(
+                self.store, *args, indices=rows, precision=self.precision, report=False
+            )
         else:
             stream = encode_images(*args, indices=rows, precision=self.precision)
         for ok, tokens, _, failures in stream:
             yield ok, tokens, failures
+
+    def report(self) -> None:
+        """One warning for every unusable or unwritable cache entry met since the last report."""
+        if self.store is not None:
+            self.store.report()

@@ -418,11 +418,12 @@ def cached_encode_images(
     indices: Sequence[int] | None = None,
     stats: dict | None = None,
     precision: str = "auto",
+    report: bool = True,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor | None, None, list]]:
     """Like :func:`~skrank.backbone.encode_images` (unflipped only), through the disk cache.
 
     Warns once for the whole pass (see :meth:`DiskStore.report`), before the
-    last batch is yielded.
+    last batch is yielded; ``report=False`` leaves that to the caller.
     """
     stats = new_stats() if stats is None else stats
     order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -437,6 +438,6 @@ def cached_encode_images(
         if len(ok):
             arr = np.stack([found[(int(i), False)] for i in ok])
             tokens = torch.from_numpy(arr).to(backbone.device).float()
-        if start == starts[-1]:
+        if report and start == starts[-1]:
             store.report()
         yield ok, tokens, None, failures

@@ -107,6 +107,7 @@ class Predictor:
         for k in np.unique(codes):
             for ok, scores, _ in self._fused(items, np.flatnonzero(codes == k), k, failures):
                 out[ok] = scores.cpu().numpy()
+        self.stream.report()  # one cache warning per prediction, not per instruction
         return out, failures
 
     def compare(self, items_a: list, items_b: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
@@ -132,6 +133,7 @@ class Predictor:
                             fused_b[np.searchsorted(ok_b, both)],
                         )
                     out[both] = torch.sigmoid(logits.float()).cpu().numpy()
+        self.stream.report()
         return out, failures
 
     def _one(self, items, chunk, k, failures, side):

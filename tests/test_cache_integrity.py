@@ -442,3 +442,28 @@ def test_a_backbone_name_never_becomes_a_path_in_the_cache(tmp_path):
     store = DiskStore(hostile, tmp_path / "cache")
     assert store.root.parent == tmp_path / "cache" / "tokens"
     assert "/" not in store.root.name and not store.root.name.startswith(".")
+
+
+def test_one_warning_per_prediction_with_several_instructions_and_in_compare(files, tmp_path):
+    import pandas as pd
+
+    X, y = files
+    frame = pd.DataFrame(
+        {"image": X, "instruction": ["Sort by brightness.", "Sort by darkness."] * (N // 2)}
+    )
+    target = np.where(frame.index % 2 == 0, y, -y)
+    ranker = tiny_ranker(cache="disk", cache_dir=tmp_path, max_epochs=1, batch_size=BATCH)
+    ranker.fit(frame, target)
+    store = store_at(tmp_path)
+    for i in (0, 1):  # one bad entry under each instruction
+        store.path(content_key(X[i]), False).write_bytes(b"garbage")
+    with pytest.warns(UserWarning) as record:
+        ranker.predict(frame)
+    [message] = cache_warnings(record, "token cache")
+    assert message.startswith("2 token cache entries")
+    store.path(content_key(X[2]), False).write_bytes(b"")
+    store.path(content_key(X[4]), False).write_bytes(b"")
+    with pytest.warns(UserWarning) as record:
+        ranker.compare(frame.iloc[[2, 6]], frame.iloc[[4, 8]])
+    [message] = cache_warnings(record, "token cache")
+    assert message.startswith("2 token cache entries")

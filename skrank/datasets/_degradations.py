@@ -77,7 +77,7 @@ def _jpeg(base: np.ndarray, strengths: np.ndarray, rng: np.random.Generator) -> 
         Image.fromarray(base).save(
             buffer, format="JPEG", quality=int(round(100 - strength)), subsampling=2
         )
-        out.append(np.asarray(Image.open(buffer).convert("RGB")))
+        out.append(np.asarray(Image.open(buffer, formats=["JPEG"]).convert("RGB")))
     return np.stack(out)
 
 

@@ -32,7 +32,7 @@ def _matplotlib_photo(file_name: str) -> np.ndarray:
     from matplotlib import cbook
 
     with cbook.get_sample_data(file_name) as f:
-        return np.asarray(Image.open(f).convert("RGB"))
+        return np.asarray(Image.open(f, formats=["JPEG", "PNG"]).convert("RGB"))
 
 
 # A fixed list, checked to load with no network (scikit-image 0.26, scikit-learn 1.9,
