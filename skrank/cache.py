@@ -86,8 +86,9 @@ class MemoryCache:
         placement: str | None = None,
     ):
         n, L, C = len(items), backbone.n_image_tokens, backbone.image_dim
-        tokens_all = torch.empty(n, L, C, dtype=torch.float16)
-        flipped_all = torch.empty(n, L, C, dtype=torch.float16) if augment else None
+        # One (views, n, L, C) tensor, filled in place: a batch is one gather, flips
+        # included, and the fit never holds a second copy of its tokens.
+        views = torch.empty(2 if augment else 1, n, L, C, dtype=torch.float16)
         failures: list = []
         for ok, tokens, flipped, bad in encode_images(
             backbone,
@@ -100,15 +101,13 @@ class MemoryCache:
         ):
             failures += bad
             if len(ok):
-                tokens_all[ok] = tokens.half().cpu()
+                views[0, ok] = tokens.half().cpu()
                 if augment:
-                    flipped_all[ok] = flipped.half().cpu()
+                    views[1, ok] = flipped.half().cpu()
         if failures:
             raise ImageLoadError(failures)
-        nbytes = int(tokens_all.nbytes * (2 if augment else 1))
+        nbytes = int(views.nbytes)
         self.placement = placement or token_placement(nbytes, backbone.device)
-        # One (views, n, L, C) tensor: a batch is one gather, flips included.
-        views = torch.stack([tokens_all] + ([flipped_all] if augment else []))
         if self.placement == "device":
             views = views.to(backbone.device)
         elif self.placement == "pinned":
