@@ -131,16 +131,16 @@ def _is_real(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# Ranges are the parameter table's own Interval; JSON holds no numpy scalars, so
+# only the messages differ from a parameter's.
 def _int(value, field: str, low: int, high: int) -> int:
-    if not _is_int(value) or not low <= value <= high:
+    if not Interval(int, low, high).accepts(value):
         raise SchemaError(field, f"{_shown(value)} is not an integer in [{low}, {high}]")
     return value
 
 
 def _real(value, field: str, low: float, high: float, low_open: bool = False) -> float:
-    ok = _is_real(value) and math.isfinite(value) and value <= high
-    ok = ok and (value > low if low_open else value >= low)
-    if not ok:
+    if not Interval(float, low, high, closed="right" if low_open else "both").accepts(value):
         where = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
         raise SchemaError(field, f"{_shown(value)} is not a finite number in {where}")
     return float(value)
