@@ -141,9 +141,21 @@ RANDOM_STATE = _Kind(
     lambda v: isinstance(v, np.random.RandomState) or Interval(int, 0, 2**32 - 1).accepts(v),
     lambda v: v if isinstance(v, np.random.RandomState) else int(v),
 )
-DEVICE = _Kind(
-    "'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: isinstance(v, (str, torch.device))
-)
+DEVICE = _Kind("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: _device_spelling(v))
+
+
+def _device_spelling(value) -> bool:
+    """A device skrank runs on, spelled validly; whether it is present is resolve_device's."""
+    if isinstance(value, torch.device):
+        value = str(value)
+    if not isinstance(value, str):
+        return False
+    if value == "auto":
+        return True
+    try:
+        return torch.device(value).type in ("cpu", "cuda", "mps")
+    except RuntimeError:
+        return False
 
 
 def _hashable(value) -> bool:

@@ -390,6 +390,16 @@ def test_a_model_saved_for_cuda_loads_on_a_machine_without_it(saved, tmp_path, p
     assert moved.device == "cpu" and np.isfinite(moved.predict(probe_images)).all()
 
 
+@pytest.mark.parametrize("device", ["bpu", "tpu", "cuda:x", "", "meta"])
+def test_a_device_no_machine_has_is_refused_at_load(saved, tmp_path, device):
+    # Devices are resolved where the model is used, but a misspelled one is the file's fault.
+    meta, tensors = parts(saved)
+    path = tmp_path / "bad-device.skrank"
+    save_file(tensors, str(path), metadata=edited(meta, "params", "device", device))
+    with pytest.raises(ValueError, match="device"):
+        load(path)
+
+
 FIELD_CASES = [
     # adapter_config: wrong types and ranges once crashed the adapter's constructor.
     ("adapter_config", "n_heads", 0, "adapter_config.n_heads"),
