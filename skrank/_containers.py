@@ -26,7 +26,8 @@ def as_image_list(images) -> list:
     ----------
     images : sequence, pandas Series or Index, or ndarray
         A list, tuple or other sequence of images; a Series or Index (its
-        values); a 4-D array (N, H, W, C) or a 1-D array of paths or objects.
+        values); a 4-D array (N, H, W, C), a 1-D array of paths or objects, or an (N, 1)
+        array of them (one column, as a ``ColumnTransformer`` gives).
 
     Returns
     -------
@@ -98,6 +99,15 @@ def _array_as_list(images: np.ndarray) -> list:
     """The images of an array container: its rows, or why it is not one."""
     if images.ndim == 1 and (images.dtype == object or images.dtype.kind in "US"):
         return images.tolist()
+    if images.ndim == 2 and (images.dtype == object or images.dtype.kind in "US"):
+        # (n, 1): the image column a ColumnTransformer passes through.
+        if images.shape[1] == 1:
+            return images[:, 0].tolist()
+        raise ValueError(
+            f"a 2-D array of paths/objects must have one column of images; got shape "
+            f"{images.shape}. Select the image column (e.g. X[:, 0]), or pass a DataFrame "
+            "with an image column"
+        )
     if images.ndim == 4 and images.dtype != object:
         if images.shape[-1] not in (1, 3, 4) and images.shape[1] in (1, 3, 4):
             raise ValueError(

@@ -17,6 +17,7 @@ import numpy as np
 from skrank.images import as_image_list
 
 __all__ = [
+    "DEFAULT_INSTRUCTION",
     "Inputs",
     "TargetScaling",
     "check_targets",
@@ -27,6 +28,11 @@ __all__ = [
     "ranking_groups",
     "to_target_units",
 ]
+
+
+# What rows rank by when neither ``instruction`` nor an instruction column says:
+# a neutral request that names no property, so the targets alone define the order.
+DEFAULT_INSTRUCTION = "Rank the images."
 
 
 @dataclass
@@ -47,12 +53,13 @@ def parse_inputs(
     instruction_column="instruction",
     group_column=None,
     argument: str = "X",
+    default: str | None = DEFAULT_INSTRUCTION,
 ) -> Inputs:
     """Split ``X`` into images, one instruction text per row, and groups.
 
     Rows take their instruction from ``instruction_column`` when ``X`` is a
-    DataFrame that has it, else from ``instruction``. ``groups`` given
-    explicitly wins over ``group_column``.
+    DataFrame that has it, else from ``instruction``, else ``default``.
+    ``groups`` given explicitly wins over ``group_column``.
 
     Parameters
     ----------
@@ -63,6 +70,9 @@ def parse_inputs(
         The DataFrame columns to read (``group_column`` may be None).
     argument : str, default="X"
         What to call ``X`` in error messages (``"images_b"`` for ``compare``).
+    default : str or None, default=DEFAULT_INSTRUCTION
+        The instruction of rows that have none; None refuses such rows (a
+        ranker fitted on several instructions cannot guess which one is meant).
 
     Returns
     -------
@@ -72,8 +82,8 @@ def parse_inputs(
 
     instr, groups_from = None, "groups"
     if isinstance(X, pd.DataFrame):
-        items = _column(X, image_column, "image_column", argument).tolist()
-        if instruction_column in X.columns:
+        items = image_column_of(X, image_column, instruction_column, argument).tolist()
+        if instruction_column in X.columns and instruction_column != _lone_column(X):
             column = _column(X, instruction_column, "instruction_column", argument)
             instr = column.to_numpy(dtype=object)
             _check_instructions(instr, column.index, f"instruction_column={instruction_column!r}")
@@ -91,9 +101,12 @@ def parse_inputs(
         items = as_image_list(X)
     if instr is None:
         if instruction is None:
+            instruction = default
+        if instruction is None:
             raise ValueError(
-                "instruction=None: give an instruction, or a DataFrame with an "
-                f"{instruction_column!r} column"
+                f"{argument} names no instruction and instruction=None, but this ranker was "
+                "fitted on several instructions: set instruction=, or pass a DataFrame with "
+                f"an {instruction_column!r} column"
             )
         instr = np.full(len(items), instruction, dtype=object)
     if len(items) == 0:
@@ -101,6 +114,23 @@ def parse_inputs(
     if groups is not None:
         groups = _check_groups(groups, len(items), groups_from)
     return Inputs(items, instr, groups)
+
+
+def image_column_of(X, image_column="image", instruction_column="instruction", argument="X"):
+    """The images of the DataFrame ``X``: its ``image_column``, or its only column.
+
+    A one-column frame (what a ``ColumnTransformer`` passing the image column
+    through gives with pandas output, under whatever name) is that column.
+    """
+    lone = _lone_column(X)
+    if image_column not in X.columns and lone is not None and lone != instruction_column:
+        return X.iloc[:, 0]
+    return _column(X, image_column, "image_column", argument)
+
+
+def _lone_column(X):
+    """The name of the only column of ``X``, or None when it has more (or none)."""
+    return X.columns[0] if X.shape[1] == 1 else None
 
 
 def _column(X, name, option: str, argument: str):
@@ -199,7 +229,11 @@ def encode_groups(groups: np.ndarray | None, pair_scope: str = "all") -> np.ndar
 
 
 def check_targets(y, n: int) -> np.ndarray:
-    """``y`` as a finite float64 vector of length ``n``; a (n, 1) column is flattened."""
+    """``y`` as a finite float64 vector of length ``n``.
+
+    A (n, 1) column is flattened with a ``DataConversionWarning``, as
+    scikit-learn's regressors do.
+    """
     if y is None:
         raise ValueError("y is required: one numeric target per image")
     try:
@@ -212,6 +246,16 @@ def check_targets(y, n: int) -> np.ndarray:
         raise TypeError(f"y must be numeric; {exc}") from None
     if y.ndim != 1:
         if y.ndim == 2 and y.shape[1] == 1:
+            import warnings
+
+            from sklearn.exceptions import DataConversionWarning
+
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples,), for example using ravel().",
+                DataConversionWarning,
+                stacklevel=3,
+            )
             y = y[:, 0]
         else:
             raise ValueError(f"y must be 1-D; got shape {y.shape}")

@@ -35,7 +35,11 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
     ----------
     instruction : str, default=None
         What to rank by, in plain words ("Sort the images by sharpness.").
-        May be None when ``X`` is a DataFrame with an ``instruction_column``.
+        Rows of a DataFrame with an ``instruction_column`` take theirs from it.
+        None: ``fit`` uses the neutral ``"Rank the images."``
+        (``skrank.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
+        what to rank by; after ``fit``, rows without one take the fitted
+        instruction when there is only one.
     backbone : str, default="ViT-B-16"
         An open_clip model name, an ``"hf-hub:org/repo"`` id, or
         ``"skrank-tiny"`` (built-in, random, tiny: for tests and offline use).
@@ -214,9 +218,17 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         self.group_column = group_column
         self.pair_scope = pair_scope
 
-    def _inputs(self, X, groups=None, argument="X"):
+    def _inputs(self, X, groups=None, argument="X", fitted=True):
+        """``X`` parsed; rows without an instruction get the default (``fit``) or
+        the fitted one (after ``fit``, when there is only one)."""
         params = self.get_params(deep=False)
-        return by_name(inputs.parse_inputs, params, X=X, groups=groups, argument=argument)
+        default = inputs.DEFAULT_INSTRUCTION
+        if fitted:
+            known = self.instructions_
+            default = known[0] if len(known) == 1 else None
+        return by_name(
+            inputs.parse_inputs, params, X=X, groups=groups, argument=argument, default=default
+        )
 
     def fit(self, X, y, groups=None, sample_weight=None):
         """Train the adapter on images ``X`` and targets ``y``.
@@ -243,7 +255,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         """
         t_start = time.perf_counter()
         params = validate_params(self.get_params(deep=False))
-        parsed = self._inputs(X, groups)
+        parsed = self._inputs(X, groups, fitted=False)
         y = inputs.check_targets(y, len(parsed.items))
         weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
         groups = inputs.encode_groups(parsed.groups, self.pair_scope)
@@ -311,6 +323,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         ``sample_weight``, it is the weighted correlation of
         :func:`skrank.metrics.spearman_score` (integer weights: rows repeated).
         """
+        check_is_fitted(self, "adapter_")
         parsed = self._inputs(X, groups)
         y = inputs.check_targets(y, len(parsed.items))
         if len(y) < 2:

@@ -411,7 +411,6 @@ BAD_FITS = {
     "one_target_value": (dict(), X4, [5.0] * 4, ValueError, "1 distinct target"),
     "empty_instruction": (dict(instruction=""), X4, Y4, ValueError, "instruction=''"),
     "blank_instruction": (dict(instruction="  \n"), X4, Y4, ValueError, "empty"),
-    "no_instruction": (dict(instruction=None), X4, Y4, ValueError, "instruction=None"),
     "number_instruction": (dict(instruction=7), X4, Y4, TypeError, "instruction.*int"),
     "negative_lr": (dict(lr=-1e-3), X4, Y4, ValueError, r"lr=-0\.001"),
     "zero_lr": (dict(lr=0.0), X4, Y4, ValueError, r"lr=0\.0"),
