@@ -131,12 +131,21 @@ class ScoreHead(nn.Module):
         self.ln = nn.LayerNorm(d)
         self.mlp = _mlp_stack(d, 2, d_in=2 * d if pooling == "mean_std" else d)
 
-    def forward(self, tokens):  # (B, L, d)
+    @property
+    def n_features(self) -> int:
+        """Width of :meth:`pool`'s features: d, or 2d for ``"mean_std"``."""
+        return self.mlp[0].in_features
+
+    def pool(self, tokens):  # (B, L, d) → (B, d) or (B, 2d)
+        """The per-image features the score MLP reads (``CLIPRanker.transform``)."""
         h = self.ln(tokens)
         pooled = h.mean(dim=1)
         if self.pooling == "mean_std":  # population std: no NaN at L = 1
             pooled = torch.cat([pooled, h.std(dim=1, correction=0)], dim=-1)  # (B, 2d)
-        return self.mlp(pooled).squeeze(-1)  # (B,)
+        return pooled
+
+    def forward(self, tokens):  # (B, L, d)
+        return self.mlp(self.pool(tokens)).squeeze(-1)  # (B,)
 
 
 class RelationAttention(nn.Module):

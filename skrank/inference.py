@@ -110,6 +110,18 @@ class Predictor:
         self.stream.report()  # one cache warning per prediction, not per instruction
         return out, failures
 
+    def features(self, items: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
+        """Pooled adapter features (n, k) float32 (NaN rows where an image failed)."""
+        out = np.full((len(items), self.adapter.score_head.n_features), np.nan, np.float32)
+        failures: list = []
+        for k in np.unique(codes):
+            for ok, _, fused in self._fused(items, np.flatnonzero(codes == k), k, failures):
+                with torch.no_grad(), devices.autocast(fused.device, self.precision):
+                    pooled = self.adapter.score_head.pool(fused)
+                out[ok] = pooled.float().cpu().numpy()
+        self.stream.report()
+        return out, failures
+
     def compare(self, items_a: list, items_b: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
         """P(a ranks above b) per pair from the pair branch (NaN where an image failed).
 

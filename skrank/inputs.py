@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_INSTRUCTION",
     "Inputs",
     "TargetScaling",
+    "Validation",
     "check_targets",
     "encode_groups",
     "instruction_codes",
@@ -27,6 +28,7 @@ __all__ = [
     "parse_inputs",
     "ranking_groups",
     "to_target_units",
+    "validation_set",
 ]
 
 
@@ -228,22 +230,28 @@ def encode_groups(groups: np.ndarray | None, pair_scope: str = "all") -> np.ndar
     return np.unique(groups.astype(str), return_inverse=True)[1]
 
 
-def check_targets(y, n: int) -> np.ndarray:
+def check_targets(y, n: int, names: tuple[str, str] = ("X", "y")) -> np.ndarray:
     """``y`` as a finite float64 vector of length ``n``.
 
     A (n, 1) column is flattened with a ``DataConversionWarning``, as
-    scikit-learn's regressors do.
+    scikit-learn's regressors do. ``names`` are what messages call the images
+    and the targets (``("X_val", "y_val")`` for a validation set).
     """
+    x_name, name = names
     if y is None:
-        raise ValueError("y is required: one numeric target per image")
+        raise ValueError(f"{name} is required: one numeric target per image")
     try:
         if np.iscomplexobj(y):
-            raise TypeError(f"y must be real numbers; got complex values ({np.asarray(y).dtype})")
+            raise TypeError(
+                f"{name} must be real numbers; got complex values ({np.asarray(y).dtype})"
+            )
         y = np.asarray(y, dtype=np.float64)
     except OverflowError as exc:  # Python integers beyond float64's range
-        raise ValueError(f"y has values too large for float64 ({exc}); rescale y") from None
+        raise ValueError(
+            f"{name} has values too large for float64 ({exc}); rescale {name}"
+        ) from None
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"y must be numeric; {exc}") from None
+        raise TypeError(f"{name} must be numeric; {exc}") from None
     if y.ndim != 1:
         if y.ndim == 2 and y.shape[1] == 1:
             import warnings
@@ -258,12 +266,14 @@ def check_targets(y, n: int) -> np.ndarray:
             )
             y = y[:, 0]
         else:
-            raise ValueError(f"y must be 1-D; got shape {y.shape}")
+            raise ValueError(f"{name} must be 1-D; got shape {y.shape}")
     if len(y) != n:
-        raise ValueError(f"X has {n} images but y has {len(y)} targets")
+        raise ValueError(f"{x_name} has {n} images but {name} has {len(y)} targets")
     bad = np.flatnonzero(~np.isfinite(y))
     if len(bad):
-        raise ValueError(f"y has {len(bad)} NaN/inf value(s), e.g. at rows {bad[:10].tolist()}")
+        raise ValueError(
+            f"{name} has {len(bad)} NaN/inf value(s), e.g. at rows {bad[:10].tolist()}"
+        )
     return y
 
 
@@ -302,9 +312,10 @@ class TargetScaling:
             _check_spread(yk, means[k], scales[k], text)
         return cls(instructions, means, scales, codes)
 
-    def standardise(self, y: np.ndarray) -> np.ndarray:
-        """``y`` of the fitted rows in standard units of their instruction."""
-        return (y - self.means[self.codes]) / self.scales[self.codes]
+    def standardise(self, y: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
+        """``y`` in standard units of each row's instruction (``codes``: the fitted rows')."""
+        codes = self.codes if codes is None else codes
+        return (y - self.means[codes]) / self.scales[codes]
 
 
 # Standard deviations whose square is a normal float64: outside, the variance of
@@ -343,6 +354,41 @@ def _check_spread(y: np.ndarray, mean: float, scale: float, text: str) -> None:
             f"(mean {mean:.3g}, std {scale:.3g}; float64 squares of deviations over "
             f"{_MAX_SCALE:.1e} overflow); rescale y (e.g. divide it by a power of ten)"
         )
+
+
+@dataclass
+class Validation:
+    """A validation set of the user's own (``fit(X, y, X_val=..., y_val=...)``)."""
+
+    items: list
+    codes: np.ndarray  # instruction codes of the fitted instructions
+    y_std: np.ndarray  # targets standardised with the training rows' scaling
+
+
+def validation_set(parsed: Inputs | None, y_val, scaling: TargetScaling) -> Validation | None:
+    """``X_val`` (parsed) and ``y_val`` checked against the training rows, or None.
+
+    Both or neither must be given; every validation instruction must be one
+    the training rows have, and its targets are standardised with their
+    scaling, so validation scores what training optimises.
+    """
+    if parsed is None and y_val is None:
+        return None
+    if parsed is None or y_val is None:
+        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
+        raise ValueError(f"{given} was given without {missing}: pass both, or neither")
+    y_val = check_targets(y_val, len(parsed.items), ("X_val", "y_val"))
+    if len(y_val) < 2:
+        raise ValueError(f"X_val has {len(y_val)} image(s); a validation ranking needs at least 2")
+    known = {t: k for k, t in enumerate(scaling.instructions)}
+    unknown = sorted({t for t in parsed.instructions if t not in known})
+    if unknown:
+        raise ValueError(
+            f"X_val has instruction(s) {unknown[:5]} that the training rows do not; they have "
+            f"{scaling.instructions}"
+        )
+    codes = np.array([known[t] for t in parsed.instructions], dtype=np.int64)
+    return Validation(parsed.items, codes, scaling.standardise(y_val, codes))
 
 
 def instruction_codes(instruction_texts: np.ndarray, known: list[str]) -> np.ndarray:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -17,12 +22,19 @@ from skrank.inference import Predictor, text_bank
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
 from skrank.persistence import PickleRules
-from skrank.training import train
+from skrank.training import FitHistory, train
 
 __all__ = ["CLIPRanker"]
 
 
-class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
+class CLIPRanker(
+    PickleRules,
+    FitHistory,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+    BaseEstimator,
+):
     """Rank images by a plain-language instruction with a ranking-aware CLIP adapter.
 
     A frozen open_clip model encodes the images and the instruction; a small
@@ -121,9 +133,16 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         Target standardisation per instruction.
     instructions_ : list of str
     history_ : list of dict
-        Per epoch: loss, reg_loss, rank_loss, lr, val_score, seconds.
+        Per epoch: epoch, loss, reg_loss, rank_loss, lr, val_score, seconds.
+        A ``warm_start`` fit appends to it (epochs numbered on).
+    loss_curve_ : list of float
+        Mean training loss per epoch of ``history_``.
+    validation_scores_ : list or None
+        Validation Spearman per epoch (``early_stopping`` or ``X_val``), else None.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``.
     n_iter_ : int
-        Epochs run.
+        Epochs run, counted on across ``warm_start`` fits.
     lr_ : float
         The peak learning rate used (``lr`` resolved).
     backbone_info_ : dict
@@ -146,6 +165,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
 
     # Pipeline.predict(X, on_error="nan") reaches the ranker with metadata routing on.
     __metadata_request__predict = {"on_error": True}
+    __metadata_request__transform = {"on_error": True}
 
     def __init__(
         self,
@@ -230,7 +250,7 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
             inputs.parse_inputs, params, X=X, groups=groups, argument=argument, default=default
         )
 
-    def fit(self, X, y, groups=None, sample_weight=None):
+    def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None):
         """Train the adapter on images ``X`` and targets ``y``.
 
         Parameters
@@ -246,6 +266,12 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights: the regression loss weighs row i by w_i,
             the ranking loss pair (i, j) by w_i * w_j, validation is weighted.
+        X_val, y_val : images and targets, default=None
+            A validation set of your own, as in ``HistGradientBoostingRegressor``:
+            scored (Spearman, within each instruction) after every epoch into
+            ``validation_scores_``; with ``early_stopping=True`` it replaces the
+            ``validation_fraction`` split. Its instructions must be among
+            ``X``'s; it is never trained on.
 
         Returns
         -------
@@ -260,22 +286,29 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
         groups = inputs.encode_groups(parsed.groups, self.pair_scope)
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
+        parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
+        val = inputs.validation_set(parsed_val, y_val, scaling)
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         device = params["device_"]
         backbone = load_backbone(self.backbone, self.pretrained, device)
         text = text_bank(backbone, scaling.instructions, self.precision)
-        previous = self.adapter_ if self.warm_start and hasattr(self, "adapter_") else None
+        warm = self.warm_start and hasattr(self, "adapter_")
         adapter = training.initial_adapter(
-            backbone, params, seed, previous, getattr(self, "backbone_info_", None)
+            backbone,
+            params,
+            seed,
+            self.adapter_ if warm else None,
+            getattr(self, "backbone_info_", None),
         )
-        source = by_name(token_source, params, backbone=backbone, items=parsed.items)
+        items = parsed.items + ([] if val is None else val.items)
+        source = by_name(token_source, params, backbone=backbone, items=items)
         fraction = self.validation_fraction if self.early_stopping else None
-        split = training.validation_split(scaling.codes, groups, fraction, seed)
+        y_std = scaling.standardise(y)
+        data = training.train_data(
+            source, text, y_std, scaling.codes, groups, weight, val, fraction, seed
+        )
         lr = training.resolve_lr(params["lr"], adapter.cfg.d_model)
         cfg = by_name(training.TrainConfig, params, lr=lr, device=device, seed=seed)
-        data = training.TrainData(
-            source, text, scaling.standardise(y), scaling.codes, groups, *split, weight
-        )
         try:
             history, n_iter = train(adapter, data, cfg)
         finally:
@@ -285,7 +318,9 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         self.adapter_ = adapter
         self.instructions_ = scaling.instructions
         self.y_mean_, self.y_scale_ = scaling.means, scaling.scales
-        self.history_, self.n_iter_, self.lr_ = history, n_iter, lr
+        self.history_ = training.continued_history(self.history_ if warm else None, history)
+        self.n_iter_ = (self.n_iter_ if warm else 0) + n_iter
+        self.lr_ = lr
         self.backbone_info_ = backbone.info
         self.cache_info_ = dict(source.info)
         if self.verbose:
@@ -314,6 +349,31 @@ class CLIPRanker(PickleRules, RegressorMixin, BaseEstimator):
         scores, failures = Predictor(self).scores(parsed.items, codes)
         report_failures(failures, on_error)
         return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
+
+    def transform(self, X, on_error="raise"):
+        """Each image's pooled adapter features: what the score head reads.
+
+        The fused tokens' LayerNorm mean (and spread, with ``score_pooling=
+        "mean_std"``) for the row's instruction: features a fitted ranker can
+        feed to another model (``get_feature_names_out`` names them).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float32
+            NaN rows for unreadable images under ``on_error="nan"``.
+        """
+        check_on_error(on_error)
+        check_is_fitted(self, "adapter_")
+        parsed = self._inputs(X)
+        codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
+        features, failures = Predictor(self).features(parsed.items, codes)
+        report_failures(failures, on_error)
+        return features
+
+    @property
+    def _n_features_out(self) -> int:  # for get_feature_names_out
+        check_is_fitted(self, "adapter_")
+        return self.adapter_.score_head.n_features
 
     def score(self, X, y, groups=None, sample_weight=None):
         """Spearman rank correlation between ``predict(X)`` and ``y``.

@@ -25,15 +25,18 @@ from skrank.losses import ranking_loss, regression_loss
 from skrank.sampling import epoch_batches, validation_split
 
 __all__ = [
+    "FitHistory",
     "TrainConfig",
     "TrainData",
     "TrainingDivergedError",
     "build_optimizer",
+    "continued_history",
     "epoch_batches",
     "initial_adapter",
     "resolve_lr",
     "summary_line",
     "train",
+    "train_data",
     "validation_split",
     "warmup_cosine",
 ]
@@ -97,6 +100,77 @@ class TrainData:
     train_idx: np.ndarray
     val_idx: np.ndarray | None = None
     weight: np.ndarray | None = None  # sample_weight per row, or None
+
+
+class FitHistory:
+    """MLPRegressor's names for what ``history_`` records (a mixin of CLIPRanker)."""
+
+    @property
+    def loss_curve_(self) -> list[float]:
+        """The mean training loss of every epoch (``history_``), as MLPRegressor has it."""
+        _check_fitted(self)
+        return [entry["loss"] for entry in self.history_]
+
+    @property
+    def validation_scores_(self) -> list | None:
+        """Each epoch's validation Spearman (None for epochs without), or None if none had one."""
+        _check_fitted(self)
+        scores = [entry["val_score"] for entry in self.history_]
+        return None if all(v is None for v in scores) else scores
+
+    @property
+    def best_validation_score_(self) -> float | None:
+        """The best of ``validation_scores_`` (NaN scores skipped), or None."""
+        scores = [v for v in self.validation_scores_ or () if v is not None and v == v]
+        return max(scores) if scores else None
+
+
+def _check_fitted(estimator) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, "adapter_")
+
+
+def train_data(source, text, y_std, instr, groups, weight, val, fraction, seed) -> TrainData:
+    """The rows of a fit: the training rows, then those of ``val`` (a user's validation set).
+
+    With ``val`` (an :class:`skrank.inputs.Validation`), ``source`` must serve
+    the training images followed by ``val.items``; its rows are validated on
+    and never trained on (unit weight, a group of their own). Without it,
+    ``fraction`` (``validation_fraction`` under ``early_stopping``, else None)
+    holds out rows of the training set.
+    """
+    if val is None:
+        train_idx, val_idx = validation_split(instr, groups, fraction, seed)
+        return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight)
+    n, m = len(y_std), len(val.y_std)
+    if groups is not None:
+        groups = np.concatenate([groups, np.full(m, -1, dtype=groups.dtype)])
+    if weight is not None:
+        weight = np.concatenate([weight, np.ones(m)])
+    return TrainData(
+        source,
+        text,
+        np.concatenate([y_std, val.y_std]),
+        np.concatenate([instr, val.codes]),
+        groups,
+        np.arange(n),
+        np.arange(n, n + m),
+        weight,
+    )
+
+
+def continued_history(previous: list[dict] | None, history: list[dict]) -> list[dict]:
+    """``history`` after the epochs of ``previous`` (a ``warm_start`` fit), renumbered.
+
+    As MLPRegressor's ``loss_curve_``: a warm start continues the record. At
+    most ``MAX_HISTORY`` epochs are kept (the latest).
+    """
+    from skrank._schema import MAX_HISTORY
+
+    done = previous[-1]["epoch"] if previous else 0
+    ahead = [{**entry, "epoch": done + entry["epoch"]} for entry in history]
+    return (list(previous or []) + ahead)[-MAX_HISTORY:]
 
 
 def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_backbone=None):
