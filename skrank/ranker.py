@@ -353,9 +353,9 @@ class CLIPRanker(
     def transform(self, X, on_error="raise"):
         """Each image's pooled adapter features: what the score head reads.
 
-        The fused tokens' LayerNorm mean (and spread, with ``score_pooling=
-        "mean_std"``) for the row's instruction: features a fitted ranker can
-        feed to another model (``get_feature_names_out`` names them).
+        The mean and spread over the image's fused tokens (after the score
+        head's LayerNorm) for the row's instruction: features a fitted ranker
+        can feed to another model (``get_feature_names_out`` names them).
 
         Returns
         -------
