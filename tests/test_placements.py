@@ -293,3 +293,30 @@ def test_fit_transform_is_fit_then_transform(data):
     np.testing.assert_array_equal(
         tiny_ranker().fit_transform(X, y), tiny_ranker().fit(X, y).transform(X)
     )
+
+
+def test_on_error_reaches_transform_through_a_pipeline_with_routing(data):
+    import sklearn
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, X_test, _ = data
+    bad = X_test[:2] + [np.zeros((4, 4, 2), np.uint8)]
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(FunctionTransformer(list), tiny_ranker()).fit(X, y)
+        with pytest.warns(UserWarning, match="could not be read"):
+            out = pipe.transform(bad, on_error="nan")
+    assert np.isnan(out[2]).all() and np.isfinite(out[:2]).all()
+
+
+def test_a_transformed_target_regressor_scores_r2_unless_told_spearman(data):
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.metrics import r2_score
+
+    from skrank.metrics import spearman_score, spearman_scorer
+
+    X, y, X_test, y_test = data
+    model = TransformedTargetRegressor(tiny_ranker(), func=np.log1p, inverse_func=np.expm1)
+    model.fit(X, y - y.min())
+    pred = model.predict(X_test)
+    assert model.score(X_test, y_test - y.min()) == pytest.approx(r2_score(y_test - y.min(), pred))
+    assert spearman_scorer(model, X_test, y_test) == pytest.approx(spearman_score(y_test, pred))
