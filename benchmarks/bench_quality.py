@@ -130,9 +130,12 @@ def metrics(y, pred, groups, synthetic: bool) -> dict:
 
 
 def embeddings(backbone, images):
-    from skrank.backbone import embed_images
+    """Pooled CLIP image embeddings (computed once per task, so no cache)."""
+    from skrank import CLIPEmbedder
 
-    return embed_images(backbone, images)
+    device = str(backbone.device)
+    embedder = CLIPEmbedder(backbone.name, backbone.pretrained, device=device, cache=None)
+    return embedder.fit().transform(images)
 
 
 def zero_shot(backbone, name, emb_train, y_train, emb_test):

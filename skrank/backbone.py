@@ -333,12 +333,22 @@ def encode_images(
 
 
 def embed_images(
-    backbone: Backbone, items: Sequence, batch_size: int = 64, precision: str = "auto"
+    backbone: Backbone,
+    items: Sequence,
+    batch_size: int = 64,
+    precision: str = "auto",
+    num_workers: int = 0,
 ) -> np.ndarray:
-    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines."""
+    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines.
+
+    The one place that computes them: :class:`skrank.CLIPEmbedder` calls it for
+    the images its cache lacks. Every unreadable image of ``items`` is named in
+    one ``ImageLoadError``.
+    """
     preprocess = Preprocessor.from_info(backbone.info)
-    parts, failures = [], []
-    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size):
+    parts = [np.empty((0, backbone.embed_dim), np.float32)]
+    failures: list = []
+    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size, num_workers):
         failures += bad
         if len(pixels):
             parts.append(backbone.image_embeddings(pixels, precision).cpu().numpy())

@@ -14,6 +14,13 @@ from another key, view or backbone, fails), and that every value is finite.
 An entry that fails is a miss: its image is encoded again and the file
 replaced, and the call warns once with the number of such entries.
 
+A store of ``kind="embeddings"`` (:class:`skrank.CLIPEmbedder`'s disk cache)
+is the same machinery for pooled image embeddings: entries
+``cache_dir/embeddings/<name>-<digest>/<key[:2]>/<key>.npy`` of one
+(embed_dim,) little-endian float32 vector each (the exact values computed),
+with a digest and checksum that also cover the kind, so no token file
+verifies as an embedding or the other way round.
+
 Writes go through :func:`skrank._files.atomic_write` (a temporary, then a
 rename; the user's umask), so concurrent writers (folds, Dask workers) only
 replace identical bytes and no reader sees a partial file; what killed
@@ -55,7 +62,15 @@ from skrank._files import (
 from skrank.backbone import Backbone, encode_images
 from skrank.images import ImageLoadError, describe, load_image, read_file
 
-__all__ = ["DiskStore", "cached_encode_images", "content_key", "ensure_cached", "new_stats"]
+__all__ = [
+    "KINDS",
+    "DiskStore",
+    "cached_encode_images",
+    "content_key",
+    "ensure_cached",
+    "new_stats",
+    "spec_digest",
+]
 
 _CACHE_FORMAT = 2  # bump when the stored tokens' meaning or layout changes (2: checksums)
 _MAGIC = b"SKRANK\x02\x00"
@@ -63,6 +78,37 @@ _TRAILER = len(_MAGIC) + hashlib.sha256().digest_size
 _SWEPT: set[str] = set()  # stores whose stale temporaries this process has removed
 _SWEPT_LOCK = threading.Lock()
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+# What a store of each kind holds: entry dtype and the word its messages use. The
+# entry shape is the backbone's (L, C) for tokens and (embed_dim,) for embeddings.
+KINDS = {"tokens": ("<f2", "token"), "embeddings": ("<f4", "embedding")}
+
+
+def _spec(info: dict, kind: str) -> dict:
+    """What identifies a store: backbone name, weights, preprocessing, format (and kind)."""
+    spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
+    spec["format"] = _CACHE_FORMAT
+    if kind != "tokens":  # the token stores' spec (hence their folders) predates kinds
+        spec["kind"] = kind
+    return spec
+
+
+def spec_digest(info: dict, kind: str = "tokens") -> str:
+    """The 16 hex digits naming a store of ``kind`` for the backbone ``info`` describes.
+
+    Examples
+    --------
+    >>> from skrank.backbone import load_backbone
+    >>> from skrank.diskstore import spec_digest
+    >>> info = load_backbone("skrank-tiny", None).info
+    >>> spec_digest(info) != spec_digest(info, "embeddings")
+    True
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not a store kind; expected one of {sorted(KINDS)}")
+    spec = _spec(info, kind)
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def new_stats() -> dict:
@@ -127,7 +173,9 @@ def content_key(item) -> str | None:
 
 
 class DiskStore:
-    """The verified token files of one backbone under ``cache_dir`` (see the module docstring).
+    """The verified token (or embedding) files of one backbone under ``cache_dir``.
+
+    See the module docstring for the format and what every read checks.
 
     One store serves one call (a fit, a prediction, an encoding task); it
     counts what went wrong for :meth:`report`.
@@ -141,35 +189,52 @@ class DiskStore:
     hold_unstored : bool, default=False
         Keep tokens that could not be written in memory, and serve them from
         :meth:`load`, for the rest of the call (training reads them again).
+    kind : {"tokens", "embeddings"}, default="tokens"
+        What the entries hold: a backbone's (L, C) float16 image tokens under
+        ``cache_dir/tokens``, or its (embed_dim,) float32 pooled image
+        embeddings under ``cache_dir/embeddings``.
 
     Attributes
     ----------
     root : pathlib.Path
         This backbone's folder under ``cache_dir``.
     shape, entry_bytes : tuple of int, int
-        (L, C) of every entry; the exact size of a sound entry file.
+        (L, C) (tokens) or (embed_dim,) (embeddings) of every entry; the exact
+        size of a sound entry file.
     bad : collections.Counter
         Unusable entries met since the last :meth:`report`, by reason.
     unstored : int
         Entries not written since the last :meth:`report`; ``write_error`` says why.
     """
 
-    def __init__(self, backbone: Backbone, cache_dir, *, hold_unstored: bool = False):
+    def __init__(
+        self,
+        backbone: Backbone,
+        cache_dir,
+        *,
+        hold_unstored: bool = False,
+        kind: str = "tokens",
+    ):
         info = backbone.info
-        spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
-        spec["format"] = _CACHE_FORMAT
-        self.digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+        self.digest = spec_digest(info, kind)
+        spec = _spec(info, kind)
+        self.kind = kind
+        self.dtype, self._word = KINDS[kind]
         # The name only labels the folder (the digest identifies it): never a path of its own.
         label = re.sub(r"[^A-Za-z0-9._-]", "_", info["name"]).lstrip(".")[:64]
-        self.root = Path(cache_dir).expanduser() / "tokens" / f"{label}-{self.digest}"
-        self.shape = (int(backbone.n_image_tokens), int(backbone.image_dim))
+        self.root = Path(cache_dir).expanduser() / kind / f"{label}-{self.digest}"
+        if kind == "tokens":
+            self.shape = (int(backbone.n_image_tokens), int(backbone.image_dim))
+        else:
+            self.shape = (int(backbone.embed_dim),)
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
-            header, {"descr": "<f2", "fortran_order": False, "shape": self.shape}
+            header, {"descr": self.dtype, "fortran_order": False, "shape": self.shape}
         )
         self._header = header.getvalue()
-        self._count = self.shape[0] * self.shape[1]
-        self.entry_bytes = len(self._header) + 2 * self._count + _TRAILER
+        self._count = int(np.prod(self.shape))
+        itemsize = np.dtype(self.dtype).itemsize
+        self.entry_bytes = len(self._header) + itemsize * self._count + _TRAILER
         self.bad: Counter = Counter()
         self.unstored = 0
         self.write_error: str | None = None
@@ -189,7 +254,8 @@ class DiskStore:
     def load(self, key: str, flip: bool) -> tuple[np.ndarray | None, str | None]:
         """``(tokens, None)`` for a sound entry, ``(None, None)`` for none, ``(None, why)``.
 
-        The tokens are a read-only (L, C) float16 view of the bytes verified.
+        The tokens are a read-only view, of :attr:`shape` and the store's dtype
+        ((L, C) float16 for tokens), of the bytes verified.
         """
         if self._held is not None and (key, flip) in self._held:
             return self._held[(key, flip)], None
@@ -206,11 +272,12 @@ class DiskStore:
         if len(data) != self.entry_bytes:
             return None, self._bad("empty" if not data else "wrong size")
         if not data.startswith(self._header):
-            return None, self._bad("wrong header (shape, dtype or not a token file)")
+            return None, self._bad(f"wrong header (shape, dtype or not a {self._word} file)")
         body, trailer = data[:-_TRAILER], data[-_TRAILER:]
         if trailer != _MAGIC + self._checksum(key, flip, body):
             return None, self._bad("checksum mismatch")
-        tokens = np.frombuffer(body, "<f2", self._count, len(self._header)).reshape(self.shape)
+        tokens = np.frombuffer(body, self.dtype, self._count, len(self._header))
+        tokens = tokens.reshape(self.shape)
         if not np.isfinite(tokens).all():
             return None, self._bad("non-finite values")
         return tokens, None
@@ -220,17 +287,17 @@ class DiskStore:
         tokens, problem = self.load(key, flip)
         if tokens is None:
             raise LookupError(
-                f"token cache entry {self.path(key, flip)} is {problem or 'missing'}; it was "
-                "sound when this call began, so the cache folder changed meanwhile: run again "
+                f"{self._word} cache entry {self.path(key, flip)} is {problem or 'missing'}; it "
+                "was sound when this call began, so the cache folder changed meanwhile: run again "
                 "to recompute it"
             )
         return tokens
 
     def write(self, key: str, flip: bool, tokens: np.ndarray) -> bool:
-        """Store ``tokens`` (L, C); False when they could not be (then held, if holding)."""
-        tokens = np.ascontiguousarray(tokens, dtype="<f2")
+        """Store ``tokens`` (of :attr:`shape`); False when they could not be (then held, if so)."""
+        tokens = np.ascontiguousarray(tokens, dtype=self.dtype)
         if tokens.shape != self.shape:
-            raise ValueError(f"tokens of shape {tokens.shape}; this store holds {self.shape}")
+            raise ValueError(f"{self.kind} of shape {tokens.shape}; this store holds {self.shape}")
         stored = False
         if np.isfinite(tokens).all():  # a read would refuse anything else
             body = self._header + tokens.tobytes()
@@ -252,15 +319,15 @@ class DiskStore:
             n = sum(self.bad.values())
             kinds = ", ".join(f"{count} {why}" for why, count in self.bad.most_common())
             _warn(
-                f"{n} token cache {'entry' if n == 1 else 'entries'} under {self.root} "
+                f"{n} {self._word} cache {'entry' if n == 1 else 'entries'} under {self.root} "
                 f"{'was' if n == 1 else 'were'} unusable ({kinds}): recomputed from the "
                 "images" + ("" if self.unstored else ", and the files replaced")
             )
         if self.unstored:
             _warn(
-                f"could not write {self.unstored} token cache "
+                f"could not write {self.unstored} {self._word} cache "
                 f"{'entry' if self.unstored == 1 else 'entries'} under {self.root} "
-                f"({self.write_error}): their tokens serve this call only and will be "
+                f"({self.write_error}): their {self.kind} serve this call only and will be "
                 "computed again next time; make the folder writable or choose another cache_dir"
             )
         self.bad.clear()
@@ -269,7 +336,7 @@ class DiskStore:
     def _checksum(self, key: str, flip: bool, body: bytes) -> bytes:
         # The store, key and view are in the sum, so a sound file moved to another
         # entry's name (or folder) does not verify there.
-        h = hashlib.sha256(f"skrank-tokens\0{self.digest}\0{key}\0{int(flip)}\0".encode())
+        h = hashlib.sha256(f"skrank-{self.kind}\0{self.digest}\0{key}\0{int(flip)}\0".encode())
         h.update(body)
         return h.digest()
 

@@ -241,12 +241,16 @@ def validate_params(
 
 
 def check_combinations(p: dict) -> None:
-    """Rules over several parameters: a loss to train, and bf16 only where it runs."""
-    if p["reg_weight"] == 0 and p["rank_weight"] == 0:
+    """Rules over several parameters: a loss to train, and bf16 only where it runs.
+
+    Each rule applies where its parameters are present (an estimator with a
+    subset of the table, such as ``CLIPEmbedder``, has only some).
+    """
+    if p.get("reg_weight") == 0 and p.get("rank_weight") == 0:
         raise InvalidParameterError(
             "reg_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
         )
-    if "device_" in p and p["precision"] == "bf16" and p["device_"].type != "cuda":
+    if "device_" in p and p.get("precision") == "bf16" and p["device_"].type != "cuda":
         raise InvalidParameterError(
             f"precision='bf16' needs a CUDA device; device={p['device']!r} "
             f"resolved to {p['device_'].type!r}"

@@ -67,9 +67,10 @@ def run(args) -> int:
     """Fit a ranker on a synthetic blur task, compare with a ridge probe, write a report."""
     import numpy as np
     from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
 
-    from skrank import CLIPRanker
-    from skrank.backbone import embed_images, load_backbone
+    from skrank import CLIPEmbedder, CLIPRanker
+    from skrank.backbone import load_backbone
     from skrank.datasets import holdout_by_source, make_ranking_task
     from skrank.plotting import plot_history, plot_predictions, plot_ranking
 
@@ -81,7 +82,8 @@ def run(args) -> int:
     prepare_out(args.out, inputs=inputs, folder=True, writes=("report.html",))
     name, pretrained, why = _choose_backbone(args)
     print(f"backbone: {name} (pretrained={pretrained}): {why}")
-    backbone = load_backbone(name, pretrained, "cpu" if args.device == "auto" else args.device)
+    probe_device = "cpu" if args.device == "auto" else args.device
+    backbone = load_backbone(name, pretrained, probe_device)
     size = backbone.image_size[0]
     task = make_ranking_task(args.kind, image_size=size, random_state=0)
     groups = np.asarray(task.groups)
@@ -105,9 +107,11 @@ def run(args) -> int:
     ranker.fit(X_train, y_train)
     pred = ranker.predict(X_test)
 
-    ridge = RidgeCV(alphas=np.logspace(-3, 3, 13))
-    ridge.fit(embed_images(backbone, X_train), y_train)
-    ridge_pred = ridge.predict(embed_images(backbone, X_test))
+    probe = make_pipeline(
+        CLIPEmbedder(name, pretrained, device=probe_device),
+        RidgeCV(alphas=np.logspace(-3, 3, 13)),
+    )
+    ridge_pred = probe.fit(X_train, y_train).predict(X_test)
 
     rows = [
         _metrics_row("CLIPRanker", y_test, pred, groups[test]),
