@@ -265,9 +265,11 @@ def predict(
         file paths that every worker can open.
     client : distributed.Client, default=None
         For in-memory inputs: None predicts in this process, a client splits
-        the rows into tasks of ``partition_size``. For Dask inputs: a client
-        scatters the ranker to every worker up front; either way the result
-        stays lazy and is computed wherever Dask computes it.
+        the rows into tasks of ``partition_size`` (the ranker scattered to
+        every worker up front). For Dask inputs the ranker is one shared task
+        of the graph, which Dask recomputes if a worker holding it dies; the
+        result stays lazy and is computed wherever Dask computes it (the
+        client is not needed).
     partition_size : int, default=None
         Rows per task for in-memory inputs with a client (None: 1024), rounded
         up to a multiple of ``ranker.batch_size``. Dask inputs keep their own
@@ -313,9 +315,11 @@ def predict(
                 "collection keeps its partitions: repartition it first, e.g. "
                 "images.repartition(npartitions=...)"
             )
+        # One task of the graph, not scattered: a worker lost mid-job loses no data
+        # that Dask cannot recompute (scattered data it can only forget).
         return images.map_partitions(
             _predict_part,
-            _ship(ranker, client),
+            _ship(ranker, None),
             on_error,
             meta=pd.Series([], dtype="float64", name="prediction"),
         )
