@@ -18,7 +18,23 @@ __all__ = ["AdapterConfig", "RankingAdapter"]
 # What a model saved or pickled before an option existed was built with: the
 # one rule for old pickles (AdapterConfig.__setstate__, ScoreHead) and old files
 # (AdapterConfig.from_dict).
-BEFORE_OPTIONS = {"score_pooling": "mean"}
+BEFORE_OPTIONS = {
+    "score_pooling": "mean",
+    "fusion": "one_mlp",
+    "post_layers": "pre_ln",
+    "relation_norm": "none",
+    "pair_logit": "raw",
+}
+# The values each option may take; the first is the default (the reference's
+# architecture, except score_pooling: docs/model.md).
+OPTIONS = {
+    "score_pooling": ("mean_std", "mean"),
+    "fusion": ("two_mlps", "one_mlp"),
+    "post_layers": ("post_ln", "pre_ln"),
+    "relation_norm": ("layernorm", "none"),
+    "pair_logit": ("odd", "raw"),
+}
+POST_DROPOUT = 0.1  # the reference's post-fusion encoder layers (torch's default)
 
 
 @dataclass
@@ -35,6 +51,20 @@ class AdapterConfig:
     # "mean_std": the score head pools each feature's mean and spread over tokens;
     # "mean": the paper's mean only (and what models saved before this option load as).
     score_pooling: str = "mean_std"
+    # The reference's architecture ("two_mlps", "post_ln", "layernorm") and a
+    # coherent pair probability ("odd"); the second value of each is skrank 0.1's.
+    fusion: str = "two_mlps"  # each fusion layer: self-attention + MLP, cross-attention + MLP
+    post_layers: str = "post_ln"  # post-LN encoder layers, ReLU, width d, dropout 0.1
+    relation_norm: str = "layernorm"  # LayerNorm on relation queries and keys/values
+    pair_logit: str = "odd"  # logit(a, b) = -logit(b, a): P(a > b) + P(b > a) = 1
+
+    def __post_init__(self):
+        for name, allowed in OPTIONS.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {', '.join(map(repr, allowed))}; "
+                    f"got {getattr(self, name)!r}"
+                )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,11 +79,17 @@ class AdapterConfig:
 
 
 class Attention(nn.Module):
-    """Multi-head attention; queries from ``x``, keys/values from ``context``."""
+    """Multi-head attention; queries from ``x``, keys/values from ``context``.
 
-    def __init__(self, d: int, n_heads: int):
+    ``dropout`` drops attention weights while training (the post-LN layers').
+    """
+
+    dropout = 0.0  # modules pickled before the option existed
+
+    def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
         super().__init__()
         self.n_heads = n_heads
+        self.dropout = dropout
         self.q = nn.Linear(d, d)
         self.kv = nn.Linear(d, 2 * d)
         self.out = nn.Linear(d, d)
@@ -64,7 +100,8 @@ class Attention(nn.Module):
         q = self.q(x).view(B, Lq, h, d // h).transpose(1, 2)  # (B, h, Lq, c)
         k, v = self.kv(context).view(B, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (B, h, Lk, c)
         mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, Lk)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, Lq, c)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, c)
         return self.out(y.transpose(1, 2).reshape(B, Lq, d))
 
 
@@ -79,12 +116,22 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN block: self-attention, optional cross-attention to context, MLP."""
+    """Pre-LN block: self-attention and/or cross-attention to context, then an MLP.
 
-    def __init__(self, d: int, n_heads: int, mlp_ratio: int, cross: bool):
+    The reference's fusion layer is two of them, each with its own MLP: one
+    with self-attention only, then one with cross-attention only (LayerNorm on
+    the queries and on the keys/values). ``self_attn=True, cross=True`` is
+    skrank 0.1's single-MLP fusion block.
+    """
+
+    has_self = True  # blocks pickled before self-attention became optional
+
+    def __init__(self, d: int, n_heads: int, mlp_ratio: int, cross: bool, self_attn: bool = True):
         super().__init__()
-        self.ln_self = nn.LayerNorm(d)
-        self.self_attn = Attention(d, n_heads)
+        self.has_self = self_attn
+        if self_attn:
+            self.ln_self = nn.LayerNorm(d)
+            self.self_attn = Attention(d, n_heads)
         self.cross = cross
         if cross:
             self.ln_query = nn.LayerNorm(d)
@@ -94,11 +141,31 @@ class Block(nn.Module):
         self.mlp = MLP(d, mlp_ratio)
 
     def forward(self, x, context=None, context_valid=None):
-        h = self.ln_self(x)
-        x = x + self.self_attn(h, h)
+        if self.has_self:
+            h = self.ln_self(x)
+            x = x + self.self_attn(h, h)
         if self.cross:
             x = x + self.cross_attn(self.ln_query(x), self.ln_context(context), context_valid)
         return x + self.mlp(self.ln_mlp(x))
+
+
+class PostLNBlock(nn.Module):
+    """A post-LN transformer encoder layer, as ``torch.nn.TransformerEncoderLayer``
+    builds it for the reference: x = LN(x + drop(attn(x))), x = LN(x + drop(ff(x))),
+    ff = Linear(d, d), ReLU, dropout, Linear(d, d)."""
+
+    def __init__(self, d: int, n_heads: int, dropout: float = POST_DROPOUT):
+        super().__init__()
+        self.attn = Attention(d, n_heads, dropout)
+        self.ln_attn = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, d)
+        self.proj = nn.Linear(d, d)
+        self.ln_ff = nn.LayerNorm(d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, context=None, context_valid=None):
+        x = self.ln_attn(x + self.drop(self.attn(x, x)))
+        return self.ln_ff(x + self.drop(self.proj(self.drop(F.relu(self.fc(x))))))
 
 
 def _mlp_stack(d: int, n_blocks: int, d_in: int | None = None) -> nn.Sequential:
@@ -157,17 +224,43 @@ class RelationAttention(nn.Module):
     per-image statistics (U, log Z) cost O(B·L) and each pair only O(d).
     """
 
-    def __init__(self, d: int, n_heads: int, n_tokens: int):
+    normed = False  # modules pickled before relation_norm existed
+
+    def __init__(self, d: int, n_heads: int, n_tokens: int, norm: str = "layernorm"):
         super().__init__()
         self.n_heads = n_heads
         self.tokens = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
         self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
+        self.normed = norm == "layernorm"
+        if self.normed:
+            # The reference's: LayerNorm on the projected queries, and one projection,
+            # layer-normed per token, serving as both keys and values.
+            self.ln_q = nn.LayerNorm(d)
+            self.kv = nn.Linear(d, d)
+            self.ln_kv = nn.LayerNorm(d)
+        else:
+            self.kv = nn.Linear(d, 2 * d)
         # No bias: the pair feature must stay antisymmetric, f(j, i) = −f(i, j).
         self.out = nn.Linear(d, d, bias=False)
 
     def stats(self, x):
-        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R).
+        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R)."""
+        return self._normed_stats(x) if self.normed else self._plain_stats(x)
+
+    def _normed_stats(self, x):
+        """Keys = values = LN(W x + b), one per token of one image: per-image
+        quantities, so the joint softmax over two images still splits exactly."""
+        B, L, d = x.shape
+        h, c = self.n_heads, d // self.n_heads
+        q = self.ln_q(self.q(self.tokens)).view(-1, h, c) / math.sqrt(c)  # (R, h, c)
+        kv = self.ln_kv(self.kv(x)).view(B, L, h, c)  # (B, L, h, c)
+        logits = torch.einsum("rhc,blhc->bhrl", q.to(kv.dtype), kv).float()  # (B, h, R, L)
+        log_z = torch.logsumexp(logits, dim=-1)  # (B, h, R)
+        p = torch.softmax(logits, dim=-1).to(kv.dtype)
+        return torch.einsum("bhrl,blhc->bhrc", p, kv), log_z  # (B, h, R, c), (B, h, R)
+
+    def _plain_stats(self, x):
+        """Separate keys and values, without normalisation (skrank 0.1).
 
         Keys and values are never materialised: q·(W_k x + b_k) = (W_kᵀ q)·x + q·b_k,
         and the last term is the same for every key of every image, so it cancels in
@@ -208,15 +301,38 @@ class RelationAttention(nn.Module):
 
 
 class PairHead(nn.Module):
-    """LayerNorm and three MLP blocks: the logit that image i ranks above j."""
+    """LayerNorm and three MLP blocks: the logit that image i ranks above j.
 
-    def __init__(self, d: int):
+    ``odd=True`` makes the logit odd in the pair feature, (g(f) − g(−f)) / 2,
+    and the feature is antisymmetric in the pair, so logit(j, i) = −logit(i, j)
+    and logit(i, i) = 0: P(i above j) + P(j above i) = 1, P(i above i) = 0.5.
+    """
+
+    odd = False  # heads pickled before pair_logit existed
+
+    def __init__(self, d: int, odd: bool = True):
         super().__init__()
+        self.odd = odd
         self.ln = nn.LayerNorm(d)
         self.mlp = _mlp_stack(d, 3)
 
     def forward(self, feats):  # (..., d)
-        return self.mlp(self.ln(feats)).squeeze(-1)  # (...)
+        logits = self.mlp(self.ln(feats)).squeeze(-1)  # (...)
+        if self.odd:
+            logits = 0.5 * (logits - self.mlp(self.ln(-feats)).squeeze(-1))
+        return logits
+
+
+def _fusion_blocks(cfg: AdapterConfig) -> list[nn.Module]:
+    """The fusion layers' blocks in order: two per layer ("two_mlps"), or one."""
+    d, h, r = cfg.d_model, cfg.n_heads, cfg.mlp_ratio
+    blocks: list[nn.Module] = []
+    for _ in range(cfg.n_fusion_layers):
+        if cfg.fusion == "two_mlps":
+            blocks += [Block(d, h, r, cross=False), Block(d, h, r, cross=True, self_attn=False)]
+        else:
+            blocks.append(Block(d, h, r, cross=True))
+    return blocks
 
 
 class RankingAdapter(nn.Module):
@@ -231,17 +347,18 @@ class RankingAdapter(nn.Module):
         self.image_in = nn.Linear(cfg.image_dim, d)
         self.text_in = nn.Linear(cfg.text_dim, d)
         self.prompt = nn.Parameter(torch.randn(cfg.n_prompt_tokens, d) * 0.02)
-        self.fusion = nn.ModuleList(
-            Block(d, cfg.n_heads, cfg.mlp_ratio, cross=True) for _ in range(cfg.n_fusion_layers)
-        )
+        self.fusion = nn.ModuleList(_fusion_blocks(cfg))
         self.fusion_ln = nn.LayerNorm(d)
         self.fusion_out = nn.Linear(d, d)
         self.post = nn.ModuleList(
-            Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False) for _ in range(cfg.n_post_layers)
+            PostLNBlock(d, cfg.n_heads)
+            if cfg.post_layers == "post_ln"
+            else Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False)
+            for _ in range(cfg.n_post_layers)
         )
         self.score_head = ScoreHead(d, cfg.score_pooling)
-        self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens)
-        self.pair_head = PairHead(d)
+        self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens, cfg.relation_norm)
+        self.pair_head = PairHead(d, odd=cfg.pair_logit == "odd")
 
     def context(self, text, text_valid):
         """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""

@@ -41,7 +41,9 @@ __all__ = [
     "backbone_mismatch",
     "embed_images",
     "encode_images",
+    "end_of_text_id",
     "load_backbone",
+    "text_mask",
     "weights_on_disk",
 ]
 
@@ -162,10 +164,40 @@ class Backbone:
             x = text.token_embedding(ids) + text.positional_embedding  # (T, Lt, Ct)
             x = text.transformer(x, attn_mask=text.attn_mask)
             x = text.ln_final(x)
-        eot = ids.argmax(dim=-1)  # CLIP's end-of-text id is the largest in the vocabulary
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        valid = positions[None, :] <= eot[:, None]  # (T, Lt)
-        return x.float(), valid
+        return x.float(), text_mask(ids, end_of_text_id(self.tokenizer))
+
+
+def end_of_text_id(tokenizer) -> int | None:
+    """The id the tokenizer ends every text with, or None when it names none.
+
+    open_clip's CLIP tokenizer calls it ``eot_token_id``; Hugging Face
+    tokenizers (SigLIP and others) ``eos_token_id``. It is not always the
+    largest id: added special tokens come after CLIP's, and other vocabularies
+    put it anywhere (T5's is 1).
+    """
+    for holder in (tokenizer, getattr(tokenizer, "tokenizer", None)):
+        for name in ("eot_token_id", "eos_token_id"):
+            value = getattr(holder, name, None)
+            if isinstance(value, int):
+                return value
+    return None
+
+
+def text_mask(ids: torch.Tensor, end_id: int | None) -> torch.Tensor:
+    """(T, Lt) bool: True up to and including each row's first end-of-text id.
+
+    A row without one (truncated by a tokenizer that adds no end marker) is
+    valid throughout; with no known end id, CLIP's rule (the largest id ends
+    the text) applies.
+    """
+    positions = torch.arange(ids.shape[1], device=ids.device)
+    if end_id is None:
+        end = ids.argmax(dim=-1)
+    else:
+        is_end = ids == end_id
+        first = is_end.int().argmax(dim=-1)  # the first True (0 when none)
+        end = torch.where(is_end.any(dim=-1), first, torch.full_like(first, ids.shape[1] - 1))
+    return positions[None, :] <= end[:, None]
 
 
 # What must agree between the backbone an adapter was fitted on and the one it

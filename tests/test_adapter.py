@@ -14,8 +14,12 @@ def naive_pair_features(rel, x):
     """The reference computation: one joint softmax over both images' 2L keys, per pair."""
     B, L, d = x.shape
     h, c = rel.n_heads, d // rel.n_heads
-    q = rel.q(rel.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
-    k, v = rel.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
+    if rel.normed:  # the reference's: LayerNorm on q, one layer-normed projection for k and v
+        q = rel.ln_q(rel.q(rel.tokens)).view(-1, h, c).transpose(0, 1)
+        k = v = rel.ln_kv(rel.kv(x)).view(B, L, h, c).transpose(1, 2)  # (B, h, L, c)
+    else:
+        q = rel.q(rel.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
+        k, v = rel.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
     out = torch.empty(B, B, d, dtype=x.dtype)
     for i in range(B):
         for j in range(B):
@@ -29,14 +33,17 @@ def naive_pair_features(rel, x):
     return out
 
 
-@pytest.fixture
-def adapter():
+SMALL = dict(
+    image_dim=24, text_dim=20, d_model=32, n_heads=4, n_prompt_tokens=5, n_relation_tokens=6
+)
+SKRANK_01 = dict(fusion="one_mlp", post_layers="pre_ln", relation_norm="none", pair_logit="raw")
+
+
+@pytest.fixture(params=["reference", "skrank-0.1"])
+def adapter(request):
     torch.manual_seed(0)
-    return RankingAdapter(
-        AdapterConfig(
-            image_dim=24, text_dim=20, d_model=32, n_heads=4, n_prompt_tokens=5, n_relation_tokens=6
-        )
-    )
+    options = {} if request.param == "reference" else SKRANK_01
+    return RankingAdapter(AdapterConfig(**SMALL, **options)).eval()  # no dropout
 
 
 def test_factorised_pair_attention_equals_joint_softmax(adapter):
@@ -146,3 +153,71 @@ def test_pair_targets_and_losses():
     target = torch.tensor([0.0, 1.0, 1.0])
     # SmoothL1 mean = (0 + 0 + (2 - 0.5)) / 3 = 0.5 → log(1.5)
     assert math.isclose(regression_loss(pred, target).item(), math.log(1.5), rel_tol=1e-6)
+
+
+def test_the_pair_probability_is_coherent():
+    """P(a above b) + P(b above a) = 1 and P(a above a) = 0.5, on a trained-like adapter."""
+    torch.manual_seed(3)
+    adapter = RankingAdapter(AdapterConfig(**SMALL)).eval()
+    for p in adapter.parameters():  # far from initialisation: large, asymmetric weights
+        p.data.add_(torch.randn_like(p) * 0.5)
+    x = torch.randn(6, 5, 24) * 2
+    text, valid = torch.randn(1, 6, 20), torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        _, fused = adapter(x, text, valid)
+        p = torch.sigmoid(adapter.pair_logits(fused))
+        ab = torch.sigmoid(adapter.compare_logits(fused[:3], fused[3:]))
+        ba = torch.sigmoid(adapter.compare_logits(fused[3:], fused[:3]))
+        aa = torch.sigmoid(adapter.compare_logits(fused, fused))
+    torch.testing.assert_close(p + p.T, torch.ones(6, 6), atol=1e-6, rtol=0)
+    torch.testing.assert_close(p.diagonal(), torch.full((6,), 0.5), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ab + ba, torch.ones(3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(aa, torch.full((6,), 0.5), atol=1e-6, rtol=0)
+    assert (p - 0.5).abs().max() > 0.05  # not coherent by being constant
+    raw = RankingAdapter(AdapterConfig(**SMALL, pair_logit="raw")).eval()
+    raw.load_state_dict(adapter.state_dict())
+    with torch.no_grad():
+        q = torch.sigmoid(raw.pair_logits(fused))
+    assert (q + q.T - 1).abs().max() > 1e-3  # skrank 0.1's head was not
+
+
+def test_the_reference_architecture_by_default():
+    from skrank.adapter import Block, PostLNBlock
+
+    adapter = RankingAdapter(AdapterConfig(**SMALL, n_fusion_layers=2, n_post_layers=3))
+    kinds = [(b.has_self, b.cross) for b in adapter.fusion]
+    assert kinds == [(True, False), (False, True)] * 2  # two MLPs per fusion layer
+    assert all(isinstance(b, Block) for b in adapter.fusion)
+    assert len(adapter.post) == 3 and all(isinstance(b, PostLNBlock) for b in adapter.post)
+    assert adapter.post[0].fc.out_features == 32  # feed-forward width d, not 4d
+    assert adapter.relation.normed and adapter.pair_head.odd
+    old = RankingAdapter(AdapterConfig(**SMALL, **SKRANK_01))
+    assert [(b.has_self, b.cross) for b in old.fusion] == [(True, True)] * 2
+    assert not old.relation.normed and not old.pair_head.odd
+
+
+def test_dropout_acts_only_in_training():
+    adapter = RankingAdapter(AdapterConfig(**SMALL))
+    x = torch.randn(4, 5, 24)
+    text, valid = torch.randn(1, 6, 20), torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        adapter.train()
+        a, b = adapter(x, text, valid)[0], adapter(x, text, valid)[0]
+        assert not torch.allclose(a, b)
+        adapter.eval()
+        torch.testing.assert_close(adapter(x, text, valid)[0], adapter(x, text, valid)[0])
+
+
+@pytest.mark.parametrize("name", ["fusion", "post_layers", "relation_norm", "pair_logit"])
+def test_unknown_architecture_options_are_refused(name):
+    with pytest.raises(ValueError, match=name):
+        AdapterConfig(**SMALL, **{name: "other"})
+
+
+def test_configs_from_before_the_options_build_skrank_01s_adapter():
+    from skrank.adapter import BEFORE_OPTIONS
+
+    old = AdapterConfig.from_dict({**SMALL, "score_pooling": "mean_std"})
+    assert {k: getattr(old, k) for k in SKRANK_01} == SKRANK_01
+    assert old.score_pooling == "mean_std"  # saved after that option: kept
+    assert AdapterConfig.from_dict(SMALL).score_pooling == BEFORE_OPTIONS["score_pooling"]

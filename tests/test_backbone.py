@@ -37,6 +37,49 @@ def test_text_tokens_mask_padding_after_eot(tiny):
     assert valid[:, 0].all()
 
 
+def test_the_text_mask_ends_at_the_tokenizers_own_end_id(tiny, monkeypatch):
+    """An open_clip tokenizer with an added special token (id above the end-of-text
+    id): CLIP's argmax rule would cut the instruction at that word."""
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from skrank import backbone as bb_module
+
+    tokenizer = SimpleTokenizer(
+        context_length=tiny.context_length, additional_special_tokens=["<x>"]
+    )
+    ids = tokenizer(["Rank the <x> images by brightness."])
+    end = int((ids[0] == tokenizer.eot_token_id).nonzero()[0])
+    assert int(ids[0].argmax()) < end  # argmax finds the added token first
+    expected = [[True] * (end + 1) + [False] * (ids.shape[1] - end - 1)]
+    assert bb_module.text_mask(ids, bb_module.end_of_text_id(tokenizer)).tolist() == expected
+    # Backbone.text_tokens takes its mask from its own tokenizer's end id.
+    seen = []
+    monkeypatch.setattr(bb_module, "text_mask", lambda i, e: seen.append(e) or torch.ones_like(i))
+    tiny.text_tokens(["age"])
+    assert seen == [tiny.tokenizer.eot_token_id]
+
+
+def test_the_text_mask_for_a_t5_style_vocabulary():
+    """SigLIP-like ids: end-of-text is 1 and padding repeats it; no start marker."""
+    from skrank.backbone import end_of_text_id, text_mask
+
+    class HFLike:  # the attribute layout of open_clip.tokenizer.HFTokenizer
+        class tokenizer:  # noqa: N801
+            eos_token_id = 1
+
+    ids = torch.tensor([[812, 37, 5291, 1, 1, 1], [90, 4, 4, 4, 4, 4], [7, 1, 1, 1, 1, 1]])
+    end = end_of_text_id(HFLike())
+    assert end == 1
+    assert text_mask(ids, end).int().tolist() == [
+        [1, 1, 1, 1, 0, 0],
+        [1, 1, 1, 1, 1, 1],  # truncated without an end id: every position is text
+        [1, 1, 0, 0, 0, 0],
+    ]
+    # CLIP's tokenizer: its end id is the largest, so both rules agree there.
+    clip = torch.tensor([[49406, 320, 49407, 0, 0]])
+    assert text_mask(clip, 49407).tolist() == text_mask(clip, None).tolist()
+
+
 def test_tiny_is_seeded_and_identical_when_rebuilt(tiny):
     from skrank import backbone as bb_module
 
