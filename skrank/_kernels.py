@@ -157,3 +157,39 @@ def _ndcg(y_true: np.ndarray, y_pred: np.ndarray, k: int | None = None) -> float
     if ideal == 0:
         return float("nan")
     return float(np.clip(_dcg(y_true, y_pred, k) / ideal, 0.0, 1.0))
+
+
+def _round_to_classes(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Each value of ``y`` replaced by the nearest of ``classes`` (sorted, unique, non-empty).
+
+    Values outside the range go to the end classes; a value exactly as far from
+    two neighbouring classes goes to the lower one.
+    """
+    if classes.size == 1:
+        return np.full(y.shape, classes[0])
+    upper = np.clip(np.searchsorted(classes, y, side="left"), 1, classes.size - 1)
+    lower = upper - 1
+    # Strictly closer to the upper class, or the lower class: ties go down.
+    go_up = (classes[upper] - y) < (y - classes[lower])
+    return classes[np.where(go_up, upper, lower)]
+
+
+def _weighted_mean(values: np.ndarray, weight: np.ndarray | None) -> float:
+    if weight is None:
+        return float(np.mean(values)) if values.size else float("nan")
+    total = weight.sum()
+    return float(np.dot(weight, values) / total) if total > 0 else float("nan")
+
+
+def _exact_accuracy(
+    y_true: np.ndarray, y_class: np.ndarray, weight: np.ndarray | None = None
+) -> float:
+    """Share (weighted) of exact matches; nan when there is no sample (or no weight)."""
+    return _weighted_mean((y_true == y_class).astype(np.float64), weight)
+
+
+def _absolute_error(
+    y_true: np.ndarray, y_class: np.ndarray, weight: np.ndarray | None = None
+) -> float:
+    """Mean (weighted) absolute error; nan when there is no sample (or no weight)."""
+    return _weighted_mean(np.abs(y_true - y_class), weight)

@@ -9,6 +9,11 @@ and ``nan`` is returned when every group is; no warnings. :func:`evaluation`
 computes them all and the MAE at once, pooled and per group. The scorers
 (``spearman_scorer``, ..., :func:`get_scorer`, :func:`make_grouped_scorer`) live
 in :mod:`skrank.scorers`, which explains routing, and are importable from here.
+
+For ordinal targets (age groups, decades), :func:`ordinal_accuracy` and
+:func:`ordinal_mae` score predictions rounded to the nearest class
+(:func:`round_to_classes`), as the paper reports them; :func:`evaluation` adds
+them to its table when the targets look ordinal.
 """
 
 import functools
@@ -17,7 +22,16 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-from skrank._kernels import _kendall, _ndcg, _pairwise_accuracy, _pearson, _spearman
+from skrank._kernels import (
+    _absolute_error,
+    _exact_accuracy,
+    _kendall,
+    _ndcg,
+    _pairwise_accuracy,
+    _pearson,
+    _round_to_classes,
+    _spearman,
+)
 
 # Defined in skrank.scorers, which imports this module: looked up there on first use.
 _SCORERS = (
@@ -26,6 +40,8 @@ _SCORERS = (
     "mae_scorer",
     "make_grouped_scorer",
     "ndcg_scorer",
+    "ordinal_accuracy_scorer",
+    "ordinal_mae_scorer",
     "pairwise_accuracy_scorer",
     "plcc_scorer",
     "spearman_scorer",
@@ -35,8 +51,11 @@ __all__ = sorted(
         "evaluation",
         "kendall_score",
         "ndcg_score",
+        "ordinal_accuracy",
+        "ordinal_mae",
         "pairwise_accuracy",
         "plcc_score",
+        "round_to_classes",
         "spearman_score",
         *_SCORERS,
     ]
@@ -311,6 +330,210 @@ def pairwise_accuracy(
 
 
 # ---------------------------------------------------------------------------
+# Ordinal targets: predictions rounded to the nearest class
+
+
+def _check_classes(classes: ArrayLike) -> np.ndarray:
+    """The allowed class values: finite, 1-D, non-empty; sorted and de-duplicated."""
+    array = _as_finite_1d(classes, "classes")
+    if array.size == 0:
+        raise ValueError("classes must not be empty; got an empty array.")
+    return np.unique(array)
+
+
+def round_to_classes(y_pred: ArrayLike, classes: ArrayLike) -> np.ndarray:
+    """Round each prediction to the nearest allowed class value.
+
+    Parameters
+    ----------
+    y_pred : array-like of shape (n_samples,)
+        Predicted values (finite).
+    classes : array-like of shape (n_classes,)
+        The allowed class values: finite numbers, not necessarily integers or
+        evenly spaced. Duplicates are ignored and the order does not matter.
+
+    Returns
+    -------
+    y_class : ndarray of shape (n_samples,)
+        The class value (float64) nearest to each prediction. Predictions
+        below the smallest class or above the largest are clipped to it. A
+        prediction exactly halfway between two neighbouring classes (the two
+        distances, as computed in float64, are equal) goes to the **lower**
+        class: 1.5 rounds to 1 and 2.5 to 2 with integer classes, unlike
+        :func:`numpy.round`, which rounds halves to even.
+
+    Raises
+    ------
+    ValueError
+        If ``y_pred`` or ``classes`` is not 1-D, not numeric or not finite, or
+        if ``classes`` is empty.
+
+    See Also
+    --------
+    ordinal_accuracy, ordinal_mae
+
+    Examples
+    --------
+    >>> from skrank.metrics import round_to_classes
+    >>> round_to_classes([-3.0, 0.4, 1.5, 2.5, 2.6, 9.0], classes=[0, 1, 2, 3, 4])
+    array([0., 0., 1., 2., 3., 4.])
+    >>> round_to_classes([0.9, 1.0, 1.1], classes=[0.5, 1.5])
+    array([0.5, 0.5, 1.5])
+    """
+    y_pred = _as_finite_1d(y_pred, "y_pred")
+    return _round_to_classes(y_pred, _check_classes(classes))
+
+
+def _ordinal_inputs(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    classes: ArrayLike | None,
+    sample_weight: ArrayLike | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Validated ``y_true``, rounded ``y_pred`` and weights (or None)."""
+    y_true, y_pred, _ = _validate(y_true, y_pred, None)
+    if classes is not None:
+        classes = _check_classes(classes)
+    elif y_true.size:
+        classes = np.unique(y_true)
+    weight = None if sample_weight is None else check_sample_weight(sample_weight, y_true.size)
+    if y_true.size == 0:
+        return y_true, y_pred, weight
+    return y_true, _round_to_classes(y_pred, classes), weight
+
+
+def ordinal_accuracy(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    classes: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+) -> float:
+    """Classification accuracy of predictions rounded to the nearest class.
+
+    Each prediction is rounded to the nearest class value
+    (:func:`round_to_classes`), then compared with ``y_true`` for an exact
+    match: the accuracy that the paper (Yu et al., ICLR 2025) reports for
+    ordinal targets such as Adience age groups (0..7) or HCI decades (0..4).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True class values.
+    y_pred : array-like of shape (n_samples,)
+        Predicted values, in the units of ``y_true`` (not rounded).
+    classes : array-like of shape (n_classes,), default=None
+        The allowed class values (finite; duplicates ignored; need not be
+        integers). None uses the sorted unique values of ``y_true``, so a class
+        absent from ``y_true`` is never predicted: pass the full grid (e.g.
+        ``classes=range(8)`` for Adience) when a test set may miss a class.
+        ``y_true`` is compared as given, so a true value that is not one of
+        ``classes`` always counts as a miss.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative row weights: the weighted share of exact matches. With
+        integer weights it equals the unweighted accuracy of the rows repeated
+        that many times.
+
+    Returns
+    -------
+    score : float
+        In [0, 1]; ``nan`` for empty input.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not 1-D, not finite or not of one length, if
+        ``classes`` is empty, or if ``sample_weight`` is not valid.
+
+    See Also
+    --------
+    round_to_classes : the rounding (ties go to the lower class).
+    ordinal_mae : the mean absolute error after the same rounding.
+
+    Notes
+    -----
+    A prediction exactly halfway between two classes is rounded to the lower
+    one. The scorer ``ordinal_accuracy_scorer`` (``get_scorer("ordinal_accuracy")``)
+    uses the default classes, the values present in each scored fold; for a
+    fixed grid use ``make_scorer(ordinal_accuracy, classes=...)``.
+
+    Examples
+    --------
+    >>> from skrank.metrics import ordinal_accuracy
+    >>> ordinal_accuracy([0, 1, 2, 3, 4], [0.2, 1.4, 2.6, 2.9, 4.4])  # 2.6 rounds to 3
+    0.8
+    >>> ordinal_accuracy([0, 1, 2], [0.5, 1.5, 7.0])  # 0.5 and 1.5 round down; 7 clips to 2
+    1.0
+    >>> ordinal_accuracy([0, 2], [0.9, 1.9], classes=[0, 1, 2])  # 1 is allowed too
+    0.5
+    """
+    y_true, y_class, weight = _ordinal_inputs(y_true, y_pred, classes, sample_weight)
+    return _exact_accuracy(y_true, y_class, weight)
+
+
+def ordinal_mae(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    classes: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+) -> float:
+    """Mean absolute error of predictions rounded to the nearest class.
+
+    Each prediction is rounded to the nearest class value
+    (:func:`round_to_classes`, ties to the lower class, values outside the
+    range clipped to the end classes), then the mean absolute difference from
+    ``y_true`` is taken, as the paper (Yu et al., ICLR 2025) reports MAE for
+    ordinal targets.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+        True class values.
+    y_pred : array-like of shape (n_samples,)
+        Predicted values, in the units of ``y_true`` (not rounded).
+    classes : array-like of shape (n_classes,), default=None
+        The allowed class values (finite; duplicates ignored; need not be
+        integers). None uses the sorted unique values of ``y_true``; pass the
+        full grid when a test set may miss a class.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Non-negative row weights: the weighted mean of the absolute errors.
+
+    Returns
+    -------
+    error : float
+        Non-negative, in the units of ``y_true``; ``nan`` for empty input.
+
+    Raises
+    ------
+    ValueError
+        If the inputs are not 1-D, not finite or not of one length, if
+        ``classes`` is empty, or if ``sample_weight`` is not valid.
+
+    See Also
+    --------
+    round_to_classes, ordinal_accuracy
+
+    Notes
+    -----
+    The scorer ``ordinal_mae_scorer`` (``get_scorer("ordinal_mae")``) returns the
+    negated error (greater is better, like ``mae_scorer``) and uses the default
+    classes, the values present in each scored fold; for a fixed grid use
+    ``make_scorer(ordinal_mae, greater_is_better=False, classes=...)``.
+
+    Examples
+    --------
+    >>> from skrank.metrics import ordinal_mae
+    >>> ordinal_mae([0, 1, 2, 3, 4], [0.2, 1.4, 2.6, 2.9, 4.4])  # rounded: 0, 1, 3, 3, 4
+    0.2
+    >>> ordinal_mae([0, 4], [6.0, -1.0])  # clipped to 4 and 0
+    4.0
+    """
+    y_true, y_class, weight = _ordinal_inputs(y_true, y_pred, classes, sample_weight)
+    return _absolute_error(y_true, y_class, weight)
+
+
+# ---------------------------------------------------------------------------
 # One table of every metric
 
 
@@ -383,8 +606,25 @@ def ndcg_score(
     return _apply(functools.partial(_ndcg, k=None if k is None else int(k)), y_true, y_pred, codes)
 
 
+# evaluation(ordinal=None) treats targets as ordinal classes when every value is an
+# integer and there are at most this many distinct values.
+_ORDINAL_MAX_CLASSES = 20
+
+
+def _looks_ordinal(y_true: np.ndarray) -> bool:
+    return (
+        y_true.size > 0
+        and bool(np.all(y_true == np.round(y_true)))
+        and np.unique(y_true).size <= _ORDINAL_MAX_CLASSES
+    )
+
+
 def evaluation(
-    y_true: ArrayLike, y_pred: ArrayLike, *, groups: ArrayLike | None = None
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    groups: ArrayLike | None = None,
+    ordinal: bool | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every ranking metric and the MAE, pooled and (with groups) averaged over groups.
 
@@ -398,6 +638,15 @@ def evaluation(
         Group labels. When given, every metric is also computed within each
         group and averaged over groups, unweighted, skipping the groups where it
         is undefined, as the ``groups`` argument of the metric functions does.
+    ordinal : bool, default=None
+        Whether to add the ordinal metrics, ``"ordinal_accuracy"``
+        (:func:`ordinal_accuracy`) and ``"ordinal_mae"`` (:func:`ordinal_mae`),
+        computed on ``y_pred`` rounded to the nearest of the distinct values of
+        ``y_true`` (all of ``y_true``, also within groups). None decides from
+        the targets: True when every ``y_true`` is an integer (``3.0`` counts)
+        and there are at most 20 distinct values, as with age groups or
+        decades; False otherwise. Pass False to keep integer-valued continuous
+        targets (a score out of 10) to the ranking metrics.
 
     Returns
     -------
@@ -406,26 +655,45 @@ def evaluation(
         is given, where ``scores`` maps ``"srcc"`` (:func:`spearman_score`),
         ``"krcc"`` (:func:`kendall_score`), ``"plcc"`` (:func:`plcc_score`),
         ``"pairwise_accuracy"`` (:func:`pairwise_accuracy`) and ``"mae"`` (mean
-        absolute error) to floats; undefined correlations are ``nan``.
+        absolute error), then, when ordinal, ``"ordinal_accuracy"`` and
+        ``"ordinal_mae"``, to floats; undefined correlations are ``nan``.
 
     Raises
     ------
     ValueError
-        If the inputs are not 1-D, not finite or not of one length.
+        If the inputs are not 1-D, not finite or not of one length, or if
+        ``ordinal`` is not None, True or False.
 
     Examples
     --------
     >>> from skrank.metrics import evaluation
-    >>> table = evaluation([1, 2, 3, 4], [10, 30, 40, 20], groups=["a", "a", "b", "b"])
+    >>> table = evaluation([1.5, 2, 3, 4], [10, 30, 40, 20], groups=["a", "a", "b", "b"])
     >>> {name: round(value, 3) for name, value in table["pooled"].items()}
-    {'srcc': 0.4, 'krcc': 0.333, 'plcc': 0.4, 'pairwise_accuracy': 0.667, 'mae': 22.5}
+    {'srcc': 0.4, 'krcc': 0.333, 'plcc': 0.291, 'pairwise_accuracy': 0.667, 'mae': 22.375}
     >>> table["per_group_mean"]["srcc"]  # +1 within "a", -1 within "b"
     0.0
+
+    Integer targets with few distinct values are ordinal classes:
+
+    >>> pooled = evaluation([0, 1, 2, 3], [0.2, 1.6, 2.4, 3.3])["pooled"]
+    >>> pooled["ordinal_accuracy"], pooled["ordinal_mae"]  # rounded: 0, 2, 2, 3
+    (0.75, 0.25)
     """
     y_true, y_pred, codes = _validate(y_true, y_pred, groups)
+    if ordinal is None:
+        ordinal = _looks_ordinal(y_true)
+    elif not isinstance(ordinal, (bool, np.bool_)):
+        raise ValueError(f"ordinal={ordinal!r} is not valid; expected None, True or False.")
+    columns = [(name, kernel, y_pred) for name, kernel in _TABLE.items()]
+    if ordinal:
+        y_class = _round_to_classes(y_pred, np.unique(y_true)) if y_true.size else y_pred
+        columns += [
+            ("ordinal_accuracy", _exact_accuracy, y_class),
+            ("ordinal_mae", _absolute_error, y_class),
+        ]
     parts = {"pooled": None} if codes is None else {"pooled": None, "per_group_mean": codes}
     return {
-        part: {name: _apply(kernel, y_true, y_pred, part_codes) for name, kernel in _TABLE.items()}
+        part: {name: _apply(kernel, y_true, values, part_codes) for name, kernel, values in columns}
         for part, part_codes in parts.items()
     }
 

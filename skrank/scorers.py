@@ -14,6 +14,22 @@ they declare ``groups`` as *not requested*, so passing ``groups`` to
 groups=g)`` feeds the splitter only, and never raises ``UnsetMetadataPassedError``.
 ``mae_scorer`` is scikit-learn's negated mean absolute error.
 
+Ordinal scorers
+---------------
+``ordinal_accuracy_scorer`` (``get_scorer("ordinal_accuracy")``, greater is
+better) and ``ordinal_mae_scorer`` (``get_scorer("ordinal_mae")``, the negated
+:func:`~skrank.metrics.ordinal_mae`, so greater is better, like ``mae_scorer``)
+round predictions to the nearest class, with the default classes: the distinct
+values of ``y_true`` *in the scored fold*. A test fold that misses a class
+therefore rounds onto a coarser grid (a prediction near the missing class goes
+to a neighbour). For a fixed grid, build the scorer yourself::
+
+    make_scorer(ordinal_accuracy, classes=range(8))
+    make_scorer(ordinal_mae, greater_is_better=False, classes=range(8))
+
+Neither takes ``groups``; with routing on, ``groups`` passed to a search reach
+the splitter only.
+
 Grouped scorers
 ---------------
 Per-group scores in a search need metadata routing, since only routing can carry
@@ -45,6 +61,8 @@ from sklearn.metrics import make_scorer, mean_absolute_error
 from skrank.metrics import (
     kendall_score,
     ndcg_score,
+    ordinal_accuracy,
+    ordinal_mae,
     pairwise_accuracy,
     plcc_score,
     spearman_score,
@@ -56,6 +74,8 @@ __all__ = [
     "mae_scorer",
     "make_grouped_scorer",
     "ndcg_scorer",
+    "ordinal_accuracy_scorer",
+    "ordinal_mae_scorer",
     "pairwise_accuracy_scorer",
     "plcc_scorer",
     "spearman_scorer",
@@ -121,6 +141,9 @@ plcc_scorer = _with_groups_request(make_scorer(plcc_score), False)
 pairwise_accuracy_scorer = _with_groups_request(make_scorer(pairwise_accuracy), False)
 ndcg_scorer = _with_groups_request(make_scorer(ndcg_score), False)
 mae_scorer = make_scorer(mean_absolute_error, greater_is_better=False)
+# Default classes: the distinct y_true of the scored fold (see the module docstring).
+ordinal_accuracy_scorer = make_scorer(ordinal_accuracy)
+ordinal_mae_scorer = make_scorer(ordinal_mae, greater_is_better=False)
 
 _SCORERS = {
     "spearman": spearman_scorer,
@@ -129,6 +152,8 @@ _SCORERS = {
     "pairwise_accuracy": pairwise_accuracy_scorer,
     "ndcg": ndcg_scorer,
     "neg_mean_absolute_error": mae_scorer,
+    "ordinal_accuracy": ordinal_accuracy_scorer,
+    "ordinal_mae": ordinal_mae_scorer,
 }
 
 
@@ -188,8 +213,11 @@ def get_scorer(name: str | Callable | None) -> Callable | None:
     ----------
     name : str, callable or None
         ``"spearman"``, ``"kendall"``, ``"plcc"``, ``"pairwise_accuracy"``,
-        ``"ndcg"``, ``"ndcg@K"`` (NDCG of the top K, e.g. ``"ndcg@10"``) or
-        ``"neg_mean_absolute_error"``; any other value goes to
+        ``"ndcg"``, ``"ndcg@K"`` (NDCG of the top K, e.g. ``"ndcg@10"``),
+        ``"neg_mean_absolute_error"``, ``"ordinal_accuracy"`` or
+        ``"ordinal_mae"`` (negated, so greater is better; both round to the
+        classes present in the scored fold's ``y_true``, see
+        :func:`ordinal_accuracy`); any other value goes to
         :func:`sklearn.metrics.get_scorer` (so ``"r2"`` works, and a callable or
         ``None`` is returned unchanged).
 

@@ -260,7 +260,7 @@ def test_evaluation_matches_the_metric_functions():
     rng = np.random.default_rng(3)
     labels = np.repeat(np.array(["b", "a", "c", "lone"]), [6, 15, 9, 1])
     y_true, y_pred = tied_data(rng, labels.size)
-    table = evaluation(y_true, y_pred, groups=labels)
+    table = evaluation(y_true, y_pred, groups=labels, ordinal=False)  # integer targets
     assert list(table) == ["pooled", "per_group_mean"]
     functions = {
         "srcc": spearman_score,
@@ -277,14 +277,14 @@ def test_evaluation_matches_the_metric_functions():
     per_group_mae = [mean_absolute_error(y_true[labels == g], y_pred[labels == g]) for g in "abc"]
     per_group_mae.append(abs(y_true[-1] - y_pred[-1]))  # the one-sample group counts for MAE
     assert table["per_group_mean"]["mae"] == pytest.approx(np.mean(per_group_mae), abs=1e-12)
-    assert list(evaluation(y_true, y_pred)) == ["pooled"]
-    assert evaluation(y_true, y_pred)["pooled"] == table["pooled"]
+    assert list(evaluation(y_true, y_pred, ordinal=False)) == ["pooled"]
+    assert evaluation(y_true, y_pred, ordinal=False)["pooled"] == table["pooled"]
 
 
 def test_evaluation_of_constant_targets_is_nan_but_mae():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        scores = evaluation([2, 2, 2], [1, 2, 3])["pooled"]
+        scores = evaluation([2, 2, 2], [1, 2, 3], ordinal=False)["pooled"]
     assert scores.pop("mae") == pytest.approx(2 / 3)
     assert all(np.isnan(value) for value in scores.values())
 
