@@ -4,7 +4,9 @@ A file written by :func:`skrank.save` is a safetensors file: an 8-byte header
 length, a JSON header (each tensor's name, dtype, shape and offsets, plus string
 metadata) and the tensor bytes. The metadata holds six strings: ``format``,
 ``format_version``, ``skrank_version`` and three JSON documents, ``params``,
-``adapter_config`` and ``fitted``.
+``adapter_config`` and ``fitted``; a file written by ``skrank fit`` has a
+seventh, optional one, ``cli``: what the command line was given that the
+estimator does not hold (the target column's name).
 
 :func:`read_contents` checks the metadata against the schema below and
 :func:`expected_tensors` derives, from the checked adapter config and on the
@@ -27,13 +29,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skrank.adapter import BEFORE_OPTIONS, AdapterConfig
+from skrank.adapter import BEFORE_OPTIONS, OPTIONS, AdapterConfig
 from skrank.params import PARAMETERS, Interval, validate_params
 
 __all__ = [
     "FITTED",
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "CLI_KEYS",
     "Contents",
     "SchemaError",
     "check_header_length",
@@ -82,7 +85,10 @@ _MAX_CHARS = {
     "params": 2**18,
     "adapter_config": 2**12,
     "fitted": 2**23,
+    "cli": 2**14,
 }
+# Metadata a file may lack: the command line's record (files saved from Python have none).
+_METADATA_OPTIONAL = ("cli",)
 _MAX_JSON_ITEMS = 16 * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
 _MAX_DEPTH = 4  # fitted -> history_ -> entry -> value is the deepest a file needs
 
@@ -100,6 +106,9 @@ FITTED = (
 _FITTED_OPTIONAL = ("lr_",)
 _HISTORY_KEYS = ("epoch", "loss", "reg_loss", "rank_loss", "lr", "val_score", "seconds")
 _CACHE_INFO_KEYS = ("kind", "hits", "misses", "images_encoded", "bytes")
+# The keys of the ``cli`` document, each optional: the column names ``skrank fit`` read
+# that no parameter records (the image, instruction and group columns are parameters).
+CLI_KEYS = ("target_column",)
 
 
 class SchemaError(ValueError):
@@ -118,6 +127,7 @@ class Contents:
     params: dict  # as stored: plain JSON values, checked against PARAMETERS
     config: AdapterConfig
     fitted: dict  # y_mean_ and y_scale_ as float64 arrays
+    cli: dict = dataclasses.field(default_factory=dict)  # the ``cli`` document, or {}
 
 
 # ------------------------------------------------------------------------- leaves
@@ -274,8 +284,8 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
     Returns
     -------
     Contents
-        The parameters (merged as above), the adapter config and the fitted
-        attributes.
+        The parameters (merged as above), the adapter config, the fitted
+        attributes and the command line's record (``{}`` when the file has none).
 
     Raises
     ------
@@ -298,7 +308,7 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
             "metadata.format_version",
             f"{version} is newer than this skrank reads (<= {FORMAT_VERSION}); upgrade skrank",
         )
-    _keys(meta, "metadata", tuple(_MAX_CHARS))
+    _keys(meta, "metadata", tuple(_MAX_CHARS), optional=_METADATA_OPTIONAL)
     saved_by = _string(meta, "skrank_version")
     if not re.fullmatch(r"[0-9A-Za-z.+!_-]{1,64}", saved_by):  # it is echoed in a warning
         raise SchemaError("metadata.skrank_version", f"{_shown(saved_by)} is not a version")
@@ -306,7 +316,8 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
     config = _check_config(_json(meta, "adapter_config"))
     fitted = _check_fitted(_json(meta, "fitted"))
     _check_agreement(params, config, fitted)
-    return Contents(saved_by, params, config, fitted)
+    cli = _check_cli(_json(meta, "cli")) if "cli" in meta else {}
+    return Contents(saved_by, params, config, fitted, cli)
 
 
 def _check_params(params, defaults: dict, overrides: dict, hint: str) -> dict:
@@ -324,11 +335,16 @@ def _check_config(values) -> AdapterConfig:
     _keys(values, "adapter_config", fields, optional=tuple(BEFORE_OPTIONS))
     for name, value in values.items():
         field = f"adapter_config.{name}"
-        if name not in CONFIG_LIMITS:  # an option; the adapter refuses unknown values
+        if name not in CONFIG_LIMITS:  # an option: one of its values
             _text(value, field)
+            if value not in OPTIONS[name]:
+                raise SchemaError(field, f"{_shown(value)} is not one of {list(OPTIONS[name])}")
             continue
         _int(value, field, _lowest(name), CONFIG_LIMITS[name])
-    return AdapterConfig.from_dict(values)
+    try:
+        return AdapterConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:  # the config's own rules (an unknown option value)
+        raise SchemaError("adapter_config", str(exc)) from None
 
 
 def _lowest(name: str) -> int:
@@ -374,6 +390,16 @@ def _check_fitted(fitted) -> dict:
     return out
 
 
+def _check_cli(values) -> dict:
+    """The command line's record: known keys only, each a column name (non-empty text)."""
+    _keys(values, "cli", CLI_KEYS, optional=CLI_KEYS)
+    for key, value in values.items():
+        # A CSV header may name a column "  ": blank is a name, empty is not.
+        if not isinstance(value, str) or not value:
+            raise SchemaError(f"cli.{key}", f"{_shown(value)} is not a column name")
+    return dict(values)
+
+
 def _check_epoch(entry, field: str) -> None:
     _keys(entry, field, _HISTORY_KEYS)
     _int(entry["epoch"], f"{field}.epoch", 1, 2**31)
@@ -389,7 +415,9 @@ def _check_backbone_info(info) -> None:
     field = "fitted.backbone_info_"
     known = ("name", "pretrained", "weights_identity", "image_size", "mean", "std")
     widths = ("image_dim", "n_image_tokens", "text_dim", "embed_dim", "context_length")
-    _keys(info, field, (*known, *widths, "family"))
+    _keys(info, field, (*known, *widths, "family", "tokens"), optional=("tokens",))
+    if "tokens" in info and info["tokens"] != "head_norm":
+        raise SchemaError(f"{field}.tokens", f"{_shown(info['tokens'])} is not 'head_norm'")
     _text(info["name"], f"{field}.name")
     _text(info["pretrained"], f"{field}.pretrained", nullable=True)
     _text(info["weights_identity"], f"{field}.weights_identity")

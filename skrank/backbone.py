@@ -84,6 +84,10 @@ class Backbone:
                 f"({type(text).__name__}); use a CLIP model with open_clip's own text transformer"
             )
         self._text = text
+        # ConvNeXt-like trunks: their feature map through the trunk's own pretrained
+        # head norm (a LayerNorm over channels), as the reference reads it.
+        norm = getattr(getattr(getattr(visual, "trunk", None), "head", None), "norm", None)
+        self.token_kind = "head_norm" if isinstance(norm, nn.Module) else None
         self.context_length = int(text.context_length)
         self.text_dim = int(text.ln_final.weight.shape[0])
         with torch.no_grad():
@@ -107,6 +111,7 @@ class Backbone:
             "embed_dim": self.embed_dim,
             "context_length": self.context_length,
             "family": "timm" if self.is_timm else "vit",
+            **({"tokens": self.token_kind} if self.token_kind else {}),
         }
 
     @torch.no_grad()
@@ -118,6 +123,8 @@ class Backbone:
             if self.is_timm:
                 feats = visual.trunk.forward_features(pixels)
                 if feats.ndim == 4:  # ConvNeXt-like map (N, C, h, w) → (N, h·w, C)
+                    if self.token_kind == "head_norm":  # the trunk's pretrained head norm
+                        feats = visual.trunk.head.norm(feats)
                     tokens = feats.flatten(2).transpose(1, 2)
                 else:  # a timm ViT trunk: drop its prefix (class/register) tokens
                     tokens = feats[:, getattr(visual.trunk, "num_prefix_tokens", 0) :]
@@ -252,6 +259,13 @@ def backbone_mismatch(fitted: dict, current: dict) -> list[str]:
         One ``"key: fitted != current"`` entry per difference; empty when they agree.
     """
     diffs = []
+    # Which tokens a trunk gives: a timm ConvNeXt fitted before the head norm read raw maps.
+    raw = "raw" if fitted.get("family") == "timm" else None
+    if fitted.get("tokens", raw) != current.get("tokens", raw):
+        diffs.append(
+            f"tokens: {fitted.get('tokens', raw)!r} != {current.get('tokens', raw)!r} (the "
+            "adapter was trained on other image tokens of this trunk; fit it again)"
+        )
     for key in _MUST_MATCH:
         if key not in fitted or key not in current:
             continue

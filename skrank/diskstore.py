@@ -89,6 +89,8 @@ def _spec(info: dict, kind: str) -> dict:
     """What identifies a store: backbone name, weights, preprocessing, format (and kind)."""
     spec = {k: info[k] for k in ("name", "weights_identity", "image_size", "mean", "std")}
     spec["format"] = _CACHE_FORMAT
+    if "tokens" in info and kind == "tokens":  # which tokens a trunk gives (ConvNeXt head norm)
+        spec["tokens"] = info["tokens"]
     if kind != "tokens":  # the token stores' spec (hence their folders) predates kinds
         spec["kind"] = kind
     return spec

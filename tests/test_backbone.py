@@ -120,9 +120,24 @@ def test_timm_convnext_tokens(tmp_path):
     assert bb.is_timm and bb.info["family"] == "timm"
     x = torch.randn(2, 3, 64, 64)
     tokens = bb.image_tokens(x)
-    fmap = bb.model.visual.trunk.forward_features(x)  # (N, C, H, W)
+    trunk = bb.model.visual.trunk
+    with torch.no_grad():
+        fmap = trunk.forward_features(x)  # (N, C, H, W)
+        normed = trunk.head.norm(fmap)  # the trunk's pretrained head norm, as the reference
     assert tokens.shape == (2, fmap.shape[2] * fmap.shape[3], fmap.shape[1])
-    assert torch.allclose(tokens, fmap.flatten(2).transpose(1, 2), atol=1e-6)
+    assert torch.allclose(tokens, normed.flatten(2).transpose(1, 2), atol=1e-5)
+    assert not torch.allclose(tokens, fmap.flatten(2).transpose(1, 2), atol=1e-3)
+    assert bb.info["tokens"] == "head_norm"
+    # A ConvNeXt adapter fitted on the raw maps (before the head norm) is refused.
+    from skrank.backbone import backbone_mismatch
+    from skrank.diskstore import spec_digest
+
+    old = {k: v for k, v in bb.info.items() if k != "tokens"}
+    assert any(
+        d.startswith("tokens: 'raw' != 'head_norm'") for d in backbone_mismatch(old, bb.info)
+    )
+    assert backbone_mismatch(bb.info, bb.info) == []
+    assert spec_digest(old) != spec_digest(bb.info)  # their token caches are apart
 
 
 def test_checkpoint_file_loads_through_pretrained_path(tiny, tmp_path):
