@@ -10,6 +10,11 @@ its spec on first use.
 Pickles (``pickle``, ``joblib.dump``) of a ranker also work and are small (no
 backbone inside), but loading a pickle executes code: only load pickles from
 sources you trust.
+
+The command line writes and reads its files through :func:`save_with_cli` and
+:func:`load_with_cli`, which add an optional ``cli`` record (the target
+column's name) to the same format; :func:`save` and :func:`load` are those
+without it.
 """
 
 from __future__ import annotations
@@ -94,7 +99,7 @@ def _defaults() -> dict:
     return CLIPRanker().get_params(deep=False)
 
 
-def _metadata(ranker) -> dict:
+def _metadata(ranker, cli: dict | None = None) -> dict:
     """The file's metadata strings; raises SchemaError for values JSON cannot hold."""
     import skrank
 
@@ -114,7 +119,7 @@ def _metadata(ranker) -> dict:
         params[key] = to_plain(value, f"params.{key}", scalar=True)
     fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
     fitted = to_plain(fitted, "fitted")
-    return {
+    meta = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "skrank_version": skrank.__version__,
@@ -123,6 +128,9 @@ def _metadata(ranker) -> dict:
         # NaN is allowed: a validation score is NaN when Spearman is undefined.
         "fitted": json.dumps(fitted, ensure_ascii=False),
     }
+    if cli:
+        meta["cli"] = json.dumps(to_plain(dict(cli), "cli"), ensure_ascii=False)
+    return meta
 
 
 def _check_destination(path: str) -> None:
@@ -194,12 +202,19 @@ def save(ranker, path: str | os.PathLike) -> None:
     Parameters
     ----------
     ranker : CLIPRanker
-        Fitted.
+        Fitted. Not a Pipeline or a search: save their ranker (see Raises).
     path : str or path
         The file to write (replaced if it exists). Its folder must exist.
 
     Raises
     ------
+    TypeError
+        ``ranker`` is not a CLIPRanker: a ``Pipeline``, a ``GridSearchCV`` or
+        another object holding one. The message says what to do: save the
+        fitted ranker inside it (``pipeline[-1]``, ``search.best_estimator_``),
+        or pickle the whole object with ``joblib.dump`` (a CLIPRanker pickles
+        without its backbone, with its adapter on the CPU; load pickles only
+        from sources you trust).
     sklearn.exceptions.NotFittedError
         ``ranker`` is not fitted.
     FileNotFoundError, IsADirectoryError
@@ -233,15 +248,72 @@ def save(ranker, path: str | os.PathLike) -> None:
     >>> np.allclose(load(path).predict(imgs), r.predict(imgs))
     True
     """
+    save_with_cli(ranker, path)
+
+
+def _not_a_ranker(obj) -> TypeError:
+    """The refusal of ``save(obj)`` for anything but a CLIPRanker: what to do instead."""
+    from sklearn.pipeline import Pipeline
+
+    from skrank.ranker import CLIPRanker
+
+    def ranker_last(pipeline) -> bool:
+        steps = getattr(pipeline, "steps", None)
+        return (
+            isinstance(pipeline, Pipeline) and bool(steps) and isinstance(pipeline[-1], CLIPRanker)
+        )
+
+    if isinstance(obj, type):
+        return TypeError(
+            f"skrank.save writes a fitted CLIPRanker, not the class {obj.__name__}: fit an "
+            "instance and save that"
+        )
+    best = getattr(obj, "best_estimator_", None)
+    searched = best if best is not None else getattr(obj, "estimator", None)
+    if ranker_last(obj):
+        name = "pipeline"
+        what = (
+            "its fitted ranker step, skrank.save(pipeline[-1], path) (the file holds that "
+            "step only, not the steps before it)"
+        )
+    elif ranker_last(searched):
+        name = "search"
+        what = "the best pipeline's ranker step, skrank.save(search.best_estimator_[-1], path)"
+    elif best is not None or hasattr(obj, "param_grid") or hasattr(obj, "param_distributions"):
+        name = "search"
+        what = "the refitted best ranker, skrank.save(search.best_estimator_, path)"
+    else:
+        name = "obj"
+        what = "the fitted CLIPRanker it holds"
+    kind = type(obj).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return TypeError(
+        f"skrank.save writes a fitted CLIPRanker, not {article} {kind}: save {what}; or "
+        f"pickle the whole object, joblib.dump({name}, 'model.joblib') (a CLIPRanker pickles "
+        "without its backbone, which is rebuilt when loaded, and with its adapter on the CPU; "
+        "load pickles only from sources you trust)"
+    )
+
+
+def save_with_cli(ranker, path: str | os.PathLike, cli: dict | None = None) -> None:
+    """:func:`save`, plus the command line's optional ``cli`` record (``skrank fit``).
+
+    ``cli`` maps keys of :data:`skrank._schema.CLI_KEYS` to column names; it is
+    checked as :func:`load` checks it. Empty or None: the file is :func:`save`'s.
+    """
     from safetensors.torch import save_file
     from sklearn.utils.validation import check_is_fitted
 
+    from skrank.ranker import CLIPRanker
+
+    if not isinstance(ranker, CLIPRanker):
+        raise _not_a_ranker(ranker)
     check_is_fitted(ranker, "adapter_")
     path = os.fspath(path)
     _check_destination(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in ranker.adapter_.state_dict().items()}
     try:
-        meta = _metadata(ranker)
+        meta = _metadata(ranker, cli)
         contents = read_contents(meta, _defaults())
         _, expected, _ = expected_tensors(contents.config)
         check_tensor_table(tensor_table(tensors), expected)
@@ -301,6 +373,15 @@ def load(path: str | os.PathLike, **params):
     ...     print("refused")
     refused
     """
+    return load_with_cli(path, **params)[0]
+
+
+def load_with_cli(path: str | os.PathLike, **params):
+    """:func:`load`, and the file's ``cli`` record: ``(ranker, dict)``, ``{}`` if none.
+
+    Used by the command line (``skrank evaluate`` defaults ``--target-column``
+    to the recorded one); checks and raises exactly as :func:`load`.
+    """
     from skrank.ranker import CLIPRanker
 
     path = os.fspath(path)
@@ -324,7 +405,7 @@ def load(path: str | os.PathLike, **params):
     ranker.adapter_ = adapter
     for key, value in contents.fitted.items():
         setattr(ranker, key, value)
-    return ranker
+    return ranker, dict(contents.cli)
 
 
 def _read(path: str, defaults: dict, overrides: dict):

@@ -31,3 +31,16 @@ def test_cli_errors_are_one_line(tmp_path):
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "nope" in out.stderr
+
+
+def test_version_from_the_real_entry_point():
+    import skrank
+
+    out = subprocess.run(
+        [sys.executable, "-m", "skrank.cli", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == f"skrank {skrank.__version__}\n" and out.stderr == ""

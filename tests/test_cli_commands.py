@@ -4,6 +4,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,19 @@ def assert_one_line_error(rc, err, command, *needles):
     assert lines[0].startswith(f"skrank {command}: error:"), lines[0]
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+# What only Python code calls things: a parameter's keyword, its name, None, X and y.
+def python_spellings(line: str) -> list:
+    from skrank.params import PARAMETERS
+
+    single, double = r"'(?:[^'\\]|\\.)*'", r'"(?:[^"\\]|\\.)*"'
+    plain = re.sub(rf"(?<![\w'\"])(?:{single}|{double})", "''", line)
+    names = sorted(set(PARAMETERS) | {"target_column", "on_error"})
+    found = [f"{n}=" for n in names if re.search(rf"(?<![\w-]){n}=", plain)]
+    found += [n for n in names if "_" in n and n in plain]
+    found += re.findall(r"(?<![\w./-])(?:None|X|y)(?![\w/-])", plain)
+    return found
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -185,6 +199,26 @@ def test_fit_with_instruction_and_group_columns(data, tmp_path, capsys):
     )  # fmt: skip
     assert rc == 0, err
     assert len(pd.read_csv(tmp_path / "p.csv")) == 24
+    # The model's instruction column, read from the CSV: its problems name --instruction.
+    blank = both.copy()
+    blank.iloc[2, blank.columns.get_loc("task")] = " "
+    unknown = both.assign(task=["Sort the images by size."] + list(both["task"][1:]))
+    for name, frame, needle in [
+        ("blank", blank, "has 1 empty or blank cell(s): row(s) 3"),
+        ("unknown", unknown, "holds 1 instruction(s) the model was not fitted on"),
+    ]:
+        csv = data / f"tasks-{name}.csv"
+        frame.to_csv(csv, index=False)
+        for argv in (
+            ["predict", model, "--csv", csv, "--out", tmp_path / "q.csv"],
+            ["evaluate", model, "--csv", csv],
+        ):
+            rc, _, err = run(capsys, *argv)
+            assert_one_line_error(rc, err, argv[0], "instruction column", "'task'", needle)
+            assert "with --instruction" in err and python_spellings(err) == [], err
+    rc, out, err = run(capsys, "evaluate", model, "--csv", data / "two_tasks.csv", "--json")
+    assert rc == 0, err  # per-row instructions from the column; groups from the fitted column
+    assert json.loads(out)["n_images"] == 48 and json.loads(out)["n_groups"] == 2
 
 
 def test_unreadable_image_is_one_line_error_or_nan(fitted, data, tmp_path, capsys):
@@ -288,3 +322,237 @@ def test_console_entry_point():
     out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "fit" in out.stdout and "predict" in out.stdout and "evaluate" in out.stdout
+
+
+def test_version_prints_the_package_version(capsys):
+    rc, out, err = run(capsys, "--version")
+    assert rc == 0 and out == f"skrank {skrank.__version__}\n" and err == ""
+
+
+# ------------------------------------------------------------ evaluate's default columns
+
+
+def test_fit_records_the_target_column_and_evaluate_defaults_to_it(fitted, data, capsys):
+    from skrank.persistence import load_with_cli
+
+    model, _ = fitted
+    assert load_with_cli(model)[1] == {"target_column": "brightness"}
+    csv = data / "data.csv"
+    rc, out, err = run(capsys, "evaluate", model, "--csv", csv, "--json")
+    assert rc == 0, err
+    rc, explicit, err = run(
+        capsys,
+        *("evaluate", model, "--csv", csv, "--json"),
+        *("--image-column", "file", "--target-column", "brightness"),
+    )
+    assert rc == 0, err
+    assert json.loads(out) == json.loads(explicit)
+    assert json.loads(out)["n_groups"] is None  # fitted without a group column
+    rc, out, err = run(capsys, "evaluate", model, "--csv", csv)
+    assert rc == 0, err
+    assert "targets 'brightness'" in out.splitlines()[0]
+
+
+def test_evaluate_defaults_to_the_fitted_group_column(data, tmp_path, capsys):
+    model = tmp_path / "grouped.skrank"
+    rc, _, err = run(
+        capsys,
+        *("fit", "--csv", data / "data.csv", "--image-column", "file"),
+        *("--target-column", "brightness", "--instruction", INSTRUCTION, "--quiet"),
+        *("--group-column", "photo", "--out", model, "--backbone", "skrank-tiny"),
+        *("--epochs", "1", "--batch-size", "8", "--device", "cpu", "--random-state", "0"),
+    )
+    assert rc == 0, err
+    csv = data / "data.csv"
+    rc, out, err = run(capsys, "evaluate", model, "--csv", csv, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["n_groups"] == 2
+    rc, out, err = run(capsys, "evaluate", model, "--csv", csv)
+    assert rc == 0, err
+    assert "in 2 group(s) of 'photo'" in out.splitlines()[0]
+    # A CSV without the model's group column: pooled metrics, and a warning saying why.
+    frame = pd.read_csv(csv).drop(columns="photo")
+    frame["file"] = [str(data / p) for p in frame["file"]]
+    frame.to_csv(tmp_path / "ungrouped.csv", index=False)
+    rc, out, err = run(capsys, "evaluate", model, "--csv", tmp_path / "ungrouped.csv", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["n_groups"] is None
+    assert "warning: the model's group column 'photo'" in err and "--group-column" in err
+
+
+def test_evaluate_without_a_recorded_target_column_asks_for_the_option(
+    fitted, data, tmp_path, capsys
+):
+    model, _ = fitted
+    plain = tmp_path / "plain.skrank"
+    skrank.save(skrank.load(model), plain)  # from Python: no command-line record
+    rc, _, err = run(capsys, "evaluate", plain, "--csv", data / "data.csv")
+    assert_one_line_error(rc, err, "evaluate", "records no target column", "--target-column")
+    rc, out, err = run(
+        capsys, "evaluate", plain, "--csv", data / "data.csv", "--target-column", "brightness"
+    )
+    assert rc == 0, err
+    # A recorded column the CSV lacks: named as the model's, with the option to set another.
+    frame = pd.read_csv(data / "data.csv").rename(columns={"brightness": "level"})
+    frame.to_csv(data / "renamed.csv", index=False)
+    rc, _, err = run(capsys, "evaluate", model, "--csv", data / "renamed.csv")
+    assert_one_line_error(rc, err, "evaluate", "'brightness' is not a column", "--target-column")
+
+
+# ------------------------------------------------------------ relative image paths
+
+
+def test_every_help_says_how_relative_paths_resolve(capsys):
+    from skrank.cli._common import RELATIVE_PATHS
+
+    sentence = " ".join(RELATIVE_PATHS.split())
+    assert "CSV's folder" in sentence and "current folder" in sentence
+    for command in ("fit", "predict", "evaluate"):
+        _, out, _ = run(capsys, command, "--help")
+        text = " ".join(out.split())
+        assert sentence in text, command
+        assert "read from the CSV's folder" not in text
+
+
+@pytest.fixture
+def split_layout(data, tmp_path):
+    """A CSV in lists/ naming images by paths relative to tmp_path, the folder it runs from.
+
+    lists/imgs/ holds other images under some of the same names: those beside the
+    CSV must win.
+    """
+    frame = pd.read_csv(data / "data.csv")
+    shutil.copytree(data / "imgs", tmp_path / "imgs")
+    (tmp_path / "lists" / "imgs").mkdir(parents=True)
+    for name in frame["file"][:3]:
+        # Beside the CSV: the image of another row, so its score tells which was read.
+        shutil.copy(data / frame["file"].iloc[-1], tmp_path / "lists" / name)
+    frame.to_csv(tmp_path / "lists" / "list.csv", index=False)
+    return tmp_path, frame
+
+
+def _three(data, model, csv, out):
+    """fit, predict and evaluate on ``csv``: their exit statuses and stderr."""
+    fit_args = ("fit", "--csv", csv, "--image-column", "file", "--target-column", "brightness")
+    fit_args += ("--instruction", INSTRUCTION, "--out", model, "--backbone", "skrank-tiny")
+    fit_args += ("--epochs", "1", "--batch-size", "8", "--device", "cpu", "--quiet")
+    return [
+        main([os.fspath(a) for a in fit_args]),
+        main(["predict", os.fspath(model), "--csv", os.fspath(csv), "--out", os.fspath(out)]),
+        main(["evaluate", os.fspath(model), "--csv", os.fspath(csv)]),
+    ]
+
+
+def test_relative_paths_resolve_beside_the_csv_then_in_the_current_folder(
+    split_layout, data, fitted, capsys, monkeypatch
+):
+    root, frame = split_layout
+    monkeypatch.chdir(root)
+    csv = root / "lists" / "list.csv"
+    assert _three(data, root / "m.skrank", csv, root / "p.csv") == [0, 0, 0]
+    capsys.readouterr()
+    model, _ = fitted
+    rc, _, err = run(capsys, "predict", model, "--csv", csv, "--out", "p.csv")
+    assert rc == 0, err
+    table = pd.read_csv(root / "p.csv")
+    assert table["path"].tolist() == frame["file"].tolist()  # as written in the CSV
+    where = [root / "lists" / p if i < 3 else root / p for i, p in enumerate(frame["file"])]
+    direct = skrank.load(model).predict([str(p) for p in where])
+    np.testing.assert_allclose(table["score"], direct, rtol=1e-6, atol=1e-9)
+    assert table["score"].iloc[0] == pytest.approx(table["score"].iloc[-1])  # beside wins
+
+
+def test_an_image_in_neither_folder_is_one_line_naming_its_cell(
+    split_layout, fitted, capsys, monkeypatch
+):
+    root, frame = split_layout
+    monkeypatch.chdir(root)
+    frame.loc[5, "file"] = "imgs/missing.png"
+    csv = root / "lists" / "missing.csv"
+    frame.to_csv(csv, index=False)
+    model, _ = fitted
+    fit = ("fit", "--csv", csv, "--image-column", "file", "--target-column", "brightness",
+           "--instruction", INSTRUCTION, "--out", root / "m.skrank", "--backbone", "skrank-tiny",
+           "--device", "cpu", "--quiet")  # fmt: skip
+    predict = ("predict", model, "--csv", csv, "--out", root / "p.csv")
+    evaluate = ("evaluate", model, "--csv", csv)
+    for argv in (fit, predict, evaluate):
+        rc, _, err = run(capsys, *argv)
+        assert_one_line_error(
+            rc, err, argv[0], "--image-column", "'file'", "1 image(s) could not be read",
+            "row 6 'imgs/missing.png': file not found in the CSV's folder or in the current folder",
+        )  # fmt: skip
+    assert not (root / "m.skrank").exists() and not (root / "p.csv").exists()
+
+
+def test_absolute_paths_are_used_as_they_are(data, fitted, tmp_path, capsys, monkeypatch):
+    frame = pd.read_csv(data / "data.csv")
+    frame["file"] = [str(data / p) for p in frame["file"]]
+    csv = tmp_path / "lists" / "absolute.csv"
+    csv.parent.mkdir()
+    frame.to_csv(csv, index=False)
+    monkeypatch.chdir(tmp_path)
+    assert _three(data, tmp_path / "m.skrank", csv, tmp_path / "p.csv") == [0, 0, 0]
+    capsys.readouterr()
+    model, _ = fitted
+    rc, _, err = run(capsys, "predict", model, "--csv", csv, "--out", "p.csv")
+    assert rc == 0, err
+    table = pd.read_csv(tmp_path / "p.csv")
+    assert table["path"].tolist() == frame["file"].tolist()
+    direct = skrank.load(model).predict(frame["file"].tolist())
+    np.testing.assert_allclose(table["score"], direct, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("command", "message", "expected"),
+    [
+        ("fit", "batch_size=1 (int) is not valid", "--batch-size 1 is not valid"),
+        ("predict", "batch_size=1 (int) is not valid", "the model's batch size 1 is not valid"),
+        ("fit", "device='cuda' was asked for", "--device 'cuda' was asked for"),
+        ("evaluate", "device='cuda' was asked for", "the model's device 'cuda' was asked for"),
+        (
+            "fit",
+            "pass a file: CLIPRanker(backbone='B', pretrained='/w.pt'), or use backbone='tiny'",
+            "pass a file: --backbone 'B' --pretrained '/w.pt', or use --backbone 'tiny'",
+        ),
+        (
+            "fit",
+            "backbone='B' with pretrained=None has random weights",
+            "--backbone 'B' with --pretrained none has random weights",
+        ),
+        (
+            "fit",
+            "a known tag, or None for random weights",
+            "a known tag, or 'none' for random weights",
+        ),
+        ("fit", "lower lr (now 0.1) or check", "lower --lr (now 0.1) or check"),
+        (
+            "fit",
+            "y for instruction 'x' is flat; rescale y.",
+            "--target-column 'age' for instruction 'x' is flat; rescale --target-column 'age'.",
+        ),  # fmt: skip
+        ("fit", "X has 8 images", "--image-column 'file' has 8 images"),
+        (
+            "predict",
+            "X names no instruction and instruction=None",
+            "the image list names no instruction and no --instruction",
+        ),  # fmt: skip
+        ("predict", "on_error='skip' is not valid", "--on-error 'skip' is not valid"),
+        # Quoted text (values, paths) and words inside paths are left as they are.
+        ("fit", "cannot read 'batch_size=1.csv'", "cannot read 'batch_size=1.csv'"),
+        ("fit", "[0] /data/y/lr.png: not found; X-ray", "[0] /data/y/lr.png: not found; X-ray"),
+        ("fit", "the model's lr_ and y_scale_", "the model's lr_ and y_scale_"),
+    ],
+)
+def test_library_messages_speak_the_commands_options(command, message, expected):
+    import argparse
+
+    from skrank.cli import _parser
+    from skrank.cli._common import Vocabulary
+
+    args = argparse.Namespace(
+        target_column="age", image_column="file" if command == "fit" else None
+    )
+    owner = "ranker" if command == "fit" else "model"
+    words = Vocabulary(_parser().commands[command], args, owner=owner)
+    assert words.translate(message) == expected

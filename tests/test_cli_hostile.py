@@ -22,6 +22,7 @@ from skrank.cli import main
 from tests.test_cli_commands import (
     assert_one_line_error,
     one_torch_thread,  # noqa: F401 (autouse: one torch thread)
+    python_spellings,
     run,
 )
 
@@ -407,7 +408,8 @@ def _errors():
         "parser": (pd.errors.ParserError("Error tokenizing data.\nC error"), 2, "tokenizing"),
         "empty_data": (pd.errors.EmptyDataError("No columns to parse"), 2, "No columns"),
         "unicode": (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), 2, "0xff"),
-        "param": (InvalidParameterError("batch_size=1 is not valid"), 2, "batch_size=1"),
+        # In the command's words: fit's option, or (no such option) the model's setting.
+        "param": (InvalidParameterError("batch_size=1 is not valid"), 2, "batch size 1"),
         "image": (ImageLoadError([(4, "a\nb.png", "file not found")]), 2, "'a\\nb.png'"),
         "weights": (WeightsUnavailableError("not on this machine"), 2, "not on this machine"),
         "oserror": (PermissionError(13, "Permission denied", "/x"), 2, "Permission denied"),
@@ -429,6 +431,8 @@ def test_every_error_is_one_line_with_a_status(case, command, monkeypatch, capsy
     import importlib
 
     exc, status, needle = _errors()[case]
+    if case == "param" and command == "fit":
+        needle = "--batch-size 1 is not valid"
 
     def raise_it(args):
         raise exc
@@ -443,6 +447,96 @@ def test_every_error_is_one_line_with_a_status(case, command, monkeypatch, capsy
     }[command]  # fmt: skip
     rc, _, err = run(capsys, *argv)
     one_line_error(rc, err, command, needle, status=status)
+
+
+# ---------------------------------------------------- bad values, in the command line's words
+
+# For every option that sets a CLIPRanker parameter or names a column: values that
+# must be refused. An option added to a command without an entry here fails the test.
+BAD = {
+    "instruction": ["", "   "],
+    "image_column": ["", "nope", "g"],  # 'g' holds no image paths
+    "instruction_column": ["", "nope", "file"],  # 'file' is the image column
+    "group_column": ["", "nope"],
+    "target_column": ["", "nope", "g", "file"],  # 'g' is text; 'file' the image column
+    "backbone": ["", "no-such-model"],
+    "pretrained": ["", "no-such-tag", "/no/such/checkpoint.pt"],
+    "max_epochs": ["0", "-3", "two"],
+    "batch_size": ["1", "2.5"],
+    "lr": ["-1", "0", "nan", "fast"],
+    "pair_scope": ["pairs", "group"],  # group: without --group-column
+    "random_state": ["-1", "4294967296", "seven"],
+    "device": ["", "tpu", "cuda:x", "cuda:99"],
+}
+# Commands that score with a saved model also refuse what the model does not know.
+BAD_FOR_A_MODEL = {
+    "instruction": ["Sort the images by size."],
+    "image_column": [],
+    "target_column": [],
+}
+COMMANDS = ("fit", "predict", "evaluate")
+
+
+def _options_to_check():
+    """(command, dest, option) for each option whose value is a parameter or a column."""
+    from skrank.cli import _parser
+    from skrank.params import PARAMETERS
+
+    parser = _parser()
+    out = []
+    for command in COMMANDS:
+        for action in parser.commands[command]._actions:
+            if not action.option_strings or action.nargs == 0:
+                continue
+            if action.dest in PARAMETERS or action.dest.endswith("_column"):
+                flag = next(o for o in action.option_strings if o.startswith("--"))
+                out.append((command, action.dest, flag))
+    return out
+
+
+def _bad_cases():
+    cases = []
+    for command, dest, flag in _options_to_check():
+        values = BAD.get(dest, [None])  # None: no bad value written down for this option
+        if command != "fit":
+            values = [v for v in values if v not in ("file",)] + BAD_FOR_A_MODEL.get(dest, [])
+        cases += [pytest.param(command, dest, flag, v, id=f"{command}{flag}={v!r}") for v in values]
+    return cases
+
+
+def test_python_spellings_finds_pythons_words_outside_quotes():
+    assert python_spellings("batch_size=1 (int) is not valid; y has NaN; X holds") == [
+        "batch_size=", "batch_size", "y", "X",
+    ]  # fmt: skip
+    assert python_spellings("--image-column 'y' of 'a/batch_size=1.csv': the model's") == []
+
+
+@pytest.mark.parametrize(("command", "dest", "flag", "value"), _bad_cases())
+def test_a_bad_value_is_one_line_naming_the_option(
+    data, tmp_path, capsys, command, dest, flag, value
+):
+    assert value is not None, f"no bad value for {command} {flag}: add some to BAD"
+    model = data / "m.skrank"
+    given = {"--csv": data / "train.csv"}
+    if command == "fit":
+        given.update({"--image-column": "file", "--target-column": "y"})
+        given.update({"--instruction": INSTRUCTION, "--out": tmp_path / "m.skrank"})
+        given.update({"--backbone": "skrank-tiny", "--device": "cpu", "--epochs": "1"})
+        given.update({"--batch-size": "4", "--random-state": "0"})
+        if flag == "--instruction-column":
+            given.pop("--instruction")
+        argv = ["fit", "--quiet"]
+    else:
+        argv = [command, model]
+        if command == "predict":
+            given["--out"] = tmp_path / "p.csv"
+    given[flag] = value
+    for option, text in given.items():
+        argv += [option, text]
+    rc, _, err = run(capsys, *argv)
+    line = one_line_error(rc, err, command, flag)
+    assert python_spellings(line) == [], line
+    assert not (tmp_path / "m.skrank").exists() and not (tmp_path / "p.csv").exists()
 
 
 # --------------------------------------------------------------------------- a real process

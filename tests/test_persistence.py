@@ -527,3 +527,95 @@ def test_a_loaded_ranker_warm_starts(saved):
     loaded.fit(images, np.arange(8.0))
     after = loaded.adapter_.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
+
+
+# --------------------------------------------------------------------------- save: what it takes
+
+
+def test_save_refuses_a_pipeline_or_a_search_saying_what_to_do(tiny_fitted, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipeline = make_pipeline(FunctionTransformer(), a_copy(tiny_fitted))
+    with pytest.raises(TypeError, match="not a Pipeline") as info:
+        save(pipeline, tmp_path / "m.skrank")
+    assert "skrank.save(pipeline[-1], path)" in str(info.value)
+    assert "joblib.dump(pipeline" in str(info.value) and "trust" in str(info.value)
+    search = GridSearchCV(tiny_ranker(), {"lr": [1e-3, 1e-2]})
+    with pytest.raises(TypeError, match="not a GridSearchCV") as info:
+        save(search, tmp_path / "m.skrank")
+    assert "skrank.save(search.best_estimator_, path)" in str(info.value)
+    assert "joblib.dump(search" in str(info.value)
+    with pytest.raises(TypeError, match=r"best_estimator_\[-1\]"):
+        save(GridSearchCV(pipeline, {}), tmp_path / "m.skrank")
+    with pytest.raises(TypeError, match="not the class CLIPRanker"):
+        save(skrank.CLIPRanker, tmp_path / "m.skrank")
+    assert os.listdir(tmp_path) == []
+    # What the message advises works: the step saves, and the whole pipeline pickles.
+    save(pipeline[-1], tmp_path / "step.skrank")
+    joblib.dump(pipeline, tmp_path / "pipeline.joblib")
+    images = np.random.default_rng(0).random((3, 32, 32, 3))
+    expected = pipeline.predict(list(images))
+    np.testing.assert_array_equal(load(tmp_path / "step.skrank").predict(list(images)), expected)
+    np.testing.assert_array_equal(
+        joblib.load(tmp_path / "pipeline.joblib").predict(list(images)), expected
+    )
+
+
+# --------------------------------------------------------------------------- the cli record
+
+
+def test_the_command_lines_record_is_optional_and_round_trips(tiny_fitted, saved, tmp_path):
+    from skrank.persistence import load_with_cli, save_with_cli
+
+    assert "cli" not in parts(saved)[0]  # skrank.save writes none
+    assert load_with_cli(saved)[1] == {}
+    path = tmp_path / "cli.skrank"
+    save_with_cli(tiny_fitted, path, {"target_column": "âge (years)"})
+    meta, _ = parts(path)
+    assert json.loads(meta["cli"]) == {"target_column": "âge (years)"}
+    ranker, record = load_with_cli(path)
+    assert record == {"target_column": "âge (years)"}
+    probe = np.random.default_rng(0).random((3, 32, 32, 3))
+    np.testing.assert_array_equal(load(path).predict(probe), tiny_fitted.predict(probe))
+    assert not hasattr(ranker, "target_column") and not hasattr(ranker, "target_column_")
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("[]", "cli: [] is not a JSON object"),
+        ('"age"', "cli: 'age' is not a JSON object"),
+        ('{"target_column": 5}', "cli.target_column: 5 is not a column name"),
+        ('{"target_column": ""}', "cli.target_column: '' is not a column name"),
+        ('{"target_column": null}', "cli.target_column: None is not a column name"),
+        ('{"target_column": ["a"]}', "cli.target_column"),
+        ('{"image_column": "x"}', "cli.image_column: is not a known key"),
+        ('{"target_column": "' + "x" * 5000 + '"}', "cli.target_column: is a string of 5000"),
+        ('{"target_column": "a\\udc00"}', "not valid Unicode"),
+        ('{"target_column": "a", "target_column": "b"}', "appears twice"),
+        ("{", "cli: is not valid JSON"),
+        ("x" * 20_000, "metadata.cli: has 20000 characters"),
+    ],
+)
+def test_load_refuses_a_malformed_cli_record_by_name(saved, tmp_path, text, field):
+    meta, tensors = parts(saved)
+    path = tmp_path / "bad-cli.skrank"
+    save_file(tensors, str(path), metadata={**meta, "cli": text})
+    with pytest.raises(ValueError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message and field in message and len(message.splitlines()) == 1
+
+
+def test_save_with_cli_refuses_a_record_load_would_refuse(tiny_fitted, tmp_path):
+    from skrank.persistence import save_with_cli
+
+    for record, field in [({"target_column": ""}, "cli.target_column"), ({"y": "a"}, "cli.y")]:
+        with pytest.raises(ValueError, match="cannot save") as info:
+            save_with_cli(tiny_fitted, tmp_path / "m.skrank", record)
+        assert field in str(info.value)
+    assert os.listdir(tmp_path) == []
+    save_with_cli(tiny_fitted, tmp_path / "m.skrank", {})  # empty: a plain file
+    assert "cli" not in parts(tmp_path / "m.skrank")[0]

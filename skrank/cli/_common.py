@@ -1,18 +1,200 @@
-"""Helpers shared by the commands: CSV reading, column checks, image paths, output files."""
+"""Helpers shared by the commands: CSV reading, column checks, image paths, output files.
+
+Also the command line's vocabulary: :func:`check_options` makes argparse check
+every option that sets a CLIPRanker parameter by the estimator's own table, and
+:class:`Vocabulary` rewrites the library's messages (``batch_size=1``, ``y``) in
+the words of the command that ran (``--batch-size 1``, ``--target-column 'age'``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 
 # The sub-parsers keep the line breaks of their descriptions and examples.
 HELP_FORMAT = argparse.RawDescriptionHelpFormatter
 
+# How every command that reads a CSV finds its images; each --help says it in these words.
+RELATIVE_PATHS = (
+    "Relative image paths are resolved against the CSV's folder and, where no file\n"
+    "is there, against the current folder."
+)
+
 
 class CLIError(Exception):
     """An error reported as one line on stderr with a non-zero exit code."""
+
+
+class UnreadableImages(CLIError):
+    """Images listed in a CSV could not be read (``ImageLoadError``, in the CSV's terms)."""
+
+
+# ------------------------------------------------------------------ the command line's words
+
+# What the library calls its inputs, and the option of a command that gives them.
+ALIASES = {"X": "image_column", "y": "target_column"}
+# ... and what to call them where the command was given no such column.
+ALIAS_WORDS = {"X": "the image list", "y": "the target column"}
+# What an option accepts, where the parameter table's words are Python's.
+EXPECTED = {
+    "random_state": "an integer in [0, 4294967295]",
+    "pretrained": "an open_clip tag, a checkpoint file or 'none'",
+}
+# A command whose option spells a parameter's None (fit: --pretrained none) says so with
+# parser.set_defaults(none_words={"pretrained": "none"}); the library's phrases that
+# offer that None are then reworded too.
+PHRASES = {"pretrained": {"or None for random weights": "or {none} for random weights"}}
+
+
+def options(parser) -> dict:
+    """``{dest: action}`` for each option of ``parser`` that takes a value (not ``--help``)."""
+    return {
+        a.dest: a
+        for a in parser._actions  # argparse has no public list of a parser's actions
+        if a.option_strings and a.nargs != 0 and a.dest != "help"
+    }
+
+
+def long_option(action) -> str:
+    """An action's long spelling, ``--batch-size`` (its first, if it has no long one)."""
+    return next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+
+
+def checked_by_table(dest: str) -> bool:
+    """Whether an option's value is a CLIPRanker parameter or a column name."""
+    from skrank.params import PARAMETERS
+
+    return dest in PARAMETERS or dest.endswith("_column")
+
+
+def check_options(parser) -> None:
+    """Make ``parser`` check each parameter option by ``skrank.params.PARAMETERS`` as it parses.
+
+    Every option whose destination is a CLIPRanker parameter (``--batch-size``
+    sets ``batch_size``), and every ``--*-column``, gets a ``type`` that converts
+    as before and then refuses what the estimator would refuse, so the error
+    names the option (``argument --batch-size: '1' is not valid; expected an
+    integer >= 2 ...``) and comes before any file is read. None is what an option
+    left out means, so it is never offered; an empty value is refused.
+    """
+    for dest, action in options(parser).items():
+        if checked_by_table(dest) and not getattr(action.type, "checked_by_table", False):
+            action.type = _table_type(dest, action.type)
+
+
+def _table_type(dest: str, convert):
+    from skrank.params import NONE, PARAMETERS
+
+    constraints = [c for c in PARAMETERS.get(dest, ()) if c is not NONE]
+    if dest in EXPECTED:
+        expected = EXPECTED[dest]
+    elif dest.endswith("_column"):
+        expected = "a column name"
+    else:
+        expected = " or ".join(map(str, constraints))
+
+    def parse(text: str):
+        if text == "":
+            raise argparse.ArgumentTypeError(f"is empty; expected {expected}")
+        try:
+            value = text if convert is None else convert(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+        if constraints and not any(c.accepts(value) for c in constraints):
+            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {expected}")
+        return value
+
+    parse.checked_by_table = True
+    parse.__name__ = getattr(convert, "__name__", "str")  # argparse names a type in messages
+    return parse
+
+
+# A quoted value (a repr: a user's text, a path); a quote after a letter is an apostrophe.
+_SINGLE = r"'(?:[^'\\\n]|\\.)*'"
+_DOUBLE = r'"(?:[^"\\\n]|\\.)*"'
+_QUOTED = rf"(?<![\w'\"]){_SINGLE}|(?<![\w'\"]){_DOUBLE}"
+_VALUE = rf"{_SINGLE}|{_DOUBLE}|[^\s,;:()\[\]]+"
+_TYPE = r" \((?:int|float|str|bool|NoneType|list|tuple|dict)\)"
+# A name is a word of its own: not part of a longer name, an option or a path ('/x/y/a.png').
+_BEFORE = r"(?<![\w.\-/\\])"
+_AFTER = r"(?![\w\-/\\]|\.\w)"
+
+
+class Vocabulary:
+    """The library's messages in the words of one command's options.
+
+    Built from the command's parser, so an option added to a command is known
+    here without another list. Outside quoted text (a user's value, a path),
+    ``name=value (type)`` of a parameter or column the command has an option
+    for becomes ``--option value``, ``name=None`` becomes ``no --option`` (or
+    ``--pretrained none`` where the command spells None so), a bare
+    ``batch_size`` or ``lr`` becomes the option, ``X`` and ``y`` become
+    ``--image-column 'file'`` and ``--target-column 'age'``, and a parameter the
+    command has no option for is the model's (``the model's device 'cuda'``)
+    or, for ``fit``, the ranker's.
+    """
+
+    def __init__(self, parser, args=None, owner: str = "model"):
+        from skrank.params import PARAMETERS
+
+        self.args = args
+        self.owner = owner
+        self.none_words = parser.get_default("none_words") or {}
+        self.flags = {dest: long_option(a) for dest, a in options(parser).items()}
+        self.names = sorted(set(PARAMETERS) | set(self.flags) | set(ALIASES), key=len)[::-1]
+        names = "|".join(map(re.escape, self.names))
+        bare = [n for n in self.flags if "_" in n or n == "lr"] + list(ALIASES)
+        bare = "|".join(map(re.escape, sorted(bare, key=len)[::-1]))
+        self.pattern = re.compile(
+            rf"(?P<quoted>{_QUOTED})"
+            rf"|(?P<call>\bCLIPRanker\((?P<call_args>[^()]*)\))"
+            rf"|{_BEFORE}(?P<name>{names})=(?P<value>{_VALUE})?(?:{_TYPE})?"
+            rf"|{_BEFORE}(?P<bare>{bare}){_AFTER}(?!=)"
+        )
+
+    def _given(self, dest: str):
+        value = getattr(self.args, dest, None) if self.args is not None else None
+        return value if isinstance(value, str) else None
+
+    def _option(self, dest: str, value: str | None) -> str:
+        """``dest`` (a parameter, a column or an alias) given ``value`` (its text, or None)."""
+        dest = ALIASES.get(dest, dest)
+        if dest not in self.flags:
+            words = dest.replace("_", " ")
+            value = "none" if value == "None" else value
+            return f"the {self.owner}'s {words}" + (f" {value}" if value is not None else "")
+        flag = self.flags[dest]
+        if value == "None":
+            none = self.none_words.get(dest)
+            return f"{flag} {none}" if none else f"no {flag}"
+        return flag if value is None else f"{flag} {value}"
+
+    def _replace(self, m: re.Match) -> str:
+        if m.group("quoted"):
+            return m.group(0)
+        if m.group("call"):  # CLIPRanker(backbone='x', pretrained='y'): the options to give
+            return self.translate(m.group("call_args")).replace(", ", " ")
+        if m.group("name"):
+            return self._option(m.group("name"), m.group("value"))
+        name = m.group("bare")
+        if name in ALIASES:
+            given = self._given(ALIASES[name])
+            if given is None:
+                return ALIAS_WORDS[name]
+            return self._option(name, repr(given))
+        return self._option(name, None)
+
+    def translate(self, text: str) -> str:
+        """``text`` with the library's names of parameters and inputs as this command's."""
+        for dest, none in self.none_words.items():
+            for phrase, spelled in PHRASES.get(dest, {}).items():
+                text = text.replace(phrase, spelled.format(none=repr(none)))
+        return self.pattern.sub(self._replace, text)
 
 
 def add_instruction_option(parser) -> None:
@@ -112,25 +294,75 @@ def column(df, name: str, what: str, csv: str):
     return df[name]
 
 
-def image_paths(df, name: str, what: str, csv: str) -> tuple[list[str], list[str]]:
-    """(paths as written in the CSV, paths resolved against the CSV's folder)."""
+def resolve_image_path(path: str, folder: str) -> tuple[str, bool]:
+    """Where the image a CSV names as ``path`` is, and whether it is relative.
+
+    A relative path is looked for in the CSV's ``folder`` first, then in the
+    current folder; found in neither, it stays the CSV-folder one (so the
+    missing-file error names it there). ``~`` is expanded; absolute paths and
+    URLs (which the image reader refuses, saying why) are kept as they are.
+    """
+    path = os.path.expanduser(path)
+    if os.path.isabs(path) or "://" in path:
+        return path, False
+    beside = os.path.join(folder, path)
+    if os.path.lexists(beside) or not os.path.lexists(path):
+        return beside, True
+    return path, True
+
+
+@dataclass
+class CSVImages:
+    """The images of a CSV column: as written, where they were found, and how to name them."""
+
+    what: str  # the option that named the column, or how the default is described
+    name: str
+    csv: str
+    given: list  # the cells, as written in the CSV
+    paths: list  # where each was found (resolve_image_path)
+    relative: list  # whether each cell is a relative path
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Report an ``ImageLoadError`` inside the block in the CSV's terms (rows, cells)."""
+        from skrank.images import ImageLoadError
+
+        try:
+            yield
+        except ImageLoadError as exc:
+            if not exc.failures:
+                raise
+            raise UnreadableImages(self.unreadable(exc.failures)) from None
+
+    def unreadable(self, failures) -> str:
+        """One line: how many could not be read, and the first, by CSV row and cell."""
+        i, _, reason = failures[0]
+        reason = " ".join(str(reason).split())
+        if i < len(self.given) and reason == "file not found" and self.relative[i]:
+            reason = "file not found in the CSV's folder or in the current folder"
+        shown = repr(self.given[i]) if i < len(self.given) else f"[{i}]"
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        return (
+            f"{self.what} {self.name!r} of {self.csv!r}: {len(failures)} image(s) could not be "
+            f"read; first: row {i + 1} {shown}: {reason}{more}"
+        )
+
+
+def image_paths(df, name: str, what: str, csv: str) -> CSVImages:
+    """The image paths of column ``name`` (which ``what`` named), found as RELATIVE_PATHS says."""
     values = column(df, name, what, csv)
     missing = values.isna().to_numpy().nonzero()[0]
     if len(missing):
         raise CLIError(f"{what} {name!r} has {len(missing)} empty cell(s): {_rows(missing)}")
     given = values.astype(str).tolist()
     folder = os.path.dirname(csv)
-    resolved = []
-    for path in given:
-        path = os.path.expanduser(path)
-        # URLs are left as they are: the image reader explains they are not supported.
-        resolved.append(
-            path if os.path.isabs(path) or "://" in path else os.path.join(folder, path)
-        )
-    return given, resolved
+    found = [resolve_image_path(path, folder) for path in given]
+    return CSVImages(
+        what, name, csv, given, [p for p, _ in found], [relative for _, relative in found]
+    )
 
 
-def labels(df, name: str, what: str, csv: str):
+def labels(df, name: str, what: str, csv: str, hint: str = ""):
     """Column ``name`` (an instruction or group column) with every cell filled.
 
     A cell of only spaces is as empty as a blank one.
@@ -140,22 +372,22 @@ def labels(df, name: str, what: str, csv: str):
     missing = blank.to_numpy().nonzero()[0]
     if len(missing):
         raise CLIError(
-            f"{what} {name!r} has {len(missing)} empty or blank cell(s): {_rows(missing)}"
+            f"{what} {name!r} has {len(missing)} empty or blank cell(s): {_rows(missing)}{hint}"
         )
     return values
 
 
-def targets(df, name: str, csv: str):
-    """The numeric targets of column ``name`` (--target-column) as a float array."""
+def targets(df, name: str, csv: str, what: str = "--target-column"):
+    """The numeric targets of column ``name`` (which ``what`` named) as a float array."""
     import numpy as np
     import pandas as pd
 
-    raw = column(df, name, "--target-column", csv)
+    raw = column(df, name, what, csv)
     y = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(y))
     if len(bad):
         raise CLIError(
-            f"--target-column {name!r} has {len(bad)} missing or non-numeric value(s), "
+            f"{what} {name!r} has {len(bad)} missing or non-numeric value(s), "
             f"first {raw.iloc[bad[0]]!r}: {_rows(bad)}"
         )
     return y
@@ -274,38 +506,78 @@ def _same(a, b) -> bool:
     return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+def load_model(path: str):
+    """``(ranker, cli record)`` of the model file MODEL; a refusal is about the file, as written."""
+    from skrank.persistence import load_with_cli
+
+    try:
+        return load_with_cli(path)
+    except (ValueError, FileNotFoundError) as exc:  # the file's fault: no option to name
+        raise CLIError(str(exc)) from None
+
+
 def instructions(ranker, n: int, instruction: str | None, df=None, csv: str | None = None):
-    """Per-row instructions to predict with; None means the model's own single instruction."""
+    """Per-row instructions to predict with; None means the model's own single instruction.
+
+    An instruction the model was not fitted on (from --instruction or from the
+    model's instruction column) is refused here, naming where it came from.
+    """
     import numpy as np
 
+    known = list(ranker.instructions_)
     if instruction is not None:
+        if instruction not in known:
+            raise CLIError(
+                f"--instruction {instruction!r} is not an instruction of the model; it knows "
+                f"{_listed(known)}"
+            )
         return np.full(n, instruction, dtype=object)
     if ranker.instruction is not None:
         return None
     if df is not None and ranker.instruction_column in df.columns:
         what = "instruction column (the model's)"
-        return labels(df, ranker.instruction_column, what, csv).to_numpy(dtype=object)
-    if len(ranker.instructions_) == 1:
-        return np.full(n, ranker.instructions_[0], dtype=object)
+        texts = labels(df, ranker.instruction_column, what, csv, hint=_ONE_INSTRUCTION)
+        unknown = sorted(set(texts) - set(known))
+        if unknown:
+            raise CLIError(
+                f"{what} {ranker.instruction_column!r} of {csv!r} holds {len(unknown)} "
+                f"instruction(s) the model was not fitted on, first {unknown[0]!r}; it knows "
+                f"{_listed(known)}{_ONE_INSTRUCTION}"
+            )
+        return texts.to_numpy(dtype=object)
+    if len(known) == 1:
+        return np.full(n, known[0], dtype=object)
     raise CLIError(
-        f"the model knows {len(ranker.instructions_)} instructions {ranker.instructions_}; "
+        f"the model knows {len(known)} instructions {known}; "
         f"choose one with --instruction, or give a CSV with a {ranker.instruction_column!r} column"
     )
 
 
-def predict_scores(ranker, paths: list[str], row_instructions, on_error: str):
-    """The ranker's scores of the images at ``paths``, by ``row_instructions`` if not None."""
+_ONE_INSTRUCTION = " (or score every row by one of them with --instruction)"
+
+
+def _listed(items, limit: int = 5) -> str:
+    """``'a', 'b'``, or, for many, ``12 instructions: 'a', 'b', ...``."""
+    shown = ", ".join(repr(t) for t in items[:limit])
+    return shown if len(items) <= limit else f"{len(items)} instructions: {shown}, ..."
+
+
+def predict_scores(ranker, images, row_instructions, on_error: str):
+    """The ranker's scores of ``images`` (paths, or CSVImages), by ``row_instructions`` if given."""
     import pandas as pd
 
     ranker.set_params(group_column=None)  # groups play no part in predictions
-    if row_instructions is None:
-        return ranker.predict(paths, on_error=on_error)
-    paths = pd.Series(paths, dtype=object)  # pandas' string dtype refuses non-UTF-8 names
-    X = pd.DataFrame({ranker.image_column: paths, ranker.instruction_column: row_instructions})
-    return ranker.predict(X, on_error=on_error)
+    paths = images.paths if isinstance(images, CSVImages) else images
+    reading = images.reading() if isinstance(images, CSVImages) else contextlib.nullcontext()
+    with reading:
+        if row_instructions is None:
+            return ranker.predict(paths, on_error=on_error)
+        paths = pd.Series(paths, dtype=object)  # pandas' string dtype refuses non-UTF-8 names
+        X = pd.DataFrame({ranker.image_column: paths, ranker.instruction_column: row_instructions})
+        return ranker.predict(X, on_error=on_error)
 
 
-def model_images(args, ranker, df) -> tuple[list[str], list[str]]:
+def model_images(args, ranker, df) -> CSVImages:
     """Image paths of the CSV, from --image-column or else the column the model was fitted on."""
     if args.image_column is not None:
         return image_paths(df, args.image_column, "--image-column", args.csv)

@@ -8,7 +8,7 @@ import sys
 import warnings
 
 from skrank.cli import demo, evaluate, fit, predict
-from skrank.cli._common import CLIError
+from skrank.cli._common import CLIError, UnreadableImages, Vocabulary, check_options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -19,10 +19,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The ``skrank`` parser; ``commands`` maps each command's name to its sub-parser.
+
+    Every option of every command that sets a CLIPRanker parameter or names a
+    column is checked by the parameter table as it is parsed (``check_options``).
+    """
+    from skrank import __version__
+
     p = _Parser(prog="skrank", description="Rank images by an instruction.")
+    p.add_argument("--version", action="version", version=f"skrank {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for command in (demo, fit, predict, evaluate):
         command.add_parser(sub)
+    p.commands = dict(sub.choices)
+    for command_parser in p.commands.values():
+        check_options(command_parser)
     return p
 
 
@@ -102,9 +113,12 @@ def main(argv=None) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo never downloads
 
     prefix = f"skrank {args.command}"
+    # The library's messages in this command's words (--batch-size 1, not batch_size=1).
+    owner = "ranker" if args.command in ("fit", "demo") else "model"
+    words = Vocabulary(parser.commands[args.command], args, owner=owner)
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
-        print(f"{prefix}: warning: {_one_line(message)}", file=sys.stderr)
+        print(f"{prefix}: warning: {words.translate(_one_line(message))}", file=sys.stderr)
 
     def fail(line: str, status: int) -> int:
         # Whatever a dependency's message holds, the error stays one line.
@@ -126,10 +140,13 @@ def main(argv=None) -> int:
             return 1
         except Exception as exc:
             hint = ""
-            if args.command == "predict" and isinstance(exc, ImageLoadError):
+            if args.command == "predict" and isinstance(exc, (ImageLoadError, UnreadableImages)):
                 hint = " (--on-error nan scores them NaN instead)"
             status = 2 if isinstance(exc, _user_errors()) else 1
-            return fail(f"error: {_failure_line(exc)}{hint}", status)
+            line = _failure_line(exc)
+            if not isinstance(exc, CLIError):  # CLIError is written in the command's words
+                line = words.translate(line)
+            return fail(f"error: {line}{hint}", status)
 
 
 def _silence_stdout() -> None:

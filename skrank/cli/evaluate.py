@@ -7,10 +7,13 @@ import math
 
 from skrank.cli._common import (
     HELP_FORMAT,
+    RELATIVE_PATHS,
+    CLIError,
     add_instruction_option,
     format_table,
     instructions,
     labels,
+    load_model,
     model_images,
     predict_scores,
     read_csv,
@@ -35,12 +38,14 @@ def add_parser(sub) -> None:
         description=(
             "Predict the images listed in a CSV file with a model written by `skrank fit`\n"
             "and print every metric against the CSV's targets: SRCC (Spearman), KRCC\n"
-            "(Kendall tau-b), PLCC (Pearson), pairwise accuracy and MAE. With\n"
-            "--group-column, each metric is also computed within every group and averaged\n"
-            "over groups (unweighted). Relative image paths are read from the CSV's folder."
+            "(Kendall tau-b), PLCC (Pearson), pairwise accuracy and MAE. With a group\n"
+            "column, each metric is also computed within every group and averaged over\n"
+            "groups (unweighted). The image, target and group columns default to those\n"
+            "the model was fitted on by `skrank fit`.\n" + RELATIVE_PATHS
         ),
         epilog=(
-            "example:\n"
+            "examples:\n"
+            "  skrank evaluate quality.skrank --csv test.csv\n"
             "  skrank evaluate quality.skrank --csv test.csv --image-column file \\\n"
             "      --target-column quality --group-column photo"
         ),
@@ -54,9 +59,17 @@ def add_parser(sub) -> None:
         help="column of image paths (default: the column the model was fitted on)",
     )
     e.add_argument(
-        "--target-column", required=True, metavar="COL", help="column of true numeric targets"
+        "--target-column",
+        metavar="COL",
+        help="column of true numeric targets (default: the column the model was fitted on, "
+        "which `skrank fit` records in the model file; needed for a model saved otherwise)",
     )
-    e.add_argument("--group-column", metavar="COL", help="column of groups for per-group means")
+    e.add_argument(
+        "--group-column",
+        metavar="COL",
+        help="column of groups for per-group means (default: the group column the model "
+        "was fitted on, if any and if the CSV has it)",
+    )
     add_instruction_option(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=run)
@@ -64,20 +77,41 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     """Predict the images of a CSV file and print every metric against its targets."""
+    import warnings
+
     import numpy as np
 
-    from skrank import load
     from skrank.metrics import evaluation
 
-    ranker = load(args.model)
+    ranker, record = load_model(args.model)
     df = read_csv(args.csv)
-    _, paths = model_images(args, ranker, df)
-    y = targets(df, args.target_column, args.csv)
+    images = model_images(args, ranker, df)
+    if args.target_column is not None:
+        target, what = args.target_column, "--target-column"
+    elif record.get("target_column") is not None:
+        target, what = record["target_column"], "target column (the model's; set --target-column)"
+    else:
+        raise CLIError(
+            f"{args.model!r} records no target column (it was saved by skrank.save, or by "
+            "an older skrank): pass --target-column COL"
+        )
+    y = targets(df, target, args.csv, what)
+    group, what = args.group_column, "--group-column"
+    if group is None and ranker.group_column is not None:
+        group, what = ranker.group_column, "group column (the model's; set --group-column)"
+        if not isinstance(group, str) or group not in df.columns:
+            warnings.warn(
+                f"the model's group column {group!r} is not a column of {args.csv!r}: pooled "
+                "metrics only (--group-column names another)",
+                UserWarning,
+                stacklevel=2,
+            )
+            group = None
     groups = None
-    if args.group_column is not None:
-        groups = labels(df, args.group_column, "--group-column", args.csv).astype(str).to_numpy()
-    row_instructions = instructions(ranker, len(paths), args.instruction, df, args.csv)
-    pred = predict_scores(ranker, paths, row_instructions, "raise")
+    if group is not None:
+        groups = labels(df, group, what, args.csv).astype(str).to_numpy()
+    row_instructions = instructions(ranker, len(images.paths), args.instruction, df, args.csv)
+    pred = predict_scores(ranker, images, row_instructions, "raise")
     result = evaluation(y, pred, groups=groups)
     n_groups = None if groups is None else len(np.unique(groups))
     if args.json:
@@ -92,7 +126,7 @@ def run(args) -> int:
         {"metric": label, **{columns[part]: result[part][key] for part in result}}
         for key, label in METRICS.items()
     ]
-    in_groups = f" in {n_groups} group(s)" if n_groups is not None else ""
-    print(f"{len(y)} images{in_groups}; model {args.model}; targets {args.target_column!r}")
+    in_groups = f" in {n_groups} group(s) of {group!r}" if n_groups is not None else ""
+    print(f"{len(y)} images{in_groups}; model {args.model}; targets {target!r}")
     print(format_table(rows))
     return 0

@@ -7,6 +7,7 @@ import time
 
 from skrank.cli._common import (
     HELP_FORMAT,
+    RELATIVE_PATHS,
     CLIError,
     image_paths,
     labels,
@@ -40,8 +41,9 @@ def add_parser(sub) -> None:
         description=(
             "Fit a CLIPRanker on the images and numeric targets listed in a CSV file, and\n"
             "save it as one safetensors file (no pickle) for `skrank predict` and\n"
-            "`skrank evaluate`. Relative image paths are read from the CSV's folder.\n"
-            "Larger targets mean more of what the instruction asks for."
+            "`skrank evaluate`; the file records the target column's name, which\n"
+            "`skrank evaluate` reads unless given --target-column.\n"
+            "Larger targets mean more of what the instruction asks for.\n" + RELATIVE_PATHS
         ),
         epilog=(
             "example:\n"
@@ -70,7 +72,8 @@ def add_parser(sub) -> None:
     data.add_argument(
         "--group-column",
         metavar="COL",
-        help="column of query groups (used by --pair-scope group)",
+        help="column of query groups (used by --pair-scope group; `skrank evaluate` "
+        "averages metrics over them)",
     )
     data.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     model = f.add_argument_group("model and training")
@@ -113,14 +116,16 @@ def add_parser(sub) -> None:
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     model.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    f.set_defaults(func=run)
+    # --pretrained none is the estimator's pretrained=None: messages say it so.
+    f.set_defaults(func=run, none_words={"pretrained": "none"})
 
 
 def run(args) -> int:
     """Fit a ranker on the images and targets of a CSV file and save it."""
     import pandas as pd
 
-    from skrank import CLIPRanker, save
+    from skrank import CLIPRanker
+    from skrank.persistence import save_with_cli
 
     t0 = time.perf_counter()
     df = read_csv(args.csv)
@@ -136,7 +141,10 @@ def run(args) -> int:
             harmless = {option, other} == {"--group-column", "--target-column"}
             if name is not None and name == other_name and not harmless:
                 raise CLIError(f"{other} {name!r} is also the {option}")
-    _, paths = image_paths(df, args.image_column, "--image-column", args.csv)
+    if args.pair_scope == "group" and args.group_column is None:
+        raise CLIError("--pair-scope group needs --group-column (the column of the groups)")
+    images = image_paths(df, args.image_column, "--image-column", args.csv)
+    paths = images.paths
     # object, not pandas' string dtype: that refuses folder names that are not UTF-8.
     data = {args.image_column: pd.Series(paths, dtype=object)}
     if args.instruction_column is not None:
@@ -148,6 +156,7 @@ def run(args) -> int:
         # Integer codes: group labels are only compared, and the pair mask needs numbers.
         data[args.group_column] = pd.factorize(groups)[0]
     y = targets(df, args.target_column, args.csv)
+    _check_spread(y, data.get(args.instruction_column), args)
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     inputs = [("--csv", args.csv)]
     if pretrained is not None and os.path.isfile(pretrained):
@@ -169,10 +178,27 @@ def run(args) -> int:
     for param in ("max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
         if getattr(args, param) is not None:
             params[param] = getattr(args, param)
-    ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
-    save(ranker, args.out)
+    with images.reading():
+        ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
+    save_with_cli(ranker, args.out, cli={"target_column": args.target_column})
     print(
         f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
         f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
     )
     return 0
+
+
+def _check_spread(y, row_instructions, args) -> None:
+    """Every instruction needs two targets that differ to rank by (what fit would refuse)."""
+    import numpy as np
+
+    texts = np.full(len(y), "", dtype=object) if row_instructions is None else row_instructions
+    for text in dict.fromkeys(texts):
+        values = np.unique(y[texts == text])
+        if len(values) < 2:
+            which = f" for the instruction {text!r}" if row_instructions is not None else ""
+            raise CLIError(
+                f"--target-column {args.target_column!r} has {len(values)} distinct value(s)"
+                f"{which} ({int((texts == text).sum())} row(s)); a ranking needs at least 2 "
+                "different targets"
+            )

@@ -7,9 +7,11 @@ import sys
 
 from skrank.cli._common import (
     HELP_FORMAT,
+    RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
     instructions,
+    load_model,
     model_images,
     predict_scores,
     prepare_out,
@@ -46,8 +48,8 @@ def add_parser(sub) -> None:
             "path,score rows (higher score: more of what the instruction asks for).\n"
             "A FOLDER is searched recursively for image files, in any letter case:\n"
             + " ".join(e[1:] for e in IMAGE_EXTENSIONS)
-            + " (hidden files and folders are skipped).\nWith --csv, relative image paths "
-            "are read from the CSV's folder and written\nas they appear in the CSV."
+            + " (hidden files and folders are skipped).\nWith --csv, the paths are "
+            "written as they appear in the CSV.\n" + RELATIVE_PATHS
         ),
         epilog=(
             "examples:\n"
@@ -83,20 +85,20 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from skrank import load
     from skrank._files import atomic_write
 
     if (args.csv is None) == (args.folder is None):
         raise CLIError("give either a FOLDER of images or --csv FILE (one of them)")
     if args.image_column is not None and args.csv is None:
         raise CLIError("--image-column is read from --csv; a FOLDER needs none")
-    ranker = load(args.model)
+    ranker, _ = load_model(args.model)
     if args.csv is not None:
         df = read_csv(args.csv)
-        shown, paths = model_images(args, ranker, df)
+        images = model_images(args, ranker, df)
+        shown, paths = images.given, images.paths
     else:
         df, paths = None, find_images(args.folder)
-        shown = paths
+        shown = images = paths
     row_instructions = instructions(ranker, len(paths), args.instruction, df, args.csv)
     if args.out != "-":
         inputs = [("MODEL", args.model), ("--csv", args.csv)]
@@ -104,7 +106,7 @@ def run(args) -> int:
             inputs.append(("model's --pretrained checkpoint", ranker.pretrained))
         inputs += [("image", path) for path in paths]
         prepare_out(args.out, inputs=inputs)
-    scores = predict_scores(ranker, paths, row_instructions, args.on_error)
+    scores = predict_scores(ranker, images, row_instructions, args.on_error)
     # object, not pandas' string dtype: that refuses file names that are not UTF-8.
     table = pd.DataFrame({"path": pd.Series(shown, dtype=object), "score": scores})
     if args.sort:
