@@ -556,3 +556,25 @@ def test_library_messages_speak_the_commands_options(command, message, expected)
     owner = "ranker" if command == "fit" else "model"
     words = Vocabulary(_parser().commands[command], args, owner=owner)
     assert words.translate(message) == expected
+
+
+def test_evaluate_shows_the_ordinal_metrics_for_integer_targets(fitted, data, tmp_path, capsys):
+    from skrank.metrics import ordinal_accuracy, ordinal_mae
+
+    model, _ = fitted
+    frame = pd.read_csv(data / "data.csv")
+    frame["level"] = pd.qcut(frame["brightness"], 4, labels=False)  # ordinal classes 0..3
+    csv = data / "ordinal.csv"
+    frame.to_csv(csv, index=False)
+    args = ["evaluate", model, "--csv", csv, "--target-column", "level"]
+    rc, out, err = run(capsys, *args)
+    assert rc == 0, err
+    assert "accuracy (rounded to classes)" in out and "MAE (rounded to classes)" in out
+    rc, out, err = run(capsys, *args, "--json")
+    pooled = json.loads(out)["pooled"]
+    pred = skrank.load(model).predict([str(data / p) for p in frame["file"]])
+    y = frame["level"].to_numpy()
+    assert pooled["ordinal_accuracy"] == pytest.approx(ordinal_accuracy(y, pred))
+    assert pooled["ordinal_mae"] == pytest.approx(ordinal_mae(y, pred))
+    rc, out, err = run(capsys, "evaluate", model, "--csv", data / "data.csv")
+    assert "rounded to classes" not in out  # continuous targets: not ordinal

@@ -27,6 +27,9 @@ METRICS = {
     "plcc": "PLCC (Pearson)",
     "pairwise_accuracy": "pairwise accuracy",
     "mae": "MAE",
+    # Integer targets of at most 20 values (age groups, decades): the paper's ordinal metrics.
+    "ordinal_accuracy": "accuracy (rounded to classes)",
+    "ordinal_mae": "MAE (rounded to classes)",
 }
 
 
@@ -125,6 +128,7 @@ def run(args) -> int:
     rows = [
         {"metric": label, **{columns[part]: result[part][key] for part in result}}
         for key, label in METRICS.items()
+        if key in result["pooled"]
     ]
     in_groups = f" in {n_groups} group(s) of {group!r}" if n_groups is not None else ""
     print(f"{len(y)} images{in_groups}; model {args.model}; targets {target!r}")
