@@ -509,7 +509,7 @@ def test_absolute_paths_are_used_as_they_are(data, fitted, tmp_path, capsys, mon
         ("fit", "batch_size=1 (int) is not valid", "--batch-size 1 is not valid"),
         ("predict", "batch_size=1 (int) is not valid", "the model's batch size 1 is not valid"),
         ("fit", "device='cuda' was asked for", "--device 'cuda' was asked for"),
-        ("evaluate", "device='cuda' was asked for", "the model's device 'cuda' was asked for"),
+        ("evaluate", "device='cuda' was asked for", "--device 'cuda' was asked for"),
         (
             "fit",
             "pass a file: CLIPRanker(backbone='B', pretrained='/w.pt'), or use backbone='tiny'",
@@ -578,3 +578,14 @@ def test_evaluate_shows_the_ordinal_metrics_for_integer_targets(fitted, data, tm
     assert pooled["ordinal_mae"] == pytest.approx(ordinal_mae(y, pred))
     rc, out, err = run(capsys, "evaluate", model, "--csv", data / "data.csv")
     assert "rounded to classes" not in out  # continuous targets: not ordinal
+
+
+def test_predict_and_evaluate_take_a_device(fitted, data, tmp_path, capsys):
+    model, _ = fitted
+    csv = data / "data.csv"
+    rc, out, err = run(capsys, "evaluate", model, "--csv", csv, "--json", "--device", "cpu")
+    assert rc == 0, err
+    rc, same, err = run(capsys, "evaluate", model, "--csv", csv, "--json")
+    assert json.loads(out) == json.loads(same)
+    rc, _, err = run(capsys, "predict", model, "--csv", csv, "--device", "tpu")
+    assert_one_line_error(rc, err, "predict", "--device")

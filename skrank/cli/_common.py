@@ -198,11 +198,17 @@ class Vocabulary:
 
 
 def add_instruction_option(parser) -> None:
-    """Add ``--instruction`` to the parser of a command that scores with a saved model."""
+    """Add ``--instruction`` and ``--device`` to a command that scores with a saved model."""
     parser.add_argument(
         "--instruction",
         metavar="TEXT",
         help="which of the model's instructions to score by (for multi-instruction models)",
+    )
+    parser.add_argument(
+        "--device",
+        metavar="DEV",
+        help="where to score: auto, cpu, cuda, cuda:N or mps (default: the model's own; "
+        "a model fitted on a GPU scores on a CPU-only machine with --device cpu)",
     )
 
 
@@ -506,12 +512,16 @@ def _same(a, b) -> bool:
     return b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def load_model(path: str):
-    """``(ranker, cli record)`` of the model file MODEL; a refusal is about the file, as written."""
+def load_model(path: str, device: str | None = None):
+    """``(ranker, cli record)`` of the model file MODEL (on ``device`` when given); a
+    refusal is about the file, as written."""
+    from skrank.devices import resolve_device
     from skrank.persistence import load_with_cli
 
+    if device is not None:
+        resolve_device(device)  # a device this machine lacks is the option's fault, not the file's
     try:
-        return load_with_cli(path)
+        return load_with_cli(path, **({} if device is None else {"device": device}))
     except (ValueError, FileNotFoundError) as exc:  # the file's fault: no option to name
         raise CLIError(str(exc)) from None
 

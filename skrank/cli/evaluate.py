@@ -86,7 +86,7 @@ def run(args) -> int:
 
     from skrank.metrics import evaluation
 
-    ranker, record = load_model(args.model)
+    ranker, record = load_model(args.model, args.device)
     df = read_csv(args.csv)
     images = model_images(args, ranker, df)
     if args.target_column is not None:

@@ -91,7 +91,7 @@ def run(args) -> int:
         raise CLIError("give either a FOLDER of images or --csv FILE (one of them)")
     if args.image_column is not None and args.csv is None:
         raise CLIError("--image-column is read from --csv; a FOLDER needs none")
-    ranker, _ = load_model(args.model)
+    ranker, _ = load_model(args.model, args.device)
     if args.csv is not None:
         df = read_csv(args.csv)
         images = model_images(args, ranker, df)
