@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import warnings
 from pathlib import Path
@@ -10,7 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from skrank.datasets import load_adience, load_ava, load_hci, load_koniq10k, load_utkface
+from skrank.datasets import (
+    load_adience,
+    load_ava,
+    load_coco_counts,
+    load_hci,
+    load_koniq10k,
+    load_utkface,
+)
 from skrank.datasets._adience import _adience_group
 
 
@@ -22,6 +31,21 @@ def _jpeg(path: Path, shade: int = 128) -> Path:
 
 def _paths(folder: Path, names) -> list[str]:
     return [str(folder / name) for name in names]
+
+
+def _split_file(path: Path, train, test) -> Path:
+    """A split file as the reference code releases them: {"train_id": [...], "test_id": [...]}."""
+    path.write_text(json.dumps({"train_id": list(train), "test_id": list(test)}))
+    return path
+
+
+def _messages(record) -> list[str]:
+    return [str(w.message) for w in record]
+
+
+def _splits(frame) -> list:
+    """The ``split`` column, None where it is missing."""
+    return [value if isinstance(value, str) else None for value in frame["split"]]
 
 
 # ---------------------------------------------------------------------------------------
@@ -452,3 +476,302 @@ def test_utkface_wrong_layout_names_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no image named \[age\]_\[gender\]") as info:
         load_utkface(tmp_path)
     assert "Expected UTKFace layout" in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------
+# The reference code's split files (examples/<dataset>-split.json)
+# ---------------------------------------------------------------------------------------
+
+
+def test_koniq10k_reference_split_file_replaces_the_official_split(tmp_path):
+    root = _koniq(tmp_path / "koniq10k")
+    # koniqa-split.json names images without ".jpg"; 10058760545 is listed but not on disk.
+    split = _split_file(
+        tmp_path / "koniqa-split.json",
+        ["10004473376", "10007357496", "10058760545"],
+        ["10050349236"],
+    )
+    with pytest.warns(UserWarning) as record:
+        koniq = load_koniq10k(root, split_file=split)
+    assert any(
+        "1 of the 4 ids in split file koniqa-split.json match no loaded image" in m
+        for m in _messages(record)
+    )
+    # 10043785683 is in the official validation set but not in the split file.
+    assert _splits(koniq.frame) == ["train", "train", None, "test"]
+
+
+def test_koniq10k_split_file_without_the_official_sets_file(tmp_path):
+    root = _koniq(tmp_path, sets=False)
+    split = _split_file(tmp_path / "s.json", ["10004473376", "10043785683"], ["10007357496"])
+    with pytest.warns(UserWarning, match="images listed in"):
+        koniq = load_koniq10k(root, split_file=split)
+    assert _splits(koniq.frame) == ["train", "test", "train", None]
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        (None, FileNotFoundError, r"split file .*nowhere.json' not found"),
+        ("{not json", ValueError, "is not JSON"),
+        ('["10004473376"]', ValueError, "must hold the lists 'train_id' and 'test_id'"),
+        ('{"train": [], "test": []}', ValueError, r"found \['test', 'train'\]"),
+        (
+            '{"train_id": ["10004473376"], "test_id": ["10004473376"]}',
+            ValueError,
+            r"1 id\(s\) in both train_id and test_id",
+        ),
+        ('{"train_id": [{"id": 1}], "test_id": []}', ValueError, "ids are strings"),
+        # AVA ids given to KonIQ-10k: nothing matches.
+        ('{"train_id": ["953619"], "test_id": ["953958"]}', ValueError, "none of the 2 ids"),
+    ],
+)
+def test_split_file_errors_name_the_problem(tmp_path, content, error, match):
+    root = _koniq(tmp_path / "koniq10k")
+    path = tmp_path / ("nowhere.json" if content is None else "split.json")
+    if content is not None:
+        path.write_text(content)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(error, match=match) as info:
+            load_koniq10k(root, split_file=path)
+    assert "Expected KonIQ-10k layout" in str(info.value)
+    assert '{"train_id": [id, ...], "test_id": [id, ...]}' in str(info.value)
+
+
+def test_ava_reference_split_file_replaces_the_generic_test_list(tmp_path):
+    root = _ava(tmp_path / "AVA_dataset")
+    # AVA-split.json ids are strings; integers are read too. 954113 has no image file,
+    # 953980 is in no list.
+    split = _split_file(tmp_path / "AVA-split.json", ["953619", 954184, "954113"], ["953958"])
+    with pytest.warns(UserWarning) as record:
+        ava = load_ava(root, split_file=split)
+    messages = _messages(record)
+    assert any("1 of 5 images listed in AVA.txt are missing" in m for m in messages)
+    assert any("1 of the 4 ids in split file AVA-split.json match no" in m for m in messages)
+    assert ava.frame["image_id"].tolist() == [953619, 953958, 954184, 953980]
+    assert _splits(ava.frame) == ["train", "test", "train", None]
+
+
+@pytest.mark.parametrize(
+    ("folder", "prefix", "alignment"),
+    [
+        ("aligned", "landmark_aligned_face", "landmark"),
+        ("faces", "coarse_tilt_aligned_face", "coarse"),
+    ],
+)
+def test_adience_reference_split_file_on_either_alignment(tmp_path, folder, prefix, alignment):
+    root = _adience(tmp_path, folder=folder, prefix=prefix)
+    # Adience-split.json names the landmark-aligned files without ".jpg"; face 1502 is
+    # listed in fold 4 but has no image.
+    train = [
+        "landmark_aligned_face.1.10399646885_67c7d20df9_o",
+        "landmark_aligned_face.2.10424815813_e94629b1ec_o",
+        "landmark_aligned_face.1300.10943664445_6bb7a1a47d_o",
+    ]
+    test = [
+        "landmark_aligned_face.1500.11763777465_11d01c34ce_o",
+        "landmark_aligned_face.1502.11764005786_0000000000_o",
+    ]
+    split = _split_file(tmp_path / "Adience-split.json", train, test)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        adience = load_adience(root, alignment=alignment, split_file=split)
+    assert any("1 of the 5 ids in split file" in m for m in _messages(record))
+    frame = adience.frame
+    assert frame["face_id"].tolist() == [1, 2, 4, 1203, 1300, 1400, 1401, 1500, 1501]
+    assert _splits(frame) == [
+        "train", "train", None, None, "train", None, None, "test", None
+    ]  # fmt: skip
+    assert frame["fold"].tolist() == [0, 0, 0, 1, 2, 3, 3, 4, 4]  # the folds are kept
+
+
+HCI_HEX = ("ca0b62f885d19035fc75d71edd7aa5a2", "8d29c20ff28fa71addd1c8f3383c5770")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "decade_{hex}.jpg",  # the reference's ids are decade_<hex>
+        "{hex}.jpg",
+        "{decade}_decade_{hex}.jpg",  # as L2RCLIP's renamed copies
+    ],
+)
+def test_hci_reference_split_file_matched_by_name(tmp_path, name):
+    database = tmp_path / "decade_database"
+    for d, decade in enumerate(HCI_DECADES):
+        for i, hex_ in enumerate(HCI_HEX):
+            _jpeg(database / decade / name.format(hex=f"{d}{hex_[1:]}", decade=decade), 40 * i)
+    ids = [f"decade_{d}{hex_[1:]}" for d in range(5) for hex_ in HCI_HEX]
+    split = _split_file(tmp_path / "HCI-split.json", ids[0::2], ids[1::2] + ["decade_unknown"])
+    with pytest.warns(UserWarning, match="1 of the 11 ids in split file HCI-split.json"):
+        hci = load_hci(tmp_path, split_file=split)
+    names = [Path(p).name for p in hci.frame["image"]]
+    expected = {
+        name.format(hex=f"{d}{hex_[1:]}", decade=decade): side
+        for d, decade in enumerate(HCI_DECADES)
+        for hex_, side in zip(HCI_HEX, ("train", "test"))
+    }
+    assert _splits(hci.frame) == [expected[n] for n in names]
+
+
+def test_hci_reference_split_file_matched_by_content(tmp_path):
+    database = _hci(tmp_path)
+    paths = sorted(database.glob("*/*.jpg"))
+    for k, path in enumerate(paths):
+        _jpeg(path, shade=20 * k)  # distinct bytes
+    ids = ["decade_" + hashlib.md5(p.read_bytes()).hexdigest() for p in paths]
+    split = _split_file(tmp_path / "HCI-split.json", ids[:8], ids[8:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hci = load_hci(tmp_path, split_file=split)
+    by_path = dict(zip(map(str, paths), ["train"] * 8 + ["test"] * 2))
+    assert _splits(hci.frame) == [by_path[p] for p in hci.frame["image"]]
+
+
+def test_hci_split_file_of_another_dataset(tmp_path):
+    _hci(tmp_path)
+    split = _split_file(tmp_path / "koniqa-split.json", ["2017266"], ["826373"])
+    with pytest.raises(ValueError, match="none of the 2 ids in split file koniqa-split.json"):
+        load_hci(tmp_path, split_file=split)
+
+
+# ---------------------------------------------------------------------------------------
+# COCO object counts
+# ---------------------------------------------------------------------------------------
+
+COCO_CATEGORIES = [
+    {"supercategory": "person", "id": 1, "name": "person"},
+    {"supercategory": "animal", "id": 19, "name": "horse"},
+    {"supercategory": "food", "id": 53, "name": "apple"},
+]
+# (image id, {category id: separate instances}, category ids with a crowd annotation):
+# images of the reference's example list (val2017 horses and apples). 382088 has two
+# horses and a crowd of horses; 389381 is annotated but not on disk.
+COCO_IMAGES = [
+    (360661, {19: 3}, ()),
+    (16228, {19: 1}, ()),
+    (340175, {53: 3, 19: 1}, ()),
+    (34873, {53: 1}, ()),
+    (382088, {19: 2}, (19,)),
+    (389381, {53: 2}, ()),
+]
+
+
+def _coco(root: Path, images=COCO_IMAGES, split="val2017") -> tuple[Path, Path]:
+    entries, annotations = [], []
+    for image_id, instances, crowds in images:
+        name = f"{image_id:012d}.jpg"
+        entries.append(
+            {"license": 3, "file_name": name, "coco_url": f"http://images.cocodataset.org/{split}/{name}",
+             "height": 480, "width": 640, "date_captured": "2013-11-14 17:02:52", "id": image_id}
+        )  # fmt: skip
+        if image_id != 389381:
+            _jpeg(root / split / name)
+        for category_id, n in instances.items():
+            for _ in range(n):
+                annotations.append(
+                    {"segmentation": [[10.0, 10.0, 20.0, 10.0, 20.0, 20.0]], "area": 50.0,
+                     "iscrowd": 0, "image_id": image_id, "bbox": [10.0, 10.0, 10.0, 10.0],
+                     "category_id": category_id, "id": 900000 + len(annotations)}
+                )  # fmt: skip
+        for category_id in crowds:
+            annotations.append(
+                {"segmentation": {"counts": [0, 100], "size": [480, 640]}, "area": 900.0,
+                 "iscrowd": 1, "image_id": image_id, "bbox": [0.0, 0.0, 30.0, 30.0],
+                 "category_id": category_id, "id": 900000 + len(annotations)}
+            )  # fmt: skip
+    content = {
+        "info": {"description": "COCO 2017 Dataset", "version": "1.0", "year": 2017},
+        "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": 3}],
+        "images": entries,
+        "annotations": annotations,
+        "categories": COCO_CATEGORIES,
+    }
+    path = root / "annotations" / f"instances_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+    return root / split, path
+
+
+def test_coco_counts_per_category_with_crowds_dropped(tmp_path):
+    images, annotations = _coco(tmp_path / "coco")
+    with pytest.warns(UserWarning, match="1 of 5 images annotated in instances_val2017.json"):
+        coco = load_coco_counts(images, annotations)
+    frame = coco.frame
+    assert list(frame.columns) == [
+        "image", "target", "instruction", "category", "category_id", "image_id", "file_name"
+    ]  # fmt: skip
+    # Categories in the file's order, images by id; 382088 holds a crowd of horses.
+    assert frame["category"].tolist() == ["horse", "horse", "horse", "apple", "apple"]
+    assert frame["image_id"].tolist() == [16228, 340175, 360661, 34873, 340175]
+    assert coco.target.tolist() == [1, 1, 3, 1, 3]
+    assert frame["instruction"].tolist()[:1] == ["Rank the numbers of horse."]
+    assert frame["image"].tolist()[0] == str(images / "000000016228.jpg")
+    assert coco.categories == ["horse", "apple"]  # person has no instance
+    assert coco.instructions == ["Rank the numbers of horse.", "Rank the numbers of apple."]
+    assert coco.instruction is None
+    assert "Lin" in coco.DESCR and "iscrowd" in coco.DESCR
+
+
+def test_coco_counts_crowds_ignored_categories_and_max_count(tmp_path):
+    images, annotations = _coco(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        ignored = load_coco_counts(images, annotations, crowd="ignore", categories=["horse"])
+        capped = load_coco_counts(images, annotations, categories="apple", max_count=2)
+    assert ignored.frame["image_id"].tolist() == [16228, 340175, 360661, 382088]
+    assert ignored.target.tolist() == [1, 1, 3, 2]  # the crowd region is not counted
+    assert capped.frame["image_id"].tolist() == [34873] and capped.categories == ["apple"]
+
+
+def _coco_json(annotations: Path, edit) -> None:
+    content = json.loads(annotations.read_text())
+    edit(content)
+    annotations.write_text(json.dumps(content))
+
+
+@pytest.mark.parametrize(
+    ("break_layout", "kwargs", "error", "match"),
+    [
+        (lambda i, a: a.unlink(), {}, FileNotFoundError, "instances_val2017.json"),
+        (lambda i, a: a.write_text("{"), {}, ValueError, "is not JSON"),
+        (
+            lambda i, a: _coco_json(a, lambda c: c.pop("annotations")),
+            {},
+            ValueError,
+            r"no list\(s\) \['annotations'\]",
+        ),
+        (
+            lambda i, a: _coco_json(a, lambda c: c["annotations"][0].pop("image_id")),
+            {},
+            ValueError,
+            "has no 'image_id'",
+        ),
+        (
+            lambda i, a: _coco_json(a, lambda c: c["images"].pop(0)),
+            {},
+            ValueError,
+            r"refer to 1 image id\(s\) missing from its 'images' \(e.g. 360661\)",
+        ),
+        (lambda i, a: None, {"categories": ["zebra"]}, ValueError, r"\['zebra'\] are not in"),
+        (lambda i, a: None, {"max_count": 0}, ValueError, "max_count must be"),
+        (lambda i, a: None, {"crowd": "count"}, ValueError, "crowd must be"),
+        (lambda i, a: None, {"categories": ["person"]}, ValueError, "no image in"),
+        (
+            lambda i, a: [p.unlink() for p in i.iterdir()],
+            {},
+            FileNotFoundError,
+            "none of the 5 annotated images",
+        ),
+    ],
+)
+def test_coco_counts_wrong_layout_names_the_problem(tmp_path, break_layout, kwargs, error, match):
+    images, annotations = _coco(tmp_path)
+    break_layout(images, annotations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with pytest.raises(error, match=match) as info:
+            load_coco_counts(images, annotations, **kwargs)
+    if "Expected" in str(info.value) or error is FileNotFoundError:
+        assert "Expected COCO layout" in str(info.value)

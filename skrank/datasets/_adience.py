@@ -19,6 +19,7 @@ from skrank.datasets._layout import (
     _require_columns,
     _root_dir,
 )
+from skrank.datasets._splitfile import apply_split_file
 
 __all__ = ["load_adience"]
 
@@ -81,6 +82,14 @@ gives the count of each.
 Protocol: 5-fold cross-validation over the given folds (train on four, test on the
 fifth), reporting mean accuracy and MAE over the age groups (Levi and Hassner, CVPR
 Workshops 2015). Use sklearn.model_selection.PredefinedSplit(frame["fold"]).
+
+Split file: ``split_file=`` reads a single train/test split as the ranking-aware
+adapter's reference code releases it (github.com/uynaes/RankingAwareCLIP,
+examples/Adience-split.json: {{"train_id": [...], "test_id": [...]}}, 8,698 and 4,320
+faces named by their file name without ".jpg", e.g.
+"landmark_aligned_face.1004.8469357784_ac74572242_o"). Ids are matched on the face id and
+original image, so the landmark-named file also splits the coarse faces; the ``split``
+column is "train", "test" or missing for faces the file does not list.
 """
 
 
@@ -106,7 +115,11 @@ def _count_labels(labels: pd.Series) -> str:
 
 
 def load_adience(
-    root: str | os.PathLike[str], *, alignment: str = "landmark", frontal: bool = False
+    root: str | os.PathLike[str],
+    *,
+    alignment: str = "landmark",
+    frontal: bool = False,
+    split_file: str | os.PathLike[str] | None = None,
 ) -> Bunch:
     """Load the Adience faces with their age group (0-7) and fold (0-4).
 
@@ -121,13 +134,19 @@ def load_adience(
     frontal : bool, default=False
         Read the near-frontal subset ``fold_frontal_<k>_data.txt`` instead of
         ``fold_<k>_data.txt``.
+    split_file : str or os.PathLike, default=None
+        A single train/test split released with the paper's reference code
+        (``Adience-split.json``: ``{"train_id": [...], "test_id": [...]}`` of face file
+        names without ``.jpg``), read into a ``split`` column ("train", "test", or
+        missing for faces it does not list). The folds are kept.
 
     Returns
     -------
     data : sklearn.utils.Bunch
         ``frame`` (DataFrame with ``image``, ``target``, ``fold``, ``user_id``,
-        ``face_id``, ``age``, ``age_group`` and ``gender``), ``target`` (ndarray of int,
-        the ordinal age group), ``instruction`` and ``DESCR``.
+        ``face_id``, ``age``, ``age_group``, ``gender`` and, with ``split_file``,
+        ``split``), ``target`` (ndarray of int, the ordinal age group), ``instruction``
+        and ``DESCR``.
 
     Raises
     ------
@@ -135,13 +154,15 @@ def load_adience(
         If ``root``, a fold file or the image folder is missing, or no listed image
         exists.
     ValueError
-        If ``alignment`` is not allowed or a fold file lacks a needed column.
+        If ``alignment`` is not allowed, a fold file lacks a needed column, or the split
+        file is malformed or matches no face.
 
     Warns
     -----
     UserWarning
         When age labels outside the eight groups are mapped or dropped (with counts per
-        label), and when listed images are missing (their rows are dropped).
+        label), when listed images are missing (their rows are dropped), and when some
+        ids of ``split_file`` match no loaded face.
 
     Notes
     -----
@@ -222,4 +243,26 @@ def load_adience(
     frame["image"] = str(image_root) + os.sep + relative.loc[frame.index].str.replace("/", os.sep)
     frame["face_id"] = frame["face_id"].astype(np.int64)
     columns = ["image", "target", "fold", "user_id", "face_id", "age", "age_group", "gender"]
-    return _make_bunch(frame[columns], "Sort the faces by age.", _ADIENCE_DESCR)
+    frame = frame[columns]
+    if split_file is not None:
+        stem = relative.loc[frame.index].str.rsplit(".", n=1).str[0].str.split("/").str[-1]
+        frame = apply_split_file(
+            frame,
+            stem.map(_adience_split_id),
+            split_file,
+            dataset=dataset,
+            layout=_ADIENCE_LAYOUT,
+            id_description="face file names without '.jpg', e.g. "
+            "'landmark_aligned_face.1004.8469357784_ac74572242_o'",
+            normalize=_adience_split_id,
+        )
+    return _make_bunch(frame, "Sort the faces by age.", _ADIENCE_DESCR)
+
+
+def _adience_split_id(face: str) -> str:
+    """``<face_id>.<original image>`` of a face file name: no alignment prefix or ``.jpg``."""
+    for _, prefix in _ADIENCE_ALIGNMENTS.values():
+        if face.startswith(prefix + "."):
+            face = face[len(prefix) + 1 :]
+            break
+    return face[:-4] if face.lower().endswith(".jpg") else face

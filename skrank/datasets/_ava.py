@@ -17,6 +17,7 @@ from skrank.datasets._layout import (
     _require,
     _root_dir,
 )
+from skrank.datasets._splitfile import apply_split_file
 
 __all__ = ["load_ava"]
 
@@ -61,10 +62,21 @@ rows without votes are dropped with a warning.
 Protocol: train on all images outside aesthetics_image_lists/generic_test.jpgl (about
 20,000 images) and test on that list; report SROCC and PLCC of the mean score and, as
 in the original paper, binary accuracy with the threshold 5.
+
+Split file: the ranking-aware adapter's reference code (github.com/uynaes/RankingAwareCLIP)
+releases its own split, examples/AVA-split.json: {{"train_id": [...], "test_id": [...]}}
+of AVA image ids (as strings), 230,686 training and 4,692 test images. ``split_file=``
+reads it; its ``split`` ("train" or "test", missing for the ids it does not list)
+replaces the generic test list's.
 """
 
 
-def load_ava(root: str | os.PathLike[str], *, image_dir: str = "images") -> Bunch:
+def load_ava(
+    root: str | os.PathLike[str],
+    *,
+    image_dir: str = "images",
+    split_file: str | os.PathLike[str] | None = None,
+) -> Bunch:
     """Load the AVA aesthetic quality dataset from a local folder.
 
     Parameters
@@ -73,14 +85,20 @@ def load_ava(root: str | os.PathLike[str], *, image_dir: str = "images") -> Bunc
         Folder holding ``AVA.txt`` (and optionally ``aesthetics_image_lists/``).
     image_dir : str, default="images"
         Folder of the ``<image id>.jpg`` files, relative to ``root``.
+    split_file : str or os.PathLike, default=None
+        A split released with the paper's reference code (``AVA-split.json``:
+        ``{"train_id": [...], "test_id": [...]}`` of image ids). Its ``"train"`` /
+        ``"test"`` replace the generic test list's ``split``; images it does not list
+        get a missing ``split``.
 
     Returns
     -------
     data : sklearn.utils.Bunch
         ``frame`` (DataFrame with ``image``, ``target``, ``image_id``, the vote counts
         ``votes_1`` .. ``votes_10``, ``n_votes``, the semantic tags, ``challenge_id``
-        and ``split`` when the generic test list is present), ``target`` (ndarray of
-        float: the mean score on the 1-10 scale), ``instruction`` and ``DESCR``.
+        and ``split`` when the generic test list or ``split_file`` is given),
+        ``target`` (ndarray of float: the mean score on the 1-10 scale), ``instruction``
+        and ``DESCR``.
 
     Raises
     ------
@@ -88,13 +106,14 @@ def load_ava(root: str | os.PathLike[str], *, image_dir: str = "images") -> Bunc
         If ``root``, ``AVA.txt`` or the image folder is missing, or no listed image
         exists.
     ValueError
-        If ``AVA.txt`` does not hold 15 integers a line.
+        If ``AVA.txt`` does not hold 15 integers a line, or the split file is malformed
+        or matches no image.
 
     Warns
     -----
     UserWarning
-        When some listed images are missing, or some images have no vote; their rows are
-        dropped.
+        When some listed images are missing, or some images have no vote (their rows are
+        dropped), or some ids of ``split_file`` match no loaded image.
 
     See Also
     --------
@@ -159,4 +178,13 @@ def load_ava(root: str | os.PathLike[str], *, image_dir: str = "images") -> Bunc
         note=" AVA downloads commonly lack a few of the 255,530 images.",
     )
     frame.insert(0, "image", str(images) + os.sep + file_names.loc[frame.index])
+    if split_file is not None:
+        frame = apply_split_file(
+            frame,
+            frame["image_id"],
+            split_file,
+            dataset=dataset,
+            layout=_AVA_LAYOUT,
+            id_description="AVA image ids, e.g. '953619'",
+        )
     return _make_bunch(frame, "Sort the photos by aesthetic quality.", _AVA_DESCR)

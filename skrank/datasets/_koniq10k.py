@@ -15,6 +15,7 @@ from skrank.datasets._layout import (
     _require_columns,
     _root_dir,
 )
+from skrank.datasets._splitfile import apply_split_file
 
 __all__ = ["load_koniq10k"]
 
@@ -54,11 +55,21 @@ and ``set`` are read from the split file: its ``MOS`` column is on the 0-100 sca
 Protocol: the official random split (7,058 training, 1,000 validation, 2,015 test
 images); report SROCC and PLCC on the test set. Many papers instead average over random
 80/20 splits; say which one you use.
+
+Split file: ``split_file=`` reads the reference code's examples/koniqa-split.json
+(github.com/uynaes/RankingAwareCLIP), {{"train_id": [...], "test_id": [...]}} of image
+names without ".jpg": 8,058 training (the official training and validation sets) and
+2,015 test images. Its ``split`` ("train" or "test", missing for unlisted images)
+replaces the one of {_KONIQ_SETS}.
 """
 
 
 def load_koniq10k(
-    root: str | os.PathLike[str], *, resolution: str | None = None, target: str = "MOS"
+    root: str | os.PathLike[str],
+    *,
+    resolution: str | None = None,
+    target: str = "MOS",
+    split_file: str | os.PathLike[str] | None = None,
 ) -> Bunch:
     """Load the KonIQ-10k image quality dataset from a local folder.
 
@@ -72,13 +83,18 @@ def load_koniq10k(
     target : {"MOS", "MOS_zscore"}, default="MOS"
         Column of the scores file used as the target: the mean opinion score on the
         1-5 scale, or its rescaled z-score on 0-100.
+    split_file : str or os.PathLike, default=None
+        A split released with the paper's reference code (``koniqa-split.json``:
+        ``{"train_id": [...], "test_id": [...]}``, image names without ``.jpg``). Its
+        ``"train"`` / ``"test"`` replace the ``split`` of the official sets file; images
+        it does not list get a missing ``split``.
 
     Returns
     -------
     data : sklearn.utils.Bunch
         ``frame`` (DataFrame with ``image``, ``target``, the columns of the scores file
-        and ``split`` when ``koniq10k_distributions_sets.csv`` is present), ``target``
-        (ndarray of float), ``instruction`` (str) and ``DESCR`` (str).
+        and ``split`` when ``koniq10k_distributions_sets.csv`` or ``split_file`` is
+        given), ``target`` (ndarray of float), ``instruction`` (str) and ``DESCR`` (str).
 
     Raises
     ------
@@ -86,12 +102,14 @@ def load_koniq10k(
         If ``root``, the scores file or the image folder is missing, or no listed image
         exists.
     ValueError
-        If ``resolution`` or ``target`` is not allowed, or a CSV lacks a needed column.
+        If ``resolution`` or ``target`` is not allowed, a CSV lacks a needed column, or
+        the split file is malformed or matches no image.
 
     Warns
     -----
     UserWarning
-        When some listed images are missing; their rows are dropped.
+        When some listed images are missing (their rows are dropped), or some ids of
+        ``split_file`` match no loaded image.
 
     See Also
     --------
@@ -145,4 +163,13 @@ def load_koniq10k(
         layout=_KONIQ_LAYOUT,
     )
     frame.insert(0, "image", str(image_dir) + os.sep + frame["image_name"])
+    if split_file is not None:
+        frame = apply_split_file(
+            frame,
+            frame["image_name"].str.rsplit(".", n=1).str[0],
+            split_file,
+            dataset=dataset,
+            layout=_KONIQ_LAYOUT,
+            id_description="image names without their extension, e.g. '10004473376'",
+        )
     return _make_bunch(frame, "Sort the photos by image quality.", _KONIQ_DESCR)
