@@ -204,6 +204,9 @@ PARAMETERS: dict[str, list] = {
     "instruction_column": [COLUMN],
     "group_column": [NONE, COLUMN],
     "pair_scope": [Options(("all", "group"))],
+    "negative_fraction": [
+        Interval(float, 0, 1, closed="left", note="the share of a batch from other instructions")
+    ],
 }
 
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     RegressorMixin,
     TransformerMixin,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from skrank import inputs, training
 from skrank.backbone import load_backbone
-from skrank.cache import token_source
 from skrank.images import check_on_error, report_failures
-from skrank.inference import Predictor, text_bank
+from skrank.inference import Predictor
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
 from skrank.persistence import PickleRules
@@ -94,7 +91,8 @@ class CLIPRanker(
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     sampling : {"balanced", "uniform"}, default="balanced"
-        "balanced" sees every distinct target value equally often.
+        Which distinct rows a batch draws: "balanced" sees every target value
+        (or each of 20 quantile bins) about equally often; "uniform" shuffles.
     augment : bool, default=True
         Random horizontal flips during training.
     cache : {"memory", "disk", None}, default="memory"
@@ -124,6 +122,10 @@ class CLIPRanker(
     pair_scope : {"all", "group"}, default="all"
         Which pairs the ranking loss compares: all pairs sharing an
         instruction, or only pairs inside a group.
+    negative_fraction : float in [0, 1), default=0.0
+        With several instructions, this share of each batch are images of the
+        other instructions with the target 0 (the paper's counting setup: 0.2).
+        No effect with a single instruction.
 
     Attributes
     ----------
@@ -203,6 +205,7 @@ class CLIPRanker(
         instruction_column="instruction",
         group_column=None,
         pair_scope="all",
+        negative_fraction=0.0,
     ):
         self.instruction = instruction
         self.backbone = backbone
@@ -237,6 +240,7 @@ class CLIPRanker(
         self.instruction_column = instruction_column
         self.group_column = group_column
         self.pair_scope = pair_scope
+        self.negative_fraction = negative_fraction
 
     def _inputs(self, X, groups=None, argument="X", fitted=True):
         """``X`` parsed; rows without an instruction get the default (``fit``) or
@@ -288,41 +292,18 @@ class CLIPRanker(
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        device = params["device_"]
-        backbone = load_backbone(self.backbone, self.pretrained, device)
-        text = text_bank(backbone, scaling.instructions, self.precision)
-        warm = self.warm_start and hasattr(self, "adapter_")
-        adapter = training.initial_adapter(
-            backbone,
-            params,
-            seed,
-            self.adapter_ if warm else None,
-            getattr(self, "backbone_info_", None),
+        backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
+        adapter, data, cfg = training.prepare(
+            self, params, backbone, parsed, y, scaling, groups, weight, val
         )
-        items = parsed.items + ([] if val is None else val.items)
-        source = by_name(token_source, params, backbone=backbone, items=items)
-        fraction = self.validation_fraction if self.early_stopping else None
-        y_std = scaling.standardise(y)
-        data = training.train_data(
-            source, text, y_std, scaling.codes, groups, weight, val, fraction, seed
-        )
-        lr = training.resolve_lr(params["lr"], adapter.cfg.d_model)
-        cfg = by_name(training.TrainConfig, params, lr=lr, device=device, seed=seed)
         try:
             history, n_iter = train(adapter, data, cfg)
         finally:
             adapter.cpu()
-
         # Everything succeeded: only now does the estimator change (atomic fit).
-        self.adapter_ = adapter
-        self.instructions_ = scaling.instructions
-        self.y_mean_, self.y_scale_ = scaling.means, scaling.scales
-        self.history_ = training.continued_history(self.history_ if warm else None, history)
-        self.n_iter_ = (self.n_iter_ if warm else 0) + n_iter
-        self.lr_ = lr
-        self.backbone_info_ = backbone.info
-        self.cache_info_ = dict(source.info)
+        fitted = training.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
+        for name, value in fitted.items():
+            setattr(self, name, value)
         if self.verbose:
             print(training.summary_line(history, time.perf_counter() - t_start))
         return self

@@ -1,9 +1,10 @@
-"""Batch sampling, optimiser, schedule and the epoch loop.
+"""Optimiser, schedule and the epoch loop (batches come from :mod:`skrank.sampling`).
 
-:func:`train` fits an adapter in place from a :class:`TrainData` (frozen token
-source, text bank, standardised targets, the rows to train and validate on)
-under a :class:`TrainConfig`, whose fields are named after the
-``CLIPRanker`` parameters they come from.
+:func:`prepare` builds what a ``fit`` trains: a new (or warm-started) adapter,
+a :class:`TrainData` (frozen token source, text bank, standardised targets,
+the rows to train and validate on) and a :class:`TrainConfig`, whose fields
+are named after the ``CLIPRanker`` parameters they come from; :func:`train`
+fits the adapter in place.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from torch import nn
 
 from skrank import devices
 from skrank.adapter import AdapterConfig, RankingAdapter
-from skrank.inference import TextBank, predict_tokens
+from skrank.cache import token_source
+from skrank.inference import TextBank, predict_tokens, text_bank
 from skrank.losses import ranking_loss, regression_loss
 from skrank.sampling import epoch_batches, validation_split
 
@@ -32,7 +34,9 @@ __all__ = [
     "build_optimizer",
     "continued_history",
     "epoch_batches",
+    "fitted_state",
     "initial_adapter",
+    "prepare",
     "resolve_lr",
     "summary_line",
     "train",
@@ -66,7 +70,8 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """How to train; every field but the last four is the ``CLIPRanker`` parameter of its name."""
+    """How to train; every field but device, seed, grad_clip and tol is the
+    ``CLIPRanker`` parameter of its name."""
 
     lr: float  # resolved: never "auto"
     weight_decay: float
@@ -86,6 +91,7 @@ class TrainConfig:
     seed: int
     grad_clip: float = 1.0
     tol: float = 1e-4
+    negative_fraction: float = 0.0
 
 
 @dataclass
@@ -100,6 +106,7 @@ class TrainData:
     train_idx: np.ndarray
     val_idx: np.ndarray | None = None
     weight: np.ndarray | None = None  # sample_weight per row, or None
+    zero: np.ndarray | None = None  # per instruction: a target of 0, standardised (negatives)
 
 
 class FitHistory:
@@ -131,18 +138,21 @@ def _check_fitted(estimator) -> None:
     check_is_fitted(estimator, "adapter_")
 
 
-def train_data(source, text, y_std, instr, groups, weight, val, fraction, seed) -> TrainData:
+def train_data(
+    source, text, y_std, instr, groups, weight, val, fraction, seed, zero=None
+) -> TrainData:
     """The rows of a fit: the training rows, then those of ``val`` (a user's validation set).
 
     With ``val`` (an :class:`skrank.inputs.Validation`), ``source`` must serve
     the training images followed by ``val.items``; its rows are validated on
     and never trained on (unit weight, a group of their own). Without it,
     ``fraction`` (``validation_fraction`` under ``early_stopping``, else None)
-    holds out rows of the training set.
+    holds out rows of the training set. ``zero`` is the label of negatives
+    (``TrainData.zero``).
     """
     if val is None:
         train_idx, val_idx = validation_split(instr, groups, fraction, seed)
-        return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight)
+        return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight, zero)
     n, m = len(y_std), len(val.y_std)
     if groups is not None:
         groups = np.concatenate([groups, np.full(m, -1, dtype=groups.dtype)])
@@ -157,7 +167,64 @@ def train_data(source, text, y_std, instr, groups, weight, val, fraction, seed) 
         np.arange(n),
         np.arange(n, n + m),
         weight,
+        zero,
     )
+
+
+def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, val):
+    """What ``ranker.fit`` trains: (adapter, :class:`TrainData`, :class:`TrainConfig`).
+
+    ``params`` are the ranker's validated parameters (with ``device_``),
+    ``parsed`` the :class:`skrank.inputs.Inputs` of ``X``, ``scaling`` its
+    :class:`~skrank.inputs.TargetScaling`, ``val`` a
+    :class:`~skrank.inputs.Validation` or None. The adapter is the fitted one
+    when ``warm_start`` continues it. The seed of the adapter, the batches,
+    the flips and dropout is drawn from ``random_state``; the token source
+    serves ``X``'s images, then ``val``'s.
+    """
+    from sklearn.utils import check_random_state
+
+    from skrank.params import by_name
+
+    seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
+    text = text_bank(backbone, scaling.instructions, params["precision"])
+    previous = (None, None)
+    if _continues(ranker):
+        previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
+    adapter = initial_adapter(backbone, params, seed, *previous)
+    items = parsed.items + ([] if val is None else val.items)
+    source = by_name(token_source, params, backbone=backbone, items=items)
+    fraction = params["validation_fraction"] if params["early_stopping"] else None
+    y_std, zero = scaling.standardise(y), -scaling.means / scaling.scales
+    data = train_data(source, text, y_std, scaling.codes, groups, weight, val, fraction, seed, zero)
+    lr = resolve_lr(params["lr"], adapter.cfg.d_model)
+    cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
+    return adapter, data, cfg
+
+
+def _continues(ranker) -> bool:
+    """Whether ``ranker.fit`` continues the fitted adapter (``warm_start``)."""
+    return bool(ranker.warm_start) and hasattr(ranker, "adapter_")
+
+
+def fitted_state(ranker, adapter, data, cfg, scaling, backbone, history, n_iter) -> dict:
+    """The fitted attributes a ``fit`` that succeeded sets on ``ranker``, all at once.
+
+    A ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the
+    fit before (call this before setting any of them).
+    """
+    warm = _continues(ranker)
+    return {
+        "adapter_": adapter,
+        "instructions_": scaling.instructions,
+        "y_mean_": scaling.means,
+        "y_scale_": scaling.scales,
+        "history_": continued_history(ranker.history_ if warm else None, history),
+        "n_iter_": (ranker.n_iter_ if warm else 0) + n_iter,
+        "lr_": cfg.lr,
+        "backbone_info_": backbone.info,
+        "cache_info_": dict(data.source.info),
+    }
 
 
 def continued_history(previous: list[dict] | None, history: list[dict]) -> list[dict]:
@@ -326,7 +393,30 @@ def train(
     ``data.source.tokens(idx, flip, device)`` gives frozen tokens. With
     ``data.val_idx`` the best epoch by validation Spearman is kept and training
     stops after ``n_iter_no_change`` epochs without improvement.
+
+    Batches and flips come from a numpy generator seeded by ``cfg.seed``;
+    torch's own randomness (dropout) runs on a forked torch RNG seeded by it
+    too, so a fit is reproduced by its seed and leaves the caller's torch RNG
+    (CPU, and the training device's) as it was.
     """
+    device = cfg.device
+    forked = [device] if device.type in ("cuda", "mps") else []
+    kind = {"device_type": device.type} if forked else {}
+    with torch.random.fork_rng(devices=forked, **kind):
+        torch.manual_seed(cfg.seed)
+        return _train(adapter, data, cfg, on_step)
+
+
+def _step_labels(batch, idx, weight, device):
+    """The batch's targets (and weights), on the device in one copy: (y, {"weight": w} or {})."""
+    if weight is None:
+        return torch.as_tensor(batch.targets, dtype=torch.float32, device=device), {}
+    both = torch.as_tensor(np.stack([batch.targets, weight[idx]]), dtype=torch.float32)
+    both = both.to(device)
+    return both[0], {"weight": both[1]}
+
+
+def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[dict], int]:
     y_std, instr, groups = data.y_std, data.instr, data.groups
     train_idx, val_idx = data.train_idx, data.val_idx
     rng = np.random.default_rng(cfg.seed)
@@ -345,6 +435,8 @@ def train(
             cfg.batch_size,
             cfg.sampling,
             cfg.pair_scope,
+            cfg.negative_fraction,
+            data.zero,
         )
 
     steps_per_epoch = len(draw(np.random.default_rng(0)))
@@ -355,10 +447,6 @@ def train(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
-    y_all = torch.as_tensor(y_std, dtype=torch.float32, device=device)
-    w_all = None
-    if data.weight is not None:
-        w_all = torch.as_tensor(data.weight, dtype=torch.float32, device=device)
     history: list[dict] = []
     best_score, best_state, stale = -np.inf, None, 0
     epochs_run = 0
@@ -373,14 +461,13 @@ def train(
         local = draw(rng)
         # Losses stay on the device: one host sync per epoch, not three per step.
         step_losses = torch.empty(len(local), 3, device=device)
-        for n, local_idx in enumerate(local):
-            idx = train_idx[local_idx]
+        for n, batch in enumerate(local):
+            idx = train_idx[batch.rows]
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
             tokens = data.source.tokens(idx, flip, device)
-            text, valid = data.text.get(int(instr[idx[0]]))
-            rows = torch.as_tensor(idx, device=device)
-            y = y_all[rows]
-            w = {} if w_all is None else {"weight": w_all[rows]}
+            text, valid = data.text.get(batch.instruction)
+            # Targets from the batch: a negative's is a target 0 of this instruction.
+            y, w = _step_labels(batch, idx, data.weight, device)
             with devices.autocast(device, cfg.precision):
                 scores, fused = adapter(tokens, text, valid)
                 reg = regression_loss(scores, y, **w)

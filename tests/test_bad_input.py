@@ -424,6 +424,27 @@ BAD_FITS = {
     "device_number": (dict(device=0), X4, Y4, TypeError, "device.*0"),
     "device_cuda": (dict(device="cuda"), X4, Y4, ValueError, "device='cuda'.*not available"),
     "device_cuda_1": (dict(device="cuda:1"), X4, Y4, ValueError, "device='cuda:1'"),
+    "negative_fraction_1": (
+        dict(negative_fraction=1.0),
+        X4,
+        Y4,
+        ValueError,
+        r"negative_fraction=1\.0 \(float\).*a float in \[0, 1\) \(the share of a batch",
+    ),
+    "negative_fraction_negative": (
+        dict(negative_fraction=-0.2),
+        X4,
+        Y4,
+        ValueError,
+        r"negative_fraction=-0\.2",
+    ),
+    "negative_fraction_text": (
+        dict(negative_fraction="0.2"),
+        X4,
+        Y4,
+        TypeError,
+        r"negative_fraction='0\.2' \(str\)",
+    ),
 }
 
 

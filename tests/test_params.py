@@ -43,6 +43,7 @@ BAD = {
     "backbone": ["", None, 3],
     "image_column": [None, ["image"]],
     "pair_scope": ["pairs"],
+    "negative_fraction": [1.0, -0.1, 1.5, math.nan, "0.2", None, True],
 }
 
 
@@ -68,6 +69,9 @@ def test_allowed_values_are_spelled_out():
     assert refusal(validation_fraction=0.0) == "a float in (0, 1)"
     assert refusal(cache="ram") == 'one of "memory", "disk", None'
     assert refusal(d_model=0) == "None or an integer >= 1"
+    assert refusal(negative_fraction=1.0) == (
+        "a float in [0, 1) (the share of a batch from other instructions)"
+    )
 
 
 def test_values_from_numpy_and_paths_are_accepted_and_normalised():
