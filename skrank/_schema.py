@@ -312,8 +312,10 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
     saved_by = _string(meta, "skrank_version")
     if not re.fullmatch(r"[0-9A-Za-z.+!_-]{1,64}", saved_by):  # it is echoed in a warning
         raise SchemaError("metadata.skrank_version", f"{_shown(saved_by)} is not a version")
-    params = _check_params(_json(meta, "params"), defaults, dict(overrides), hint)
     config = _check_config(_json(meta, "adapter_config"))
+    # A file from before an architecture option was a parameter: the adapter's own value.
+    defaults = {**defaults, **{k: getattr(config, k) for k in OPTIONS if k in defaults}}
+    params = _check_params(_json(meta, "params"), defaults, dict(overrides), hint)
     fitted = _check_fitted(_json(meta, "fitted"))
     _check_agreement(params, config, fitted)
     cli = _check_cli(_json(meta, "cli")) if "cli" in meta else {}
@@ -432,7 +434,15 @@ def _check_backbone_info(info) -> None:
 
 
 def _check_agreement(params: dict, config: AdapterConfig, fitted: dict) -> None:
-    """What ``fit`` always makes agree: the adapter was built for this backbone."""
+    """What ``fit`` always makes agree: the adapter was built for this backbone, with
+    the architecture options the parameters name."""
+    for name in OPTIONS:
+        if name in params and params[name] != getattr(config, name):
+            raise SchemaError(
+                f"params.{name}",
+                f"{_shown(params[name])} is not the adapter's {name} "
+                f"({_shown(getattr(config, name))})",
+            )
     info = fitted["backbone_info_"]
     if params["backbone"] != info["name"]:
         raise SchemaError(

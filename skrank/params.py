@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skrank.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank.devices import PRECISIONS, resolve_device
 
 __all__ = [
@@ -180,6 +181,7 @@ PARAMETERS: dict[str, list] = {
     "n_heads": [_count(1)],
     "n_prompt_tokens": [_count(0)],
     "n_relation_tokens": [_count(1)],
+    **{name: [Options(values)] for name, values in ADAPTER_OPTIONS.items()},
     "reg_weight": [Interval(float, 0, None)],
     "rank_weight": [Interval(float, 0, None)],
     "lr": [AUTO, Interval(float, 0, None, closed="neither")],

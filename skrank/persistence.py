@@ -80,7 +80,7 @@ class PickleRules:
 
         from skrank import __version__
 
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: Python 3.11+ gives __dict__ itself
         if "adapter_" in state:
             state["adapter_"] = copy.deepcopy(state["adapter_"]).cpu()
         state["_skrank_version"] = __version__
@@ -90,7 +90,17 @@ class PickleRules:
         saved = state.pop("_skrank_version", None)
         if saved is not None:
             warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
-        super().__setstate__(state)
+        super().__setstate__({**_missing_params(state), **state})
+
+
+def _missing_params(state: dict) -> dict:
+    """Parameters a pickle from before they existed lacks: the adapter's own architecture
+    options where it has an adapter (so parameters and weights agree), else defaults."""
+    missing = {k: v for k, v in _defaults().items() if k not in state}
+    adapter = state.get("adapter_")
+    if adapter is not None:
+        missing.update({k: getattr(adapter.cfg, k) for k in missing if hasattr(adapter.cfg, k)})
+    return missing
 
 
 def _defaults() -> dict:

@@ -66,6 +66,16 @@ class CLIPRanker(
         Learnable prompt vectors appended to the instruction tokens (0 disables).
     n_relation_tokens : int, default=16
         Learned queries of the ranking-aware pair attention.
+    score_pooling : {"mean_std", "mean"}, default="mean_std"
+        The score head pools each fused feature's mean and spread over the
+        image's tokens; "mean" is the paper's head.
+    fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
+        The reference code's architecture: two MLPs per fusion layer
+        ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1
+        ("pre_ln": pre-LN, width 4d, GELU), LayerNorm in the pair attention
+        ("none"). The alternatives are skrank 0.1's (see the model docs).
+    pair_logit : {"odd", "raw"}, default="odd"
+        "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
     reg_weight, rank_weight : float, default=1.0, 1.0
         Weights of the regression and pairwise ranking losses (0 disables
         one). The paper uses 0.2 and 1.0; equal weights train the score head,
@@ -181,6 +191,11 @@ class CLIPRanker(
         n_heads=8,
         n_prompt_tokens=32,
         n_relation_tokens=16,
+        score_pooling="mean_std",
+        fusion="two_mlps",
+        post_layers="post_ln",
+        relation_norm="layernorm",
+        pair_logit="odd",
         reg_weight=1.0,
         rank_weight=1.0,
         lr="auto",
@@ -216,6 +231,11 @@ class CLIPRanker(
         self.n_heads = n_heads
         self.n_prompt_tokens = n_prompt_tokens
         self.n_relation_tokens = n_relation_tokens
+        self.score_pooling = score_pooling
+        self.fusion = fusion
+        self.post_layers = post_layers
+        self.relation_norm = relation_norm
+        self.pair_logit = pair_logit
         self.reg_weight = reg_weight
         self.rank_weight = rank_weight
         self.lr = lr

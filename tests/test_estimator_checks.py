@@ -224,9 +224,10 @@ def test_transform_returns_pooled_float32_features(data, fitted):
 
 
 @pytest.mark.parametrize(
-    "method", ["predict", "transform", "score", "compare", "get_feature_names_out"]
+    "method",
+    ["predict", "transform", "score", "compare", "get_feature_names_out", "pickle", "save"],
 )
-def test_dict_unchanged(data, fitted, method):
+def test_dict_unchanged(data, fitted, method, tmp_path):
     X, y, _ = data
     calls = {
         "predict": lambda: fitted.predict(X),
@@ -234,6 +235,8 @@ def test_dict_unchanged(data, fitted, method):
         "score": lambda: fitted.score(X, y),
         "compare": lambda: fitted.compare(*halves(X)),
         "get_feature_names_out": lambda: fitted.get_feature_names_out(),
+        "pickle": lambda: pickle.dumps(fitted),
+        "save": lambda: skrank.save(fitted, tmp_path / "m.skrank"),
     }
     adapter = fitted.adapter_
     before = snapshot(vars(fitted))
