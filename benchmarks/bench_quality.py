@@ -21,6 +21,15 @@ photo or person, so nothing crosses train and test):
   (``rank_weight=0``), ``no-prompt`` (``n_prompt_tokens=0``) and ``no-reg``
   (``reg_weight=0``: the score head then gets no training signal, so this row
   shows what the regression loss is for).
+- The paper-fidelity rows (``FIDELITY``, only when named in ``--methods``):
+  ``reference`` (the reference's architecture with the paper's mean head,
+  ``lr=5e-5``, ``reg_weight=0.2`` and 30 epochs), ``ref+<departure>`` for each of
+  skrank's training departures on its own, and the defaults with one part of
+  skrank 0.1's architecture put back (``fusion=one_mlp``, ...)::
+
+    python benchmarks/bench_quality.py --backbone skrank-tiny --folds 2 --tag fidelity \
+        --methods ridge CLIPRanker reference ref+mean_std ref+reg_weight=1 ref+lr=auto \
+        "ref+300-step floor" fusion=one_mlp post_layers=pre_ln relation_norm=none pair_logit=raw
 
 Metrics: SRCC, KRCC, PLCC, MAE, pairwise accuracy; mean ± std over folds; for
 the synthetic tasks pooled over the test set and within each source photo.
@@ -73,6 +82,22 @@ ABLATIONS = {
     "no-pair": {"rank_weight": 0.0},
     "no-prompt": {"n_prompt_tokens": 0},
     "no-reg": {"reg_weight": 0.0},
+}
+# The paper-fidelity ablation (run only when named in --methods): the
+# reference-faithful model (the reference's architecture, the paper's mean head
+# and training settings, 30 epochs) with each of skrank's departures added on
+# its own, and the defaults with each part of skrank 0.1's architecture put back.
+REFERENCE = {"score_pooling": "mean", "lr": 5e-5, "reg_weight": 0.2, "max_epochs": 30}
+FIDELITY = {
+    "reference": REFERENCE,
+    "ref+mean_std": {**REFERENCE, "score_pooling": "mean_std"},
+    "ref+reg_weight=1": {**REFERENCE, "reg_weight": 1.0},
+    "ref+lr=auto": {**REFERENCE, "lr": "auto"},
+    "ref+300-step floor": {**REFERENCE, "max_epochs": None},
+    "fusion=one_mlp": {"fusion": "one_mlp"},
+    "post_layers=pre_ln": {"post_layers": "pre_ln"},
+    "relation_norm=none": {"relation_norm": "none"},
+    "pair_logit=raw": {"pair_logit": "raw"},
 }
 
 
@@ -234,7 +259,7 @@ def run(args, name: str) -> dict:
     per_fold: dict[str, list] = {}
     methods = ["zero-shot", "ridge", "fine-tuned", *ABLATIONS]
     if args.methods:
-        methods = [m for m in methods if m in args.methods]
+        methods = [m for m in [*methods, *FIDELITY] if m in args.methods]
     for k, (tr, te) in enumerate(splits(groups, folds, args.folds)):
         X_tr = [images[i] for i in tr]
         X_te = [images[i] for i in te]
@@ -253,7 +278,7 @@ def run(args, name: str) -> dict:
                     pretrained=pretrained,
                     device=args.device,
                     random_state=k,
-                    **ABLATIONS[method],
+                    **{**ABLATIONS, **FIDELITY}[method],
                 )
                 pred = r.fit(X_tr, y[tr]).predict(X_te)
             if pred is None:
