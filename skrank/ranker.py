@@ -343,13 +343,18 @@ class CLIPRanker(
         -------
         ndarray of shape (n_samples,)
         """
+        scores, codes = self._per_image(X, on_error, Predictor.scores)
+        return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
+
+    def _per_image(self, X, on_error, method):
+        """``method`` of a Predictor over ``X``'s images (one result row each), and the codes."""
         check_on_error(on_error)
         check_is_fitted(self, "adapter_")
         parsed = self._inputs(X)
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
-        scores, failures = Predictor(self).scores(parsed.items, codes)
+        out, failures = method(Predictor(self), parsed.items, codes)
         report_failures(failures, on_error)
-        return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
+        return out, codes
 
     def transform(self, X, on_error="raise"):
         """Each image's pooled adapter features: what the score head reads.
@@ -363,13 +368,7 @@ class CLIPRanker(
         ndarray of shape (n_samples, n_features), float32
             NaN rows for unreadable images under ``on_error="nan"``.
         """
-        check_on_error(on_error)
-        check_is_fitted(self, "adapter_")
-        parsed = self._inputs(X)
-        codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
-        features, failures = Predictor(self).features(parsed.items, codes)
-        report_failures(failures, on_error)
-        return features
+        return self._per_image(X, on_error, Predictor.features)[0]
 
     @property
     def _n_features_out(self) -> int:  # for get_feature_names_out

@@ -231,19 +231,6 @@ def _other_rows(rng, rows: np.ndarray, n: int, size: int) -> np.ndarray:
     return picked + np.searchsorted(rows - np.arange(len(rows)), picked, side="right")
 
 
-def _other_rows(rng, rows: np.ndarray, n: int, size: int) -> np.ndarray:
-    """``size`` distinct rows of ``range(n)`` not in the sorted ``rows``, uniformly.
-
-    Draws positions among the n - len(rows) others and maps them to rows
-    (the j-th other row is j + the number of ``rows`` before it), so no list
-    of the other rows is ever built.
-    """
-    if size == 0:
-        return rows[:0]
-    picked = rng.choice(n - len(rows), size=size, replace=False)
-    return picked + np.searchsorted(rows - np.arange(len(rows)), picked, side="right")
-
-
 def _n_batches(selected: np.ndarray, groups: np.ndarray | None, batch_size: int) -> int:
     """Batches of one instruction's rows (``selected``) in an epoch, without a draw.
 
