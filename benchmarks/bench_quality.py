@@ -25,7 +25,8 @@ photo or person, so nothing crosses train and test):
   ``reference`` (the reference's architecture with the paper's mean head,
   ``lr=5e-5``, ``reg_weight=0.2`` and 30 epochs), ``ref+<departure>`` for each of
   skrank's training departures on its own, and the defaults with one part of
-  skrank 0.1's architecture put back (``fusion=one_mlp``, ...)::
+  skrank 0.1's architecture put back (``fusion=one_mlp``, ..., or all of it:
+  ``skrank-0.1 arch``)::
 
     python benchmarks/bench_quality.py --backbone skrank-tiny --folds 2 --tag fidelity \
         --methods ridge CLIPRanker reference ref+mean_std ref+reg_weight=1 ref+lr=auto \
@@ -94,6 +95,12 @@ FIDELITY = {
     "ref+reg_weight=1": {**REFERENCE, "reg_weight": 1.0},
     "ref+lr=auto": {**REFERENCE, "lr": "auto"},
     "ref+300-step floor": {**REFERENCE, "max_epochs": None},
+    "skrank-0.1 arch": {
+        "fusion": "one_mlp",
+        "post_layers": "pre_ln",
+        "relation_norm": "none",
+        "pair_logit": "raw",
+    },
     "fusion=one_mlp": {"fusion": "one_mlp"},
     "post_layers=pre_ln": {"post_layers": "pre_ln"},
     "relation_norm=none": {"relation_norm": "none"},
