@@ -104,7 +104,9 @@ class CLIPRanker(
         Which distinct rows a batch draws: "balanced" sees every target value
         (or each of 20 quantile bins) about equally often; "uniform" shuffles.
     augment : bool, default=True
-        Random horizontal flips during training.
+        Random horizontal flips during training. Set False when the target
+        depends on orientation (reading text or numbers, clocks, left/right
+        position): a flip there is label noise.
     cache : {"memory", "disk", None}, default="memory"
         Encode each image once and train from its cached fp16 tokens, held in
         memory or (``"disk"``) in checksummed files under ``cache_dir``
