@@ -170,15 +170,17 @@ def test_files_saved_before_score_pooling_load_with_the_mean_head(tiny_fitted, t
     old = a_copy(tiny_fitted)
     old.adapter_.score_head = ScoreHead(old.adapter_.cfg.d_model, "mean")
     old.adapter_.cfg.score_pooling = "mean"
+    old.set_params(score_pooling="mean")  # save refuses parameters its adapter contradicts
     path = tmp_path / "old.skrank"
     save(old, path)
     meta, tensors = parts(path)
-    config = json.loads(meta["adapter_config"])
-    del config["score_pooling"]
-    meta["adapter_config"] = json.dumps(config)
+    config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])
+    del config["score_pooling"], params["score_pooling"]  # neither existed then
+    meta["adapter_config"], meta["params"] = json.dumps(config), json.dumps(params)
     save_file(tensors, str(path), metadata=meta)
     loaded = load(path)
     assert loaded.adapter_.score_head.pooling == "mean"
+    assert loaded.get_params()["score_pooling"] == "mean"  # the parameter says what it has
     images = np.random.default_rng(0).random((3, 32, 32, 3))
     np.testing.assert_array_equal(loaded.predict(images), old.predict(images))
 
