@@ -311,15 +311,9 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return backbone
 
     def _mismatch(self, current: dict | None, diffs: list[str]) -> ValueError:
-        fitted = self.backbone_info_
-        now = f" ({current['weights_identity']})" if current is not None else ""
-        return ValueError(
-            f"this CLIPEmbedder was fitted with backbone={fitted.get('name')!r}, "
-            f"pretrained={fitted.get('pretrained')!r} ({fitted.get('weights_identity')}), but "
-            f"it now has backbone={self.backbone!r}, pretrained={self.pretrained!r}{now}; they "
-            f"differ in {'; '.join(diffs)}. Set backbone and pretrained back to the fitted "
-            "values (and restore the original checkpoint file), or fit again"
-        )
+        from skrank.inference import _mismatch
+
+        return _mismatch(self, current, diffs, "this CLIPEmbedder")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -159,14 +159,17 @@ class Predictor:
         return first
 
 
-def _mismatch(ranker, current: dict | None, diffs: list[str]) -> ValueError:
-    """The error for a backbone other than the one ``ranker`` was fitted with."""
-    fitted = ranker.backbone_info_
+def _mismatch(
+    estimator, current: dict | None, diffs: list[str], what: str = "this ranker"
+) -> ValueError:
+    """The error for a backbone other than the one ``estimator`` (a ranker or an
+    embedder, called ``what``) was fitted with."""
+    fitted = estimator.backbone_info_
     now = f" ({current['weights_identity']})" if current is not None else ""
     return ValueError(
-        f"this ranker was fitted with backbone={fitted.get('name')!r}, "
+        f"{what} was fitted with backbone={fitted.get('name')!r}, "
         f"pretrained={fitted.get('pretrained')!r} ({fitted.get('weights_identity')}), but it "
-        f"now has backbone={ranker.backbone!r}, pretrained={ranker.pretrained!r}{now}; they "
+        f"now has backbone={estimator.backbone!r}, pretrained={estimator.pretrained!r}{now}; they "
         f"differ in {'; '.join(diffs)}. Set backbone and pretrained back to the fitted "
         "values (and restore the original checkpoint file), or fit again"
     )
