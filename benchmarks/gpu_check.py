@@ -88,11 +88,12 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
 
     from skrank.backbone import load_backbone
     from skrank.cache import MemoryCache
+    from skrank.fitting import initial_adapter
     from skrank.inference import text_bank
     from skrank.losses import ranking_loss, regression_loss
     from skrank.params import by_name, validate_params
     from skrank.ranker import CLIPRanker
-    from skrank.training import TrainConfig, TrainData, initial_adapter, train
+    from skrank.training import TrainConfig, TrainData, train
 
     bb = load_backbone(backbone_name, None, device)
     rng = np.random.default_rng(0)

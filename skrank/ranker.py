@@ -12,14 +12,15 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from skrank import inputs, training
+from skrank import fitting, inputs, training
 from skrank.backbone import load_backbone
+from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
 from skrank.inference import Predictor
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
 from skrank.persistence import PickleRules
-from skrank.training import FitHistory, train
+from skrank.training import train
 
 __all__ = ["CLIPRanker"]
 
@@ -315,7 +316,7 @@ class CLIPRanker(
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
-        adapter, data, cfg = training.prepare(
+        adapter, data, cfg = fitting.prepare(
             self, params, backbone, parsed, y, scaling, groups, weight, val
         )
         try:
@@ -323,7 +324,7 @@ class CLIPRanker(
         finally:
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
-        fitted = training.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
+        fitted = fitting.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
         for name, value in fitted.items():
             setattr(self, name, value)
         if self.verbose:

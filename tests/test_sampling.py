@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
+import skrank.fitting
 import skrank.training
 from skrank.sampling import N_BINS, balanced_weights, epoch_batches, target_bins
 from tests.helpers import tiny_ranker
@@ -226,14 +227,14 @@ def dropout_hook(module, args):
 
 
 def test_same_random_state_same_fit_with_dropout_and_the_global_rng_untouched(monkeypatch):
-    original = skrank.training.initial_adapter
+    original = skrank.fitting.initial_adapter
 
     def with_dropout(*args, **kwargs):
         adapter = original(*args, **kwargs)
         adapter.score_head.register_forward_pre_hook(dropout_hook)
         return adapter
 
-    monkeypatch.setattr(skrank.training, "initial_adapter", with_dropout)
+    monkeypatch.setattr(skrank.fitting, "initial_adapter", with_dropout)
     images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 16)]
     y = np.arange(len(images), dtype=float)
     predictions = []

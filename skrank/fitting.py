@@ -1,0 +1,227 @@
+"""What a ``fit`` trains and what it leaves: the step between parsed inputs and the loop.
+
+:func:`prepare` builds a new (or warm-started) adapter, a
+:class:`~skrank.training.TrainData` (frozen token source, text bank,
+standardised targets, the rows to train and validate on, a user's ``X_val``
+rows appended) and a :class:`~skrank.training.TrainConfig`, whose fields are
+named after the ``CLIPRanker`` parameters they come from.
+:func:`fitted_state` is every fitted attribute a successful fit sets, at once;
+:class:`FitHistory` gives ``history_`` the names ``MLPRegressor`` uses.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+
+from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.cache import token_source
+from skrank.inference import text_bank
+from skrank.training import TrainConfig, TrainData, resolve_lr, validation_split
+
+__all__ = [
+    "FitHistory",
+    "continued_history",
+    "fitted_state",
+    "initial_adapter",
+    "prepare",
+    "train_data",
+]
+
+
+class FitHistory:
+    """MLPRegressor's names for what ``history_`` records (a mixin of CLIPRanker)."""
+
+    @property
+    def loss_curve_(self) -> list[float]:
+        """The mean training loss of every epoch (``history_``), as MLPRegressor has it."""
+        _check_fitted(self)
+        return [entry["loss"] for entry in self.history_]
+
+    @property
+    def validation_scores_(self) -> list | None:
+        """Each epoch's validation Spearman (None for epochs without), or None if none had one."""
+        _check_fitted(self)
+        scores = [entry["val_score"] for entry in self.history_]
+        return None if all(v is None for v in scores) else scores
+
+    @property
+    def best_validation_score_(self) -> float | None:
+        """The best of ``validation_scores_`` (NaN scores skipped), or None."""
+        scores = [v for v in self.validation_scores_ or () if v is not None and v == v]
+        return max(scores) if scores else None
+
+
+def _check_fitted(estimator) -> None:
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, "adapter_")
+
+
+def train_data(
+    source, text, y_std, instr, groups, weight, val, fraction, seed, zero=None
+) -> TrainData:
+    """The rows of a fit: the training rows, then those of ``val`` (a user's validation set).
+
+    With ``val`` (an :class:`skrank.inputs.Validation`), ``source`` must serve
+    the training images followed by ``val.items``; its rows are validated on
+    and never trained on (unit weight, a group of their own). Without it,
+    ``fraction`` (``validation_fraction`` under ``early_stopping``, else None)
+    holds out rows of the training set. ``zero`` is the label of negatives
+    (``TrainData.zero``).
+    """
+    if val is None:
+        train_idx, val_idx = validation_split(instr, groups, fraction, seed)
+        return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight, zero)
+    n, m = len(y_std), len(val.y_std)
+    if groups is not None:
+        groups = np.concatenate([groups, np.full(m, -1, dtype=groups.dtype)])
+    if weight is not None:
+        weight = np.concatenate([weight, np.ones(m)])
+    return TrainData(
+        source,
+        text,
+        np.concatenate([y_std, val.y_std]),
+        np.concatenate([instr, val.codes]),
+        groups,
+        np.arange(n),
+        np.arange(n, n + m),
+        weight,
+        zero,
+    )
+
+
+def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, val):
+    """What ``ranker.fit`` trains: (adapter, :class:`TrainData`, :class:`TrainConfig`).
+
+    ``params`` are the ranker's validated parameters (with ``device_``),
+    ``parsed`` the :class:`skrank.inputs.Inputs` of ``X``, ``scaling`` its
+    :class:`~skrank.inputs.TargetScaling`, ``val`` a
+    :class:`~skrank.inputs.Validation` or None. The adapter is the fitted one
+    when ``warm_start`` continues it. The seed of the adapter, the batches,
+    the flips and dropout is drawn from ``random_state``; the token source
+    serves ``X``'s images, then ``val``'s.
+    """
+    from sklearn.utils import check_random_state
+
+    from skrank.params import by_name
+
+    seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
+    text = text_bank(backbone, scaling.instructions, params["precision"])
+    previous = (None, None)
+    if _continues(ranker):
+        previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
+    adapter = initial_adapter(backbone, params, seed, *previous)
+    items = parsed.items + ([] if val is None else val.items)
+    source = by_name(token_source, params, backbone=backbone, items=items)
+    fraction = params["validation_fraction"] if params["early_stopping"] else None
+    y_std, zero = scaling.standardise(y), -scaling.means / scaling.scales
+    data = train_data(source, text, y_std, scaling.codes, groups, weight, val, fraction, seed, zero)
+    lr = resolve_lr(params["lr"], adapter.cfg.d_model)
+    cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
+    return adapter, data, cfg
+
+
+def _continues(ranker) -> bool:
+    """Whether ``ranker.fit`` continues the fitted adapter (``warm_start``)."""
+    return bool(ranker.warm_start) and hasattr(ranker, "adapter_")
+
+
+def fitted_state(ranker, adapter, data, cfg, scaling, backbone, history, n_iter) -> dict:
+    """The fitted attributes a ``fit`` that succeeded sets on ``ranker``, all at once.
+
+    A ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the
+    fit before (call this before setting any of them).
+    """
+    warm = _continues(ranker)
+    return {
+        "adapter_": adapter,
+        "instructions_": scaling.instructions,
+        "y_mean_": scaling.means,
+        "y_scale_": scaling.scales,
+        "history_": continued_history(ranker.history_ if warm else None, history),
+        "n_iter_": (ranker.n_iter_ if warm else 0) + n_iter,
+        "lr_": cfg.lr,
+        "backbone_info_": backbone.info,
+        "cache_info_": dict(data.source.info),
+    }
+
+
+def continued_history(previous: list[dict] | None, history: list[dict]) -> list[dict]:
+    """``history`` after the epochs of ``previous`` (a ``warm_start`` fit), renumbered.
+
+    As MLPRegressor's ``loss_curve_``: a warm start continues the record. At
+    most ``MAX_HISTORY`` epochs are kept (the latest).
+    """
+    from skrank._schema import MAX_HISTORY
+
+    done = previous[-1]["epoch"] if previous else 0
+    ahead = [{**entry, "epoch": done + entry["epoch"]} for entry in history]
+    return (list(previous or []) + ahead)[-MAX_HISTORY:]
+
+
+def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_backbone=None):
+    """A copy of ``previous`` (``warm_start``), or a new adapter seeded by ``seed``.
+
+    A new adapter's config takes the adapter parameters by name; ``d_model=None``
+    is the backbone's embedding width. ``previous_backbone`` is the
+    ``backbone_info_`` that ``previous`` was trained on: it must be this backbone,
+    and every architecture parameter must still have the value ``previous`` was
+    built with, or the ranker would report parameters its adapter does not have.
+
+    Parameters
+    ----------
+    backbone : Backbone
+    params : dict
+        The validated parameters of the ranker.
+    seed : int
+    previous : RankingAdapter, optional
+        The fitted adapter to continue (``warm_start=True``).
+    previous_backbone : dict, optional
+        Its ``backbone_info_``.
+
+    Returns
+    -------
+    RankingAdapter
+    """
+    from dataclasses import fields
+
+    from skrank.backbone import backbone_mismatch
+    from skrank.params import by_name
+
+    cfg = by_name(
+        AdapterConfig,
+        params,
+        image_dim=backbone.image_dim,
+        text_dim=backbone.text_dim,
+        d_model=params["d_model"] or backbone.embed_dim,
+    )
+    if previous is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return RankingAdapter(cfg)
+    changed = []
+    before = previous_backbone or {}
+    diffs = backbone_mismatch(before, backbone.info)
+    if diffs:
+        changed.append(
+            f"backbone={before.get('name')!r}, pretrained={before.get('pretrained')!r} -> "
+            f"backbone={backbone.name!r}, pretrained={backbone.pretrained!r} "
+            f"({'; '.join(diffs)})"
+        )
+    # The parameters that shape the adapter: AdapterConfig fields named like one.
+    for field in fields(AdapterConfig):
+        if field.name in params:
+            old, new = getattr(previous.cfg, field.name), getattr(cfg, field.name)
+            if old != new:
+                changed.append(f"{field.name}: {old!r} -> {new!r}")
+    if changed:
+        raise ValueError(
+            "warm_start=True cannot continue the fitted adapter: since the last fit "
+            f"{', '.join(changed)}. The adapter was built for the old values; set "
+            "warm_start=False to train a new adapter with the new ones, or restore the old "
+            "values to continue training"
+        )
+    return copy.deepcopy(previous)
