@@ -548,7 +548,7 @@ def test_library_messages_speak_the_commands_options(command, message, expected)
     import argparse
 
     from skrank.cli import _parser
-    from skrank.cli._common import Vocabulary
+    from skrank.cli._words import Vocabulary
 
     args = argparse.Namespace(
         target_column="age", image_column="file" if command == "fit" else None

@@ -8,7 +8,8 @@ import sys
 import warnings
 
 from skrank.cli import demo, evaluate, fit, predict
-from skrank.cli._common import CLIError, UnreadableImages, Vocabulary, check_options
+from skrank.cli._common import CLIError, UnreadableImages
+from skrank.cli._words import Vocabulary, check_options
 
 
 class _Parser(argparse.ArgumentParser):
