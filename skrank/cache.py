@@ -6,7 +6,8 @@ when augmenting), keeps the tokens in fp16 and serves training batches from
 them. :class:`DiskCache` (``cache="disk"``) does the same with one fp16 file
 per image and view under ``cache_dir``, keyed by the image's content, the
 backbone's weights and the preprocessing, so clones, folds, fits and processes
-share the work; :mod:`skrank.diskstore` stores them and verifies every read.
+share the work; :mod:`skrank.diskstore` stores them and verifies every read, and
+:func:`ensure_cached` / :func:`cached_encode_images` encode what a store lacks.
 :class:`LiveEncoder` (``cache=None``) decodes and encodes every batch again:
 the reference code's cost model, kept for comparison. :class:`TokenStream`
 serves the tokens of images to predict on, through the disk cache when there
@@ -22,8 +23,8 @@ import numpy as np
 import torch
 
 from skrank.backbone import Backbone, encode_images
-from skrank.diskstore import DiskStore, cached_encode_images, content_key, ensure_cached, new_stats
-from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
+from skrank.diskstore import DiskStore, content_key, keyed, new_stats
+from skrank.images import ImageLoadError, Preprocessor, describe, iter_pixel_batches
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -295,3 +296,145 @@ class TokenStream:
         """One warning for every unusable or unwritable cache entry met since the last report."""
         if self.store is not None:
             self.store.report()
+
+
+# ---------------------------------------------------------------- encoding into a disk store
+
+
+def ensure_cached(
+    store,
+    backbone,
+    items,
+    rows,
+    views,
+    batch_size,
+    num_workers,
+    stats,
+    progress,
+    precision="auto",
+    found: dict | None = None,
+):
+    """Encode the views of ``rows`` the store lacks or holds unusable.
+
+    Every entry present is read and verified. Rows are grouped by what they
+    lack (both views, only the plain one, only the mirrored one), so no view
+    is encoded twice, and each group is encoded ``batch_size`` rows at a time
+    as it fills: at most three batches of file bytes are held at once.
+
+    Parameters
+    ----------
+    store, backbone, items, rows
+        Where to look and encode, and which of ``items`` to look at.
+    views : tuple of bool
+        The views wanted: ``(False,)`` or ``(False, True)`` (with mirrors).
+    batch_size, num_workers, precision
+        As in :func:`~skrank.backbone.encode_images`.
+    stats : dict
+        Counters ``hits``, ``misses`` and ``images_encoded``, updated.
+    progress : tqdm or None
+        Advanced by one per row.
+    found : dict, optional
+        Receives ``(row, view) -> tokens`` (L, C float16, as stored) for every
+        view of every row that succeeded.
+
+    Returns
+    -------
+    keys : dict
+        Row -> content key, for the rows whose every view is now available.
+    failures : list of (index, path, reason)
+        The rows that could not be read.
+    """
+    keys: dict[int, str] = {}
+    failures: list = []
+    pending: dict[tuple[bool, ...], list] = {}
+
+    def encode(need: tuple[bool, ...], group: list) -> None:
+        mirror_only = need == (True,)
+        for ok, tokens, flipped, bad in encode_images(
+            backbone,
+            [source for _, _, source in group],
+            batch_size,
+            num_workers,
+            with_flips=len(need) == 2,
+            progress=progress,
+            mirror=mirror_only,
+            precision=precision,
+        ):
+            failures.extend((group[j][0], describe(items[group[j][0]]), why) for j, _, why in bad)
+            if not len(ok):
+                continue
+            done = [(mirror_only, tokens)] + ([(True, flipped)] if flipped is not None else [])
+            done = [(view, t.float().cpu().numpy().astype(np.float16)) for view, t in done]
+            for n, j in enumerate(ok.tolist()):
+                i, key, _ = group[j]
+                for view, arr in done:
+                    store.write(key, view, arr[n])
+                    if found is not None:
+                        found[(i, view)] = arr[n]
+                keys[i] = key
+            stats["misses"] += len(ok)
+            stats["images_encoded"] += len(ok) * len(need)
+
+    for i in map(int, rows):
+        item = items[i]
+        try:
+            key, source = keyed(item)
+        except ImageLoadError as exc:
+            failures += [(i, describe(item), why) for _, _, why in exc.failures]
+            if progress is not None:
+                progress.update(1)
+            continue
+        need = []
+        for view in views:
+            tokens = None if key is None else store.load(key, view)[0]
+            if tokens is None:
+                need.append(view)
+            elif found is not None:
+                found[(i, view)] = tokens
+        if need:  # inputs without a key go to the decoder, which says why
+            group = pending.setdefault(tuple(need), [])
+            group.append((i, key, source))
+            if len(group) == batch_size:
+                encode(tuple(need), pending.pop(tuple(need)))
+            continue
+        keys[i] = key
+        stats["hits"] += 1
+        if progress is not None:
+            progress.update(1)
+    for need, group in pending.items():
+        encode(need, group)
+    return keys, failures
+
+
+def cached_encode_images(
+    store: DiskStore,
+    backbone: Backbone,
+    items: Sequence,
+    batch_size: int,
+    num_workers: int = 0,
+    indices: Sequence[int] | None = None,
+    stats: dict | None = None,
+    precision: str = "auto",
+    report: bool = True,
+) -> Iterator[tuple[np.ndarray, torch.Tensor | None, None, list]]:
+    """Like :func:`~skrank.backbone.encode_images` (unflipped only), through the disk cache.
+
+    Warns once for the whole pass (see :meth:`DiskStore.report`), before the
+    last batch is yielded; ``report=False`` leaves that to the caller.
+    """
+    stats = new_stats() if stats is None else stats
+    order = np.arange(len(items)) if indices is None else np.asarray(indices, dtype=np.int64)
+    starts = range(0, len(order), batch_size)
+    for start in starts:
+        rows = order[start : start + batch_size]
+        found: dict = {}
+        args = (store, backbone, items, rows, (False,), batch_size, num_workers, stats, None)
+        keys, failures = ensure_cached(*args, precision, found=found)
+        ok = np.array([i for i in rows if int(i) in keys], dtype=np.int64)
+        tokens = None
+        if len(ok):
+            arr = np.stack([found[(int(i), False)] for i in ok])
+            tokens = torch.from_numpy(arr).to(backbone.device).float()
+        if report and start == starts[-1]:
+            store.report()
+        yield ok, tokens, None, failures

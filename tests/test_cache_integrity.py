@@ -26,8 +26,8 @@ from PIL import Image
 import skrank._files
 import skrank.diskstore
 from skrank.backbone import Backbone, encode_images, load_backbone
-from skrank.cache import DiskCache, DiskStore, content_key
-from skrank.diskstore import ensure_cached, new_stats
+from skrank.cache import DiskCache, DiskStore, content_key, ensure_cached
+from skrank.diskstore import new_stats
 from tests.helpers import tiny_ranker
 
 N = 12
