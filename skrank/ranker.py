@@ -13,13 +13,13 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 
 from skrank import fitting, inputs, training
+from skrank._pickling import PickleRules
 from skrank.backbone import load_backbone
 from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
 from skrank.inference import Predictor
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
-from skrank.persistence import PickleRules
 from skrank.training import train
 
 __all__ = ["CLIPRanker"]

@@ -1,0 +1,62 @@
+"""How a CLIPRanker pickles, and the one skrank-version warning pickles and files share."""
+
+from __future__ import annotations
+
+import warnings
+
+__all__ = ["PickleRules", "warn_if_other_version"]
+
+
+def warn_if_other_version(saved: str | None, what: str, stacklevel: int = 3) -> None:
+    """Warn that ``what`` was written by another skrank version than this one."""
+    from skrank import __version__
+
+    if saved != __version__:
+        warnings.warn(
+            f"{what} was saved by skrank {saved}; this is skrank {__version__}: it may not "
+            "behave identically",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+class PickleRules:
+    """How a CLIPRanker pickles: the adapter on the CPU, the skrank version recorded.
+
+    The frozen backbone is never pickled (it is rebuilt from its spec), and
+    tensors are stored on the CPU so a CUDA-fitted ranker loads anywhere. A
+    pickle from another skrank version loads with a warning.
+    """
+
+    def __getstate__(self):
+        import copy
+
+        from skrank import __version__
+
+        state = dict(super().__getstate__())  # a copy: Python 3.11+ gives __dict__ itself
+        if "adapter_" in state:
+            state["adapter_"] = copy.deepcopy(state["adapter_"]).cpu()
+        state["_skrank_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_skrank_version", None)
+        if saved is not None:
+            warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
+        super().__setstate__({**_missing_params(state), **state})
+
+
+def _missing_params(state: dict) -> dict:
+    """Parameters a pickle from before they existed lacks: the adapter's own architecture
+    options where it has an adapter (so parameters and weights agree), else defaults."""
+    missing = {k: v for k, v in _defaults().items() if k not in state}
+    adapter = state.get("adapter_")
+    if adapter is not None:
+        missing.update({k: getattr(adapter.cfg, k) for k in missing if hasattr(adapter.cfg, k)})
+    return missing
+
+
+def _defaults() -> dict:
+    from skrank.ranker import CLIPRanker  # ranker imports this module (through PickleRules)
+
+    return CLIPRanker().get_params(deep=False)
