@@ -231,19 +231,6 @@ def _other_rows(rng, rows: np.ndarray, n: int, size: int) -> np.ndarray:
     return picked + np.searchsorted(rows - np.arange(len(rows)), picked, side="right")
 
 
-def _n_batches(selected: np.ndarray, groups: np.ndarray | None, batch_size: int) -> int:
-    """Batches of one instruction's rows (``selected``) in an epoch, without a draw.
-
-    ceil(rows / batch_size); by groups (``groups`` not None), the batches its
-    groups make when split to fit and packed in order.
-    """
-    if groups is None:
-        return max(1, math.ceil(int(selected.sum()) / batch_size))
-    counts = np.unique(groups[selected], return_counts=True)[1]
-    sizes = [s for c in counts for s in _near_equal_sizes(int(c), batch_size)]
-    return len(_pack(range(len(sizes)), sizes, batch_size))
-
-
 def _successive(rng, rows: np.ndarray, weights: np.ndarray, cdf: np.ndarray, size: int):
     """``size`` distinct rows by successive sampling: each next row drawn with
     probability ∝ its weight among the rows not drawn yet.
