@@ -75,6 +75,7 @@ CONFIG_LIMITS = {
     "n_prompt_tokens": 1024,
     "n_relation_tokens": 1024,
     "mlp_ratio": 16,
+    "n_instructions": 2**16,
 }
 # Characters of each metadata string. Parsing JSON costs ~100 bytes of Python
 # objects per item, so the items (commas, arrays and objects) are bounded too.
@@ -443,6 +444,12 @@ def _check_agreement(params: dict, config: AdapterConfig, fitted: dict) -> None:
                 f"{_shown(params[name])} is not the adapter's {name} "
                 f"({_shown(getattr(config, name))})",
             )
+    if config.probe == "ridge" and config.n_instructions != len(fitted["instructions_"]):
+        raise SchemaError(
+            "adapter_config.n_instructions",
+            f"{config.n_instructions} is not the number of fitted instructions "
+            f"({len(fitted['instructions_'])})",
+        )
     info = fitted["backbone_info_"]
     if params["backbone"] != info["name"]:
         raise SchemaError(

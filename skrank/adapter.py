@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from skrank.probe import LinearProbe
+
 __all__ = ["AdapterConfig", "RankingAdapter"]
 
 # What a model saved or pickled before an option existed was built with: the
@@ -24,6 +26,8 @@ BEFORE_OPTIONS = {
     "post_layers": "pre_ln",
     "relation_norm": "none",
     "pair_logit": "raw",
+    "probe": "none",
+    "n_instructions": 1,
 }
 # The values each option may take; the first is the default (the reference's
 # architecture, except score_pooling: docs/model.md).
@@ -33,6 +37,7 @@ OPTIONS = {
     "post_layers": ("post_ln", "pre_ln"),
     "relation_norm": ("layernorm", "none"),
     "pair_logit": ("odd", "raw"),
+    "probe": ("ridge", "none"),
 }
 POST_DROPOUT = 0.1  # the reference's post-fusion encoder layers (torch's default)
 
@@ -57,6 +62,11 @@ class AdapterConfig:
     post_layers: str = "post_ln"  # post-LN encoder layers, ReLU, width d, dropout 0.1
     relation_norm: str = "layernorm"  # LayerNorm on relation queries and keys/values
     pair_logit: str = "odd"  # logit(a, b) = -logit(b, a): P(a > b) + P(b > a) = 1
+    # "ridge": score = the head's, blended after training with a ridge probe on the
+    # frozen tokens by a weight chosen on held-out rows (skrank.probe); "none": the
+    # paper's head alone.
+    probe: str = "ridge"
+    n_instructions: int = 1  # rows of the probe: one per fitted instruction
 
     def __post_init__(self):
         for name, allowed in OPTIONS.items():
@@ -359,6 +369,15 @@ class RankingAdapter(nn.Module):
         self.score_head = ScoreHead(d, cfg.score_pooling)
         self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens, cfg.relation_norm)
         self.pair_head = PairHead(d, odd=cfg.pair_logit == "odd")
+        # "ridge": a linear probe whose weight in the score is chosen after training.
+        self.probe = None
+        if cfg.probe == "ridge":
+            self.probe = LinearProbe(cfg.image_dim, cfg.n_instructions)
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "probe" not in self._modules:  # adapters pickled before the probe existed
+            self.__dict__.setdefault("probe", None)
 
     def context(self, text, text_valid):
         """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""
@@ -383,10 +402,29 @@ class RankingAdapter(nn.Module):
             x = block(x)
         return x  # (B, L, d)
 
-    def forward(self, image_tokens, text, text_valid):
-        """Scores (B,) and the fused tokens (B, L, d)."""
+    def forward(self, image_tokens, text, text_valid, instruction: int = 0):
+        """Scores (B,) and the fused tokens (B, L, d); ``instruction`` indexes the
+        probe's rows (the fitted instructions, in order)."""
         tokens = self.encode(image_tokens, text, text_valid)
-        return self.score_head(tokens), tokens
+        scores = self.score_head(tokens)
+        if self.probe is not None:
+            scores = scores + self.probe(image_tokens, instruction).to(scores.dtype)
+        return scores, tokens
+
+    @property
+    def n_features(self) -> int:
+        """Width of :meth:`features`."""
+        return self.score_head.n_features + (self.probe is not None)
+
+    def features(self, image_tokens, tokens, instruction: int = 0):
+        """What the score is computed from (``CLIPRanker.transform``): the pooled
+        features the score head's MLP reads and, with a probe, the probe's score as
+        the last column (the score is the MLP's output plus that column)."""
+        pooled = self.score_head.pool(tokens)  # (B, k)
+        if self.probe is None:
+            return pooled
+        probe = self.probe(image_tokens, instruction).to(pooled.dtype)
+        return torch.cat([pooled, probe[:, None]], dim=-1)  # (B, k + 1)
 
     def pair_logits(self, tokens, max_pairs: int = 16384):
         """Logits (B, B) that image i ranks above image j, computed in row chunks

@@ -19,15 +19,18 @@ import torch
 from skrank.adapter import AdapterConfig, RankingAdapter
 from skrank.cache import token_source
 from skrank.inference import text_bank
+from skrank.probe import fit_probe
 from skrank.training import TrainConfig, TrainData, resolve_lr, validation_split
 
 __all__ = [
     "FitHistory",
     "continued_history",
     "fitted_state",
+    "holdout_fraction",
     "initial_adapter",
     "prepare",
     "train_data",
+    "weigh_probe",
 ]
 
 
@@ -111,17 +114,85 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
     text = text_bank(backbone, scaling.instructions, params["precision"])
     previous = (None, None)
-    if _continues(ranker):
+    continues = _continues(ranker)
+    if continues:
         previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
-    adapter = initial_adapter(backbone, params, seed, *previous)
+        _check_probe_instructions(ranker, scaling.instructions)
+    n_instructions = len(scaling.instructions)
+    adapter = initial_adapter(backbone, params, seed, *previous, n_instructions=n_instructions)
     items = parsed.items + ([] if val is None else val.items)
     source = by_name(token_source, params, backbone=backbone, items=items)
     fraction = params["validation_fraction"] if params["early_stopping"] else None
+    blending = adapter.probe is not None and not continues
+    if blending and val is None and fraction is None:
+        fraction = holdout_fraction(len(y), params["validation_fraction"])
     y_std, zero = scaling.standardise(y), -scaling.means / scaling.scales
-    data = train_data(source, text, y_std, scaling.codes, groups, weight, val, fraction, seed, zero)
+    try:
+        data = train_data(
+            source, text, y_std, scaling.codes, groups, weight, val, fraction, seed, zero
+        )
+    except ValueError:
+        if params["early_stopping"]:
+            raise
+        # Too few rows (or groups) to hold any out: the adapter stands alone.
+        data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
+    data.holdout = val is None and data.val_idx is not None
+    if blending:
+        fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
     lr = resolve_lr(params["lr"], adapter.cfg.d_model)
     cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
     return adapter, data, cfg
+
+
+def holdout_fraction(n_rows: int, fraction: float) -> float | None:
+    """The share of the training rows held out to weigh the linear probe, or None.
+
+    ``validation_fraction`` of them, raised to hold at least ``MIN_BLEND_ROWS``;
+    None (no holdout: the adapter alone) when that would take more than a fifth.
+    """
+    from skrank.probe import MIN_BLEND_ROWS
+
+    if n_rows * 0.2 < MIN_BLEND_ROWS:
+        return None
+    return max(fraction, MIN_BLEND_ROWS / n_rows)
+
+
+def weigh_probe(adapter, data, cfg) -> float | None:
+    """After training: blend the probe into ``adapter``'s score; returns its weight.
+
+    The weight is chosen on ``data.val_idx`` (the head and the ridge fitted
+    without those rows: :func:`skrank.probe.choose_weight`, Spearman within
+    instruction and group). Rows held out from the training set only for this
+    (``data.holdout``) then join the ridge's fit. None, and the adapter
+    unchanged, without a probe to weigh or rows to weigh it on.
+    """
+    from skrank.probe import blend, choose_weight
+    from skrank.training import validation_scores
+
+    val = data.val_idx
+    if adapter.probe is None or val is None or len(val) < 2:
+        return None
+    head, ridge = validation_scores(adapter, data, cfg, parts=True)
+    groups = data.instr[val]
+    if data.groups is not None:
+        groups = np.unique(np.stack([groups, data.groups[val]]), axis=1, return_inverse=True)[1]
+    weight = None if data.weight is None else data.weight[val]
+    m = choose_weight(head, ridge, data.y_std[val], groups.reshape(-1), weight)
+    if data.holdout:
+        fit_probe(adapter.probe, data, np.concatenate([data.train_idx, val]), cfg.batch_size)
+    blend(adapter, m)
+    return m
+
+
+def _check_probe_instructions(ranker, instructions: list[str]) -> None:
+    """A probe has one row per fitted instruction: warm_start must keep them."""
+    if ranker.adapter_.probe is not None and list(ranker.instructions_) != list(instructions):
+        raise ValueError(
+            "warm_start=True cannot continue the fitted adapter: its linear probe was "
+            f"fitted for the instructions {list(ranker.instructions_)!r} and this fit has "
+            f"{list(instructions)!r}. Fit with the same instructions, set "
+            "warm_start=False to train a new adapter, or use probe='none'"
+        )
 
 
 def _continues(ranker) -> bool:
@@ -162,7 +233,9 @@ def continued_history(previous: list[dict] | None, history: list[dict]) -> list[
     return (list(previous or []) + ahead)[-MAX_HISTORY:]
 
 
-def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_backbone=None):
+def initial_adapter(
+    backbone, params: dict, seed: int, previous=None, previous_backbone=None, n_instructions=1
+):
     """A copy of ``previous`` (``warm_start``), or a new adapter seeded by ``seed``.
 
     A new adapter's config takes the adapter parameters by name; ``d_model=None``
@@ -181,6 +254,8 @@ def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_b
         The fitted adapter to continue (``warm_start=True``).
     previous_backbone : dict, optional
         Its ``backbone_info_``.
+    n_instructions : int, default=1
+        Instructions of the fit (rows of a new adapter's linear probe).
 
     Returns
     -------
@@ -197,6 +272,7 @@ def initial_adapter(backbone, params: dict, seed: int, previous=None, previous_b
         image_dim=backbone.image_dim,
         text_dim=backbone.text_dim,
         d_model=params["d_model"] or backbone.embed_dim,
+        n_instructions=n_instructions,
     )
     if previous is None:
         with torch.random.fork_rng(devices=[]):

@@ -54,11 +54,17 @@ def text_bank(backbone: Backbone, instructions: list[str], precision: str = "aut
 
 @torch.no_grad()
 def predict_tokens(
-    adapter: RankingAdapter, tokens: torch.Tensor, text, valid, precision: str = "auto"
+    adapter: RankingAdapter,
+    tokens: torch.Tensor,
+    text,
+    valid,
+    precision: str = "auto",
+    instruction: int = 0,
 ):
-    """Standardised scores (B,) and fused tokens (B, L, d) for a batch of frozen tokens."""
+    """Standardised scores (B,) and fused tokens (B, L, d) for a batch of frozen tokens
+    of instruction number ``instruction``."""
     with devices.autocast(tokens.device, precision):
-        scores, fused = adapter(tokens, text, valid)
+        scores, fused = adapter(tokens, text, valid, instruction)
     return scores.float(), fused
 
 
@@ -92,33 +98,37 @@ class Predictor:
         )
 
     def _fused(self, items, rows, k, failures):
-        """Stream (ok rows, standardised scores, fused tokens) for ``rows`` of instruction k."""
+        """Stream (ok rows, standardised scores, fused tokens, frozen tokens) for ``rows``
+        of instruction k."""
         text, valid = self.text.get(int(k))
         for ok, tokens, bad in self.stream(items, rows):
             failures += bad
             if len(ok):
-                scores, fused = predict_tokens(self.adapter, tokens, text, valid, self.precision)
-                yield ok, scores, fused
+                scores, fused = predict_tokens(
+                    self.adapter, tokens, text, valid, self.precision, int(k)
+                )
+                yield ok, scores, fused, tokens
 
     def scores(self, items: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
         """Standardised scores (NaN where an image failed) and the failures."""
         out = np.full(len(items), np.nan)
         failures: list = []
         for k in np.unique(codes):
-            for ok, scores, _ in self._fused(items, np.flatnonzero(codes == k), k, failures):
+            for ok, scores, _, _ in self._fused(items, np.flatnonzero(codes == k), k, failures):
                 out[ok] = scores.cpu().numpy()
         self.stream.report()  # one cache warning per prediction, not per instruction
         return out, failures
 
     def features(self, items: list, codes: np.ndarray) -> tuple[np.ndarray, list]:
-        """Pooled adapter features (n, k) float32 (NaN rows where an image failed)."""
-        out = np.full((len(items), self.adapter.score_head.n_features), np.nan, np.float32)
+        """The adapter's features (n, k) float32 (NaN rows where an image failed)."""
+        out = np.full((len(items), self.adapter.n_features), np.nan, np.float32)
         failures: list = []
         for k in np.unique(codes):
-            for ok, _, fused in self._fused(items, np.flatnonzero(codes == k), k, failures):
+            rows = np.flatnonzero(codes == k)
+            for ok, _, fused, tokens in self._fused(items, rows, k, failures):
                 with torch.no_grad(), devices.autocast(fused.device, self.precision):
-                    pooled = self.adapter.score_head.pool(fused)
-                out[ok] = pooled.float().cpu().numpy()
+                    feats = self.adapter.features(tokens, fused, int(k))
+                out[ok] = feats.float().cpu().numpy()
         self.stream.report()
         return out, failures
 
@@ -152,7 +162,7 @@ class Predictor:
         """The first (ok rows, fused tokens) of ``chunk``; failures labelled with ``side``."""
         side_failures: list = []
         first = next(
-            ((ok, fused) for ok, _, fused in self._fused(items, chunk, k, side_failures)),
+            ((ok, fused) for ok, _, fused, _ in self._fused(items, chunk, k, side_failures)),
             (np.empty(0, dtype=np.int64), None),
         )
         failures += [(i, path, f"{side}[{i}]: {reason}") for i, path, reason in side_failures]

@@ -77,6 +77,16 @@ class CLIPRanker(
         ("none"). The alternatives are skrank 0.1's (see the model docs).
     pair_logit : {"odd", "raw"}, default="odd"
         "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
+    probe : {"ridge", "none"}, default="ridge"
+        "ridge": also fit a linear probe (ridge regression on the mean and
+        spread of the frozen tokens, in closed form) and, after training, blend
+        it into the score, ``(1 - m) * adapter + m * probe``, with the weight
+        ``m`` in {0, 0.25, 0.5, 0.75, 1} that ranks held-out rows best
+        (``probe_weight_``). The rows are ``X_val``, else the early-stopping
+        split, else ``validation_fraction`` of the training rows (at least 8,
+        whole groups when ``groups`` are given; with fewer than 40 rows none
+        are held out and the adapter stands alone), which the probe is then
+        refitted on. "none": the paper's model, trained on every row.
     reg_weight, rank_weight : float, default=1.0, 1.0
         Weights of the regression and pairwise ranking losses (0 disables
         one). The paper uses 0.2 and 1.0; equal weights train the score head,
@@ -153,13 +163,17 @@ class CLIPRanker(
     loss_curve_ : list of float
         Mean training loss per epoch of ``history_``.
     validation_scores_ : list or None
-        Validation Spearman per epoch (``early_stopping`` or ``X_val``), else None.
+        Validation Spearman per epoch of the adapter alone (``early_stopping``,
+        ``X_val``, or the rows ``probe="ridge"`` holds out), else None.
     best_validation_score_ : float or None
         The best of ``validation_scores_``.
     n_iter_ : int
         Epochs run, counted on across ``warm_start`` fits.
     lr_ : float
         The peak learning rate used (``lr`` resolved).
+    probe_weight_ : float or None
+        The linear probe's weight ``m`` in the score (``probe="ridge"``), None
+        without a probe.
     backbone_info_ : dict
         The backbone's name, weights identity and preprocessing.
     cache_info_ : dict
@@ -199,6 +213,7 @@ class CLIPRanker(
         post_layers="post_ln",
         relation_norm="layernorm",
         pair_logit="odd",
+        probe="ridge",
         reg_weight=1.0,
         rank_weight=1.0,
         lr="auto",
@@ -239,6 +254,7 @@ class CLIPRanker(
         self.post_layers = post_layers
         self.relation_norm = relation_norm
         self.pair_logit = pair_logit
+        self.probe = probe
         self.reg_weight = reg_weight
         self.rank_weight = rank_weight
         self.lr = lr
@@ -321,6 +337,7 @@ class CLIPRanker(
         )
         try:
             history, n_iter = train(adapter, data, cfg)
+            fitting.weigh_probe(adapter, data, cfg)
         finally:
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
@@ -360,11 +377,13 @@ class CLIPRanker(
         return out, codes
 
     def transform(self, X, on_error="raise"):
-        """Each image's pooled adapter features: what the score head reads.
+        """Each image's adapter features: what its score is computed from.
 
         The mean and spread over the image's fused tokens (after the score
-        head's LayerNorm) for the row's instruction: features a fitted ranker
-        can feed to another model (``get_feature_names_out`` names them).
+        head's LayerNorm) for the row's instruction, which the score head's MLP
+        reads; with ``probe="ridge"`` the last column is the linear probe's
+        score, which the MLP's output is added to. Features a fitted ranker can
+        feed to another model (``get_feature_names_out`` names them).
 
         Returns
         -------
@@ -374,9 +393,16 @@ class CLIPRanker(
         return self._per_image(X, on_error, Predictor.features)[0]
 
     @property
+    def probe_weight_(self) -> float | None:
+        """The linear probe's weight in the score (``probe``), or None without one."""
+        check_is_fitted(self, "adapter_")
+        probe = self.adapter_.probe
+        return None if probe is None else float(probe.gate[0])
+
+    @property
     def _n_features_out(self) -> int:  # for get_feature_names_out
         check_is_fitted(self, "adapter_")
-        return self.adapter_.score_head.n_features
+        return self.adapter_.n_features
 
     def score(self, X, y, groups=None, sample_weight=None):
         """Spearman rank correlation between ``predict(X)`` and ``y``.

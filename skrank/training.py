@@ -33,6 +33,7 @@ __all__ = [
     "resolve_lr",
     "summary_line",
     "train",
+    "validation_scores",
     "validation_split",
     "warmup_cosine",
 ]
@@ -99,6 +100,9 @@ class TrainData:
     val_idx: np.ndarray | None = None
     weight: np.ndarray | None = None  # sample_weight per row, or None
     zero: np.ndarray | None = None  # per instruction: a target of 0, standardised (negatives)
+    # val_idx rows are training rows held out only to weigh the linear probe
+    # (skrank.probe): it is refitted on them once the weight is chosen.
+    holdout: bool = False
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -139,12 +143,16 @@ def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, devi
     return mask
 
 
-def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
-    from skrank.metrics import spearman_score
+def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -> np.ndarray:
+    """Standardised scores of the ``data.val_idx`` rows, in that order.
 
+    With ``parts``, an array (2, n_val): the score head's part and the linear
+    probe's ungated ridge scores (:meth:`skrank.probe.LinearProbe.ridge`).
+    Leaves the adapter in eval mode.
+    """
     adapter.eval()
     val_idx, instr = data.val_idx, data.instr
-    preds = np.empty(len(val_idx))
+    preds = np.empty((2, len(val_idx)) if parts else len(val_idx))
     no_flip = np.zeros(cfg.batch_size, dtype=bool)
     for k in np.unique(instr[val_idx]):
         rows = val_idx[instr[val_idx] == k]
@@ -152,12 +160,28 @@ def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
         for start in range(0, len(rows), cfg.batch_size):
             chunk = rows[start : start + cfg.batch_size]
             toks = data.source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
-            scores, _ = predict_tokens(adapter, toks, text, valid, cfg.precision)
-            preds[np.searchsorted(val_idx, chunk)] = scores.cpu().numpy()
+            at = np.searchsorted(val_idx, chunk)
+            scores, _ = predict_tokens(adapter, toks, text, valid, cfg.precision, int(k))
+            if not parts:
+                preds[at] = scores.cpu().numpy()
+                continue
+            with torch.no_grad(), devices.autocast(toks.device, cfg.precision):
+                ridge = adapter.probe.ridge(toks, int(k)).float()
+                gated = adapter.probe(toks, int(k)).float()
+            preds[0, at] = (scores - gated).cpu().numpy()
+            preds[1, at] = ridge.cpu().numpy()
+    return preds
+
+
+def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
+    from skrank.metrics import spearman_score
+
+    preds = validation_scores(adapter, data, cfg)
     adapter.train()
+    val_idx = data.val_idx
     weight = None if data.weight is None else data.weight[val_idx]
     return float(
-        spearman_score(data.y_std[val_idx], preds, groups=instr[val_idx], sample_weight=weight)
+        spearman_score(data.y_std[val_idx], preds, groups=data.instr[val_idx], sample_weight=weight)
     )
 
 
@@ -265,7 +289,7 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
             # Targets from the batch: a negative's is a target 0 of this instruction.
             y, w = _step_labels(batch, idx, data.weight, device)
             with devices.autocast(device, cfg.precision):
-                scores, fused = adapter(tokens, text, valid)
+                scores, fused = adapter(tokens, text, valid, batch.instruction)
                 reg = regression_loss(scores, y, **w)
                 if cfg.rank_weight > 0 and len(idx) > 1:
                     logits = adapter.pair_logits(fused)

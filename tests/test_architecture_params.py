@@ -12,7 +12,9 @@ from skrank.adapter import BEFORE_OPTIONS, OPTIONS, Block, PostLNBlock
 from tests.helpers import tiny_ranker
 from tests.test_persistence import parts
 
-SKRANK_01 = dict(fusion="one_mlp", post_layers="pre_ln", relation_norm="none", pair_logit="raw")
+SKRANK_01 = dict(
+    fusion="one_mlp", post_layers="pre_ln", relation_norm="none", pair_logit="raw", probe="none"
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +75,7 @@ def test_a_file_from_before_the_options_loads_with_its_adapters_architecture(
         params.pop(name)
         if name != "score_pooling":
             config.pop(name)
+    config.pop("n_instructions")
     old = tmp_path / "old.skrank"
     save_file(tensors, str(old), metadata={**meta, "params": json.dumps(params),
                                            "adapter_config": json.dumps(config)})  # fmt: skip

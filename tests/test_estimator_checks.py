@@ -214,7 +214,7 @@ def test_transform_returns_pooled_float32_features(data, fitted):
     X, _, _ = data
     features = fitted.transform(X)
     assert features.dtype == np.float32
-    assert features.shape == (len(X), fitted.adapter_.score_head.n_features)
+    assert features.shape == (len(X), fitted.adapter_.n_features)
     assert np.isfinite(features).all()
     assert len(np.unique(features, axis=0)) == len(X)  # one distinct row per image
 

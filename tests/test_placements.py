@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import RidgeCV
@@ -239,17 +240,30 @@ def test_history_is_capped_at_what_a_model_file_holds():
 # --- features out ----------------------------------------------------------------------
 
 
-def test_transform_gives_exactly_what_the_score_head_reads(fitted, data):
+def test_transform_gives_exactly_what_the_score_is_computed_from(fitted, data):
     _, _, X_test, _ = data
     features = fitted.transform(X_test)
     d = fitted.adapter_.cfg.d_model
-    assert features.shape == (len(X_test), 2 * d) and features.dtype == np.float32
+    # The pooled features the head's MLP reads, then the linear probe's score.
+    assert features.shape == (len(X_test), 2 * d + 1) and features.dtype == np.float32
     with torch.no_grad():
-        scores = fitted.adapter_.score_head.mlp(torch.from_numpy(features)).squeeze(-1)
-    pred = scores.numpy() * fitted.y_scale_[0] + fitted.y_mean_[0]
+        head = fitted.adapter_.score_head.mlp(torch.from_numpy(features[:, :-1])).squeeze(-1)
+    scores = head.numpy() + features[:, -1]
+    pred = scores * fitted.y_scale_[0] + fitted.y_mean_[0]
     np.testing.assert_allclose(pred, fitted.predict(X_test), rtol=1e-5, atol=1e-5)
     names = fitted.get_feature_names_out()
-    assert list(names) == [f"clipranker{i}" for i in range(2 * d)]
+    assert list(names) == [f"clipranker{i}" for i in range(2 * d + 1)]
+
+
+def test_without_a_probe_transform_gives_what_the_score_head_reads(fitted, data):
+    X_train, y_train, X_test, _ = data
+    ranker = clone(fitted).set_params(probe="none", max_epochs=1).fit(X_train, y_train)
+    features = ranker.transform(X_test)
+    assert features.shape == (len(X_test), 2 * ranker.adapter_.cfg.d_model)
+    with torch.no_grad():
+        scores = ranker.adapter_.score_head.mlp(torch.from_numpy(features)).squeeze(-1)
+    pred = scores.numpy() * ranker.y_scale_[0] + ranker.y_mean_[0]
+    np.testing.assert_allclose(pred, ranker.predict(X_test), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("pooling, width", [("mean", 1), ("mean_std", 2)])

@@ -95,6 +95,31 @@ def test_n_sources_fewer_takes_the_first_and_more_adds_distinct_crops(tasks):
     assert other.source_names[len(default) :] != more.source_names[len(default) :]
 
 
+def test_photos_name_the_bundled_photo_every_source_was_cut_from(tasks):
+    default = tasks["contrast"]
+    n_photos = len(default.source_names)
+    np.testing.assert_array_equal(default.photos, default.groups)  # one source per photo
+    many = make_ranking_task("contrast", n_levels=2, image_size=SIZE, n_sources=3 * n_photos)
+    assert many.photos.dtype == np.int64 and many.photos.shape == many.groups.shape
+    for group in range(3 * n_photos):
+        photo = many.photos[many.groups == group]
+        assert len(set(photo)) == 1  # all levels of a source: one photo
+        # A crop's name starts with its photo's name.
+        assert many.source_names[group].startswith(default.source_names[photo[0]])
+    # A split by photo keeps every photo's crops on one side.
+    from sklearn.model_selection import GroupKFold
+
+    for train, test in GroupKFold(2).split(many.groups, groups=many.photos):
+        assert not set(many.groups[train]) & set(many.groups[test])
+        assert not set(many.photos[train]) & set(many.photos[test])
+
+
+def test_a_few_thousand_images_for_learning_curves():
+    task = make_ranking_task("blur", n_levels=8, image_size=16, n_sources=500)
+    assert len(task.images) == 4000 and len(np.unique(task.groups)) == 500
+    assert len(set(task.source_names)) == 500
+
+
 # --------------------------------------------------------------------------- randomness
 
 

@@ -124,18 +124,20 @@ def _centre_squares(size: int) -> tuple[np.ndarray, ...]:
 
 def _load_sources(
     image_size: int, n_sources: int | None, seed: int
-) -> tuple[list[str], list[np.ndarray]]:
-    """Names and clean (S, S, 3) uint8 images of the sources a task degrades.
+) -> tuple[list[str], list[np.ndarray], list[int]]:
+    """Names, clean (S, S, 3) uint8 images and photo indices of the sources a task degrades.
 
     The first sources are the centre squares of the bundled photos, in `_PHOTOS` order;
     sources beyond those are distinct random square crops (40-80 % of the shorter side),
-    cycling through the photos, drawn from `seed`.
+    cycling through the photos, drawn from `seed`. The third list holds, per source, the
+    index of the photo it was cut from (crops of one photo share content).
     """
     photos = _load_photos()
     squares = _centre_squares(image_size)
     n_sources = len(photos) if n_sources is None else n_sources
     names = [name for name, _ in photos[:n_sources]]
     images = list(squares[:n_sources])
+    parents = list(range(len(images)))
 
     rng = np.random.default_rng([seed, 0])
     seen = set()
@@ -152,4 +154,5 @@ def _load_sources(
         seen.add((index, top, left, side))
         names.append(f"{name}[{top}:{top + side}, {left}:{left + side}]")
         images.append(_square(photo, top, left, side, image_size))
-    return names, images
+        parents.append(index)
+    return names, images, parents

@@ -36,7 +36,7 @@ Each source is a photo bundled with scikit-image, scikit-learn or matplotlib (no
 download), centre-cropped to a square and resized to {image_size} px with a Lanczos filter;
 sources beyond the bundled photos are distinct random square crops of them. Every source
 appears once at every level. `groups` holds the source index, `source_names[group]` its
-name, `levels` the level index.
+name, `levels` the level index, `photos` the bundled photo a source was cut from.
 
 Sources: {", ".join(names)}.
 
@@ -88,7 +88,8 @@ def make_ranking_task(
     n_sources : int or None, default=None
         Number of source photos (groups). None uses each bundled photo once (22 with the
         package versions this was written against); fewer takes the first ``n_sources``;
-        more adds distinct random square crops of the photos.
+        more adds distinct random square crops of the photos (``photos`` tells which), so
+        a few thousand images for learning curves are ``n_sources=500``.
 
     Returns
     -------
@@ -104,6 +105,11 @@ def make_ranking_task(
             sources.
         levels : ndarray of shape (n_images,), dtype int64
             Level index, 0 to ``n_levels - 1``.
+        photos : ndarray of shape (n_images,), dtype int64
+            Index of the bundled photo the source was cut from. Sources beyond the
+            bundled photos are crops of them, so two sources can share content: split
+            by ``photos`` (``GroupKFold(...).split(..., groups=task.photos)``) when no
+            photo may be seen in training and in testing.
         instruction : str
             The plain-language instruction for this task.
         source_names : list of str
@@ -152,7 +158,7 @@ def make_ranking_task(
     degradation = _DEGRADATIONS[kind]
     values = degradation.levels(int(n_levels), int(image_size)).astype(np.float64)
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    names, sources = _load_sources(
+    names, sources, parents = _load_sources(
         int(image_size), None if n_sources is None else int(n_sources), seed
     )
 
@@ -168,6 +174,7 @@ def make_ranking_task(
         target=np.tile(values, n_groups),
         groups=np.repeat(np.arange(n_groups, dtype=np.int64), len(values)),
         levels=np.tile(np.arange(len(values), dtype=np.int64), n_groups),
+        photos=np.repeat(np.asarray(parents, dtype=np.int64), len(values)),
         instruction=degradation.instruction,
         source_names=names,
         DESCR=_describe(kind, degradation, values, names, int(image_size)),

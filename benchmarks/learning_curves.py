@@ -1,0 +1,302 @@
+"""Learning curves: CLIPRanker against linear probes as the training set grows.
+
+For each synthetic kind and each training size, on the same folds for every method:
+
+- ``defaults``: ``CLIPRanker`` with the library's defaults;
+- ``paper``: the paper's model and settings (``bench_quality.REFERENCE``: the
+  reference architecture, mean-pooled head, ``lr=5e-5``, ``reg_weight=0.2``,
+  30 epochs, no linear probe);
+- ``ridge-pooled``: ``RidgeCV`` on CLIP's pooled image embedding (``CLIPEmbedder``);
+- ``ridge-tokens``: ``RidgeCV`` on the mean and standard deviation over tokens of
+  the frozen tokens the adapter reads;
+- any ``VARIANTS`` entry named in ``--methods`` (ablations of the defaults).
+
+Folds split the bundled *photos* (``make_ranking_task(...).photos``), not only the
+sources: the many sources of a large task are crops of 22 photos, and a crop of a
+test photo in the training set would leak its content. Within a fold the training
+sets are nested (the first sources of one shuffled list of the training photos'
+crops) and the test set is the same for every size and method. SRCC within source
+(averaged over test sources) and pooled over the test set; mean ± std over folds.
+Usage::
+
+    python benchmarks/learning_curves.py --backbone skrank-tiny --sizes 50 200 1000 4000
+    python benchmarks/learning_curves.py --backbone ViT-B-32 --kinds blur pixelate count \\
+        --sizes 50 200
+
+Rows are written to ``benchmarks/results/curves-<backbone>.json`` as they arrive
+(``--merge`` keeps the rows of other kinds, sizes or methods already there), with a
+markdown table (``.md``) and a plot (``.png``); ``--render`` redraws those from the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", message=".*random.*weights")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_quality import (  # noqa: E402
+    REFERENCE,
+    RESULTS,
+    SYNTHETIC,
+    embeddings,
+    git_commit,
+    metrics,
+    ridge,
+)
+from probe_pooling import frozen_tokens  # noqa: E402
+
+PROBES = ("ridge-pooled", "ridge-tokens")
+# CLIPRanker rows: the defaults, the paper's model, and ablations of the defaults.
+VARIANTS = {
+    "defaults": {},
+    "paper": {**REFERENCE, "probe": "none"},
+    "probe=none": {"probe": "none"},
+}
+N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
+
+
+def task_for(kind: str, image_size: int, sizes: list[int], folds: int, max_test: int):
+    """A task with enough sources for the largest training size in every fold."""
+    from skrank.datasets import make_ranking_task
+
+    per_fold = math.ceil(max(sizes) / N_LEVELS)
+    # Photos split into `folds` parts; the training photos' crops must hold the largest
+    # training set, and the test photos' crops the test set (with room for uneven parts).
+    n_sources = math.ceil(1.2 * max(per_fold * folds / (folds - 1), max_test * folds))
+    n_sources = max(n_sources, 22)
+    return make_ranking_task(kind, image_size=image_size, random_state=0, n_sources=n_sources)
+
+
+def fold_rows(task, folds: int, sizes: list[int], max_test: int, seed: int = 0):
+    """Per fold: (k, {n: training rows}, test rows), split by photo."""
+    from sklearn.model_selection import GroupKFold
+
+    groups, photos = np.asarray(task.groups), np.asarray(task.photos)
+    split = GroupKFold(folds, shuffle=True, random_state=seed).split(groups, groups=photos)
+    for k, (tr, te) in enumerate(split):
+        rng = np.random.default_rng([seed, k])
+        train_sources = rng.permutation(np.unique(groups[tr]))
+        test_sources = rng.permutation(np.unique(groups[te]))[:max_test]
+        train = {}
+        for n in sizes:
+            chosen = train_sources[: math.ceil(n / N_LEVELS)]
+            if len(chosen) * N_LEVELS < n:
+                raise SystemExit(f"fold {k}: only {len(chosen) * N_LEVELS} images for n={n}")
+            train[n] = np.flatnonzero(np.isin(groups, chosen))
+        yield k, train, np.flatnonzero(np.isin(groups, test_sources))
+
+
+def run_kind(args, backbone, kind: str, done: set):
+    """Yield a result row per (fold, size, method) not in ``done``."""
+    from skrank import CLIPRanker
+
+    task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
+    images, y, groups = task.images, task.target, np.asarray(task.groups)
+    print(f"\n{kind}: {len(images)} images, {groups.max() + 1} sources", flush=True)
+    features = {}
+    if "ridge-pooled" in args.methods:
+        features["ridge-pooled"] = embeddings(backbone, images)
+    if "ridge-tokens" in args.methods:
+        tokens = frozen_tokens(backbone, images)
+        features["ridge-tokens"] = np.concatenate(
+            [tokens.mean(1).numpy(), tokens.std(1).numpy()], axis=1
+        )
+        del tokens
+    for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
+        if args.fold_ids is not None and k not in args.fold_ids:
+            continue
+        for n, tr in train.items():
+            for method in args.methods:
+                if (kind, n, k, method) in done:
+                    continue
+                t0 = time.perf_counter()
+                if method in PROBES:
+                    pred = ridge(features[method][tr], y[tr], features[method][test])
+                else:
+                    ranker = CLIPRanker(
+                        task.instruction,
+                        backbone=args.backbone,
+                        pretrained=args.pretrained,
+                        device=args.device,
+                        random_state=k,
+                        **VARIANTS[method],
+                    )
+                    ranker.fit([images[i] for i in tr], y[tr])
+                    pred = ranker.predict([images[i] for i in test])
+                m = metrics(y[test], pred, groups[test], synthetic=True)
+                row = {
+                    "kind": kind,
+                    "n_train": int(n),
+                    "n_train_images": len(tr),
+                    "n_test_images": len(test),
+                    "fold": k,
+                    "method": method,
+                    "SRCC_within": m["SRCC_within"],
+                    "SRCC": m["SRCC"],
+                    "seconds": time.perf_counter() - t0,
+                    "commit": args.commit,
+                }
+                print(
+                    f"  fold {k} n={n:5d} {method:14s} within {row['SRCC_within']:.3f} "
+                    f"pooled {row['SRCC']:.3f} ({row['seconds']:.0f} s)",
+                    flush=True,
+                )
+                yield row
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{(kind, n, method): {key: (mean, std, folds)}} over folds."""
+    cells: dict = {}
+    for r in rows:
+        cells.setdefault((r["kind"], r["n_train"], r["method"]), []).append(r)
+    return {
+        key: {
+            stat: (
+                float(np.mean([r[stat] for r in rs])),
+                float(np.std([r[stat] for r in rs])),
+                len(rs),
+            )
+            for stat in ("SRCC_within", "SRCC")
+        }
+        for key, rs in cells.items()
+    }
+
+
+def _methods(rows: list[dict]) -> list[str]:
+    order = [*VARIANTS, *PROBES]
+    present = {r["method"] for r in rows}
+    return [m for m in order if m in present]
+
+
+def markdown(rows: list[dict], backbone: str) -> str:
+    summary = summarise(rows)
+    methods = _methods(rows)
+    lines = [
+        f"Learning curves, {backbone} (random weights: low-level cues only). Within-source "
+        "SRCC (pooled SRCC in brackets), mean ± std over folds split by photo; "
+        "`python benchmarks/learning_curves.py` made them.",
+        "",
+        "`verdict`: the defaults against the better probe minus one fold std "
+        "(`ok`), and whether they beat both probes (`win`).",
+        "",
+    ]
+    for kind in dict.fromkeys(r["kind"] for r in rows):
+        lines += [
+            f"### {kind}",
+            "",
+            "| n_train | " + " | ".join(methods) + " | verdict |",
+            "|---" * (len(methods) + 2) + "|",
+        ]
+        for n in sorted({r["n_train"] for r in rows if r["kind"] == kind}):
+            cells = []
+            for m in methods:
+                s = summary.get((kind, n, m))
+                cells.append(
+                    ""
+                    if s is None
+                    else f"{s['SRCC_within'][0]:.3f} ± {s['SRCC_within'][1]:.3f} "
+                    f"({s['SRCC'][0]:.2f})"
+                )
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {verdict(summary, kind, n)} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def verdict(summary: dict, kind: str, n: int) -> str:
+    """How the defaults compare with the better probe at (kind, n)."""
+    ours = summary.get((kind, n, "defaults"))
+    probes = [summary[(kind, n, p)] for p in PROBES if (kind, n, p) in summary]
+    if ours is None or not probes:
+        return ""
+    best = max(probes, key=lambda s: s["SRCC_within"][0])
+    mean, std = ours["SRCC_within"][:2]
+    ok = mean >= best["SRCC_within"][0] - std
+    win = all(mean > p["SRCC_within"][0] for p in probes)
+    return ("win" if win else "ok") if ok else "**below**"
+
+
+def plot(rows: list[dict], path: Path, backbone: str) -> None:
+    from matplotlib.figure import Figure
+
+    summary = summarise(rows)
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    cols = min(4, len(kinds))
+    nrows = math.ceil(len(kinds) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    for ax, kind in zip(axes, kinds):
+        for m in _methods(rows):
+            ns = sorted(n for (kk, n, mm) in summary if kk == kind and mm == m)
+            if not ns:
+                continue
+            mean = [summary[(kind, n, m)]["SRCC_within"][0] for n in ns]
+            std = [summary[(kind, n, m)]["SRCC_within"][1] for n in ns]
+            ax.errorbar(ns, mean, yerr=std, marker="o", ms=3, capsize=2, label=m)
+        ax.set_xscale("log")
+        ax.set_title(kind, fontsize=9)
+        ax.set_ylim(-0.1, 1.02)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(kinds) :]:
+        ax.set_visible(False)
+    axes[0].set_ylabel("SRCC within source")
+    axes[0].legend(fontsize=6)
+    fig.suptitle(f"{backbone}: SRCC within source vs training images", fontsize=10)
+    fig.savefig(path, dpi=110)
+
+
+def write(rows: list[dict], stem: Path, backbone: str) -> None:
+    stem.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    stem.with_suffix(".md").write_text(markdown(rows, backbone))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backbone", default="skrank-tiny")
+    p.add_argument("--pretrained", default=None)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--kinds", nargs="*", default=list(SYNTHETIC))
+    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200, 1000, 4000])
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
+    p.add_argument("--max-test", type=int, default=40, help="test sources per fold")
+    p.add_argument("--methods", nargs="*", default=["defaults", "paper", *PROBES])
+    p.add_argument("--tag", help="result file name part (default: the backbone)")
+    p.add_argument("--merge", action="store_true", help="keep the rows already in the file")
+    p.add_argument("--render", action="store_true", help="only redraw .md and .png")
+    args = p.parse_args(argv)
+    unknown = set(args.methods) - {*VARIANTS, *PROBES}
+    if unknown:
+        raise SystemExit(f"unknown methods {sorted(unknown)}; known: {[*VARIANTS, *PROBES]}")
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"curves-{args.tag or args.backbone}"
+    rows = []
+    if (args.merge or args.render) and stem.with_suffix(".json").exists():
+        rows = json.loads(stem.with_suffix(".json").read_text())
+    if not args.render:
+        from skrank.backbone import load_backbone
+
+        args.commit = git_commit()
+        backbone = load_backbone(args.backbone, args.pretrained, args.device)
+        done = {(r["kind"], r["n_train"], r["fold"], r["method"]) for r in rows}
+        for kind in args.kinds:
+            for row in run_kind(args, backbone, kind, done):
+                rows.append(row)
+                write(rows, stem, args.backbone)  # a long run keeps what it did
+    write(rows, stem, args.backbone)
+    plot(rows, stem.with_suffix(".png"), args.backbone)
+    print(f"\n{markdown(rows, args.backbone)}\nwrote {stem}.json/.md/.png")
+
+
+if __name__ == "__main__":
+    main()
