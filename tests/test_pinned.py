@@ -33,22 +33,27 @@ def _predictions(cache_dir) -> dict:
     task, train_x, train_y, test_x = _split()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the sum order of a multi-threaded matmul varies with threads
+    def fitted(**params):
+        return CLIPRanker(
+            task.instruction,
+            backbone="skrank-tiny",
+            lr=1e-3,
+            max_epochs=3,
+            batch_size=16,
+            device="cpu",
+            random_state=0,
+            cache_dir=cache_dir,
+            **params,
+        ).fit(train_x, train_y)
+
     try:
         out = {}
         for cache in ("memory", "disk", None):
-            ranker = CLIPRanker(
-                task.instruction,
-                backbone="skrank-tiny",
-                lr=1e-3,
-                max_epochs=3,
-                batch_size=16,
-                device="cpu",
-                random_state=0,
-                cache=cache,
-                cache_dir=cache_dir,
-            ).fit(train_x, train_y)
+            ranker = fitted(cache=cache)
             out[str(cache)] = [float(v).hex() for v in ranker.predict(test_x)]
         out["compare"] = [float(v).hex() for v in ranker.compare(test_x[:6], test_x[6:12])]
+        # Without the linear probe: bit for bit what the defaults fitted before it.
+        out["probe=none"] = [float(v).hex() for v in fitted(probe="none").predict(test_x)]
     finally:
         torch.set_num_threads(threads)
     return out
@@ -59,7 +64,7 @@ def computed(tmp_path_factory):
     return _predictions(tmp_path_factory.mktemp("pinned-cache"))
 
 
-@pytest.mark.parametrize("key", ["memory", "disk", "None", "compare"])
+@pytest.mark.parametrize("key", ["memory", "disk", "None", "compare", "probe=none"])
 def test_seeded_fit_predicts_exactly_the_pinned_values(key, computed):
     want = json.loads(PINNED.read_text())[key]
     assert computed[key] == want, f"cache={key}: predictions changed bit-wise"
