@@ -163,8 +163,8 @@ class CLIPRanker(
     loss_curve_ : list of float
         Mean training loss per epoch of ``history_``.
     validation_scores_ : list or None
-        Validation Spearman per epoch of the adapter alone (``early_stopping``,
-        ``X_val``, or the rows ``probe="ridge"`` holds out), else None.
+        Validation Spearman per epoch of the adapter alone (``early_stopping``
+        or ``X_val``), else None.
     best_validation_score_ : float or None
         The best of ``validation_scores_``.
     n_iter_ : int

@@ -318,7 +318,8 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
         }
         epochs_run = epoch
         stop = False
-        if val_idx is not None and len(val_idx):
+        # Rows held out only to weigh the probe (no early stopping) are not scored here.
+        if val_idx is not None and len(val_idx) and (cfg.early_stopping or not data.holdout):
             score = _validation_score(adapter, data, cfg)
             record["val_score"] = score
             if cfg.early_stopping:  # else a validation set of the user's own, only scored
