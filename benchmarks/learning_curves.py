@@ -11,6 +11,10 @@ For each synthetic kind and each training size, on the same folds for every meth
   the frozen tokens the adapter reads;
 - any ``VARIANTS`` entry named in ``--methods`` (ablations of the defaults).
 
+CLIPRanker is given each image's source as ``groups`` (as a user with such data
+would pass them): the default ``probe="ridge"`` weighs its linear probe on held-out
+sources, and without groups it holds nothing out.
+
 Folds split the bundled *photos* (``make_ranking_task(...).photos``), not only the
 sources: the many sources of a large task are crops of 22 photos, and a crop of a
 test photo in the training set would leak its content. Within a fold the training
@@ -132,7 +136,7 @@ def run_kind(args, backbone, kind: str, done: set):
                         random_state=k,
                         **VARIANTS[method],
                     )
-                    ranker.fit([images[i] for i in tr], y[tr])
+                    ranker.fit([images[i] for i in tr], y[tr], groups=groups[tr])
                     pred = ranker.predict([images[i] for i in test])
                 m = metrics(y[test], pred, groups[test], synthetic=True)
                 row = {

@@ -124,8 +124,8 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     source = by_name(token_source, params, backbone=backbone, items=items)
     fraction = params["validation_fraction"] if params["early_stopping"] else None
     blending = adapter.probe is not None and not continues
-    if blending and val is None and fraction is None:
-        fraction = holdout_fraction(len(y), params["validation_fraction"])
+    if blending and val is None and fraction is None and groups is not None:
+        fraction = holdout_fraction(groups, params["validation_fraction"])
     y_std, zero = scaling.standardise(y), -scaling.means / scaling.scales
     try:
         data = train_data(
@@ -144,17 +144,20 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     return adapter, data, cfg
 
 
-def holdout_fraction(n_rows: int, fraction: float) -> float | None:
-    """The share of the training rows held out to weigh the linear probe, or None.
+def holdout_fraction(groups: np.ndarray, fraction: float) -> float | None:
+    """The share of the training groups held out to weigh the linear probe, or None.
 
-    ``validation_fraction`` of them, raised to hold at least ``MIN_BLEND_ROWS``;
-    None (no holdout: the adapter alone) when that would take more than a fifth.
+    ``validation_fraction`` of the groups, raised to hold out at least two groups
+    and ``MIN_BLEND_ROWS`` rows; None (no holdout: the adapter alone) when that
+    would take more than a fifth of either. Rows, not groups, are never held out
+    for this: held-out images of a source that also has training images favour
+    the probe, which memorises sources (``docs/model.md``, "The linear probe").
     """
     from skrank.probe import MIN_BLEND_ROWS
 
-    if n_rows * 0.2 < MIN_BLEND_ROWS:
-        return None
-    return max(fraction, MIN_BLEND_ROWS / n_rows)
+    n_groups, n_rows = len(np.unique(groups)), len(groups)
+    share = max(fraction, 2 / n_groups, MIN_BLEND_ROWS / n_rows)
+    return None if share > 0.2 else share
 
 
 def weigh_probe(adapter, data, cfg) -> float | None:

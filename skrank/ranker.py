@@ -81,12 +81,12 @@ class CLIPRanker(
         "ridge": also fit a linear probe (ridge regression on the mean and
         spread of the frozen tokens, in closed form) and, after training, blend
         it into the score, ``(1 - m) * adapter + m * probe``, with the weight
-        ``m`` in {0, 0.25, 0.5, 0.75, 1} that ranks held-out rows best
-        (``probe_weight_``). The rows are ``X_val``, else the early-stopping
-        split, else ``validation_fraction`` of the training rows (at least 8,
-        whole groups when ``groups`` are given; with fewer than 40 rows none
-        are held out and the adapter stands alone), which the probe is then
-        refitted on. "none": the paper's model, trained on every row.
+        ``m`` in {0, 0.25, 0.5, 0.75, 1} that ranks held-out images best
+        (``probe_weight_``). Those are ``X_val``, else the early-stopping
+        split, else, when ``groups`` are given, ``validation_fraction`` of the
+        groups (at least 2 groups and 8 images, and no more than a fifth),
+        which the probe is then refitted on. Without any of them ``m`` is 0:
+        the adapter alone, trained on every image. "none": no probe.
     reg_weight, rank_weight : float, default=1.0, 1.0
         Weights of the regression and pairwise ranking losses (0 disables
         one). The paper uses 0.2 and 1.0; equal weights train the score head,
