@@ -137,7 +137,8 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         # Too few rows (or groups) to hold any out: the adapter stands alone.
         data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
     data.holdout = val is None and data.val_idx is not None
-    if blending:
+    if blending:  # a warm start keeps the probe and its weight
+        data.weigh_probe = True
         fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
     lr = resolve_lr(params["lr"], adapter.cfg.d_model)
     cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
@@ -167,13 +168,14 @@ def weigh_probe(adapter, data, cfg) -> float | None:
     without those rows: :func:`skrank.probe.choose_weight`, Spearman within
     instruction and group). Rows held out from the training set only for this
     (``data.holdout``) then join the ridge's fit. None, and the adapter
-    unchanged, without a probe to weigh or rows to weigh it on.
+    unchanged, without a new probe to weigh (``data.weigh_probe``: a
+    ``warm_start`` fit keeps the probe and weight it has) or rows to weigh it on.
     """
     from skrank.probe import blend, choose_weight
     from skrank.training import validation_scores
 
     val = data.val_idx
-    if adapter.probe is None or val is None or len(val) < 2:
+    if not data.weigh_probe or val is None or len(val) < 2:
         return None
     head, ridge = validation_scores(adapter, data, cfg, parts=True)
     groups = data.instr[val]

@@ -100,8 +100,10 @@ class TrainData:
     val_idx: np.ndarray | None = None
     weight: np.ndarray | None = None  # sample_weight per row, or None
     zero: np.ndarray | None = None  # per instruction: a target of 0, standardised (negatives)
-    # val_idx rows are training rows held out only to weigh the linear probe
-    # (skrank.probe): it is refitted on them once the weight is chosen.
+    # Whether the fit weighs a new linear probe (skrank.probe) on the val_idx rows
+    # after training, and whether those are training rows held out (the probe is
+    # then refitted on them) rather than a user's X_val.
+    weigh_probe: bool = False
     holdout: bool = False
 
 

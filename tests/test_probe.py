@@ -268,6 +268,10 @@ def test_warm_start_keeps_the_probe_only_for_the_same_instructions(brightness_ta
     before = ranker.adapter_.probe.weight.clone()
     ranker.set_params(warm_start=True).fit(X, y)
     torch.testing.assert_close(ranker.adapter_.probe.weight, before)  # continued, not refitted
+    # Nor re-weighed, even with held-out images: the head was trained beside this weight.
+    blend(ranker.adapter_, 0.5)
+    ranker.fit(X, y, X_val=d["X_test"][:8], y_val=d["y_test"][:8])
+    assert ranker.probe_weight_ == 0.5
     other = pd.DataFrame({"image": X, "instruction": ["Sort by darkness."] * 24})
     with pytest.raises(ValueError, match="linear probe was fitted for the instructions"):
         ranker.fit(other, -y)
