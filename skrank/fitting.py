@@ -19,7 +19,7 @@ import torch
 from skrank.adapter import AdapterConfig, RankingAdapter
 from skrank.cache import token_source
 from skrank.inference import text_bank
-from skrank.probe import fit_probe
+from skrank.probe import LinearProbe, fit_probe
 from skrank.training import TrainConfig, TrainData, resolve_lr, validation_split
 
 __all__ = [
@@ -117,9 +117,10 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     continues = _continues(ranker)
     if continues:
         previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
-        _check_probe_instructions(ranker, scaling.instructions)
     n_instructions = len(scaling.instructions)
     adapter = initial_adapter(backbone, params, seed, *previous, n_instructions=n_instructions)
+    if continues and adapter.probe is not None:
+        _carry_probe(adapter, ranker.instructions_, scaling.instructions)
     items = parsed.items + ([] if val is None else val.items)
     source = by_name(token_source, params, backbone=backbone, items=items)
     fraction = params["validation_fraction"] if params["early_stopping"] else None
@@ -189,15 +190,26 @@ def weigh_probe(adapter, data, cfg) -> float | None:
     return m
 
 
-def _check_probe_instructions(ranker, instructions: list[str]) -> None:
-    """A probe has one row per fitted instruction: warm_start must keep them."""
-    if ranker.adapter_.probe is not None and list(ranker.instructions_) != list(instructions):
-        raise ValueError(
-            "warm_start=True cannot continue the fitted adapter: its linear probe was "
-            f"fitted for the instructions {list(ranker.instructions_)!r} and this fit has "
-            f"{list(instructions)!r}. Fit with the same instructions, set "
-            "warm_start=False to train a new adapter, or use probe='none'"
-        )
+def _carry_probe(adapter, before: list[str], now: list[str]) -> None:
+    """Give a warm-started adapter's probe one row per instruction of this fit.
+
+    Instructions fitted before keep their ridge rows and weights; new ones get
+    an empty row of weight 0 (the adapter reads instructions as text, so
+    ``warm_start`` may bring new ones).
+    """
+    if list(before) == list(now):
+        return
+    old = adapter.probe
+    new = LinearProbe(old.center.numel() // 2, len(now))
+    new.center.copy_(old.center)
+    new.scale.copy_(old.scale)
+    for k, text in enumerate(now):
+        if text in before:
+            j = list(before).index(text)
+            for name in ("weight", "bias", "gate"):
+                getattr(new, name)[k] = getattr(old, name)[j]
+    adapter.probe = new
+    adapter.cfg.n_instructions = len(now)
 
 
 def _continues(ranker) -> bool:

@@ -23,6 +23,7 @@ from skrank.probe import (
     token_statistics,
 )
 from skrank.training import validation_scores
+from tests.helpers import INSTRUCTION as INSTR
 from tests.helpers import tiny_ranker
 from tests.test_persistence import parts
 
@@ -259,7 +260,7 @@ def test_each_instruction_has_its_own_probe_row(brightness_task):
     torch.testing.assert_close(probe.weight[k_bright], -probe.weight[1 - k_bright])
 
 
-def test_warm_start_keeps_the_probe_only_for_the_same_instructions(brightness_task):
+def test_warm_start_keeps_the_probe_and_its_weight(brightness_task):
     import pandas as pd
 
     d = brightness_task
@@ -272,9 +273,16 @@ def test_warm_start_keeps_the_probe_only_for_the_same_instructions(brightness_ta
     blend(ranker.adapter_, 0.5)
     ranker.fit(X, y, X_val=d["X_test"][:8], y_val=d["y_test"][:8])
     assert ranker.probe_weight_ == 0.5
-    other = pd.DataFrame({"image": X, "instruction": ["Sort by darkness."] * 24})
-    with pytest.raises(ValueError, match="linear probe was fitted for the instructions"):
-        ranker.fit(other, -y)
+    # New instructions (the adapter reads them as text) get an empty row of weight 0.
+    both = pd.DataFrame({"image": X + X, "instruction": ["Sort by darkness."] * 24 + [INSTR] * 24})
+    ranker.set_params(instruction=None).fit(both, np.r_[-y, y])
+    probe, k = ranker.adapter_.probe, ranker.instructions_.index(INSTR)
+    assert ranker.instructions_ == sorted(["Sort by darkness.", INSTR])
+    assert probe.weight.shape[0] == 2 == ranker.adapter_.cfg.n_instructions
+    torch.testing.assert_close(probe.weight[k], before[0])
+    assert probe.gate.tolist()[k] == 0.5 and probe.gate.tolist()[1 - k] == 0.0
+    assert not probe.weight[1 - k].any()
+    assert np.isfinite(ranker.predict(both)).all()
 
 
 # --- pickles and files -------------------------------------------------------------------
