@@ -125,6 +125,7 @@ def run_kind(args, backbone, kind: str, done: set):
                 if (kind, n, k, method) in done:
                     continue
                 t0 = time.perf_counter()
+                weight = None
                 if method in PROBES:
                     pred = ridge(features[method][tr], y[tr], features[method][test])
                 else:
@@ -138,6 +139,7 @@ def run_kind(args, backbone, kind: str, done: set):
                     )
                     ranker.fit([images[i] for i in tr], y[tr], groups=groups[tr])
                     pred = ranker.predict([images[i] for i in test])
+                    weight = ranker.probe_weight_
                 m = metrics(y[test], pred, groups[test], synthetic=True)
                 row = {
                     "kind": kind,
@@ -149,6 +151,7 @@ def run_kind(args, backbone, kind: str, done: set):
                     "SRCC_within": m["SRCC_within"],
                     "SRCC": m["SRCC"],
                     "seconds": time.perf_counter() - t0,
+                    "probe_weight": weight,
                     "commit": args.commit,
                 }
                 print(
