@@ -138,7 +138,9 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         # Too few rows (or groups) to hold any out: the adapter stands alone.
         data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
     data.holdout = val is None and data.val_idx is not None
-    if blending:  # a warm start keeps the probe and its weight
+    # A warm start keeps the probe and its weight; without held-out rows to weigh it
+    # on, the probe keeps weight 0 and is not fitted (no pass over the tokens).
+    if blending and data.val_idx is not None:
         data.weigh_probe = True
         fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
     lr = resolve_lr(params["lr"], adapter.cfg.d_model)

@@ -199,6 +199,7 @@ def test_without_groups_or_with_few_nothing_is_held_out(brightness_task, monkeyp
     ranker = tiny_ranker(max_epochs=1).fit(X, y)
     assert seen["data"].val_idx is None and len(seen["data"].train_idx) == len(X)
     assert ranker.probe_weight_ == 0.0 and ranker.validation_scores_ is None
+    assert not ranker.adapter_.probe.weight.any()  # not even fitted: weight 0 either way
     few = groups < np.unique(groups)[9]  # 9 groups: two of them are over a fifth
     tiny_ranker(max_epochs=1).fit([x for x, f in zip(X, few) if f], y[few], groups=groups[few])
     assert seen["data"].val_idx is None
