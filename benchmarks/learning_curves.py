@@ -11,9 +11,11 @@ For each synthetic kind and each training size, on the same folds for every meth
   the frozen tokens the adapter reads;
 - any ``VARIANTS`` entry named in ``--methods`` (ablations of the defaults).
 
-CLIPRanker is given each image's source as ``groups`` (as a user with such data
-would pass them): the default ``probe="ridge"`` weighs its linear probe on held-out
-sources, and without groups it holds nothing out.
+CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
+images share content (a user passes what must not be split: persons, scenes): the
+default ``probe="ridge"`` weighs its linear probe on held-out photos, and without
+groups it holds nothing out. Held-out *sources* would be crops of training photos,
+which favours the probe (it memorises a photo's appearance).
 
 Folds split the bundled *photos* (``make_ranking_task(...).photos``), not only the
 sources: the many sources of a large task are crops of 22 photos, and a crop of a
@@ -107,6 +109,7 @@ def run_kind(args, backbone, kind: str, done: set):
 
     task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
     images, y, groups = task.images, task.target, np.asarray(task.groups)
+    photos = np.asarray(task.photos)
     print(f"\n{kind}: {len(images)} images, {groups.max() + 1} sources", flush=True)
     features = {}
     if "ridge-pooled" in args.methods:
@@ -137,7 +140,7 @@ def run_kind(args, backbone, kind: str, done: set):
                         random_state=k,
                         **VARIANTS[method],
                     )
-                    ranker.fit([images[i] for i in tr], y[tr], groups=groups[tr])
+                    ranker.fit([images[i] for i in tr], y[tr], groups=photos[tr])
                     pred = ranker.predict([images[i] for i in test])
                     weight = ranker.probe_weight_
                 m = metrics(y[test], pred, groups[test], synthetic=True)
