@@ -5,16 +5,18 @@ For each synthetic kind and each training size, on the same folds for every meth
 - ``defaults``: ``CLIPRanker`` with the library's defaults;
 - ``paper``: the paper's model and settings (``bench_quality.REFERENCE``: the
   reference architecture, mean-pooled head, ``lr=5e-5``, ``reg_weight=0.2``,
-  30 epochs, no linear probe);
+  30 epochs);
+- ``probe=ridge``: the defaults with the linear probe blended in (its weight
+  chosen on held-out photos);
 - ``ridge-pooled``: ``RidgeCV`` on CLIP's pooled image embedding (``CLIPEmbedder``);
 - ``ridge-tokens``: ``RidgeCV`` on the mean and standard deviation over tokens of
   the frozen tokens the adapter reads;
 - any ``VARIANTS`` entry named in ``--methods`` (ablations of the defaults).
 
 CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
-images share content (a user passes what must not be split: persons, scenes): the
-default ``probe="ridge"`` weighs its linear probe on held-out photos, and without
-groups it holds nothing out. Held-out *sources* would be crops of training photos,
+images share content (a user passes what must not be split: persons, scenes):
+``probe="ridge"`` weighs its linear probe on held-out photos (with fewer than ten
+training photos it holds nothing out and equals the defaults). Held-out *sources* would be crops of training photos,
 which favours the probe (it memorises a photo's appearance).
 
 Folds split the bundled *photos* (``make_ranking_task(...).photos``), not only the
@@ -66,8 +68,8 @@ PROBES = ("ridge-pooled", "ridge-tokens")
 # CLIPRanker rows: the defaults, the paper's model, and ablations of the defaults.
 VARIANTS = {
     "defaults": {},
-    "paper": {**REFERENCE, "probe": "none"},
-    "probe=none": {"probe": "none"},
+    "paper": REFERENCE,
+    "probe=ridge": {"probe": "ridge"},
 }
 N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
 

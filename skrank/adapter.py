@@ -30,14 +30,14 @@ BEFORE_OPTIONS = {
     "n_instructions": 1,
 }
 # The values each option may take; the first is the default (the reference's
-# architecture, except score_pooling: docs/model.md).
+# architecture, except score_pooling: docs/model.md; no linear probe).
 OPTIONS = {
     "score_pooling": ("mean_std", "mean"),
     "fusion": ("two_mlps", "one_mlp"),
     "post_layers": ("post_ln", "pre_ln"),
     "relation_norm": ("layernorm", "none"),
     "pair_logit": ("odd", "raw"),
-    "probe": ("ridge", "none"),
+    "probe": ("none", "ridge"),
 }
 POST_DROPOUT = 0.1  # the reference's post-fusion encoder layers (torch's default)
 
@@ -62,10 +62,10 @@ class AdapterConfig:
     post_layers: str = "post_ln"  # post-LN encoder layers, ReLU, width d, dropout 0.1
     relation_norm: str = "layernorm"  # LayerNorm on relation queries and keys/values
     pair_logit: str = "odd"  # logit(a, b) = -logit(b, a): P(a > b) + P(b > a) = 1
-    # "ridge": score = the head's, blended after training with a ridge probe on the
-    # frozen tokens by a weight chosen on held-out rows (skrank.probe); "none": the
-    # paper's head alone.
-    probe: str = "ridge"
+    # "none": the paper's head alone; "ridge": the head's score blended after
+    # training with a ridge probe on the frozen tokens, by a weight chosen on
+    # held-out rows (skrank.probe).
+    probe: str = "none"
     n_instructions: int = 1  # rows of the probe: one per fitted instruction
 
     def __post_init__(self):

@@ -77,7 +77,7 @@ class CLIPRanker(
         ("none"). The alternatives are skrank 0.1's (see the model docs).
     pair_logit : {"odd", "raw"}, default="odd"
         "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
-    probe : {"ridge", "none"}, default="ridge"
+    probe : {"none", "ridge"}, default="none"
         "ridge": also fit a linear probe (ridge regression on the mean and
         spread of the frozen tokens, in closed form) and, after training, blend
         it into the score, ``(1 - m) * adapter + m * probe``, with the weight
@@ -85,8 +85,10 @@ class CLIPRanker(
         (``probe_weight_``). Those are ``X_val``, else the early-stopping
         split, else, when ``groups`` are given, ``validation_fraction`` of the
         groups (at least 2 groups and 8 images, and no more than a fifth),
-        which the probe is then refitted on. Without any of them ``m`` is 0:
-        the adapter alone, trained on every image. "none": no probe.
+        which the probe is then refitted on; without any of them ``m`` is 0.
+        It pays where a linear probe beats the adapter (a weak backbone) and
+        costs where the adapter is better (the model docs, "The linear
+        probe"). "none": the paper's score head alone.
     reg_weight, rank_weight : float, default=1.0, 1.0
         Weights of the regression and pairwise ranking losses (0 disables
         one). The paper uses 0.2 and 1.0; equal weights train the score head,
@@ -213,7 +215,7 @@ class CLIPRanker(
         post_layers="post_ln",
         relation_norm="layernorm",
         pair_logit="odd",
-        probe="ridge",
+        probe="none",
         reg_weight=1.0,
         rank_weight=1.0,
         lr="auto",

@@ -197,8 +197,7 @@ def test_the_reference_architecture_by_default():
 
 
 def test_dropout_acts_only_in_training():
-    # Without a probe: with one the head's last layer starts at zero and scores are 0.
-    adapter = RankingAdapter(AdapterConfig(**SMALL, probe="none"))
+    adapter = RankingAdapter(AdapterConfig(**SMALL))
     x = torch.randn(4, 5, 24)
     text, valid = torch.randn(1, 6, 20), torch.ones(1, 6, dtype=torch.bool)
     with torch.no_grad():

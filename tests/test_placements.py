@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import DataConversionWarning
 from sklearn.linear_model import RidgeCV
@@ -240,30 +239,33 @@ def test_history_is_capped_at_what_a_model_file_holds():
 # --- features out ----------------------------------------------------------------------
 
 
-def test_transform_gives_exactly_what_the_score_is_computed_from(fitted, data):
+def test_transform_gives_exactly_what_the_score_head_reads(fitted, data):
     _, _, X_test, _ = data
     features = fitted.transform(X_test)
     d = fitted.adapter_.cfg.d_model
-    # The pooled features the head's MLP reads, then the linear probe's score.
-    assert features.shape == (len(X_test), 2 * d + 1) and features.dtype == np.float32
+    assert features.shape == (len(X_test), 2 * d) and features.dtype == np.float32
     with torch.no_grad():
-        head = fitted.adapter_.score_head.mlp(torch.from_numpy(features[:, :-1])).squeeze(-1)
-    scores = head.numpy() + features[:, -1]
-    pred = scores * fitted.y_scale_[0] + fitted.y_mean_[0]
+        scores = fitted.adapter_.score_head.mlp(torch.from_numpy(features)).squeeze(-1)
+    pred = scores.numpy() * fitted.y_scale_[0] + fitted.y_mean_[0]
     np.testing.assert_allclose(pred, fitted.predict(X_test), rtol=1e-5, atol=1e-5)
     names = fitted.get_feature_names_out()
-    assert list(names) == [f"clipranker{i}" for i in range(2 * d + 1)]
+    assert list(names) == [f"clipranker{i}" for i in range(2 * d)]
 
 
-def test_without_a_probe_transform_gives_what_the_score_head_reads(fitted, data):
-    X_train, y_train, X_test, _ = data
-    ranker = clone(fitted).set_params(probe="none", max_epochs=1).fit(X_train, y_train)
-    features = ranker.transform(X_test)
-    assert features.shape == (len(X_test), 2 * ranker.adapter_.cfg.d_model)
+def test_with_a_probe_transform_adds_the_probes_part_of_the_score(brightness_task):
+    d = brightness_task
+    X, y, groups = d["X_train"], d["y_train"], d["g_train"]
+    ranker = tiny_ranker(max_epochs=1, probe="ridge", validation_fraction=0.15)
+    ranker.fit(X, y, groups=groups)
+    features = ranker.transform(d["X_test"][:8])
+    width = 2 * ranker.adapter_.cfg.d_model
+    # The pooled features the head's MLP reads, then the linear probe's part.
+    assert features.shape == (8, width + 1)
     with torch.no_grad():
-        scores = ranker.adapter_.score_head.mlp(torch.from_numpy(features)).squeeze(-1)
-    pred = scores.numpy() * ranker.y_scale_[0] + ranker.y_mean_[0]
-    np.testing.assert_allclose(pred, ranker.predict(X_test), rtol=1e-5, atol=1e-5)
+        head = ranker.adapter_.score_head.mlp(torch.from_numpy(features[:, :-1])).squeeze(-1)
+    pred = (head.numpy() + features[:, -1]) * ranker.y_scale_[0] + ranker.y_mean_[0]
+    np.testing.assert_allclose(pred, ranker.predict(d["X_test"][:8]), rtol=1e-5, atol=1e-5)
+    assert len(ranker.get_feature_names_out()) == width + 1
 
 
 @pytest.mark.parametrize("pooling, width", [("mean", 1), ("mean_std", 2)])

@@ -125,7 +125,9 @@ def test_the_weight_is_chosen_on_held_out_groups_and_the_ridge_refitted_on_all(
     )
     n = len(X)
     seen = capture_fit(monkeypatch)
-    ranker = tiny_ranker(max_epochs=2, validation_fraction=0.15).fit(X, y, groups=groups)
+    ranker = tiny_ranker(probe="ridge", max_epochs=2, validation_fraction=0.15).fit(
+        X, y, groups=groups
+    )
     d = seen["data"]
     assert d.holdout and not set(d.val_idx) & set(d.train_idx)  # never trained on
     held = set(groups[d.val_idx])
@@ -179,7 +181,9 @@ def test_x_val_chooses_the_weight_and_the_ridge_keeps_to_the_training_rows(
     d = brightness_task
     X, y = d["X_train"][:24], d["y_train"][:24]
     seen = capture_fit(monkeypatch)
-    ranker = tiny_ranker(max_epochs=1).fit(X, y, X_val=d["X_test"][:6], y_val=d["y_test"][:6])
+    ranker = tiny_ranker(probe="ridge", max_epochs=1).fit(
+        X, y, X_val=d["X_test"][:6], y_val=d["y_test"][:6]
+    )
     data = seen["data"]
     assert not data.holdout and len(data.train_idx) == 24  # every training row trains
     np.testing.assert_array_equal(data.val_idx, np.arange(24, 30))
@@ -196,12 +200,14 @@ def test_without_groups_or_with_few_nothing_is_held_out(brightness_task, monkeyp
         brightness_task["g_train"],
     )
     seen = capture_fit(monkeypatch)
-    ranker = tiny_ranker(max_epochs=1).fit(X, y)
+    ranker = tiny_ranker(probe="ridge", max_epochs=1).fit(X, y)
     assert seen["data"].val_idx is None and len(seen["data"].train_idx) == len(X)
     assert ranker.probe_weight_ == 0.0 and ranker.validation_scores_ is None
     assert not ranker.adapter_.probe.weight.any()  # not even fitted: weight 0 either way
     few = groups < np.unique(groups)[9]  # 9 groups: two of them are over a fifth
-    tiny_ranker(max_epochs=1).fit([x for x, f in zip(X, few) if f], y[few], groups=groups[few])
+    tiny_ranker(probe="ridge", max_epochs=1).fit(
+        [x for x, f in zip(X, few) if f], y[few], groups=groups[few]
+    )
     assert seen["data"].val_idx is None
 
 
@@ -211,7 +217,7 @@ def test_groups_are_held_out_whole(brightness_task, monkeypatch):
     d = brightness_task
     frame = pd.DataFrame({"image": d["X_train"], "source": d["g_train"]})
     seen = capture_fit(monkeypatch)
-    tiny_ranker(max_epochs=1, group_column="source").fit(frame, d["y_train"])
+    tiny_ranker(probe="ridge", max_epochs=1, group_column="source").fit(frame, d["y_train"])
     data = seen["data"]
     held = set(d["g_train"][data.val_idx])
     assert held and not held & set(d["g_train"][data.train_idx])
@@ -227,7 +233,8 @@ def test_holdout_fraction():
 
 
 def test_blend_scales_the_head_and_sets_the_gate():
-    adapter = RankingAdapter(AdapterConfig(8, 8, d_model=8, n_heads=2, n_instructions=2))
+    config = AdapterConfig(8, 8, d_model=8, n_heads=2, probe="ridge", n_instructions=2)
+    adapter = RankingAdapter(config)
     x, text, valid = torch.randn(3, 4, 8), torch.randn(1, 2, 8), torch.ones(1, 2, dtype=bool)
     adapter.probe.set(np.zeros(16), np.ones(16), np.ones((2, 16)), np.zeros(2))
     adapter.eval()
@@ -240,9 +247,10 @@ def test_blend_scales_the_head_and_sets_the_gate():
     assert adapter.probe.gate.tolist() == [0.25, 0.25]
 
 
-def test_probe_none_is_the_papers_head(data):
+def test_probe_none_is_the_default_and_the_papers_head(data):
     X, y, _ = data
-    adapter = tiny_ranker(max_epochs=1, probe="none").fit(X, y).adapter_
+    assert tiny_ranker().probe == "none"
+    adapter = tiny_ranker(max_epochs=1).fit(X, y).adapter_
     assert adapter.probe is None and adapter.n_features == adapter.score_head.n_features
     assert "probe.weight" not in adapter.state_dict()
 
@@ -253,7 +261,9 @@ def test_each_instruction_has_its_own_probe_row(brightness_task):
     d = brightness_task
     X, y = d["X_train"][:32], d["y_train"][:32]
     frame = pd.DataFrame({"image": X + X, "instruction": ["brighter"] * 32 + ["darker"] * 32})
-    ranker = tiny_ranker(instruction=None, max_epochs=1).fit(frame, np.concatenate([y, -y]))
+    ranker = tiny_ranker(probe="ridge", instruction=None, max_epochs=1).fit(
+        frame, np.concatenate([y, -y])
+    )
     probe = ranker.adapter_.probe
     assert probe.weight.shape[0] == 2 == ranker.adapter_.cfg.n_instructions
     # Opposite targets on the same images: opposite ridge solutions.
@@ -266,7 +276,7 @@ def test_warm_start_keeps_the_probe_and_its_weight(brightness_task):
 
     d = brightness_task
     X, y = d["X_train"][:24], d["y_train"][:24]
-    ranker = tiny_ranker(max_epochs=1).fit(X, y)
+    ranker = tiny_ranker(probe="ridge", max_epochs=1).fit(X, y)
     before = ranker.adapter_.probe.weight.clone()
     ranker.set_params(warm_start=True).fit(X, y)
     torch.testing.assert_close(ranker.adapter_.probe.weight, before)  # continued, not refitted
@@ -316,7 +326,7 @@ def test_files_saved_before_the_probe_load_without_one(data, tmp_path):
 def test_a_file_whose_probe_rows_do_not_match_its_instructions_is_refused(data, tmp_path):
     X, y, _ = data
     path = tmp_path / "m.skrank"
-    save(tiny_ranker(max_epochs=1).fit(X, y), path)
+    save(tiny_ranker(probe="ridge", max_epochs=1).fit(X, y), path)
     meta, tensors = parts(path)
     config = json.loads(meta["adapter_config"])
     config["n_instructions"] = 2
@@ -333,7 +343,7 @@ def test_a_file_whose_probe_rows_do_not_match_its_instructions_is_refused(data, 
 def test_a_file_with_a_non_finite_probe_is_refused(data, tmp_path):
     X, y, _ = data
     path = tmp_path / "m.skrank"
-    save(tiny_ranker(max_epochs=1).fit(X, y), path)
+    save(tiny_ranker(probe="ridge", max_epochs=1).fit(X, y), path)
     meta, tensors = parts(path)
     key = next(k for k in tensors if k.endswith("probe.scale"))
     tensors[key] = tensors[key].clone()
