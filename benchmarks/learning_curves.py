@@ -16,8 +16,9 @@ For each synthetic kind and each training size, on the same folds for every meth
 CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
 images share content (a user passes what must not be split: persons, scenes):
 ``probe="ridge"`` weighs its linear probe on held-out photos (with fewer than ten
-training photos it holds nothing out and equals the defaults). Held-out *sources* would be crops of training photos,
-which favours the probe (it memorises a photo's appearance).
+training photos it holds nothing out and equals the defaults). Held-out *sources*
+would be crops of training photos, which favours the probe (it memorises a
+photo's appearance).
 
 Folds split the bundled *photos* (``make_ranking_task(...).photos``), not only the
 sources: the many sources of a large task are crops of 22 photos, and a crop of a
