@@ -35,6 +35,9 @@ Usage::
 Rows are written to ``benchmarks/results/curves-<backbone>.json`` as they arrive
 (``--merge`` keeps the rows of other kinds, sizes or methods already there), with a
 markdown table (``.md``) and a plot (``.png``); ``--render`` redraws those from the JSON.
+The largest size sets the task (its number of sources, hence the folds): rows of
+another largest size are of another task (``n_sources`` in each row), so give them
+their own ``--tag``.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def run_kind(args, backbone, kind: str, done: set):
     task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
     images, y, groups = task.images, task.target, np.asarray(task.groups)
     photos = np.asarray(task.photos)
-    print(f"\n{kind}: {len(images)} images, {groups.max() + 1} sources", flush=True)
+    n_sources = int(groups.max() + 1)
+    print(f"\n{kind}: {len(images)} images, {n_sources} sources", flush=True)
     features = {}
     if "ridge-pooled" in args.methods:
         features["ridge-pooled"] = embeddings(backbone, images)
@@ -128,7 +132,7 @@ def run_kind(args, backbone, kind: str, done: set):
             continue
         for n, tr in train.items():
             for method in args.methods:
-                if (kind, n, k, method) in done:
+                if (kind, n_sources, n, k, method) in done:
                     continue
                 t0 = time.perf_counter()
                 weight = None
@@ -149,6 +153,7 @@ def run_kind(args, backbone, kind: str, done: set):
                 m = metrics(y[test], pred, groups[test], synthetic=True)
                 row = {
                     "kind": kind,
+                    "n_sources": n_sources,
                     "n_train": int(n),
                     "n_train_images": len(tr),
                     "n_test_images": len(test),
@@ -301,7 +306,7 @@ def main(argv=None):
 
         args.commit = git_commit()
         backbone = load_backbone(args.backbone, args.pretrained, args.device)
-        done = {(r["kind"], r["n_train"], r["fold"], r["method"]) for r in rows}
+        done = {(r["kind"], r["n_sources"], r["n_train"], r["fold"], r["method"]) for r in rows}
         for kind in args.kinds:
             for row in run_kind(args, backbone, kind, done):
                 rows.append(row)
