@@ -1,18 +1,17 @@
-"""The linear probe a default adapter's score is blended with: ridge on the frozen tokens.
+"""The linear probe an adapter's score can be blended with: ridge on the frozen tokens.
 
-With ``probe="ridge"`` (the default), a fit also fits, in closed form, a ridge
-regression per instruction on each frozen token feature's mean and spread over
-the image (its penalty chosen by exact leave-one-out error), trains the adapter
-as the paper does, and then blends the two:
+With ``probe="ridge"`` (off by default), a fit also fits, in closed form, a
+ridge regression per instruction on each frozen token feature's mean and
+spread over the image (its penalty chosen by exact leave-one-out error),
+trains the adapter as the paper does, and then blends the two:
 ``score = (1 - m) * head(adapter tokens) + m * ridge(frozen tokens)``, with one
-weight ``m`` in {0, 0.25, 0.5, 0.75, 1} chosen by Spearman correlation on rows
-the adapter and the probe were not fitted on (a held-out share of the training
-rows, the early-stopping split, or ``X_val``). A linear probe on frozen
-features is a practitioner's first baseline, and an adapter trained on a few
-hundred images does not always beat it; the blend is chosen on held-out rows,
-so the fitted model keeps the adapter where it is better, the probe where it
-is, and a mixture where both help. ``docs/model.md`` ("The linear probe") has
-the measurements.
+weight ``m`` in {0, 0.25, 0.5, 0.75, 1} chosen by Spearman correlation on
+images neither was fitted on (``X_val``, the early-stopping split, or held-out
+groups; never held-out rows of groups that also train, which favour the probe).
+A linear probe on frozen features is a practitioner's first baseline; the blend
+keeps the adapter where it is better and the probe where it is. It costs the
+adapter the held-out images, which is why it is not the default:
+``docs/model.md`` ("The linear probe") has the measurements.
 """
 
 from __future__ import annotations
