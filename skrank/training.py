@@ -169,7 +169,7 @@ def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -
                 continue
             with torch.no_grad(), devices.autocast(toks.device, cfg.precision):
                 ridge = adapter.probe.ridge(toks, int(k)).float()
-                gated = adapter.probe(toks, int(k)).float()
+            gated = adapter.probe.gate[int(k)].float() * ridge  # what the score added
             preds[0, at] = (scores - gated).cpu().numpy()
             preds[1, at] = ridge.cpu().numpy()
     return preds
