@@ -131,6 +131,8 @@ def run_kind(args, backbone, kind: str, done: set):
         if args.fold_ids is not None and k not in args.fold_ids:
             continue
         for n, tr in train.items():
+            if args.only_sizes is not None and n not in args.only_sizes:
+                continue
             for method in args.methods:
                 if (kind, n_sources, n, k, method) in done:
                     continue
@@ -287,12 +289,20 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="*", type=int, default=[50, 200, 1000, 4000])
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
+    p.add_argument(
+        "--only-sizes",
+        nargs="*",
+        type=int,
+        help="run only these of --sizes (the task is still set by the largest of --sizes)",
+    )
     p.add_argument("--max-test", type=int, default=40, help="test sources per fold")
     p.add_argument("--methods", nargs="*", default=["defaults", "paper", *PROBES])
     p.add_argument("--tag", help="result file name part (default: the backbone)")
     p.add_argument("--merge", action="store_true", help="keep the rows already in the file")
     p.add_argument("--render", action="store_true", help="only redraw .md and .png")
     args = p.parse_args(argv)
+    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
+        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
     unknown = set(args.methods) - {*VARIANTS, *PROBES}
     if unknown:
         raise SystemExit(f"unknown methods {sorted(unknown)}; known: {[*VARIANTS, *PROBES]}")
