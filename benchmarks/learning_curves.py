@@ -11,7 +11,8 @@ For each synthetic kind and each training size, on the same folds for every meth
 - ``ridge-pooled``: ``RidgeCV`` on CLIP's pooled image embedding (``CLIPEmbedder``);
 - ``ridge-tokens``: ``RidgeCV`` on the mean and standard deviation over tokens of
   the frozen tokens the adapter reads;
-- any ``VARIANTS`` entry named in ``--methods`` (ablations of the defaults).
+- any ``VARIANTS`` entry named in ``--methods``: ablations of the defaults, and the
+  fidelity ablation's rows (``bench_quality.FIDELITY``: ``ref+lr=auto`` and the like).
 
 CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
 images share content (a user passes what must not be split: persons, scenes):
@@ -58,6 +59,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import (  # noqa: E402
+    FIDELITY,
     REFERENCE,
     RESULTS,
     SYNTHETIC,
@@ -74,6 +76,9 @@ VARIANTS = {
     "defaults": {},
     "paper": REFERENCE,
     "probe=ridge": {"probe": "ridge"},
+    # The fidelity ablation's rows (bench_quality.FIDELITY: the paper's model with
+    # one departure each, and the defaults with one piece of the 0.1 architecture).
+    **{name: params for name, params in FIDELITY.items() if name != "reference"},
 }
 N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
 
