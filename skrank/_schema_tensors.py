@@ -14,7 +14,8 @@ from collections.abc import Mapping
 
 import torch
 
-from skrank._schema import MAX_ABS_WEIGHT, MAX_TENSOR_BYTES, SchemaError, _shown
+from skrank._schema import MAX_ABS_WEIGHT, MAX_TENSOR_BYTES
+from skrank._schema_json import SchemaError, _shown
 from skrank.adapter import AdapterConfig, RankingAdapter
 
 __all__ = [
