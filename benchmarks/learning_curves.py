@@ -213,7 +213,8 @@ def markdown(rows: list[dict], backbone: str) -> str:
         "`python benchmarks/learning_curves.py` made them.",
         "",
         "`verdict`: the defaults against the better probe minus one fold std "
-        "(`ok`), and whether they beat both probes (`win`).",
+        "(`ok`), and whether they beat both probes (`win`); a cell of one fold has no "
+        "std, so there `ok` means at least the better probe.",
         "",
     ]
     for kind in dict.fromkeys(r["kind"] for r in rows):
@@ -227,19 +228,28 @@ def markdown(rows: list[dict], backbone: str) -> str:
             cells = []
             for m in methods:
                 s = summary.get((kind, n, m))
-                cells.append(
-                    ""
-                    if s is None
-                    else f"{s['SRCC_within'][0]:.3f} ± {s['SRCC_within'][1]:.3f} "
-                    f"({s['SRCC'][0]:.2f})"
-                )
-            lines.append(f"| {n} | " + " | ".join(cells) + f" | {verdict(summary, kind, n)} |")
+                cells.append("" if s is None else _cell(s))
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {verdict(rows, kind, n)} |")
         lines.append("")
     return "\n".join(lines)
 
 
-def verdict(summary: dict, kind: str, n: int) -> str:
-    """How the defaults compare with the better probe at (kind, n)."""
+def _cell(s: dict) -> str:
+    """Within-source mean ± std (pooled mean); one fold has no spread to show."""
+    mean, std, folds = s["SRCC_within"]
+    spread = f" ± {std:.3f}" if folds > 1 else " (1 fold)"
+    return f"{mean:.3f}{spread} ({s['SRCC'][0]:.2f})"
+
+
+def verdict(rows: list[dict], kind: str, n: int) -> str:
+    """How the defaults compare with the better probe at (kind, n), on the folds
+    the defaults were run on (a probe's other folds would be another test set)."""
+    folds = {
+        r["fold"] for r in rows if (r["kind"], r["n_train"], r["method"]) == (kind, n, "defaults")
+    }
+    summary = summarise(
+        [r for r in rows if r["kind"] == kind and r["n_train"] == n and r["fold"] in folds]
+    )
     ours = summary.get((kind, n, "defaults"))
     probes = [summary[(kind, n, p)] for p in PROBES if (kind, n, p) in summary]
     if ours is None or not probes:

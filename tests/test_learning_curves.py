@@ -1,0 +1,108 @@
+"""benchmarks/learning_curves.py: its folds never share a photo, its training sets
+are nested, its verdicts compare like with like, and a run writes what it measured."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skrank.datasets import make_ranking_task
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "learning_curves.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("learning_curves", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_folds_split_photos_and_nest_the_training_sets(script):
+    task = make_ranking_task("blur", image_size=16, random_state=0, n_sources=60)
+    groups, photos = np.asarray(task.groups), np.asarray(task.photos)
+    folds = list(script.fold_rows(task, 2, [16, 80, 200], max_test=5))
+    assert [k for k, _, _ in folds] == [0, 1]
+    for _, train, test in folds:
+        assert len(np.unique(groups[test])) == 5
+        previous = np.array([], dtype=int)
+        for n, rows in train.items():
+            assert len(rows) >= n and len(rows) % script.N_LEVELS == 0
+            assert not set(photos[rows]) & set(photos[test])  # no crop of a test photo
+            assert set(previous) <= set(rows)  # the larger set holds the smaller
+            previous = rows
+    # Both folds together test photos of both halves: the folds differ.
+    assert set(photos[folds[0][2]]).isdisjoint(photos[folds[1][2]])
+
+
+def test_a_size_larger_than_the_training_photos_hold_is_refused(script):
+    task = make_ranking_task("blur", image_size=16, random_state=0, n_sources=22)
+    with pytest.raises(SystemExit, match="only"):
+        list(script.fold_rows(task, 2, [50, 5000], max_test=5))
+
+
+def _row(method, fold, within, kind="blur", n=50):
+    return {"kind": kind, "n_train": n, "fold": fold, "method": method,
+            "SRCC_within": within, "SRCC": within / 2}  # fmt: skip
+
+
+def test_verdict_uses_only_the_folds_the_defaults_ran_on(script):
+    rows = [
+        _row("defaults", 0, 0.80),
+        _row("ridge-tokens", 0, 0.75),
+        _row("ridge-tokens", 1, 0.99),  # another test set: must not count
+        _row("ridge-pooled", 0, 0.70),
+    ]
+    assert script.verdict(rows, "blur", 50) == "win"
+    rows.append(_row("ridge-tokens", 0, 0.90, n=200))
+    rows.append(_row("defaults", 0, 0.85, n=200))
+    assert script.verdict(rows, "blur", 200) == "**below**"  # one fold: no std to allow
+
+
+def test_verdict_allows_one_fold_std_and_names_ok_without_a_win(script):
+    rows = [
+        _row("defaults", 0, 0.70),
+        _row("defaults", 1, 0.80),  # mean 0.75, std 0.05
+        _row("ridge-tokens", 0, 0.78),
+        _row("ridge-tokens", 1, 0.78),
+    ]
+    assert script.verdict(rows, "blur", 50) == "ok"
+    rows[0]["SRCC_within"] = 0.60  # mean 0.70, std 0.10: 0.70 < 0.78 - 0.10 is false
+    assert script.verdict(rows, "blur", 50) == "ok"
+    rows[1]["SRCC_within"] = 0.62  # mean 0.61, std 0.01
+    assert script.verdict(rows, "blur", 50) == "**below**"
+    assert script.verdict(rows, "noise", 50) == ""  # nothing measured there
+
+
+def test_markdown_shows_one_fold_cells_without_a_spread(script):
+    text = script.markdown([_row("defaults", 0, 0.8), _row("ridge-tokens", 0, 0.7)], "tiny")
+    assert "0.800 (1 fold) (0.40)" in text and "±" not in text.split("### blur")[1]
+
+
+def test_only_sizes_must_be_among_sizes(script):
+    with pytest.raises(SystemExit, match="only-sizes"):
+        script.main(["--sizes", "50", "200", "--only-sizes", "1000", "--methods", "ridge-tokens"])
+
+
+def test_a_probe_run_writes_rows_table_and_plot(script, tmp_path, monkeypatch):
+    monkeypatch.setattr(script, "RESULTS", tmp_path)
+    argv = ["--backbone", "skrank-tiny", "--kinds", "blur", "--sizes", "16", "40",
+            "--only-sizes", "16", "--max-test", "3", "--methods", "ridge-tokens",
+            "--tag", "t"]  # fmt: skip
+    script.main(argv)
+    rows = json.loads((tmp_path / "curves-t.json").read_text())
+    assert {(r["fold"], r["n_train"], r["method"]) for r in rows} == {
+        (0, 16, "ridge-tokens"),
+        (1, 16, "ridge-tokens"),
+    }
+    assert all(-1 <= r["SRCC_within"] <= 1 and r["n_test_images"] == 24 for r in rows)
+    assert (tmp_path / "curves-t.png").stat().st_size > 0
+    assert "### blur" in (tmp_path / "curves-t.md").read_text()
+    # --merge skips what is there: a second run adds nothing.
+    script.main([*argv, "--merge"])
+    assert len(json.loads((tmp_path / "curves-t.json").read_text())) == 2
