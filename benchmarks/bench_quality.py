@@ -13,9 +13,9 @@ photo or person, so nothing crosses train and test):
 - ``zero-shot``: cosine similarity to a positive minus a negative prompt
   (CLIP-IQA style), mapped to the target's units by a line fitted on train.
 - ``ridge``: ``RidgeCV`` on pooled CLIP image embeddings (a linear probe).
-- ``fine-tuned``: the last visual block, unfrozen, and a linear head trained with
-  MSE (the paper's "CLIP (fine-tuned)" row); the frozen blocks' output is
-  computed once, so only the last block runs per step.
+- ``fine-tuned``: the tower's last block (ViT) or last stage (ConvNeXt), unfrozen,
+  and a linear head trained with MSE (the paper's "CLIP (fine-tuned)" row); the
+  frozen part's output is computed once, so only the tail runs per step.
 - ``CLIPRanker`` with the library's defaults, ``paper`` (the paper's
   ``lr=5e-5, reg_weight=0.2``), and ablations ``no-pair``
   (``rank_weight=0``), ``no-prompt`` (``n_prompt_tokens=0``) and ``no-reg``
@@ -212,27 +212,84 @@ def _before_last_block(backbone, images):
     return torch.cat([states[-2].cpu() for states in hidden_states(backbone, images)])
 
 
-def fine_tuned(backbone, X_train, y_train, X_test, epochs=30, lr=1e-4, seed=0):
-    """Last visual block + linear head, MSE on standardised targets (ViT backbones)."""
-    import copy
+def _before_last_stage(backbone, images, batch_size=64):
+    """A timm trunk's feature maps entering its last stage (frozen, computed once)."""
+    from skrank.images import Preprocessor, iter_pixel_batches
 
+    trunk = backbone.model.visual.trunk
+    pre = Preprocessor.from_info(backbone.info)
+    out = []
+    with torch.no_grad():
+        for _, px, _ in iter_pixel_batches(images, pre, batch_size):
+            x = trunk.stem(px.to(backbone.device))
+            for stage in trunk.stages[:-1]:
+                x = stage(x)
+            out.append(x.cpu())
+    return torch.cat(out)
+
+
+class _ViTTail(torch.nn.Module):
+    """Trainable copies of a ViT's last block, ``ln_post`` and projection: hidden
+    states entering the last block → CLIP's pooled embedding (the CLS path)."""
+
+    inputs = staticmethod(_before_last_block)
+
+    def __init__(self, visual):
+        import copy
+
+        super().__init__()
+        self.block = copy.deepcopy(visual.transformer.resblocks[-1]).requires_grad_(True)
+        self.ln_post = copy.deepcopy(visual.ln_post).requires_grad_(True)
+        self.proj = torch.nn.Parameter(visual.proj.detach().clone())
+
+    def forward(self, h):
+        return self.ln_post(self.block(h))[:, 0] @ self.proj
+
+
+class _StageTail(torch.nn.Module):
+    """Trainable copies of a timm trunk's last stage, its head (pooling, norm) and
+    open_clip's projection head: feature maps entering the last stage → the
+    tower's embedding, as the tower's own forward runs them."""
+
+    inputs = staticmethod(_before_last_stage)
+
+    def __init__(self, visual):
+        import copy
+
+        super().__init__()
+        trunk = visual.trunk
+        if not hasattr(trunk, "stages"):
+            raise NotImplementedError("fine-tuned: a timm trunk without stages (not a ConvNeXt)")
+        self.stage = copy.deepcopy(trunk.stages[-1]).requires_grad_(True)
+        self.norm_pre = copy.deepcopy(trunk.norm_pre).requires_grad_(True)
+        self.trunk_head = copy.deepcopy(trunk.head).requires_grad_(True)
+        self.head = copy.deepcopy(visual.head).requires_grad_(True)
+
+    def forward(self, h):
+        return self.head(self.trunk_head(self.norm_pre(self.stage(h))))
+
+
+def trainable_tail(backbone) -> torch.nn.Module:
+    """The tower's last block (ViT) or stage (timm ConvNeXt) as a trainable copy;
+    its ``inputs(backbone, images)`` are the frozen states that enter it."""
     visual = backbone.model.visual
-    if backbone.is_timm:
-        return None  # a ConvNeXt's last stage would need its own path; not run here
+    return (_StageTail if backbone.is_timm else _ViTTail)(visual)
+
+
+def fine_tuned(backbone, X_train, y_train, X_test, epochs=30, lr=1e-4, seed=0):
+    """The tower's last block (ViT) or stage (ConvNeXt) + linear head, MSE on
+    standardised targets; the frozen part runs once."""
     torch.manual_seed(seed)
-    block = copy.deepcopy(visual.transformer.resblocks[-1]).requires_grad_(True).train()
-    ln_post = copy.deepcopy(visual.ln_post).requires_grad_(True)
-    proj = visual.proj.detach().clone().requires_grad_(True)
-    head = torch.nn.Linear(proj.shape[1], 1)
-    params = [*block.parameters(), *ln_post.parameters(), proj, *head.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    h_train, h_test = _before_last_block(backbone, X_train), _before_last_block(backbone, X_test)
+    tail = trainable_tail(backbone).train()
+    head = torch.nn.Linear(backbone.embed_dim, 1)
+    opt = torch.optim.AdamW([*tail.parameters(), *head.parameters()], lr=lr, weight_decay=0.01)
+    h_train, h_test = tail.inputs(backbone, X_train), tail.inputs(backbone, X_test)
     mu, sd = y_train.mean(), y_train.std()
     yt = torch.as_tensor((y_train - mu) / sd, dtype=torch.float32)
     rng = np.random.default_rng(seed)
 
     def forward(h):
-        return head(ln_post(block(h))[:, 0] @ proj).squeeze(-1)  # CLS path, as CLIP pools
+        return head(tail(h)).squeeze(-1)
 
     steps = max(300, epochs * int(np.ceil(len(h_train) / 32)))
     for _ in range(steps):
@@ -241,6 +298,7 @@ def fine_tuned(backbone, X_train, y_train, X_test, epochs=30, lr=1e-4, seed=0):
         opt.zero_grad()
         loss.backward()
         opt.step()
+    tail.eval()
     with torch.no_grad():
         return forward(h_test).numpy() * sd + mu
 
