@@ -288,3 +288,23 @@ def test_holdout_by_source_keeps_every_source_on_one_side():
             holdout_by_source(groups, every=bad)
     with pytest.raises(ValueError, match="1-D"):
         holdout_by_source(groups.reshape(-1, 1))
+
+
+# --------------------------------------------------------------------------- size
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"n_sources": 10**9}, {"image_size": 10**6}, {"n_levels": 10**9}]
+)
+def test_a_task_larger_than_memory_is_refused_before_any_pixel(kwargs):
+    with pytest.raises(ValueError, match="GiB of memory available"):
+        make_ranking_task("blur", **kwargs)
+
+
+def test_the_size_check_reads_the_memory_left(monkeypatch):
+    monkeypatch.setattr(_synthetic, "_available_bytes", lambda: 10 * 16 * 16 * 3)
+    with pytest.raises(ValueError, match="would hold 12 images of 16x16"):
+        make_ranking_task("blur", n_levels=4, image_size=16, n_sources=3)
+    assert len(make_ranking_task("blur", n_levels=2, image_size=16, n_sources=3).images) == 6
+    monkeypatch.setattr(_synthetic, "_available_bytes", lambda: None)  # unknown: no check
+    assert len(make_ranking_task("blur", n_levels=4, image_size=16, n_sources=3).images) == 12

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 from sklearn.utils import Bunch, check_random_state
 
 from skrank.datasets._degradations import _DEGRADATIONS, KINDS, _Degradation
-from skrank.datasets._photos import _load_sources
+from skrank.datasets._photos import _PHOTOS, _load_sources
 
 __all__ = ["KINDS", "make_ranking_task"]
 
@@ -16,6 +17,33 @@ __all__ = ["KINDS", "make_ranking_task"]
 def _check_int(name: str, value: object, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _available_bytes() -> int | None:
+    """Memory the system can still give (Linux's MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_fits(n_images: int, image_size: int) -> None:
+    """Refuse, before any pixel is made, a task larger than the memory left for it."""
+    needed = n_images * image_size * image_size * 3
+    available = _available_bytes()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"the task would hold {n_images} images of {image_size}x{image_size} pixels "
+            f"({needed / 2**30:.3g} GiB), more than the {available / 2**30:.3g} GiB of "
+            "memory available; ask for fewer n_sources or n_levels, or a smaller image_size."
+        )
 
 
 def _describe(
@@ -89,7 +117,9 @@ def make_ranking_task(
         Number of source photos (groups). None uses each bundled photo once (22 with the
         package versions this was written against); fewer takes the first ``n_sources``;
         more adds distinct random square crops of the photos (``photos`` tells which), so
-        a few thousand images for learning curves are ``n_sources=500``.
+        a few thousand images for learning curves are ``n_sources=500``. A task that
+        would not fit in the memory left (``n_sources * n_levels`` images of
+        ``image_size**2 * 3`` bytes) is refused with a ``ValueError`` before any is made.
 
     Returns
     -------
@@ -154,6 +184,7 @@ def make_ranking_task(
     _check_int("image_size", image_size, 8)
     if n_sources is not None:
         _check_int("n_sources", n_sources, 1)
+    _check_fits(int(n_levels) * (len(_PHOTOS) if n_sources is None else int(n_sources)), image_size)
 
     degradation = _DEGRADATIONS[kind]
     values = degradation.levels(int(n_levels), int(image_size)).astype(np.float64)
