@@ -88,13 +88,31 @@ def check_tensor_table(found: dict, expected: dict) -> None:
             )
 
 
+# Tensors whose values have a meaning narrower than any weight's: (name ends with,
+# lowest, lowest allowed itself, highest, what the range means).
+_RANGES = (
+    ("probe.scale", 0.0, False, MAX_ABS_WEIGHT, "a spread the probe divides by"),
+    ("probe.gate", 0.0, True, 1.0, "the probe's weight in the blend"),
+)
+
+
 def check_values(name: str, tensor: torch.Tensor) -> None:
-    """Finite, and within :data:`MAX_ABS_WEIGHT` (one pass, no temporary copy)."""
+    """Finite, within :data:`MAX_ABS_WEIGHT` and, for the probe's spread and gate,
+    within their meaning (one pass, no temporary copy)."""
     if tensor.numel() == 0:
         return
     low, high = (float(v) for v in torch.aminmax(tensor))  # NaN propagates
     if not (math.isfinite(low) and math.isfinite(high)):
         raise SchemaError(f"tensor {name!r}", "holds NaN or infinite values")
+    for suffix, lowest, closed, highest, meaning in _RANGES:
+        if name.endswith(suffix) and not (
+            (low >= lowest if closed else low > lowest) and high <= highest
+        ):
+            where = f"{'[' if closed else '('}{lowest:g}, {highest:g}]"
+            raise SchemaError(
+                f"tensor {name!r}",
+                f"holds values in [{low:.3g}, {high:.3g}], not {where} ({meaning})",
+            )
     if max(-low, high) > MAX_ABS_WEIGHT:
         raise SchemaError(
             f"tensor {name!r}",

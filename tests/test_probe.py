@@ -353,6 +353,22 @@ def test_a_file_with_a_non_finite_probe_is_refused(data, tmp_path):
         load(path)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("scale", 0.0), ("scale", -1.0), ("gate", 1.5), ("gate", -0.25)]
+)
+def test_a_file_with_a_probe_outside_its_meaning_is_refused(data, tmp_path, name, value):
+    X, y, _ = data
+    path = tmp_path / "m.skrank"
+    save(tiny_ranker(probe="ridge", max_epochs=1).fit(X, y), path)
+    meta, tensors = parts(path)
+    key = next(k for k in tensors if k.endswith(f"probe.{name}"))
+    tensors[key] = tensors[key].clone()
+    tensors[key][0] = value
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match=f"probe.{name}"):
+        load(path)
+
+
 def test_linear_probe_scores_standardised_statistics_times_its_gate():
     probe = LinearProbe(3, n_instructions=2)
     assert probe.gate.tolist() == [0.0, 0.0] and not list(probe.parameters())
