@@ -3,10 +3,8 @@ own last block (ViT) or last stage (ConvNeXt), and it trains on both."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import open_clip
@@ -15,8 +13,8 @@ import torch
 
 from skrank.backbone import load_backbone
 from skrank.images import Preprocessor, iter_pixel_batches
+from tests.helpers import benchmark_script
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "bench_quality.py"
 CONVNEXT = {
     "embed_dim": 32,
     "vision_cfg": {
@@ -33,10 +31,7 @@ CONVNEXT = {
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("bench_quality")
 
 
 @pytest.fixture(scope="module")

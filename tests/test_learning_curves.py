@@ -3,24 +3,18 @@ are nested, its verdicts compare like with like, and a run writes what it measur
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from skrank.datasets import make_ranking_task
-
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "learning_curves.py"
+from tests.helpers import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("learning_curves", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("learning_curves")
 
 
 def test_folds_split_photos_and_nest_the_training_sets(script):

@@ -7,7 +7,6 @@ the published dataset (and of the reference code's split files), holding a handf
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,16 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-SCRIPT = Path(__file__).parent.parent / "benchmarks" / "reproduce_paper.py"
+from tests.helpers import benchmark_script
+
 TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("reproduce_paper", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("reproduce_paper")
 
 
 def _jpeg(path: Path, k: int) -> None:
