@@ -1,0 +1,115 @@
+"""Prototype: a trained linear shortcut from the frozen tokens to the score.
+
+The learning curves' weak cells (``results/curves-skrank-tiny.md``: jpeg, and blur
+at 50 images) are where a ridge on the frozen tokens' mean and spread beats the
+adapter. A fixed ridge added to the score anchored it near the probe
+(``docs/model.md``, "The linear probe"); this tries the other order: a linear map
+from the mean and spread of the adapter's *projected* input tokens
+(``image_in(tokens)``, before fusion) added to the score head's output, starting at
+zero and trained with everything else. The library is not changed: the adapter
+class is patched in this process only.
+
+It fits the patched model on the learning curves' own tasks, folds and rows
+(``learning_curves.task_for``/``fold_rows``, seed = fold) and prints it beside the
+``defaults`` and ``ridge-tokens`` rows already in ``results/curves-<tag>.json``::
+
+    python benchmarks/score_skip.py --kinds jpeg blur --sizes 50 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", message=".*random.*weights")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
+from learning_curves import fold_rows, task_for  # noqa: E402
+
+
+def patch_adapter() -> None:
+    """Give every RankingAdapter built from now on the linear shortcut."""
+    from skrank.adapter import RankingAdapter
+
+    init, forward = RankingAdapter.__init__, RankingAdapter.forward
+
+    def patched_init(self, cfg):
+        init(self, cfg)
+        d = cfg.d_model
+        self.skip_ln = nn.LayerNorm(2 * d, elementwise_affine=False)
+        self.skip = nn.Linear(2 * d, 1)
+        nn.init.zeros_(self.skip.weight)
+        nn.init.zeros_(self.skip.bias)
+
+    def patched_forward(self, image_tokens, text, text_valid, instruction=0):
+        scores, tokens = forward(self, image_tokens, text, text_valid, instruction)
+        x = self.image_in(image_tokens)  # (B, L, d): the trainable projection
+        stats = torch.cat([x.mean(dim=1), x.std(dim=1, correction=0)], dim=-1)
+        return scores + self.skip(self.skip_ln(stats)).squeeze(-1).to(scores.dtype), tokens
+
+    RankingAdapter.__init__ = patched_init
+    RankingAdapter.forward = patched_forward
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backbone", default="skrank-tiny")
+    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
+    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--max-test", type=int, default=40)
+    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    args = p.parse_args(argv)
+    from skrank import CLIPRanker
+    from skrank.backbone import load_backbone
+
+    patch_adapter()
+    curves = json.loads((RESULTS / f"curves-{args.tag}.json").read_text())
+    backbone = load_backbone(args.backbone, None, "cpu")
+    out = RESULTS / f"score-skip-{args.tag}.json"
+    rows = json.loads(out.read_text()) if out.exists() else []
+    commit = git_commit()
+    for kind in args.kinds:
+        task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
+        groups, photos = np.asarray(task.groups), np.asarray(task.photos)
+        n_sources = int(groups.max() + 1)
+        for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
+            for n, tr in train.items():
+                t0 = time.perf_counter()
+                ranker = CLIPRanker(task.instruction, backbone=args.backbone, device="cpu",
+                                    random_state=k)  # fmt: skip
+                ranker.fit([task.images[i] for i in tr], task.target[tr], groups=photos[tr])
+                pred = ranker.predict([task.images[i] for i in test])
+                m = metrics(task.target[test], pred, groups[test], synthetic=True)
+                seen = {
+                    r["method"]: r["SRCC_within"]
+                    for r in curves
+                    if (r["kind"], r["n_sources"], r["n_train"], r["fold"])
+                    == (kind, n_sources, n, k)
+                }
+                row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
+                       "skip": m["SRCC_within"], "defaults": seen.get("defaults"),
+                       "ridge-tokens": seen.get("ridge-tokens"),
+                       "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
+                rows.append(row)
+                out.write_text(json.dumps(rows, indent=1) + "\n")
+                print(
+                    f"{kind:10s} n={n:4d} fold {k}: skip {row['skip']:.3f} defaults "
+                    f"{row['defaults']} ridge-tokens {row['ridge-tokens']}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
