@@ -67,6 +67,8 @@ def main(argv=None):
     p.add_argument("--backbone", default="skrank-tiny")
     p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
     p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
+    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--max-test", type=int, default=40)
     p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
@@ -85,7 +87,11 @@ def main(argv=None):
         groups, photos = np.asarray(task.groups), np.asarray(task.photos)
         n_sources = int(groups.max() + 1)
         for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
+            if args.fold_ids is not None and k not in args.fold_ids:
+                continue
             for n, tr in train.items():
+                if args.only_sizes is not None and n not in args.only_sizes:
+                    continue
                 t0 = time.perf_counter()
                 ranker = CLIPRanker(task.instruction, backbone=args.backbone, device="cpu",
                                     random_state=k)  # fmt: skip
