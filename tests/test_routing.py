@@ -56,9 +56,15 @@ def test_sample_weight_in_fit_and_score():
     w = np.ones(len(Y))
     plain = tiny_ranker(max_epochs=2).fit(IMAGES, Y)
     ones = tiny_ranker(max_epochs=2).fit(IMAGES, Y, sample_weight=w)
-    np.testing.assert_allclose(ones.predict(IMAGES), plain.predict(IMAGES), rtol=1e-5, atol=1e-5)
+    # Weights of one are the unweighted fit up to float rounding: the weighted loss
+    # sums in another order, and two epochs of training amplify that (seen: 1.7e-4 of
+    # the predictions' spread with two threads on an AMD EPYC). Zero weights change
+    # the fit by far more.
+    base = plain.predict(IMAGES)
+    tolerance = 2e-3 * base.std()
+    np.testing.assert_allclose(ones.predict(IMAGES), base, rtol=0, atol=tolerance)
     skewed = tiny_ranker(max_epochs=2).fit(IMAGES, Y, sample_weight=np.r_[np.zeros(5), w[5:]])
-    assert not np.allclose(skewed.predict(IMAGES), plain.predict(IMAGES))
+    assert np.abs(skewed.predict(IMAGES) - base).max() > 10 * tolerance
     assert plain.score(IMAGES, Y, sample_weight=w) == pytest.approx(plain.score(IMAGES, Y))
     for bad in (np.ones(3), -w, np.zeros(len(Y))):
         with pytest.raises(ValueError, match="sample_weight"):
