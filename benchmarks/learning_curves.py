@@ -114,6 +114,17 @@ def fold_rows(task, folds: int, sizes: list[int], max_test: int, seed: int = 0):
         yield k, train, np.flatnonzero(np.isin(groups, test_sources))
 
 
+def selected_rows(task, args):
+    """(fold, size, training rows, test rows) for the folds and sizes asked for
+    (``--fold-ids``, ``--only-sizes``); the task and folds are set by all of ``--sizes``."""
+    for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
+        if args.fold_ids is not None and k not in args.fold_ids:
+            continue
+        for n, tr in train.items():
+            if args.only_sizes is None or n in args.only_sizes:
+                yield k, n, tr, test
+
+
 def run_kind(args, backbone, kind: str, done: set):
     """Yield a result row per (fold, size, method) not in ``done``."""
     from skrank import CLIPRanker
@@ -132,52 +143,47 @@ def run_kind(args, backbone, kind: str, done: set):
             [tokens.mean(1).numpy(), tokens.std(1).numpy()], axis=1
         )
         del tokens
-    for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
-        if args.fold_ids is not None and k not in args.fold_ids:
-            continue
-        for n, tr in train.items():
-            if args.only_sizes is not None and n not in args.only_sizes:
+    for k, n, tr, test in selected_rows(task, args):
+        for method in args.methods:
+            if (kind, n_sources, n, k, method) in done:
                 continue
-            for method in args.methods:
-                if (kind, n_sources, n, k, method) in done:
-                    continue
-                t0 = time.perf_counter()
-                weight = None
-                if method in PROBES:
-                    pred = ridge(features[method][tr], y[tr], features[method][test])
-                else:
-                    ranker = CLIPRanker(
-                        task.instruction,
-                        backbone=args.backbone,
-                        pretrained=args.pretrained,
-                        device=args.device,
-                        random_state=k,
-                        **VARIANTS[method],
-                    )
-                    ranker.fit([images[i] for i in tr], y[tr], groups=photos[tr])
-                    pred = ranker.predict([images[i] for i in test])
-                    weight = ranker.probe_weight_
-                m = metrics(y[test], pred, groups[test], synthetic=True)
-                row = {
-                    "kind": kind,
-                    "n_sources": n_sources,
-                    "n_train": int(n),
-                    "n_train_images": len(tr),
-                    "n_test_images": len(test),
-                    "fold": k,
-                    "method": method,
-                    "SRCC_within": m["SRCC_within"],
-                    "SRCC": m["SRCC"],
-                    "seconds": time.perf_counter() - t0,
-                    "probe_weight": weight,
-                    "commit": args.commit,
-                }
-                print(
-                    f"  fold {k} n={n:5d} {method:14s} within {row['SRCC_within']:.3f} "
-                    f"pooled {row['SRCC']:.3f} ({row['seconds']:.0f} s)",
-                    flush=True,
+            t0 = time.perf_counter()
+            weight = None
+            if method in PROBES:
+                pred = ridge(features[method][tr], y[tr], features[method][test])
+            else:
+                ranker = CLIPRanker(
+                    task.instruction,
+                    backbone=args.backbone,
+                    pretrained=args.pretrained,
+                    device=args.device,
+                    random_state=k,
+                    **VARIANTS[method],
                 )
-                yield row
+                ranker.fit([images[i] for i in tr], y[tr], groups=photos[tr])
+                pred = ranker.predict([images[i] for i in test])
+                weight = ranker.probe_weight_
+            m = metrics(y[test], pred, groups[test], synthetic=True)
+            row = {
+                "kind": kind,
+                "n_sources": n_sources,
+                "n_train": int(n),
+                "n_train_images": len(tr),
+                "n_test_images": len(test),
+                "fold": k,
+                "method": method,
+                "SRCC_within": m["SRCC_within"],
+                "SRCC": m["SRCC"],
+                "seconds": time.perf_counter() - t0,
+                "probe_weight": weight,
+                "commit": args.commit,
+            }
+            print(
+                f"  fold {k} n={n:5d} {method:14s} within {row['SRCC_within']:.3f} "
+                f"pooled {row['SRCC']:.3f} ({row['seconds']:.0f} s)",
+                flush=True,
+            )
+            yield row
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -35,7 +35,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from learning_curves import fold_rows, task_for  # noqa: E402
+from learning_curves import selected_rows, task_for  # noqa: E402
 
 
 def patch_adapter() -> None:
@@ -86,35 +86,29 @@ def main(argv=None):
         task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
         groups, photos = np.asarray(task.groups), np.asarray(task.photos)
         n_sources = int(groups.max() + 1)
-        for k, train, test in fold_rows(task, args.folds, args.sizes, args.max_test):
-            if args.fold_ids is not None and k not in args.fold_ids:
-                continue
-            for n, tr in train.items():
-                if args.only_sizes is not None and n not in args.only_sizes:
-                    continue
-                t0 = time.perf_counter()
-                ranker = CLIPRanker(task.instruction, backbone=args.backbone, device="cpu",
-                                    random_state=k)  # fmt: skip
-                ranker.fit([task.images[i] for i in tr], task.target[tr], groups=photos[tr])
-                pred = ranker.predict([task.images[i] for i in test])
-                m = metrics(task.target[test], pred, groups[test], synthetic=True)
-                seen = {
-                    r["method"]: r["SRCC_within"]
-                    for r in curves
-                    if (r["kind"], r["n_sources"], r["n_train"], r["fold"])
-                    == (kind, n_sources, n, k)
-                }
-                row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
-                       "skip": m["SRCC_within"], "defaults": seen.get("defaults"),
-                       "ridge-tokens": seen.get("ridge-tokens"),
-                       "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
-                rows.append(row)
-                out.write_text(json.dumps(rows, indent=1) + "\n")
-                print(
-                    f"{kind:10s} n={n:4d} fold {k}: skip {row['skip']:.3f} defaults "
-                    f"{row['defaults']} ridge-tokens {row['ridge-tokens']}",
-                    flush=True,
-                )
+        for k, n, tr, test in selected_rows(task, args):
+            t0 = time.perf_counter()
+            ranker = CLIPRanker(task.instruction, backbone=args.backbone, device="cpu",
+                                random_state=k)  # fmt: skip
+            ranker.fit([task.images[i] for i in tr], task.target[tr], groups=photos[tr])
+            pred = ranker.predict([task.images[i] for i in test])
+            m = metrics(task.target[test], pred, groups[test], synthetic=True)
+            seen = {
+                r["method"]: r["SRCC_within"]
+                for r in curves
+                if (r["kind"], r["n_sources"], r["n_train"], r["fold"]) == (kind, n_sources, n, k)
+            }
+            row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
+                   "skip": m["SRCC_within"], "defaults": seen.get("defaults"),
+                   "ridge-tokens": seen.get("ridge-tokens"),
+                   "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
+            rows.append(row)
+            out.write_text(json.dumps(rows, indent=1) + "\n")
+            print(
+                f"{kind:10s} n={n:4d} fold {k}: skip {row['skip']:.3f} defaults "
+                f"{row['defaults']} ridge-tokens {row['ridge-tokens']}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
