@@ -12,7 +12,9 @@ For each synthetic kind and each training size, on the same folds for every meth
 - ``ridge-tokens``: ``RidgeCV`` on the mean and standard deviation over tokens of
   the frozen tokens the adapter reads;
 - any ``VARIANTS`` entry named in ``--methods``: ablations of the defaults, and the
-  fidelity ablation's rows (``bench_quality.FIDELITY``: ``ref+lr=auto`` and the like).
+  fidelity ablation's rows (``bench_quality.FIDELITY``: ``ref+lr=auto`` and the like);
+- any other ``name=value[,name=value...]`` of CLIPRanker parameters: the defaults
+  with those set (``d_model=128``, ``d_model=128,n_post_layers=1``).
 
 CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
 images share content (a user passes what must not be split: persons, scenes):
@@ -44,6 +46,7 @@ their own ``--tag``.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -81,6 +84,29 @@ VARIANTS = {
     **{name: params for name, params in FIDELITY.items() if name != "reference"},
 }
 N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
+
+
+def variant_params(method: str) -> dict:
+    """CLIPRanker parameters of a method: a ``VARIANTS`` name, or ``name=value,...``
+    (values read as Python literals, else as strings) over the defaults."""
+    if method in VARIANTS:
+        return VARIANTS[method]
+    from skrank import CLIPRanker
+
+    known = CLIPRanker().get_params()
+    params = {}
+    for part in method.split(","):
+        name, sep, text = part.partition("=")
+        if not sep or name not in known:
+            raise SystemExit(
+                f"unknown method {method!r}: not one of {[*VARIANTS, *PROBES]} "
+                "nor name=value of CLIPRanker parameters"
+            )
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text
+    return params
 
 
 def task_for(kind: str, image_size: int, sizes: list[int], folds: int, max_test: int):
@@ -158,7 +184,7 @@ def run_kind(args, backbone, kind: str, done: set):
                     pretrained=args.pretrained,
                     device=args.device,
                     random_state=k,
-                    **VARIANTS[method],
+                    **variant_params(method),
                 )
                 ranker.fit([images[i] for i in tr], y[tr], groups=photos[tr])
                 pred = ranker.predict([images[i] for i in test])
@@ -205,9 +231,11 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _methods(rows: list[dict]) -> list[str]:
-    order = [*VARIANTS, *PROBES]
-    present = {r["method"] for r in rows}
-    return [m for m in order if m in present]
+    """The methods in ``rows``: the named ones in their order, then any
+    ``name=value`` ones in the order they first appear."""
+    present = dict.fromkeys(r["method"] for r in rows)
+    named = [m for m in [*VARIANTS, *PROBES] if m in present]
+    return named + [m for m in present if m not in named]
 
 
 def markdown(rows: list[dict], backbone: str) -> str:
@@ -324,9 +352,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
         raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
-    unknown = set(args.methods) - {*VARIANTS, *PROBES}
-    if unknown:
-        raise SystemExit(f"unknown methods {sorted(unknown)}; known: {[*VARIANTS, *PROBES]}")
+    for method in set(args.methods) - set(PROBES):
+        variant_params(method)  # refuses an unknown method before any fit
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"curves-{args.tag or args.backbone}"
     rows = []

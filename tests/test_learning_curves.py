@@ -100,3 +100,28 @@ def test_a_probe_run_writes_rows_table_and_plot(script, tmp_path, monkeypatch):
     # --merge skips what is there: a second run adds nothing.
     script.main([*argv, "--merge"])
     assert len(json.loads((tmp_path / "curves-t.json").read_text())) == 2
+
+
+def test_a_method_may_name_parameters_of_the_defaults(script):
+    assert script.variant_params("paper") == script.VARIANTS["paper"]
+    assert script.variant_params("d_model=128,n_post_layers=1") == {
+        "d_model": 128,
+        "n_post_layers": 1,
+    }
+    assert script.variant_params("lr=auto,probe=ridge") == {"lr": "auto", "probe": "ridge"}
+    for bad in ("d_modl=128", "defaultz", "d_model", "=3"):
+        with pytest.raises(SystemExit, match="unknown method"):
+            script.variant_params(bad)
+    with pytest.raises(SystemExit, match="unknown method"):
+        script.main(["--methods", "ridge-tokens", "nosuch=1", "--kinds", "blur"])
+
+
+def test_the_table_shows_methods_given_as_parameters(script):
+    row = dict(n_sources=8, n_train_images=8, n_test_images=8, fold=0, SRCC=0.1)
+    rows = [
+        {**row, "kind": "blur", "n_train": 50, "method": "d_model=128", "SRCC_within": 0.25},
+        {**row, "kind": "blur", "n_train": 50, "method": "ridge-tokens", "SRCC_within": 0.5},
+    ]
+    table = script.markdown(rows, "skrank-tiny")
+    assert "| n_train | ridge-tokens | d_model=128 | verdict |" in table
+    assert "| 50 | 0.500 (1 fold) (0.10) | 0.250 (1 fold) (0.10) |" in table
