@@ -1,0 +1,108 @@
+"""Where does the adapter lose to the linear probe on little data? The head alone.
+
+The learning curves' weak cells (``results/curves-ViT-B-32.md`` at 50 images,
+jpeg on ``skrank-tiny``) are where a ridge on the frozen tokens' mean and spread
+beats CLIPRanker. This trains, on the same tasks, folds and training rows
+(``learning_curves.task_for``/``selected_rows``), the score head without the rest
+of the adapter: a trained linear projection of the frozen tokens, then
+``ScoreHead`` (LayerNorm, mean and spread over tokens, two MLP blocks), 300 AdamW
+steps at a constant learning rate on the library's regression loss
+(``probe_pooling.train_head``): no fusion with the instruction, no post-fusion
+layers, no pair branch, no schedule. If the head alone reaches the probe where
+the adapter does not, what costs on little data is the depth in front of the
+head (or its training), not the head or the tokens.
+
+Each row is printed beside the ``defaults`` and ``ridge-tokens`` rows already in
+``results/curves-<tag>.json``::
+
+    python benchmarks/head_alone.py --backbone ViT-B-32 --tag ViT-B-32 \\
+        --kinds pixelate blur count --sizes 50 200 --only-sizes 50 --fold-ids 0
+
+Writes ``benchmarks/results/head-alone-<tag>.json`` (rows already there for the
+same cell and learning rate are replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+warnings.filterwarnings("ignore", message=".*random.*weights")
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
+from learning_curves import selected_rows, task_for  # noqa: E402
+from probe_pooling import frozen_tokens, train_head  # noqa: E402
+
+
+def curve_scores(tag: str) -> dict:
+    """{(kind, n_sources, n_train, fold): {method: within-source SRCC}} of a curves file."""
+    path = RESULTS / f"curves-{tag}.json"
+    cells: dict = {}
+    for r in json.loads(path.read_text()) if path.exists() else []:
+        key = (r["kind"], r["n_sources"], r["n_train"], r["fold"])
+        cells.setdefault(key, {})[r["method"]] = r["SRCC_within"]
+    return cells
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--backbone", default="skrank-tiny")
+    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
+    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
+    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--max-test", type=int, default=40)
+    p.add_argument("--lrs", nargs="*", type=float, default=[1e-4, 3e-4, 1e-3])
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    args = p.parse_args(argv)
+    from skrank.backbone import load_backbone
+
+    backbone = load_backbone(args.backbone, None, "cpu")
+    curves = curve_scores(args.tag)
+    out = RESULTS / f"head-alone-{args.tag}.json"
+    rows = json.loads(out.read_text()) if out.exists() else []
+    commit = git_commit()
+    for kind in args.kinds:
+        task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
+        groups, y = np.asarray(task.groups), np.asarray(task.target, dtype=float)
+        n_sources = int(groups.max() + 1)
+        for k, n, tr, test in selected_rows(task, args):
+            rows_used = np.concatenate([tr, test])
+            tokens = frozen_tokens(backbone, [task.images[i] for i in rows_used])
+            train = np.arange(len(tr))
+            seen = curves.get((kind, n_sources, n, k), {})
+            for lr in args.lrs:
+                t0 = time.perf_counter()
+                # The adapter's default width: the backbone's embedding width.
+                pred = train_head(tokens, y[rows_used], train, "mean_std", k, args.steps, lr,
+                                  int(backbone.embed_dim))[len(tr):]  # fmt: skip
+                m = metrics(y[test], pred, groups[test], synthetic=True)
+                row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
+                       "lr": lr, "steps": args.steps, "head_alone": m["SRCC_within"],
+                       "defaults": seen.get("defaults"),
+                       "ridge-tokens": seen.get("ridge-tokens"),
+                       "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
+                same = ("kind", "n_sources", "n_train", "fold", "lr", "steps")
+                rows = [r for r in rows if any(r.get(f) != row[f] for f in same)] + [row]
+                out.write_text(json.dumps(rows, indent=1) + "\n")
+                print(
+                    f"{kind:10s} n={n:4d} fold {k} lr {lr:g}: head alone "
+                    f"{row['head_alone']:.3f}  defaults {row['defaults']}  "
+                    f"ridge-tokens {row['ridge-tokens']}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
