@@ -1,4 +1,4 @@
-"""Prototype: a trained linear shortcut from the frozen tokens to the score.
+"""Prototype: a trained shortcut from the frozen tokens to the score.
 
 The learning curves' weak cells (``results/curves-skrank-tiny.md``: jpeg, and blur
 at 50 images) are where a ridge on the frozen tokens' mean and spread beats the
@@ -6,14 +6,19 @@ adapter. A fixed ridge added to the score anchored it near the probe
 (``docs/model.md``, "The linear probe"); this tries the other order: a linear map
 from the mean and spread of the adapter's *projected* input tokens
 (``image_in(tokens)``, before fusion) added to the score head's output, starting at
-zero and trained with everything else. The library is not changed: the adapter
-class is patched in this process only.
+zero and trained with everything else (``--shortcut linear``). ``--shortcut head``
+adds instead a second score head (``ScoreHead``: LayerNorm, mean and spread over
+tokens, two MLP blocks) on the same projected tokens: the model
+``head_alone.py`` trains alone, here beside the fused path and trained with it.
+The library is not changed: the adapter class is patched in this process only.
 
 It fits the patched model on the learning curves' own tasks, folds and rows
 (``learning_curves.task_for``/``fold_rows``, seed = fold) and prints it beside the
 ``defaults`` and ``ridge-tokens`` rows already in ``results/curves-<tag>.json``::
 
-    python benchmarks/score_skip.py --kinds jpeg blur --sizes 50 200
+    python benchmarks/score_skip.py --kinds jpeg blur --sizes 50 200 --shortcut head
+
+Rows carry their ``shortcut`` (rows without one are ``linear``'s).
 """
 
 from __future__ import annotations
@@ -38,25 +43,36 @@ from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
 from learning_curves import selected_rows, task_for  # noqa: E402
 
 
-def patch_adapter() -> None:
-    """Give every RankingAdapter built from now on the linear shortcut."""
-    from skrank.adapter import RankingAdapter
+class LinearShortcut(nn.Module):
+    """A linear map from the tokens' mean and spread, starting at zero."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.ln = nn.LayerNorm(2 * d, elementwise_affine=False)
+        self.linear = nn.Linear(2 * d, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x):  # (B, L, d) → (B,)
+        stats = torch.cat([x.mean(dim=1), x.std(dim=1, correction=0)], dim=-1)
+        return self.linear(self.ln(stats)).squeeze(-1)
+
+
+def patch_adapter(shortcut: str = "linear") -> None:
+    """Give every RankingAdapter built from now on the shortcut."""
+    from skrank.adapter import RankingAdapter, ScoreHead
 
     init, forward = RankingAdapter.__init__, RankingAdapter.forward
 
     def patched_init(self, cfg):
         init(self, cfg)
         d = cfg.d_model
-        self.skip_ln = nn.LayerNorm(2 * d, elementwise_affine=False)
-        self.skip = nn.Linear(2 * d, 1)
-        nn.init.zeros_(self.skip.weight)
-        nn.init.zeros_(self.skip.bias)
+        self.skip = LinearShortcut(d) if shortcut == "linear" else ScoreHead(d, "mean_std")
 
     def patched_forward(self, image_tokens, text, text_valid, instruction=0):
         scores, tokens = forward(self, image_tokens, text, text_valid, instruction)
         x = self.image_in(image_tokens)  # (B, L, d): the trainable projection
-        stats = torch.cat([x.mean(dim=1), x.std(dim=1, correction=0)], dim=-1)
-        return scores + self.skip(self.skip_ln(stats)).squeeze(-1).to(scores.dtype), tokens
+        return scores + self.skip(x).to(scores.dtype), tokens
 
     RankingAdapter.__init__ = patched_init
     RankingAdapter.forward = patched_forward
@@ -72,11 +88,12 @@ def main(argv=None):
     p.add_argument("--folds", type=int, default=2)
     p.add_argument("--max-test", type=int, default=40)
     p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    p.add_argument("--shortcut", choices=["linear", "head"], default="linear")
     args = p.parse_args(argv)
     from skrank import CLIPRanker
     from skrank.backbone import load_backbone
 
-    patch_adapter()
+    patch_adapter(args.shortcut)
     curves = json.loads((RESULTS / f"curves-{args.tag}.json").read_text())
     backbone = load_backbone(args.backbone, None, "cpu")
     out = RESULTS / f"score-skip-{args.tag}.json"
@@ -99,14 +116,15 @@ def main(argv=None):
                 if (r["kind"], r["n_sources"], r["n_train"], r["fold"]) == (kind, n_sources, n, k)
             }
             row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
-                   "skip": m["SRCC_within"], "defaults": seen.get("defaults"),
+                   "shortcut": args.shortcut, "skip": m["SRCC_within"],
+                   "defaults": seen.get("defaults"),
                    "ridge-tokens": seen.get("ridge-tokens"),
                    "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
             rows.append(row)
             out.write_text(json.dumps(rows, indent=1) + "\n")
             print(
-                f"{kind:10s} n={n:4d} fold {k}: skip {row['skip']:.3f} defaults "
-                f"{row['defaults']} ridge-tokens {row['ridge-tokens']}",
+                f"{kind:10s} n={n:4d} fold {k}: {args.shortcut} shortcut {row['skip']:.3f} "
+                f"defaults {row['defaults']} ridge-tokens {row['ridge-tokens']}",
                 flush=True,
             )
 

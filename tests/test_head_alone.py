@@ -1,5 +1,6 @@
 """benchmarks/head_alone.py: the score head alone on the learning curves' rows,
-printed beside the curves' own rows; a rerun replaces its rows, never doubles them."""
+printed beside the curves' own rows; a rerun replaces its rows, never doubles them.
+benchmarks/score_skip.py: its linear shortcut starts at zero."""
 
 from __future__ import annotations
 
@@ -25,3 +26,12 @@ def test_a_run_writes_a_row_per_cell_and_rate_beside_the_curves(tmp_path, monkey
     assert all(r["ridge-tokens"] == 0.25 and r["defaults"] is None for r in rows)
     script.main(argv)  # the same cells again: replaced
     assert len(json.loads((tmp_path / "head-alone-t.json").read_text())) == 2
+
+
+def test_score_skip_linear_shortcut_starts_at_zero():
+    import torch
+
+    script = benchmark_script("score_skip")
+    shortcut = script.LinearShortcut(8)
+    out = shortcut(torch.randn(3, 5, 8))
+    assert out.shape == (3,) and torch.equal(out, torch.zeros(3))
