@@ -24,7 +24,6 @@ same cell and learning rate are replaced).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -39,37 +38,19 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from learning_curves import selected_rows, task_for  # noqa: E402
+from learning_curves import curve_scores, rows_parser, selected_rows, task_for  # noqa: E402
 from probe_pooling import frozen_tokens, train_head  # noqa: E402
 
 
-def curve_scores(tag: str) -> dict:
-    """{(kind, n_sources, n_train, fold): {method: within-source SRCC}} of a curves file."""
-    path = RESULTS / f"curves-{tag}.json"
-    cells: dict = {}
-    for r in json.loads(path.read_text()) if path.exists() else []:
-        key = (r["kind"], r["n_sources"], r["n_train"], r["fold"])
-        cells.setdefault(key, {})[r["method"]] = r["SRCC_within"]
-    return cells
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--backbone", default="skrank-tiny")
-    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
-    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
-    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--max-test", type=int, default=40)
+    p = rows_parser(__doc__.split("\n")[0])
     p.add_argument("--lrs", nargs="*", type=float, default=[1e-4, 3e-4, 1e-3])
     p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
     args = p.parse_args(argv)
     from skrank.backbone import load_backbone
 
     backbone = load_backbone(args.backbone, None, "cpu")
-    curves = curve_scores(args.tag)
+    curves = curve_scores(args.tag, RESULTS)
     out = RESULTS / f"head-alone-{args.tag}.json"
     rows = json.loads(out.read_text()) if out.exists() else []
     commit = git_commit()

@@ -151,6 +151,32 @@ def selected_rows(task, args):
                 yield k, n, tr, test
 
 
+def rows_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of a script run on the curves' rows (``head_alone.py``,
+    ``score_skip.py``): the task, folds and sizes, and the curves file to compare with."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--backbone", default="skrank-tiny")
+    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
+    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
+    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--max-test", type=int, default=40)
+    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    return p
+
+
+def curve_scores(tag: str, results: Path = RESULTS) -> dict:
+    """{(kind, n_sources, n_train, fold): {method: within-source SRCC}} of
+    ``<results>/curves-<tag>.json`` (empty when there is none)."""
+    path = results / f"curves-{tag}.json"
+    cells: dict = {}
+    for r in json.loads(path.read_text()) if path.exists() else []:
+        key = (r["kind"], r["n_sources"], r["n_train"], r["fold"])
+        cells.setdefault(key, {})[r["method"]] = r["SRCC_within"]
+    return cells
+
+
 def run_kind(args, backbone, kind: str, done: set):
     """Yield a result row per (fold, size, method) not in ``done``."""
     from skrank import CLIPRanker

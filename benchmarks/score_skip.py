@@ -23,7 +23,6 @@ Rows carry their ``shortcut`` (rows without one are ``linear``'s).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -40,7 +39,7 @@ from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from learning_curves import selected_rows, task_for  # noqa: E402
+from learning_curves import curve_scores, rows_parser, selected_rows, task_for  # noqa: E402
 
 
 class LinearShortcut(nn.Module):
@@ -79,22 +78,14 @@ def patch_adapter(shortcut: str = "linear") -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--backbone", default="skrank-tiny")
-    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
-    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
-    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--max-test", type=int, default=40)
-    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    p = rows_parser(__doc__.split("\n")[0])
     p.add_argument("--shortcut", choices=["linear", "head"], default="linear")
     args = p.parse_args(argv)
     from skrank import CLIPRanker
     from skrank.backbone import load_backbone
 
     patch_adapter(args.shortcut)
-    curves = json.loads((RESULTS / f"curves-{args.tag}.json").read_text())
+    curves = curve_scores(args.tag, RESULTS)
     backbone = load_backbone(args.backbone, None, "cpu")
     out = RESULTS / f"score-skip-{args.tag}.json"
     rows = json.loads(out.read_text()) if out.exists() else []
@@ -110,11 +101,7 @@ def main(argv=None):
             ranker.fit([task.images[i] for i in tr], task.target[tr], groups=photos[tr])
             pred = ranker.predict([task.images[i] for i in test])
             m = metrics(task.target[test], pred, groups[test], synthetic=True)
-            seen = {
-                r["method"]: r["SRCC_within"]
-                for r in curves
-                if (r["kind"], r["n_sources"], r["n_train"], r["fold"]) == (kind, n_sources, n, k)
-            }
+            seen = curves.get((kind, n_sources, n, k), {})
             row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
                    "shortcut": args.shortcut, "skip": m["SRCC_within"],
                    "defaults": seen.get("defaults"),
