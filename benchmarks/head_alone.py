@@ -37,28 +37,29 @@ warnings.filterwarnings("ignore", message=".*random.*weights")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import learning_curves as lc  # noqa: E402
 from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from learning_curves import curve_scores, rows_parser, selected_rows, task_for  # noqa: E402
 from probe_pooling import frozen_tokens, train_head  # noqa: E402
 
 
 def main(argv=None):
-    p = rows_parser(__doc__.split("\n")[0])
+    p = lc.rows_parser(__doc__.split("\n")[0], ["jpeg", "blur"], [50, 200])
+    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
     p.add_argument("--lrs", nargs="*", type=float, default=[1e-4, 3e-4, 1e-3])
     p.add_argument("--steps", type=int, default=300)
-    args = p.parse_args(argv)
+    args = lc.parse_rows(p, argv)
     from skrank.backbone import load_backbone
 
     backbone = load_backbone(args.backbone, None, "cpu")
-    curves = curve_scores(args.tag, RESULTS)
+    curves = lc.curve_scores(args.tag, RESULTS)
     out = RESULTS / f"head-alone-{args.tag}.json"
     rows = json.loads(out.read_text()) if out.exists() else []
     commit = git_commit()
     for kind in args.kinds:
-        task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
+        task = lc.task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
         groups, y = np.asarray(task.groups), np.asarray(task.target, dtype=float)
         n_sources = int(groups.max() + 1)
-        for k, n, tr, test in selected_rows(task, args):
+        for k, n, tr, test in lc.selected_rows(task, args):
             rows_used = np.concatenate([tr, test])
             tokens = frozen_tokens(backbone, [task.images[i] for i in rows_used])
             train = np.arange(len(tr))

@@ -151,19 +151,32 @@ def selected_rows(task, args):
                 yield k, n, tr, test
 
 
-def rows_parser(description: str) -> argparse.ArgumentParser:
-    """The arguments of a script run on the curves' rows (``head_alone.py``,
-    ``score_skip.py``): the task, folds and sizes, and the curves file to compare with."""
+def rows_parser(description: str, kinds: list[str], sizes: list[int]) -> argparse.ArgumentParser:
+    """The arguments that choose the curves' rows (``task_for``, ``selected_rows``),
+    shared by this script, ``head_alone.py`` and ``score_skip.py``; read them with
+    :func:`parse_rows`."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backbone", default="skrank-tiny")
-    p.add_argument("--kinds", nargs="*", default=["jpeg", "blur"])
-    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200])
-    p.add_argument("--only-sizes", nargs="*", type=int, help="run only these of --sizes")
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds")
+    p.add_argument("--kinds", nargs="*", default=kinds)
+    p.add_argument("--sizes", nargs="*", type=int, default=sizes)
     p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--max-test", type=int, default=40)
-    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
+    p.add_argument(
+        "--only-sizes",
+        nargs="*",
+        type=int,
+        help="run only these of --sizes (the task is still set by the largest of --sizes)",
+    )
+    p.add_argument("--max-test", type=int, default=40, help="test sources per fold")
     return p
+
+
+def parse_rows(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``p``'s arguments, with ``--only-sizes`` refused unless among ``--sizes``."""
+    args = p.parse_args(argv)
+    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
+        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
+    return args
 
 
 def curve_scores(tag: str, results: Path = RESULTS) -> dict:
@@ -356,28 +369,14 @@ def write(rows: list[dict], stem: Path, backbone: str) -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--backbone", default="skrank-tiny")
+    p = rows_parser(__doc__.split("\n")[0], list(SYNTHETIC), [50, 200, 1000, 4000])
     p.add_argument("--pretrained", default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--kinds", nargs="*", default=list(SYNTHETIC))
-    p.add_argument("--sizes", nargs="*", type=int, default=[50, 200, 1000, 4000])
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
-    p.add_argument(
-        "--only-sizes",
-        nargs="*",
-        type=int,
-        help="run only these of --sizes (the task is still set by the largest of --sizes)",
-    )
-    p.add_argument("--max-test", type=int, default=40, help="test sources per fold")
     p.add_argument("--methods", nargs="*", default=["defaults", "paper", *PROBES])
     p.add_argument("--tag", help="result file name part (default: the backbone)")
     p.add_argument("--merge", action="store_true", help="keep the rows already in the file")
     p.add_argument("--render", action="store_true", help="only redraw .md and .png")
-    args = p.parse_args(argv)
-    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
-        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
+    args = parse_rows(p, argv)
     for method in set(args.methods) - set(PROBES):
         variant_params(method)  # refuses an unknown method before any fit
     RESULTS.mkdir(exist_ok=True)

@@ -38,8 +38,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
+import learning_curves as lc  # noqa: E402
 from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from learning_curves import curve_scores, rows_parser, selected_rows, task_for  # noqa: E402
 
 
 class LinearShortcut(nn.Module):
@@ -78,23 +78,24 @@ def patch_adapter(shortcut: str = "linear") -> None:
 
 
 def main(argv=None):
-    p = rows_parser(__doc__.split("\n")[0])
+    p = lc.rows_parser(__doc__.split("\n")[0], ["jpeg", "blur"], [50, 200])
+    p.add_argument("--tag", default="skrank-tiny", help="the curves file to compare with")
     p.add_argument("--shortcut", choices=["linear", "head"], default="linear")
-    args = p.parse_args(argv)
+    args = lc.parse_rows(p, argv)
     from skrank import CLIPRanker
     from skrank.backbone import load_backbone
 
     patch_adapter(args.shortcut)
-    curves = curve_scores(args.tag, RESULTS)
+    curves = lc.curve_scores(args.tag, RESULTS)
     backbone = load_backbone(args.backbone, None, "cpu")
     out = RESULTS / f"score-skip-{args.tag}.json"
     rows = json.loads(out.read_text()) if out.exists() else []
     commit = git_commit()
     for kind in args.kinds:
-        task = task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
+        task = lc.task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
         groups, photos = np.asarray(task.groups), np.asarray(task.photos)
         n_sources = int(groups.max() + 1)
-        for k, n, tr, test in selected_rows(task, args):
+        for k, n, tr, test in lc.selected_rows(task, args):
             t0 = time.perf_counter()
             ranker = CLIPRanker(task.instruction, backbone=args.backbone, device="cpu",
                                 random_state=k)  # fmt: skip
