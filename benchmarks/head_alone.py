@@ -59,9 +59,10 @@ def main(argv=None):
         task = lc.task_for(kind, backbone.image_size[0], args.sizes, args.folds, args.max_test)
         groups, y = np.asarray(task.groups), np.asarray(task.target, dtype=float)
         n_sources = int(groups.max() + 1)
+        all_tokens = frozen_tokens(backbone, task.images)  # once per task, as learning_curves
         for k, n, tr, test in lc.selected_rows(task, args):
             rows_used = np.concatenate([tr, test])
-            tokens = frozen_tokens(backbone, [task.images[i] for i in rows_used])
+            tokens = all_tokens[rows_used]
             train = np.arange(len(tr))
             seen = curves.get((kind, n_sources, n, k), {})
             for lr in args.lrs:
