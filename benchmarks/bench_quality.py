@@ -77,9 +77,12 @@ PROMPTS = {
     "utkface": ("a photo of an old person.", "a photo of a baby."),
     "hci": ("a recent color photo.", "an old color photo."),
 }
+# The defaults before the shallow adapter (skrank 0.1 and the fidelity ablation):
+# the reference's depth at lr="auto" (which gives 1e-4 · sqrt(512 / d) at this depth).
+DEEP = {"n_fusion_layers": 2, "n_post_layers": 2}
 ABLATIONS = {
     "CLIPRanker": {},
-    "paper": {"lr": 5e-5, "reg_weight": 0.2},
+    "paper": {**DEEP, "lr": 5e-5, "reg_weight": 0.2},
     "no-pair": {"rank_weight": 0.0},
     "no-prompt": {"n_prompt_tokens": 0},
     "no-reg": {"reg_weight": 0.0},
@@ -87,8 +90,16 @@ ABLATIONS = {
 # The paper-fidelity ablation (run only when named in --methods): the
 # reference-faithful model (the reference's architecture, the paper's mean head
 # and training settings, 30 epochs) with each of skrank's departures added on
-# its own, and the defaults with each part of skrank 0.1's architecture put back.
-REFERENCE = {"score_pooling": "mean", "lr": 5e-5, "reg_weight": 0.2, "max_epochs": 30}
+# its own, and the deep model (``DEEP``, the defaults when the ablation ran) with
+# each part of skrank 0.1's architecture put back.
+REFERENCE = {
+    "n_fusion_layers": 2,
+    "n_post_layers": 2,
+    "score_pooling": "mean",
+    "lr": 5e-5,
+    "reg_weight": 0.2,
+    "max_epochs": 30,
+}
 FIDELITY = {
     "reference": REFERENCE,
     "ref+mean_std": {**REFERENCE, "score_pooling": "mean_std"},
@@ -96,15 +107,16 @@ FIDELITY = {
     "ref+lr=auto": {**REFERENCE, "lr": "auto"},
     "ref+300-step floor": {**REFERENCE, "max_epochs": None},
     "skrank-0.1 arch": {
+        **DEEP,
         "fusion": "one_mlp",
         "post_layers": "pre_ln",
         "relation_norm": "none",
         "pair_logit": "raw",
     },
-    "fusion=one_mlp": {"fusion": "one_mlp"},
-    "post_layers=pre_ln": {"post_layers": "pre_ln"},
-    "relation_norm=none": {"relation_norm": "none"},
-    "pair_logit=raw": {"pair_logit": "raw"},
+    "fusion=one_mlp": {**DEEP, "fusion": "one_mlp"},
+    "post_layers=pre_ln": {**DEEP, "post_layers": "pre_ln"},
+    "relation_norm=none": {**DEEP, "relation_norm": "none"},
+    "pair_logit=raw": {**DEEP, "pair_logit": "raw"},
 }
 
 

@@ -6,6 +6,8 @@ For each synthetic kind and each training size, on the same folds for every meth
 - ``paper``: the paper's model and settings (``bench_quality.REFERENCE``: the
   reference architecture, mean-pooled head, ``lr=5e-5``, ``reg_weight=0.2``,
   30 epochs);
+- ``deep``: the defaults before the shallow adapter (``bench_quality.DEEP``: the
+  reference's 2 fusion and 2 post-fusion layers, ``lr="auto"``: 1e-4 · sqrt(512 / d));
 - ``probe=ridge``: the defaults with the linear probe blended in (its weight
   chosen on held-out photos);
 - ``ridge-pooled``: ``RidgeCV`` on CLIP's pooled image embedding (``CLIPEmbedder``);
@@ -62,6 +64,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_quality import (  # noqa: E402
+    DEEP,
     FIDELITY,
     REFERENCE,
     RESULTS,
@@ -77,6 +80,7 @@ PROBES = ("ridge-pooled", "ridge-tokens")
 # CLIPRanker rows: the defaults, the paper's model, and ablations of the defaults.
 VARIANTS = {
     "defaults": {},
+    "deep": DEEP,  # the defaults before the shallow adapter
     "paper": REFERENCE,
     "probe=ridge": {"probe": "ridge"},
     # The fidelity ablation's rows (bench_quality.FIDELITY: the paper's model with

@@ -164,9 +164,19 @@ ALWAYS_NOT_VERIFIED = "the backbone behind each of the paper's rows: not verifie
 # 320 px), training command and demo (README.md, demo.ipynb): convnext_large_d_320 with
 # the laion2b_s29b_b131k_ft_soup weights.
 REFERENCE_BACKBONE = ("convnext_large_d_320", "laion2b_s29b_b131k_ft_soup")
-# --settings: paper = the reference code's lr (README training command), regression loss
+# --settings: paper = the reference's depth (2 fusion layers, 2 post-fusion layers), the
+# reference code's lr (README training command), regression loss
 # weight (libs/open_clip/src/open_clip/loss.py) and weight decay (--wd 0.01).
-SETTINGS = {"paper": {"lr": 5e-5, "reg_weight": 0.2, "weight_decay": 0.01}, "defaults": {}}
+SETTINGS = {
+    "paper": {
+        "n_fusion_layers": 2,
+        "n_post_layers": 2,
+        "lr": 5e-5,
+        "reg_weight": 0.2,
+        "weight_decay": 0.01,
+    },
+    "defaults": {},
+}
 # The reference's share of negatives per batch (--negative-ratio 0.2, training/data.py).
 NEGATIVE_FRACTION = 0.2
 DATASETS = ("koniq10k", "ava", "adience", "hci", "coco-count")

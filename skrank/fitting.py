@@ -143,7 +143,8 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     if blending and data.val_idx is not None:
         data.weigh_probe = True
         fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
-    lr = resolve_lr(params["lr"], adapter.cfg.d_model)
+    c = adapter.cfg
+    lr = resolve_lr(params["lr"], c.d_model, c.n_fusion_layers, c.n_post_layers)
     cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
     return adapter, data, cfg
 

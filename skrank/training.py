@@ -41,20 +41,33 @@ __all__ = [
 
 PAPER_EPOCHS = 30  # the default budget at the paper's scale of data
 MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
-AUTO_LR_AT_512 = 1e-4  # lr="auto" at d_model=512, scaled by sqrt(512 / d_model)
+# lr="auto": the rates measured best at two widths, for a shallow adapter (at most
+# one fusion layer, no post-fusion layers: the default) and a deeper one.
+AUTO_LR_SHALLOW = {64: 1e-3, 512: 3e-4}
+AUTO_LR_DEEP_AT_512 = 1e-4  # deeper: 1e-4 · sqrt(512 / d), skrank 0.1's rule
 
 
-def resolve_lr(lr, d_model: int) -> float:
-    """The peak learning rate: ``lr`` itself, or for ``"auto"`` 1e-4 · sqrt(512 / d_model).
+def resolve_lr(lr, d_model: int, n_fusion_layers: int = 1, n_post_layers: int = 0) -> float:
+    """The peak learning rate: ``lr`` itself, or for ``"auto"`` the rate measured best
+    for the adapter's depth and width (``docs/model.md``, "What costs on little data").
 
-    On ~90 training images, 3e-4 suits the tiny backbone (d=64: the rule gives
-    2.8e-4; ``benchmarks/sweep_defaults.py``) and 1e-4 a random ViT-B-32
-    (d=512), where 3e-4 was unstable; the paper's 5e-5 learns too little in the
-    300-step floor of the default budget. Narrower adapters take larger steps.
+    The shallow adapter (``n_fusion_layers <= 1`` and no post-fusion layers): 1e-3
+    at d=64 (``skrank-tiny``) and 3e-4 at d=512 (ViT-B); at 1e-3 a random ViT-B-32's
+    adapter fell on pixelate from 0.725 to 0.349. Deeper adapters: 1e-4 at d=512
+    (3e-4 was unstable there) and 2.8e-4 at d=64, 1e-4 · sqrt(512 / d). Between and
+    beyond the two widths the shallow rate is interpolated linearly in log rate and
+    log width (2.4e-4 at d=768). The paper's 5e-5 learns too little in the 300-step
+    floor of the default budget.
     """
-    if isinstance(lr, str):  # "auto" (CLIPRanker validates the spelling)
-        return AUTO_LR_AT_512 * math.sqrt(512 / d_model)
-    return float(lr)
+    if not isinstance(lr, str):  # "auto" is the one string (CLIPRanker validates it)
+        return float(lr)
+    if n_fusion_layers > 1 or n_post_layers > 0:
+        return AUTO_LR_DEEP_AT_512 * math.sqrt(512 / d_model)
+    if d_model in AUTO_LR_SHALLOW:
+        return AUTO_LR_SHALLOW[d_model]
+    (d0, lr0), (d1, lr1) = sorted(AUTO_LR_SHALLOW.items())
+    t = math.log(d_model / d0) / math.log(d1 / d0)
+    return lr0 * (lr1 / lr0) ** t
 
 
 class TrainingDivergedError(FloatingPointError):

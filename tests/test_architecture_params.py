@@ -26,7 +26,9 @@ def data(brightness_task):
 @pytest.fixture(scope="module")
 def old_style(data):
     X, y, _ = data
-    return tiny_ranker(max_epochs=1, score_pooling="mean", **SKRANK_01).fit(X, y)
+    return tiny_ranker(
+        max_epochs=1, score_pooling="mean", n_fusion_layers=2, n_post_layers=2, **SKRANK_01
+    ).fit(X, y)
 
 
 def test_the_parameters_build_the_adapter(old_style):
@@ -39,11 +41,21 @@ def test_the_parameters_build_the_adapter(old_style):
     assert {k: fresh.get_params()[k] for k in OPTIONS} == {k: v[0] for k, v in OPTIONS.items()}
 
 
-def test_the_defaults_build_the_reference_architecture(data):
+def test_the_reference_depth_builds_the_reference_architecture(data):
+    X, y, _ = data
+    adapter = tiny_ranker(max_epochs=1, n_fusion_layers=2, n_post_layers=2).fit(X, y).adapter_
+    assert [(b.has_self, b.cross) for b in adapter.fusion] == [(True, False), (False, True)] * 2
+    assert len(adapter.post) == 2 and all(isinstance(b, PostLNBlock) for b in adapter.post)
+    assert adapter.relation.normed and adapter.pair_head.odd
+
+
+def test_the_defaults_build_one_reference_fusion_layer_and_no_post_layers(data):
+    """The shallow default: the reference's fusion layer (self-attention + MLP, then
+    cross-attention to the instruction + MLP) once, nothing between it and the head."""
     X, y, _ = data
     adapter = tiny_ranker(max_epochs=1).fit(X, y).adapter_
-    assert [(b.has_self, b.cross) for b in adapter.fusion] == [(True, False), (False, True)] * 2
-    assert all(isinstance(b, PostLNBlock) for b in adapter.post)
+    assert [(b.has_self, b.cross) for b in adapter.fusion] == [(True, False), (False, True)]
+    assert len(adapter.post) == 0
     assert adapter.relation.normed and adapter.pair_head.odd
 
 

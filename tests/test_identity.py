@@ -225,7 +225,7 @@ def test_old_tag_and_file_identities_compare_on_their_source():
 
 ARCHITECTURE = {
     "d_model": 32,
-    "n_fusion_layers": 1,
+    "n_fusion_layers": 2,
     "n_post_layers": 1,
     "n_heads": 4,
     "n_prompt_tokens": 4,

@@ -409,7 +409,6 @@ FIELD_CASES = [
     ("adapter_config", "d_model", "64", "adapter_config.d_model"),
     ("adapter_config", "d_model", 64.0, "adapter_config.d_model"),
     ("adapter_config", "d_model", 128, "tensor"),
-    ("adapter_config", "d_model", 4096, "adapter_config: asks for"),
     ("adapter_config", "n_fusion_layers", 100_000, "adapter_config.n_fusion_layers"),
     ("adapter_config", "n_post_layers", -1, "adapter_config.n_post_layers"),
     ("adapter_config", "mlp_ratio", True, "adapter_config.mlp_ratio"),
@@ -467,6 +466,19 @@ def test_load_refuses_each_bad_field_by_name(saved, tmp_path, doc, key, value, f
     with pytest.raises(ValueError) as info:
         load(path)
     assert str(path) in str(info.value) and field in str(info.value)
+
+
+def test_load_refuses_a_config_that_asks_for_too_much_memory(saved, tmp_path):
+    """Within every field's bound, a config whose weights would pass 4 GiB (here 4
+    fusion layers of width 4096) is refused before anything is allocated."""
+    meta, tensors = parts(saved)
+    meta = edited(
+        edited(meta, "adapter_config", "d_model", 4096), "adapter_config", "n_fusion_layers", 4
+    )
+    path = tmp_path / "huge.skrank"
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(ValueError, match="adapter_config: asks for .* bytes of weights"):
+        load(path)
 
 
 def _swap(tensors):

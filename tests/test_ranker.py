@@ -1,5 +1,7 @@
 """CLIPRanker end to end with skrank-tiny: learning, reproducibility, the API."""
 
+import math
+
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -26,7 +28,7 @@ def test_learns_brightness_with_default_settings(brightness_task):
     assert within >= 0.9
     assert pooled > 0.3  # bounded by how bright the photos are to begin with
     assert ranker.n_iter_ == len(ranker.history_) >= 30
-    assert ranker.lr_ == pytest.approx(1e-4 * (512 / 64) ** 0.5)  # lr="auto" at d_model=64
+    assert ranker.lr_ == 1e-3  # lr="auto" for the shallow default at d_model=64
     # Predictions are in the units of y, not standardised.
     assert abs(np.mean(pred) - np.mean(d["y_test"])) < np.std(d["y_test"])
 
@@ -134,14 +136,41 @@ def test_warm_start_continues_training(brightness_task):
     assert not np.allclose(fresh.predict(X[:4]), r.predict(X[:4]))
 
 
-def test_auto_lr_scales_with_the_adapter_width(brightness_task):
-    """lr="auto" is 1e-4 · sqrt(512 / d_model); an explicit float is used as given."""
+def test_auto_lr_follows_the_adapter_width_and_depth(brightness_task):
+    """lr="auto" is the measured rate for the adapter's depth, log-linear in the width
+    through 1e-3 at d=64 and 3e-4 at d=512 for the shallow default, and
+    1e-4 · sqrt(512 / d_model) for deeper adapters; an explicit float is used as given."""
     d = brightness_task
-    wide = tiny_ranker(lr="auto", d_model=128, max_epochs=1).fit(d["X_train"], d["y_train"])
-    assert wide.lr_ == pytest.approx(2e-4)
+    X, y = d["X_train"], d["y_train"]
+    wide = tiny_ranker(lr="auto", d_model=128, max_epochs=1).fit(X, y)
+    assert wide.lr_ == pytest.approx(1e-3 * 0.3 ** (1 / 3))  # a third of the way to 512
     assert max(h["lr"] for h in wide.history_) <= wide.lr_
-    given = tiny_ranker(lr=3e-3, d_model=128, max_epochs=1).fit(d["X_train"], d["y_train"])
+    deep = tiny_ranker(lr="auto", d_model=128, n_fusion_layers=2, max_epochs=1).fit(X, y)
+    assert deep.lr_ == pytest.approx(2e-4)
+    post = tiny_ranker(lr="auto", d_model=128, n_post_layers=1, max_epochs=1).fit(X, y)
+    assert post.lr_ == pytest.approx(2e-4)
+    given = tiny_ranker(lr=3e-3, d_model=128, max_epochs=1).fit(X, y)
     assert given.lr_ == 3e-3
+
+
+@pytest.mark.parametrize(
+    ("d_model", "fusion", "post", "expected"),
+    [
+        (64, 1, 0, 1e-3),  # skrank-tiny, measured
+        (512, 1, 0, 3e-4),  # ViT-B, measured
+        (512, 0, 0, 3e-4),  # no fusion layer is as shallow
+        (768, 1, 0, 3e-4 * 0.3 ** (math.log(1.5) / math.log(8))),  # beyond: the same line
+        (32, 1, 0, 1e-3 / 0.3 ** (1 / 3)),
+        (512, 2, 2, 1e-4),  # the paper's depth: skrank 0.1's rule
+        (64, 2, 0, 1e-4 * math.sqrt(8)),
+        (512, 1, 1, 1e-4),
+    ],
+)
+def test_resolve_lr_auto(d_model, fusion, post, expected):
+    from skrank.training import resolve_lr
+
+    assert resolve_lr("auto", d_model, fusion, post) == pytest.approx(expected, rel=1e-12)
+    assert resolve_lr(2e-5, d_model, fusion, post) == 2e-5
 
 
 def test_cli_lr_option_takes_auto_or_a_number():

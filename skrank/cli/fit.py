@@ -103,7 +103,7 @@ def add_parser(sub) -> None:
         "--lr",
         type=_lr,
         metavar="X",
-        help="peak learning rate, or auto: 1e-4 * sqrt(512 / adapter width) "
+        help="peak learning rate, or auto: measured by adapter width and depth "
         f"(default: {FIT_DEFAULTS['lr']})",
     )
     model.add_argument(
