@@ -20,6 +20,8 @@ Each row is printed beside the ``defaults`` and ``ridge-tokens`` rows already in
 
 Writes ``benchmarks/results/head-alone-<tag>.json`` (rows already there for the
 same cell and learning rate are replaced).
+The ``defaults`` recorded in rows before the shallow adapter became the default
+(``commit`` before 76e929e) are the deep adapter's (the curves' ``deep`` rows).
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ It fits the patched model on the learning curves' own tasks, folds and rows
     python benchmarks/score_skip.py --kinds jpeg blur --sizes 50 200 --shortcut head
 
 Rows carry their ``shortcut`` (rows without one are ``linear``'s).
+Rows recorded before the shallow adapter became the default (``commit`` before
+76e929e) were fitted on, and compared with, the deep adapter that was the default
+then (the curves' ``deep`` rows).
 """
 
 from __future__ import annotations
