@@ -60,10 +60,9 @@ class CLIPRanker(
         Adapter width; None uses the backbone's CLIP embedding width (512 for
         ViT-B, 768 for ConvNeXt-L).
     n_fusion_layers, n_post_layers : int, default=1, 0
-        Cross-modal fusion layers and post-fusion encoder layers. The paper's
-        model has 2 and 2; on a few hundred to a few thousand images the
-        shallow default ranked held-out photos better (see the model docs,
-        "What costs on little data").
+        Cross-modal fusion and post-fusion encoder layers. The paper's 2 and 2
+        ranked held-out photos worse on a few hundred to a few thousand images
+        (the model docs, "What costs on little data").
     n_heads : int, default=8
         Attention heads; must divide ``d_model``.
     n_prompt_tokens : int, default=32
@@ -81,29 +80,25 @@ class CLIPRanker(
     pair_logit : {"odd", "raw"}, default="odd"
         "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
     probe : {"none", "ridge"}, default="none"
-        "ridge": also fit a linear probe (ridge regression on the mean and
-        spread of the frozen tokens, in closed form) and, after training, blend
-        it into the score, ``(1 - m) * adapter + m * probe``, with the weight
-        ``m`` in {0, 0.25, 0.5, 0.75, 1} that ranks held-out images best
-        (``probe_weight_``). Those are ``X_val``, else the early-stopping
-        split, else, when ``groups`` are given, ``validation_fraction`` of the
-        groups (at least 2 groups and 8 images, and no more than a fifth),
-        which the probe is then refitted on; without any of them ``m`` is 0.
-        It pays where a linear probe beats the adapter (a weak backbone) and
-        costs where the adapter is better (the model docs, "The linear
-        probe"). "none": the paper's score head alone.
+        "ridge": also fit a linear probe (ridge on the mean and spread of the
+        frozen tokens, closed form) and after training blend it into the
+        score, ``(1 - m) * adapter + m * probe``, with the ``m`` in {0, 0.25,
+        0.5, 0.75, 1} that ranks held-out images best (``probe_weight_``):
+        ``X_val``, else the early-stopping split, else ``validation_fraction``
+        of the ``groups`` (at least 2 groups and 8 images, at most a fifth;
+        the probe is then refitted on all); without them ``m`` is 0. It pays
+        where a linear probe beats the adapter and costs where the adapter is
+        better (the model docs, "The linear probe"). "none": the paper's head.
     reg_weight, rank_weight : float, default=1.0, 1.0
         Weights of the regression and pairwise ranking losses (0 disables
         one). The paper uses 0.2 and 1.0; equal weights train the score head,
-        the only source of predictions, markedly better on small data (see
-        the model documentation).
+        the only source of predictions, markedly better on small data.
     lr : float or "auto", default="auto"
-        Peak AdamW learning rate. "auto": the rate measured best for the
-        adapter's width and depth, 3e-4 for ViT-B backbones and 1e-3 for
-        skrank-tiny with the shallow default (log-linear in the width between
-        and beyond); 1e-4 · sqrt(512 / d_model) with more than one fusion
-        layer or any post-fusion layer (the paper's 5e-5 learns too little in
-        a few hundred steps). The value used is ``lr_``.
+        Peak AdamW learning rate (the paper's 5e-5 learns too little in a few
+        hundred steps). "auto", measured best by width and depth: 3e-4 for
+        ViT-B and 1e-3 for skrank-tiny with the shallow default (log-linear in
+        the width); 1e-4 · sqrt(512 / d_model) with more than one fusion layer
+        or any post-fusion layer. The value used is ``lr_``.
     weight_decay : float, default=0.01
         Decoupled weight decay (not on norms, biases or learned tokens).
     batch_size : int, default=64
