@@ -391,26 +391,27 @@ def run(args, name: str) -> dict:
 
 
 def git_commit(path: Path | None = None) -> str:
-    """The short commit of the code (or, given ``path``, the last commit of that file),
-    with "+dirty" when the working tree differs from it."""
+    """The short commit of the code (or, given ``path``, the last commit of that file).
+
+    A working tree with uncommitted changes to tracked files (results aside) gets
+    ``+diff.<12 hex digits>``: the SHA-256 of ``git diff HEAD``, so a row from a dirty
+    tree names exactly which changes it ran with, and never passes for the commit.
+    """
+    import hashlib
     import subprocess
 
     def git(*cmd):
         out = subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=RESULTS.parent)
-        return out.stdout.strip()
+        return out.stdout
 
     if path is not None:
-        return git("log", "-1", "--format=%h", "--", str(path)) or "unknown"
+        return git("log", "-1", "--format=%h", "--", str(path)).strip() or "unknown"
     # Results being written (by this or an earlier run) do not make the code dirty.
-    dirty = git(
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        ":/",
-        ":(top,exclude)benchmarks/results",
-    )
-    return (git("rev-parse", "--short", "HEAD") or "unknown") + ("+dirty" if dirty else "")
+    diff = git("diff", "HEAD", "--", ":/", ":(top,exclude)benchmarks/results")
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    if not diff:
+        return commit
+    return f"{commit}+diff.{hashlib.sha256(diff.encode()).hexdigest()[:12]}"
 
 
 def merge(results: list[dict], new: dict) -> list[dict]:

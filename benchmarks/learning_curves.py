@@ -15,6 +15,12 @@ For each synthetic kind and each training size, on the same folds for every meth
   the frozen tokens the adapter reads;
 - any ``VARIANTS`` entry named in ``--methods``: ablations of the defaults, and the
   fidelity ablation's rows (``bench_quality.FIDELITY``: ``ref+lr=auto`` and the like);
+- the rows that take depth, rate and budget apart (``SEPARATED``, computed for the
+  backbone's width and the training size): ``deep@shallow-lr`` (the reference's depth
+  at the shallow adapter's ``lr="auto"``), ``shallow@deep-lr`` (one fusion layer, no
+  post layers, at the deep adapter's rate 1e-4 · sqrt(512 / d)) and
+  ``paper@3800-steps`` (the paper's model and rate, with as many epochs as make
+  about 3,800 optimiser steps: the paper's budget on KonIQ-10k);
 - any other ``name=value[,name=value...]`` of CLIPRanker parameters: the defaults
   with those set (``d_model=128``, ``d_model=128,n_post_layers=1``).
 
@@ -88,13 +94,33 @@ VARIANTS = {
     **{name: params for name, params in FIDELITY.items() if name != "reference"},
 }
 N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
+PAPER_STEPS = 3800  # the paper's optimiser steps on KonIQ-10k (~7k images, batch 64, ~30 epochs)
 
 
-def variant_params(method: str) -> dict:
-    """CLIPRanker parameters of a method: a ``VARIANTS`` name, or ``name=value,...``
-    (values read as Python literals, else as strings) over the defaults."""
+def _separated(method: str, d_model: int, n_train: int) -> dict:
+    """The parameters of a ``SEPARATED`` row for a backbone of width ``d_model``."""
+    from skrank.training import resolve_lr
+
+    if method == "deep@shallow-lr":
+        return {**DEEP, "lr": resolve_lr("auto", d_model, 1, 0)}
+    if method == "shallow@deep-lr":
+        return {"n_fusion_layers": 1, "n_post_layers": 0, "lr": resolve_lr("auto", d_model, 2, 2)}
+    steps = math.ceil(n_train / 64)  # an epoch's batches of 64 (sampling.epoch_batches)
+    return {**REFERENCE, "max_epochs": math.ceil(PAPER_STEPS / steps)}
+
+
+SEPARATED = ("deep@shallow-lr", "shallow@deep-lr", "paper@3800-steps")
+
+
+def variant_params(method: str, d_model: int = 64, n_train: int = 200) -> dict:
+    """CLIPRanker parameters of a method: a ``VARIANTS`` or ``SEPARATED`` name (the
+    latter for a backbone of width ``d_model`` and ``n_train`` training images), or
+    ``name=value,...`` (values read as Python literals, else as strings) over the
+    defaults."""
     if method in VARIANTS:
         return VARIANTS[method]
+    if method in SEPARATED:
+        return _separated(method, d_model, n_train)
     from skrank import CLIPRanker
 
     known = CLIPRanker().get_params()
@@ -103,7 +129,7 @@ def variant_params(method: str) -> dict:
         name, sep, text = part.partition("=")
         if not sep or name not in known:
             raise SystemExit(
-                f"unknown method {method!r}: not one of {[*VARIANTS, *PROBES]} "
+                f"unknown method {method!r}: not one of {[*VARIANTS, *SEPARATED, *PROBES]} "
                 "nor name=value of CLIPRanker parameters"
             )
         try:
@@ -227,7 +253,7 @@ def run_kind(args, backbone, kind: str, done: set):
                     pretrained=args.pretrained,
                     device=args.device,
                     random_state=k,
-                    **variant_params(method),
+                    **variant_params(method, backbone.embed_dim, len(tr)),
                 )
                 ranker.fit([images[i] for i in tr], y[tr], groups=photos[tr])
                 pred = ranker.predict([images[i] for i in test])

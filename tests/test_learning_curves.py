@@ -125,3 +125,46 @@ def test_the_table_shows_methods_given_as_parameters(script):
     table = script.markdown(rows, "skrank-tiny")
     assert "| n_train | ridge-tokens | d_model=128 | verdict |" in table
     assert "| 50 | 0.500 (1 fold) (0.10) | 0.250 (1 fold) (0.10) |" in table
+
+
+def test_separated_rows_change_one_thing_each(script):
+    """Depth, rate and budget apart: each row differs from a reference row in one respect."""
+    from skrank.training import resolve_lr
+
+    deep = script.variant_params("deep@shallow-lr", 64, 200)
+    assert deep["n_fusion_layers"] == 2 and deep["n_post_layers"] == 2
+    assert deep["lr"] == resolve_lr("auto", 64, 1, 0) == 1e-3  # the shallow adapter's rate
+    shallow = script.variant_params("shallow@deep-lr", 512, 200)
+    assert (shallow["n_fusion_layers"], shallow["n_post_layers"]) == (1, 0)
+    assert shallow["lr"] == pytest.approx(1e-4)  # the deep adapter's rate at d=512
+    budget = script.variant_params("paper@3800-steps", 64, 200)
+    assert {k: v for k, v in budget.items() if k != "max_epochs"} == {
+        k: v for k, v in script.REFERENCE.items() if k != "max_epochs"
+    }
+    # 200 images: 4 batches of 64 an epoch; 950 epochs are the paper's 3,800 steps.
+    assert budget["max_epochs"] == 950
+    assert script.variant_params("paper@3800-steps", 64, 1000)["max_epochs"] == 238
+
+
+def test_a_dirty_tree_is_named_by_the_hash_of_its_diff(script, tmp_path, monkeypatch):
+    import subprocess
+
+    import bench_quality
+
+    repo = tmp_path / "repo"
+    (repo / "benchmarks" / "results").mkdir(parents=True)
+    run = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    (repo / "code.py").write_text("x = 1\n")
+    run("add", "code.py")
+    run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.setattr(bench_quality, "RESULTS", repo / "benchmarks" / "results")
+    clean = bench_quality.git_commit()
+    assert "+" not in clean
+    (repo / "benchmarks" / "results" / "r.json").write_text("[]")  # results do not count
+    assert bench_quality.git_commit() == clean
+    (repo / "code.py").write_text("x = 2\n")
+    first = bench_quality.git_commit()
+    assert first.startswith(clean + "+diff.") and len(first) == len(clean) + 18
+    (repo / "code.py").write_text("x = 3\n")
+    assert bench_quality.git_commit() not in (first, clean)  # another diff, another name
