@@ -5,10 +5,12 @@ put anywhere (an image, a cache entry): it never blocks on a FIFO or device,
 never follows a name twice (what is checked is what is read) and never reads
 more than a bound.
 
-Every file skrank writes (saved models, token cache entries) goes through
-:func:`atomic_write`: the bytes go to a temporary file in the target folder,
-which is renamed over the target only once complete, so a reader never sees
-a half-written file and a failed or interrupted write leaves no temporary.
+Every file skrank writes (saved models, token cache entries, the command
+line's outputs) goes through :func:`atomic_write`, which first refuses a
+destination that is not a regular file (:func:`check_destination`): the bytes
+go to a temporary file in the target folder, which is renamed over the target
+only once complete, so a reader never sees a half-written file and a failed or
+interrupted write leaves no temporary.
 ``tempfile.mkstemp`` creates files readable by their owner only; the final
 file gets the permissions ``open()`` would give (0666 less the umask), so a
 shared cache folder stays readable by colleagues.
@@ -16,6 +18,7 @@ shared cache folder stays readable by colleagues.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -24,12 +27,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from skrank._quote import shown
+
 __all__ = [
     "TEMP_PREFIX",
     "FileTooLargeError",
     "NotRegularFileError",
     "atomic_write",
+    "check_destination",
     "file_mode",
+    "open_regular_file",
     "read_regular_file",
     "remove_stale_temporaries",
 ]
@@ -79,22 +86,34 @@ def read_regular_file(path: str | os.PathLike, max_bytes: int | None = None) -> 
     OSError
         Anything else that prevents reading it (permissions, I/O errors).
     """
+    with open_regular_file(path, max_bytes) as (fh, _):
+        return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+
+
+@contextlib.contextmanager
+def open_regular_file(path: str | os.PathLike, max_bytes: int | None = None):
+    """Open the regular file at ``path`` for reading: ``(binary file, size when opened)``.
+
+    For a caller that reads in steps (a model file: its header, then only as
+    many bytes as the header implies). The checks and the errors are those of
+    :func:`read_regular_file`; the size is of the file opened, not of the name.
+    """
     try:
         fd = os.open(path, _READ_FLAGS)
     except PermissionError:
         if os.path.isdir(path):  # Windows refuses to open a folder
-            raise IsADirectoryError(f"is a directory: {os.fsdecode(path)!r}") from None
+            raise IsADirectoryError(f"is a directory: {shown(os.fsdecode(path))}") from None
         raise
     try:
         st = os.fstat(fd)  # of the file opened, not of the name: what is checked is read
         if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(f"is a directory: {os.fsdecode(path)!r}")
+            raise IsADirectoryError(f"is a directory: {shown(os.fsdecode(path))}")
         if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFileError(f"not a regular file: {os.fsdecode(path)!r}")
+            raise NotRegularFileError(f"not a regular file: {shown(os.fsdecode(path))}")
         if max_bytes is not None and st.st_size > max_bytes:
             raise FileTooLargeError(st.st_size)
         with open(fd, "rb", closefd=False) as fh:
-            return fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+            yield fh, st.st_size
     finally:
         os.close(fd)
 
@@ -118,8 +137,47 @@ def file_mode() -> int:
     return 0o666 & ~_umask()
 
 
+def check_destination(path: str | os.PathLike) -> None:
+    """Refuse to replace ``path`` unless it is absent or a regular file (or a link to one).
+
+    Replacing is renaming over the name, so a device or a FIFO there would be
+    removed and a regular file left in its place: as root, saving to
+    ``/dev/null`` would replace ``/dev/null``. The name itself is examined
+    (``os.lstat``): a symbolic link to a regular file is replaced by the new
+    file (its target is left as it was), one to anything else is refused, and
+    a dangling link is replaced.
+
+    Raises
+    ------
+    IsADirectoryError
+        A folder (or a link to one) is there.
+    NotRegularFileError
+        A FIFO, device or socket (or a link to one) is there.
+    """
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            st = os.stat(path)
+    except (OSError, ValueError):
+        # Nothing there, a dangling link, or a name the write itself refuses and
+        # says why (too long, a NUL byte, a folder that is not one).
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(f"{shown(os.fsdecode(path))} is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise NotRegularFileError(
+            f"{shown(os.fsdecode(path))} is not a regular file (a device, a pipe or a socket): "
+            "writing would replace it; give a file name"
+        )
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | Callable[[str], None]) -> None:
-    """Write ``data`` (bytes, or a function writing to a given path) to ``path`` atomically."""
+    """Write ``data`` (bytes, or a function writing to a given path) to ``path`` atomically.
+
+    ``path`` is checked first (:func:`check_destination`): a device, a FIFO or
+    a folder there is refused, never replaced.
+    """
+    check_destination(path)
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:

@@ -36,6 +36,7 @@ meanwhile cannot store one image's tokens under another's key.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -236,6 +237,7 @@ class DiskStore:
         self.bad: Counter = Counter()
         self.unstored = 0
         self.write_error: str | None = None
+        self._root_error: str | None = None
         self._held: dict | None = {} if hold_unstored else None
         try:
             self.root.mkdir(parents=True, exist_ok=True)  # folders follow the umask
@@ -243,7 +245,7 @@ class DiskStore:
             if not spec_file.exists():
                 atomic_write(spec_file, json.dumps(spec, indent=1).encode())
         except OSError as exc:  # read-only: serve what is there (see write)
-            self.write_error = _error_text(exc)
+            self.write_error = self._root_error = _error_text(exc)
         _sweep_once(self.root)
 
     def path(self, key: str, flip: bool) -> Path:
@@ -306,7 +308,9 @@ class DiskStore:
                 stored = True
             except OSError as exc:
                 self.unstored += 1
-                self.write_error = _error_text(exc)
+                # Once the store's folder could not be made (read-only), that is the
+                # cause: every entry's folder is then merely "missing".
+                self.write_error = self._root_error or _error_text(exc)
         if not stored and self._held is not None:
             self._held[(key, flip)] = tokens
         return stored
@@ -344,6 +348,8 @@ class DiskStore:
 
 
 def _error_text(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"the cache folder is not writable; {type(exc).__name__}: {exc.strerror or exc}"
     return f"{type(exc).__name__}: {exc.strerror or exc}"
 
 

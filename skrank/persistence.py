@@ -28,19 +28,28 @@ import warnings
 import numpy as np
 import torch
 
-from skrank._files import atomic_write
+from skrank._files import (
+    FileTooLargeError,
+    NotRegularFileError,
+    atomic_write,
+    check_destination,
+    open_regular_file,
+)
 from skrank._pickling import _defaults, warn_if_other_version
+from skrank._quote import shown
 from skrank._schema import (
     FITTED,
     FORMAT_NAME,
     FORMAT_VERSION,
+    MAX_HEADER_BYTES,
+    MAX_TENSOR_BYTES,
     SchemaError,
     _shown,
     check_header_length,
     read_contents,
 )
+from skrank._schema_json import _no_duplicate_keys
 from skrank._schema_tensors import (
-    check_tensor_names,
     check_tensor_table,
     check_values,
     expected_tensors,
@@ -93,12 +102,18 @@ def _check_destination(path: str) -> None:
     target = os.path.abspath(path)
     if os.path.isdir(target):
         raise IsADirectoryError(
-            f"cannot save to {path!r}: it is a directory; give a file name such as "
-            f"{os.path.join(path, 'ranker.skrank')!r}"
+            f"cannot save to {shown(path)}: it is a directory; give a file name such as "
+            f"{shown(os.path.join(path, 'ranker.skrank'))}"
         )
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist")
+        raise FileNotFoundError(
+            f"cannot save to {shown(path)}: the folder {shown(folder)} does not exist"
+        )
+    try:  # before the ranker's checks: a device or a pipe there is never replaced
+        check_destination(path)
+    except NotRegularFileError as exc:
+        raise NotRegularFileError(f"cannot save to {exc}") from None
 
 
 def to_plain(value, field: str, scalar: bool = False):
@@ -176,6 +191,11 @@ def save(ranker, path: str | os.PathLike) -> None:
     FileNotFoundError, IsADirectoryError
         The folder of ``path`` does not exist, or ``path`` is a directory;
         raised before anything is written.
+    OSError
+        ``path`` is a device, a FIFO or a socket (or a symbolic link to one),
+        which a save would replace: ``skrank._files.NotRegularFileError``,
+        raised before anything is written. A link to a regular file is
+        replaced by the saved file; its target is left as it was.
     ValueError
         A value cannot be stored, naming it: a parameter that is not None, a
         bool, a number, a string, a path or a device (a tuple column label, for
@@ -369,46 +389,98 @@ def _read(path: str, defaults: dict, overrides: dict):
 
     Reads in the order that keeps a hostile file cheap: the header length, the
     metadata, the tensor table the config implies, and only then tensor bytes.
+    The file is read into memory, through one descriptor, never mapped: a
+    mapped file rewritten or truncated while it loads kills the process
+    (SIGBUS), where bytes read are checked like any others.
     """
-    from safetensors import SafetensorError, safe_open
-
     unreadable = (
-        f"{path!r} is not a readable skrank model file (not safetensors, truncated or corrupt)"
+        f"{shown(path)} is not a readable skrank model file (not safetensors, truncated or corrupt)"
     )
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
+        with open_regular_file(path, 8 + MAX_HEADER_BYTES + MAX_TENSOR_BYTES) as (fh, size):
             head = fh.read(8)
-        if len(head) < 8:
-            raise SchemaError("header", f"the file has {size} bytes")
-        header_length = struct.unpack("<Q", head)[0]
-        check_header_length(header_length, size)
-        handle = safe_open(path, framework="pt", device="cpu")
-    except (SchemaError, SafetensorError, OSError) as exc:
-        raise ValueError(f"{unreadable}: {exc}") from None
-    try:
-        with handle as fh:
+            if len(head) < 8:
+                raise SchemaError("header", f"the file has {size} bytes")
+            header_length = struct.unpack("<Q", head)[0]
+            check_header_length(header_length, size)
+            header = _read_exactly(fh, header_length)
+            meta, table = _parse_header(header)
             # A value can be valid where the file was written and not here (a device).
             hint = "; load(path, name=value) replaces a file's parameter"
-            contents = read_contents(fh.metadata(), defaults, overrides, hint)
+            contents = read_contents(meta, defaults, overrides, hint)
             adapter, expected, nbytes = expected_tensors(contents.config)
-            names = fh.keys()
-            check_tensor_names(names, expected)  # before one call per name
-            slices = {k: fh.get_slice(k) for k in names}
-            check_tensor_table(
-                {k: (s.get_shape(), s.get_dtype()) for k, s in slices.items()}, expected
-            )
+            check_tensor_table(table, expected)
             if size != 8 + header_length + nbytes:
                 raise SchemaError(
                     "file size", f"{size} bytes, not the {8 + header_length + nbytes} it implies"
                 )
-            state = {}
-            for name in names:
-                tensor = fh.get_tensor(name)
-                check_values(name, tensor)
-                # safetensors' tensors can sit at unaligned addresses, where the CPU
-                # kernels take other paths: a copy predicts bit for bit as the saved one.
-                state[name] = tensor.clone()
-    except (SafetensorError, OSError) as exc:
+            body = _read_exactly(fh, nbytes)
+    except FileTooLargeError as exc:
+        raise ValueError(
+            f"{unreadable}: file size: {exc.size} bytes, more than any skrank model holds"
+        ) from None
+    except (SchemaError, OSError) as exc:
         raise ValueError(f"{unreadable}: {exc}") from None
+    tensors = _parse_tensors(head + header + body, unreadable)
+    del body
+    # What safetensors parsed is what was checked: names, shapes and dtype.
+    check_tensor_table(tensor_table(tensors), expected)
+    state = {}
+    for name in table:
+        check_values(name, tensors[name])
+        # Tensors over bytes can sit at unaligned addresses, where the CPU kernels
+        # take other paths: a copy predicts bit for bit as the saved one.
+        state[name] = tensors.pop(name).clone()
     return contents, adapter, state
+
+
+def _read_exactly(fh, n: int) -> bytes:
+    """``n`` bytes of ``fh``; a file that shrank since its size was read is refused."""
+    data = fh.read(n)
+    if len(data) != n:
+        raise SchemaError("file size", "the file shrank while it was read")
+    return data
+
+
+def _parse_header(header: bytes) -> tuple[dict | None, dict]:
+    """A safetensors header's metadata and ``{name: (shape, dtype name)}``.
+
+    Only what the schema checks before tensor bytes are read; safetensors
+    parses the whole file afterwards, and its table must be this one.
+    """
+    try:
+        parsed = json.loads(header, object_pairs_hook=_no_duplicate_keys)
+    except RecursionError:
+        raise SchemaError("header", "nests deeper than a safetensors header does") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise SchemaError("header", f"is not JSON ({_shown(str(exc))})") from None
+    if not isinstance(parsed, dict):
+        raise SchemaError("header", "is not a JSON object")
+    meta = parsed.pop("__metadata__", None)
+    if meta is not None and not (
+        isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())
+    ):
+        raise SchemaError("header.__metadata__", "is not an object of strings")
+    table = {}
+    for name, entry in parsed.items():
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if not (
+            isinstance(shape, list)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in shape)
+            and isinstance(dtype, str)
+        ):
+            raise SchemaError(f"tensor {_shown(name)}", "has no dtype and shape in the header")
+        table[name] = (tuple(shape), dtype)
+    return meta, table
+
+
+def _parse_tensors(data: bytes, unreadable: str) -> dict:
+    """The tensors of a whole safetensors file held in ``data`` (copied out of it)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_bytes
+
+    try:
+        return load_bytes(data)
+    except (SafetensorError, ValueError, TypeError) as exc:
+        raise ValueError(f"{unreadable}: {exc}") from None

@@ -284,14 +284,18 @@ def _check_folder(folder: str, option: str, path: str) -> None:
 
 def _probe(file: str, option: str, path: str) -> None:
     """Check that ``file`` can be written in place, without changing what exists."""
+    from skrank._files import NotRegularFileError, check_destination
+
     if os.path.isdir(file):
         raise CLIError(f"{option} {path!r}: {file!r} is a folder; it must be a file")
+    try:
+        check_destination(file)
+    except NotRegularFileError:
+        raise CLIError(
+            f"{option} {path!r} is not a regular file (a device or a pipe); "
+            "give a file name ('-' where standard output is accepted)"
+        ) from None
     if os.path.exists(file):
-        if not os.path.isfile(file):
-            raise CLIError(
-                f"{option} {path!r} is not a regular file (a device or a pipe); "
-                "give a file name ('-' where standard output is accepted)"
-            )
         if not os.access(file, os.W_OK):
             raise CLIError(f"{option} {path!r} is read-only")
         try:  # the file is replaced through a temporary in its folder

@@ -8,6 +8,7 @@ import io
 import os
 import time
 
+from skrank._files import atomic_write
 from skrank.cli._common import CLIError, format_table, prepare_out
 
 _DEMO_REAL = ("ViT-B-32", "openai")
@@ -166,5 +167,6 @@ def _write_report(path, task, name, pretrained, why, rows, figures):
     ]
     for title, fig in figures.items():
         parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{_png(fig)}'>")
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(parts))
+    # Atomic, like every output: an interrupted demo leaves no half report, and a
+    # device or a pipe put there since prepare_out is refused, not replaced.
+    atomic_write(path, "\n".join(parts).encode("utf-8"))
