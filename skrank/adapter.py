@@ -7,6 +7,9 @@ relation tokens, d model width, h heads of width c = d / h.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 
 import torch
@@ -15,7 +18,7 @@ from torch import nn
 
 from skrank.probe import LinearProbe
 
-__all__ = ["AdapterConfig", "RankingAdapter"]
+__all__ = ["AdapterConfig", "RankingAdapter", "dropout_generator"]
 
 # What a model saved or pickled before an option existed was built with: the
 # one rule for old pickles (AdapterConfig.__setstate__, ScoreHead) and old files
@@ -40,6 +43,61 @@ OPTIONS = {
     "probe": ("none", "ridge"),
 }
 POST_DROPOUT = 0.1  # the reference's post-fusion encoder layers (torch's default)
+
+# The generator dropout draws from while a fit trains (training.train sets it). A
+# ContextVar, not torch's process-wide generator: fits in threads (joblib's threading
+# backend, a Dask worker) each draw their own stream. None: torch's global generator.
+_DROPOUT_GENERATOR: ContextVar[torch.Generator | None] = ContextVar(
+    "skrank_dropout_generator", default=None
+)
+
+
+@contextmanager
+def dropout_generator(generator: torch.Generator) -> Iterator[None]:
+    """Draw the adapters' dropout masks from ``generator`` within this context (and thread)."""
+    token = _DROPOUT_GENERATOR.set(generator)
+    try:
+        yield
+    finally:
+        _DROPOUT_GENERATOR.reset(token)
+
+
+def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
+    """``F.dropout(x, p)`` (zero with probability p, scale the rest by 1 / (1 - p)), its
+    mask drawn from the generator of :func:`dropout_generator`."""
+    keep = torch.rand(x.shape, generator=_DROPOUT_GENERATOR.get(), device=x.device) >= p
+    return x * keep.to(x.dtype) / (1 - p)
+
+
+def _factory() -> dict:
+    """Where and how new parameters are made: float32 whatever torch's default dtype
+    (``torch.set_default_dtype``), on the CPU, where a fit's seeded generator draws,
+    or on the meta device when building under it (checking a model file)."""
+    meta = torch.get_default_device().type == "meta"
+    return {"device": "meta" if meta else "cpu", "dtype": torch.float32}
+
+
+def _linear(d_in: int, d_out: int, generator: torch.Generator | None, bias: bool = True):
+    """``nn.Linear(d_in, d_out)`` initialised as its ``reset_parameters`` does (the
+    same draws, in the same order), from ``generator`` (None: torch's global one)."""
+    where = _factory()
+    layer = nn.Linear(d_in, d_out, bias=bias, device="meta", dtype=where["dtype"])
+    layer = layer.to_empty(device=where["device"])  # allocated, not drawn: drawn below
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if bias:
+            bound = 1 / math.sqrt(d_in) if d_in > 0 else 0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+def _norm(d: int) -> nn.LayerNorm:
+    return nn.LayerNorm(d, **_factory())
+
+
+def _tokens(n: int, d: int, generator: torch.Generator | None) -> nn.Parameter:
+    """Learnable tokens, N(0, 0.02²): ``torch.randn(n, d) * 0.02`` drawn from ``generator``."""
+    return nn.Parameter(torch.empty(n, d, **_factory()).normal_(generator=generator) * 0.02)
 
 
 @dataclass
@@ -92,17 +150,18 @@ class Attention(nn.Module):
     """Multi-head attention; queries from ``x``, keys/values from ``context``.
 
     ``dropout`` drops attention weights while training (the post-LN layers').
+    ``generator`` draws the initial weights (None: torch's global generator).
     """
 
     dropout = 0.0  # modules pickled before the option existed
 
-    def __init__(self, d: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, d: int, n_heads: int, dropout: float = 0.0, generator=None):
         super().__init__()
         self.n_heads = n_heads
         self.dropout = dropout
-        self.q = nn.Linear(d, d)
-        self.kv = nn.Linear(d, 2 * d)
-        self.out = nn.Linear(d, d)
+        self.q = _linear(d, d, generator)
+        self.kv = _linear(d, 2 * d, generator)
+        self.out = _linear(d, d, generator)
 
     def forward(self, x, context, key_valid=None):
         B, Lq, d = x.shape
@@ -110,16 +169,27 @@ class Attention(nn.Module):
         q = self.q(x).view(B, Lq, h, d // h).transpose(1, 2)  # (B, h, Lq, c)
         k, v = self.kv(context).view(B, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (B, h, Lk, c)
         mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, Lk)
-        p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, h, Lq, c)
+        if self.training and self.dropout > 0:
+            y = _attend_with_dropout(q, k, v, mask, self.dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, Lq, c)
         return self.out(y.transpose(1, 2).reshape(B, Lq, d))
 
 
+def _attend_with_dropout(q, k, v, mask, p: float):
+    """``F.scaled_dot_product_attention(q, k, v, mask, dropout_p=p)``, written out: torch's
+    draws its dropout mask from the process-wide generator, this one through :func:`_dropout`."""
+    logits = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, Lq, Lk)
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    return _dropout(torch.softmax(logits, dim=-1), p) @ v
+
+
 class MLP(nn.Module):
-    def __init__(self, d: int, ratio: int):
+    def __init__(self, d: int, ratio: int, generator=None):
         super().__init__()
-        self.fc = nn.Linear(d, ratio * d)
-        self.proj = nn.Linear(ratio * d, d)
+        self.fc = _linear(d, ratio * d, generator)
+        self.proj = _linear(ratio * d, d, generator)
 
     def forward(self, x):
         return self.proj(F.gelu(self.fc(x)))
@@ -136,19 +206,27 @@ class Block(nn.Module):
 
     has_self = True  # blocks pickled before self-attention became optional
 
-    def __init__(self, d: int, n_heads: int, mlp_ratio: int, cross: bool, self_attn: bool = True):
+    def __init__(
+        self,
+        d: int,
+        n_heads: int,
+        mlp_ratio: int,
+        cross: bool,
+        self_attn: bool = True,
+        generator=None,
+    ):
         super().__init__()
         self.has_self = self_attn
         if self_attn:
-            self.ln_self = nn.LayerNorm(d)
-            self.self_attn = Attention(d, n_heads)
+            self.ln_self = _norm(d)
+            self.self_attn = Attention(d, n_heads, generator=generator)
         self.cross = cross
         if cross:
-            self.ln_query = nn.LayerNorm(d)
-            self.ln_context = nn.LayerNorm(d)
-            self.cross_attn = Attention(d, n_heads)
-        self.ln_mlp = nn.LayerNorm(d)
-        self.mlp = MLP(d, mlp_ratio)
+            self.ln_query = _norm(d)
+            self.ln_context = _norm(d)
+            self.cross_attn = Attention(d, n_heads, generator=generator)
+        self.ln_mlp = _norm(d)
+        self.mlp = MLP(d, mlp_ratio, generator)
 
     def forward(self, x, context=None, context_valid=None):
         if self.has_self:
@@ -164,27 +242,32 @@ class PostLNBlock(nn.Module):
     builds it for the reference: x = LN(x + drop(attn(x))), x = LN(x + drop(ff(x))),
     ff = Linear(d, d), ReLU, dropout, Linear(d, d)."""
 
-    def __init__(self, d: int, n_heads: int, dropout: float = POST_DROPOUT):
+    dropout = POST_DROPOUT  # blocks pickled when dropout was an nn.Dropout module
+
+    def __init__(self, d: int, n_heads: int, dropout: float = POST_DROPOUT, generator=None):
         super().__init__()
-        self.attn = Attention(d, n_heads, dropout)
-        self.ln_attn = nn.LayerNorm(d)
-        self.fc = nn.Linear(d, d)
-        self.proj = nn.Linear(d, d)
-        self.ln_ff = nn.LayerNorm(d)
-        self.drop = nn.Dropout(dropout)
+        self.dropout = dropout
+        self.attn = Attention(d, n_heads, dropout, generator)
+        self.ln_attn = _norm(d)
+        self.fc = _linear(d, d, generator)
+        self.proj = _linear(d, d, generator)
+        self.ln_ff = _norm(d)
+
+    def drop(self, x):
+        return _dropout(x, self.dropout) if self.training and self.dropout > 0 else x
 
     def forward(self, x, context=None, context_valid=None):
         x = self.ln_attn(x + self.drop(self.attn(x, x)))
         return self.ln_ff(x + self.drop(self.proj(self.drop(F.relu(self.fc(x))))))
 
 
-def _mlp_stack(d: int, n_blocks: int, d_in: int | None = None) -> nn.Sequential:
+def _mlp_stack(d: int, n_blocks: int, d_in: int | None = None, generator=None) -> nn.Sequential:
     """``n_blocks`` × [Linear, LayerNorm, ReLU] (the first from ``d_in``), then Linear
     to one logit."""
     layers: list[nn.Module] = []
     for i in range(n_blocks):
-        layers += [nn.Linear(d_in if i == 0 and d_in else d, d), nn.LayerNorm(d), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(d, 1))
+        layers += [_linear(d_in if i == 0 and d_in else d, d, generator), _norm(d), nn.ReLU()]
+    return nn.Sequential(*layers, _linear(d, 1, generator))
 
 
 class ScoreHead(nn.Module):
@@ -200,13 +283,13 @@ class ScoreHead(nn.Module):
 
     pooling = BEFORE_OPTIONS["score_pooling"]  # heads pickled before the option existed
 
-    def __init__(self, d: int, pooling: str = "mean_std"):
+    def __init__(self, d: int, pooling: str = "mean_std", generator=None):
         super().__init__()
         if pooling not in ("mean", "mean_std"):
             raise ValueError(f"pooling must be 'mean' or 'mean_std', got {pooling!r}")
         self.pooling = pooling
-        self.ln = nn.LayerNorm(d)
-        self.mlp = _mlp_stack(d, 2, d_in=2 * d if pooling == "mean_std" else d)
+        self.ln = _norm(d)
+        self.mlp = _mlp_stack(d, 2, 2 * d if pooling == "mean_std" else d, generator)
 
     @property
     def n_features(self) -> int:
@@ -236,22 +319,24 @@ class RelationAttention(nn.Module):
 
     normed = False  # modules pickled before relation_norm existed
 
-    def __init__(self, d: int, n_heads: int, n_tokens: int, norm: str = "layernorm"):
+    def __init__(
+        self, d: int, n_heads: int, n_tokens: int, norm: str = "layernorm", generator=None
+    ):
         super().__init__()
         self.n_heads = n_heads
-        self.tokens = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
-        self.q = nn.Linear(d, d)
+        self.tokens = _tokens(n_tokens, d, generator)
+        self.q = _linear(d, d, generator)
         self.normed = norm == "layernorm"
         if self.normed:
             # The reference's: LayerNorm on the projected queries, and one projection,
             # layer-normed per token, serving as both keys and values.
-            self.ln_q = nn.LayerNorm(d)
-            self.kv = nn.Linear(d, d)
-            self.ln_kv = nn.LayerNorm(d)
+            self.ln_q = _norm(d)
+            self.kv = _linear(d, d, generator)
+            self.ln_kv = _norm(d)
         else:
-            self.kv = nn.Linear(d, 2 * d)
+            self.kv = _linear(d, 2 * d, generator)
         # No bias: the pair feature must stay antisymmetric, f(j, i) = −f(i, j).
-        self.out = nn.Linear(d, d, bias=False)
+        self.out = _linear(d, d, generator, bias=False)
 
     def stats(self, x):
         """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R)."""
@@ -320,11 +405,11 @@ class PairHead(nn.Module):
 
     odd = False  # heads pickled before pair_logit existed
 
-    def __init__(self, d: int, odd: bool = True):
+    def __init__(self, d: int, odd: bool = True, generator=None):
         super().__init__()
         self.odd = odd
-        self.ln = nn.LayerNorm(d)
-        self.mlp = _mlp_stack(d, 3)
+        self.ln = _norm(d)
+        self.mlp = _mlp_stack(d, 3, generator=generator)
 
     def forward(self, feats):  # (..., d)
         logits = self.mlp(self.ln(feats)).squeeze(-1)  # (...)
@@ -333,42 +418,52 @@ class PairHead(nn.Module):
         return logits
 
 
-def _fusion_blocks(cfg: AdapterConfig) -> list[nn.Module]:
+def _fusion_blocks(cfg: AdapterConfig, generator=None) -> list[nn.Module]:
     """The fusion layers' blocks in order: two per layer ("two_mlps"), or one."""
-    d, h, r = cfg.d_model, cfg.n_heads, cfg.mlp_ratio
+    d, h, r, g = cfg.d_model, cfg.n_heads, cfg.mlp_ratio, generator
     blocks: list[nn.Module] = []
     for _ in range(cfg.n_fusion_layers):
         if cfg.fusion == "two_mlps":
-            blocks += [Block(d, h, r, cross=False), Block(d, h, r, cross=True, self_attn=False)]
+            blocks += [
+                Block(d, h, r, cross=False, generator=g),
+                Block(d, h, r, cross=True, self_attn=False, generator=g),
+            ]
         else:
-            blocks.append(Block(d, h, r, cross=True))
+            blocks.append(Block(d, h, r, cross=True, generator=g))
     return blocks
 
 
 class RankingAdapter(nn.Module):
-    """Frozen-CLIP tokens + instruction → a score per image and a logit per pair."""
+    """Frozen-CLIP tokens + instruction → a score per image and a logit per pair.
 
-    def __init__(self, cfg: AdapterConfig):
+    Its parameters are float32 (whatever torch's default dtype) and drawn from
+    ``generator``, torch's global generator when None: a fit passes its own
+    seeded one, so fits in threads never draw from each other's stream.
+    """
+
+    def __init__(self, cfg: AdapterConfig, generator: torch.Generator | None = None):
         super().__init__()
-        d = cfg.d_model
+        d, g = cfg.d_model, generator
         if d % cfg.n_heads:
             raise ValueError(f"d_model={d} must be divisible by n_heads={cfg.n_heads}")
         self.cfg = cfg
-        self.image_in = nn.Linear(cfg.image_dim, d)
-        self.text_in = nn.Linear(cfg.text_dim, d)
-        self.prompt = nn.Parameter(torch.randn(cfg.n_prompt_tokens, d) * 0.02)
-        self.fusion = nn.ModuleList(_fusion_blocks(cfg))
-        self.fusion_ln = nn.LayerNorm(d)
-        self.fusion_out = nn.Linear(d, d)
+        self.image_in = _linear(cfg.image_dim, d, g)
+        self.text_in = _linear(cfg.text_dim, d, g)
+        self.prompt = _tokens(cfg.n_prompt_tokens, d, g)
+        self.fusion = nn.ModuleList(_fusion_blocks(cfg, g))
+        self.fusion_ln = _norm(d)
+        self.fusion_out = _linear(d, d, g)
         self.post = nn.ModuleList(
-            PostLNBlock(d, cfg.n_heads)
+            PostLNBlock(d, cfg.n_heads, generator=g)
             if cfg.post_layers == "post_ln"
-            else Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False)
+            else Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False, generator=g)
             for _ in range(cfg.n_post_layers)
         )
-        self.score_head = ScoreHead(d, cfg.score_pooling)
-        self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens, cfg.relation_norm)
-        self.pair_head = PairHead(d, odd=cfg.pair_logit == "odd")
+        self.score_head = ScoreHead(d, cfg.score_pooling, g)
+        self.relation = RelationAttention(
+            d, cfg.n_heads, cfg.n_relation_tokens, cfg.relation_norm, g
+        )
+        self.pair_head = PairHead(d, odd=cfg.pair_logit == "odd", generator=g)
         # "ridge": a linear probe whose weight in the score is chosen after training.
         self.probe = None
         if cfg.probe == "ridge":

@@ -295,9 +295,9 @@ def initial_adapter(
         n_instructions=n_instructions,
     )
     if previous is None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return RankingAdapter(cfg)
+        # A generator of the fit's own, not torch's process-wide one: fits in threads
+        # would reseed each other (and it yields torch.manual_seed(seed)'s stream).
+        return RankingAdapter(cfg, torch.Generator().manual_seed(seed))
     changed = []
     before = previous_backbone or {}
     diffs = backbone_mismatch(before, backbone.info)

@@ -62,12 +62,12 @@ class LinearProbe(nn.Module):
 
     def __init__(self, image_dim: int, n_instructions: int = 1):
         super().__init__()
-        n = 2 * image_dim
-        self.register_buffer("center", torch.zeros(n))
-        self.register_buffer("scale", torch.ones(n))
-        self.register_buffer("weight", torch.zeros(n_instructions, n))
-        self.register_buffer("bias", torch.zeros(n_instructions))
-        self.register_buffer("gate", torch.zeros(n_instructions))
+        n, f32 = 2 * image_dim, torch.float32  # whatever torch's default dtype
+        self.register_buffer("center", torch.zeros(n, dtype=f32))
+        self.register_buffer("scale", torch.ones(n, dtype=f32))
+        self.register_buffer("weight", torch.zeros(n_instructions, n, dtype=f32))
+        self.register_buffer("bias", torch.zeros(n_instructions, dtype=f32))
+        self.register_buffer("gate", torch.zeros(n_instructions, dtype=f32))
 
     def ridge(self, image_tokens: torch.Tensor, instruction: int = 0) -> torch.Tensor:
         """The ridge fit's scores (B,), before the gate."""

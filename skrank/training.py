@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from skrank import devices
-from skrank.adapter import RankingAdapter
+from skrank.adapter import RankingAdapter, dropout_generator
 from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
 from skrank.sampling import epoch_batches, validation_split
@@ -229,16 +229,14 @@ def train(
     ``data.val_idx`` the best epoch by validation Spearman is kept and training
     stops after ``n_iter_no_change`` epochs without improvement.
 
-    Batches and flips come from a numpy generator seeded by ``cfg.seed``;
-    torch's own randomness (dropout) runs on a forked torch RNG seeded by it
-    too, so a fit is reproduced by its seed and leaves the caller's torch RNG
-    (CPU, and the training device's) as it was.
+    Batches and flips come from a numpy generator seeded by ``cfg.seed``, and
+    dropout from a torch generator on the training device seeded by it too
+    (:func:`skrank.adapter.dropout_generator`), never from torch's process-wide
+    one: a fit is reproduced by its seed even while other fits run in threads,
+    and it leaves the caller's torch RNG as it was.
     """
-    device = cfg.device
-    forked = [device] if device.type in ("cuda", "mps") else []
-    kind = {"device_type": device.type} if forked else {}
-    with torch.random.fork_rng(devices=forked, **kind):
-        torch.manual_seed(cfg.seed)
+    generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
+    with dropout_generator(generator):
         return _train(adapter, data, cfg, on_step)
 
 
