@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from skrank._quote import shown
+
 __all__ = ["as_image_list"]
 
 
@@ -67,7 +69,7 @@ def _container_problem(images) -> str | None:
     """Why ``images`` (not an array or pandas object) is no container of images; None if it is."""
     kind = type(images).__name__
     if isinstance(images, (str, os.PathLike)):
-        return f"got a single path {os.fsdecode(images)!r}: wrap it in a list"
+        return f"got a single path {shown(os.fsdecode(images))}: wrap it in a list"
     if isinstance(images, (bytes, bytearray, memoryview)):
         return (
             f"got {kind} ({len(images)} bytes): encoded image bytes are not an input; write "

@@ -55,6 +55,7 @@ from PIL import Image, ImageOps
 from skrank._containers import as_image_list
 from skrank._imagefiles import DECODED_FORMATS, decodable, open_image, read_path, unsupported
 from skrank._imagefiles import BadImage as _BadImage
+from skrank._quote import MAX_SHOWN, shown
 
 __all__ = [
     "DECODED_FORMATS",
@@ -118,11 +119,12 @@ def _shown_path(path: str) -> str:
 
     A newline, another control character, a lone surrogate (undecodable bytes),
     surrounding blanks or an empty name would break the one-line-per-failure
-    layout or hide where the name ends.
+    layout or hide where the name ends. A long name is cut (a CSV cell can
+    hold megabytes), saying how long it was.
     """
-    if path and path.isprintable() and path == path.strip():
+    if path and len(path) <= MAX_SHOWN and path.isprintable() and path == path.strip():
         return path
-    return repr(path)
+    return shown(path)
 
 
 def _one_line(text: str) -> str:

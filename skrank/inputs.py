@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skrank._quote import shown
 from skrank.images import as_image_list
 
 __all__ = [
@@ -88,11 +89,13 @@ def parse_inputs(
         if instruction_column in X.columns and instruction_column != _lone_column(X):
             column = _column(X, instruction_column, "instruction_column", argument)
             instr = column.to_numpy(dtype=object)
-            _check_instructions(instr, column.index, f"instruction_column={instruction_column!r}")
+            _check_instructions(
+                instr, column.index, f"instruction_column={shown(instruction_column)}"
+            )
         if group_column is not None:
             column = _column(X, group_column, "group_column", argument)
             if groups is None:
-                groups, groups_from = column, f"group_column={group_column!r}"
+                groups, groups_from = column, f"group_column={shown(group_column)}"
     else:
         if isinstance(X, (Mapping, Set)):
             # A dict would give its keys and a set an arbitrary order: never the rows meant.
@@ -108,7 +111,7 @@ def parse_inputs(
             raise ValueError(
                 f"{argument} names no instruction and instruction=None, but this ranker was "
                 "fitted on several instructions: set instruction=, or pass a DataFrame with "
-                f"an {instruction_column!r} column"
+                f"an {shown(instruction_column)} column"
             )
         instr = np.full(len(items), instruction, dtype=object)
     if len(items) == 0:
@@ -139,13 +142,14 @@ def _column(X, name, option: str, argument: str):
     """Column ``name`` of the DataFrame ``X`` as a Series; refuses a missing or repeated name."""
     if name not in X.columns:
         raise ValueError(
-            f"{option}={name!r} is not a column of {argument}; columns are {list(X.columns)}"
+            f"{option}={shown(name)} is not a column of {argument}; columns are "
+            f"{shown(list(X.columns))}"
         )
     picked = X[name]
     if not hasattr(picked, "tolist"):  # two columns of that name (or a column level)
         n = picked.shape[1]
         raise ValueError(
-            f"{option}={name!r} names {n} columns of {argument}: column names must be "
+            f"{option}={shown(name)} names {n} columns of {argument}: column names must be "
             "unique; rename or drop the duplicates"
         )
     return picked
@@ -175,13 +179,13 @@ def _check_instructions(instr: np.ndarray, index, what: str) -> None:
         kinds = sorted({type(instr[i]).__name__ for i in other})
         raise ValueError(
             f"{what} must hold strings, but {_rows(other, index)} hold {', '.join(kinds)} "
-            f"(first: {instr[other[0]]!r}); write each instruction as text"
+            f"(first: {shown(instr[other[0]])}); write each instruction as text"
         )
     blank = [i for i, s in enumerate(instr) if not s.strip()]
     if blank:
         raise ValueError(
             f"{what} has empty or whitespace-only instructions at {_rows(blank, index)} "
-            f"(first: {instr[blank[0]]!r})"
+            f"(first: {shown(instr[blank[0]])})"
         )
 
 
@@ -304,7 +308,7 @@ class TargetScaling:
             yk = y[codes == k]
             if len(yk) < 2 or yk.min() == yk.max():  # np.ptp can overflow
                 raise ValueError(
-                    f"instruction {text!r} has {len(yk)} sample(s) and "
+                    f"instruction {shown(text)} has {len(yk)} sample(s) and "
                     f"{len(np.unique(yk))} distinct target value(s); at least 2 "
                     "of each are needed to learn a ranking"
                 )
@@ -342,7 +346,7 @@ def _check_spread(y: np.ndarray, mean: float, scale: float, text: str) -> None:
     if scale < _MIN_SCALE:
         how = f", e.g. multiply it by 1e{int(np.ceil(-np.log10(scale)))}" if scale > 0 else ""
         raise ValueError(
-            f"y for instruction {text!r} has a spread too small to standardise: its values "
+            f"y for instruction {shown(text)} has a spread too small to standardise: its values "
             f"differ by at most {np.ptp(y):.3g} (std {scale:.3g}; the squares of deviations "
             f"under {_MIN_SCALE:.1e} vanish in float64); rescale y{how}"
         )
@@ -350,7 +354,7 @@ def _check_spread(y: np.ndarray, mean: float, scale: float, text: str) -> None:
         z = (y - mean) / scale
     if not (np.isfinite(mean) and scale <= _MAX_SCALE and np.isfinite(z).all()):
         raise ValueError(
-            f"y for instruction {text!r} spans too wide a range to standardise "
+            f"y for instruction {shown(text)} spans too wide a range to standardise "
             f"(mean {mean:.3g}, std {scale:.3g}; float64 squares of deviations over "
             f"{_MAX_SCALE:.1e} overflow); rescale y (e.g. divide it by a power of ten)"
         )

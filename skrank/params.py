@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skrank._quote import shown
 from skrank.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank.devices import PRECISIONS, resolve_device
 
@@ -214,7 +215,7 @@ PARAMETERS: dict[str, list] = {
 
 def _refuse(name: str, value, allowed: str) -> InvalidParameterError:
     return InvalidParameterError(
-        f"{name}={value!r} ({type(value).__name__}) is not valid; expected {allowed}"
+        f"{name}={shown(value)} ({type(value).__name__}) is not valid; expected {allowed}"
     )
 
 

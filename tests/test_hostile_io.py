@@ -9,10 +9,12 @@ that must never be silently wrong.
 import errno
 import os
 import pathlib
+import signal
 import stat
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -180,3 +182,170 @@ def test_a_read_only_cache_folder_is_named_not_a_missing_file(tmp_path, monkeypa
     [message] = [str(w.message) for w in record if "could not write" in str(w.message)]
     assert "the cache folder is not writable" in message and "Read-only" in message
     assert "No such file" not in message
+
+
+# ------------------------------------------- 3 and 4. the command line's outputs, SIGTERM
+
+TINY_FIT = ("--backbone", "skrank-tiny", "--device", "cpu", "--quiet", "--epochs", "1",
+            "--batch-size", "4", "--random-state", "0")  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory):
+    """12 graded PNGs, a CSV of them and a model fitted on them by `skrank fit`."""
+    import pandas as pd
+    from PIL import Image
+
+    from skrank.cli import main
+
+    root = tmp_path_factory.mktemp("cli-io")
+    rows = []
+    for i in range(12):
+        Image.new("RGB", (16, 16), (20 * i, 20 * i, 10 * i)).save(root / f"{i}.png")
+        rows.append({"file": f"{i}.png", "y": float(i)})
+    pd.DataFrame(rows).to_csv(root / "d.csv", index=False)
+    argv = ["fit", "--csv", str(root / "d.csv"), "--image-column", "file", "--target-column"]
+    argv += ["y", "--instruction", "Sort by brightness.", "--out", str(root / "m.skrank")]
+    assert main([*argv, *TINY_FIT]) == 0
+    return root
+
+
+def skrank_cli(*argv, redirect="", **kwargs):
+    """``python -m skrank.cli ARGV`` with a shell redirection of its own (``>&-``)."""
+    command = ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "skrank.cli"]
+    return subprocess.run(
+        [*command, *map(str, argv)], capture_output=not redirect, env=ENV, text=True,
+        timeout=300, **({"stderr": subprocess.PIPE} if redirect else {}),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("predict", "{model}", "{root}", "--out", "-"),
+        ("evaluate", "{model}", "--csv", "{csv}", "--json"),
+    ],
+    ids=["predict", "evaluate"],
+)
+@pytest.mark.parametrize(
+    "redirect, needle",
+    [
+        (">&-", "standard output is closed"),
+        ("1<{csv}", "open for reading only"),
+        ("> /dev/full", "cannot write to standard output: No space left on device"),
+    ],
+    ids=["closed", "read-only", "full"],
+)
+def test_output_to_a_stdout_that_cannot_take_it_fails(cli_data, argv, redirect, needle):
+    where = {"model": cli_data / "m.skrank", "root": cli_data, "csv": cli_data / "d.csv"}
+    if "full" in redirect and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    done = skrank_cli(*(a.format(**where) for a in argv), redirect=redirect.format(**where))
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"skrank {argv[0]}: error:"), done.stderr
+    assert needle in lines[0]
+    assert "wrote" not in done.stderr
+
+
+def test_a_full_device_as_out_is_refused_before_the_work(cli_data):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    done = skrank_cli("predict", cli_data / "m.skrank", cli_data, "--out", "/dev/full")
+    assert done.returncode == 2 and "is not a regular file" in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_while_fit_writes_the_model_leaves_no_temporary(cli_data, tmp_path):
+    """SIGTERM arrives while the model's temporary is half written: cleaned up as Ctrl-C."""
+    out, mark = tmp_path / "out", tmp_path / "writing"
+    out.mkdir()
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import safetensors.torch as st
+        from skrank.cli import main
+
+        real = st.save_file
+
+        def slow_save(tensors, filename, metadata=None):
+            real(tensors, filename, metadata=metadata)
+            open({str(mark)!r}, "w").close()
+            time.sleep(120)
+
+        st.save_file = slow_save
+        sys.exit(main(sys.argv[1:]))
+        """
+    )
+    argv = ["fit", "--csv", cli_data / "d.csv", "--image-column", "file", "--target-column"]
+    argv += ["y", "--instruction", "Sort.", "--out", out / "m.skrank", *TINY_FIT]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, argv)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mark.exists(), proc.communicate(timeout=5)
+        assert [p.name for p in out.iterdir()][0].startswith(".tmp-skrank-")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, (proc.returncode, err)
+    assert err.strip() == "skrank fit: terminated"
+    assert list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------ 5. unbounded echoes
+
+HUGE = 5_000_000
+
+
+def fit_csv(capsys, csv, out, target="y"):
+    from skrank.cli import main
+
+    argv = ["fit", "--csv", str(csv), "--image-column", "file", "--target-column", target]
+    rc = main([*argv, "--instruction", "Sort.", "--out", str(out), *TINY_FIT])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["target", "image", "header"])
+def test_a_huge_csv_value_is_quoted_short(cli_data, tmp_path, capsys, where):
+    import pandas as pd
+
+    df = pd.read_csv(cli_data / "d.csv")
+    df["file"] = [str(cli_data / f) for f in df["file"]]
+    df = df.astype(object)
+    if where == "target":
+        df.loc[3, "y"] = "7" * HUGE
+    elif where == "image":
+        df.loc[3, "file"] = "a" * HUGE + ".png"
+    else:
+        df["q" * HUGE] = 1
+    df.to_csv(tmp_path / "huge.csv", index=False)
+    target = "nope" if where == "header" else "y"
+    rc, err = fit_csv(capsys, tmp_path / "huge.csv", tmp_path / "m.skrank", target)
+    assert rc == 2
+    assert len(err) < 2000, err[:3000]
+    if where != "header":  # a list's items are cut by reprlib, without their length
+        assert f"({HUGE + (4 if where == 'image' else 0)} characters)" in err
+
+
+def test_a_huge_parameter_value_is_quoted_short():
+    from skrank import CLIPRanker
+
+    with pytest.raises(ValueError) as info:
+        CLIPRanker(backbone="skrank-tiny", device="x" * HUGE).fit(small_images(), np.arange(8.0))
+    assert len(str(info.value)) < 2000
+    assert f"({HUGE} characters)" in str(info.value)
+
+
+def test_shown_cuts_long_values_and_keeps_short_ones():
+    from skrank._quote import shown
+
+    assert shown("abc") == "'abc'"
+    assert shown(b"x" * 1000, limit=3) == "b'xxx'... (1000 bytes)"
+    assert len(shown(["y" * 10_000] * 10_000)) < 1000

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import tempfile
 import warnings
 from dataclasses import dataclass
+
+from skrank._quote import shown
 
 # The sub-parsers keep the line breaks of their descriptions and examples.
 HELP_FORMAT = argparse.RawDescriptionHelpFormatter
@@ -76,12 +79,14 @@ def read_csv(path: str):
     if not path:
         raise CLIError("--csv is empty; give a CSV file name")
     if os.path.isdir(path):
-        raise CLIError(f"--csv {path!r} is a folder, not a CSV file")
+        raise CLIError(f"--csv {shown(path)} is a folder, not a CSV file")
     if not os.path.isfile(path):
-        raise CLIError(f"no CSV file at {path!r}")
+        raise CLIError(f"no CSV file at {shown(path)}")
     with open(path, "rb") as fh:
         if b"\0" in fh.read(1 << 16):
-            raise CLIError(f"cannot read {path!r} as CSV: it is a binary file (it holds NUL bytes)")
+            raise CLIError(
+                f"cannot read {shown(path)} as CSV: it is a binary file (it holds NUL bytes)"
+            )
     try:
         with warnings.catch_warnings():
             # index_col=False: a row longer than the header is not silently read as an
@@ -92,19 +97,21 @@ def read_csv(path: str):
         header = pd.read_csv(path, dtype=str, encoding="utf-8", header=None, nrows=1)
     except UnicodeDecodeError as exc:  # its offset is within pandas' chunk: not shown
         raise CLIError(
-            f"cannot read {path!r} as CSV: it is not UTF-8 text (byte "
+            f"cannot read {shown(path)} as CSV: it is not UTF-8 text (byte "
             f"{exc.object[exc.start]:#04x} is no UTF-8); save it as UTF-8"
         ) from None
     except pd.errors.EmptyDataError:
-        raise CLIError(f"cannot read {path!r} as CSV: the file is empty (no header row)") from None
+        raise CLIError(
+            f"cannot read {shown(path)} as CSV: the file is empty (no header row)"
+        ) from None
     except pd.errors.ParserWarning:
         raise CLIError(
-            f"cannot read {path!r} as CSV: a row has more cells than the header has names"
+            f"cannot read {shown(path)} as CSV: a row has more cells than the header has names"
         ) from None
     except ValueError as exc:  # pandas' ParserError is one
-        raise CLIError(f"cannot read {path!r} as CSV: {_one_line_text(exc)}") from None
+        raise CLIError(f"cannot read {shown(path)} as CSV: {_one_line_text(exc)}") from None
     if df.empty:
-        raise CLIError(f"{path!r} has a header row but no data rows")
+        raise CLIError(f"{shown(path)} has a header row but no data rows")
     df.attrs["header"] = ["" if pd.isna(h) else str(h) for h in header.iloc[0].tolist()]
     return df
 
@@ -123,13 +130,15 @@ def column(df, name: str, what: str, csv: str):
     columns = list(df.columns)
     header = df.attrs.get("header", columns)
     if name not in columns:
-        raise CLIError(f"{what} {name!r} is not a column of {csv!r}; its columns are {header}")
+        raise CLIError(
+            f"{what} {shown(name)} is not a column of {shown(csv)}; its columns are {shown(header)}"
+        )
     position = columns.index(name)
     written = header[position] if position < len(header) and header[position] else name
     if header.count(written) > 1:
         raise CLIError(
-            f"{what} {name!r}: the header of {csv!r} has {header.count(written)} columns named "
-            f"{written!r}; give the columns unique names"
+            f"{what} {shown(name)}: the header of {shown(csv)} has {header.count(written)} "
+            f"columns named {shown(written)}; give the columns unique names"
         )
     return df[name]
 
@@ -180,11 +189,11 @@ class CSVImages:
         reason = " ".join(str(reason).split())
         if i < len(self.given) and reason == "file not found" and self.relative[i]:
             reason = "file not found in the CSV's folder or in the current folder"
-        shown = repr(self.given[i]) if i < len(self.given) else f"[{i}]"
+        cell = shown(self.given[i]) if i < len(self.given) else f"[{i}]"
         more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
         return (
-            f"{self.what} {self.name!r} of {self.csv!r}: {len(failures)} image(s) could not be "
-            f"read; first: row {i + 1} {shown}: {reason}{more}"
+            f"{self.what} {shown(self.name)} of {shown(self.csv)}: {len(failures)} image(s) "
+            f"could not be read; first: row {i + 1} {cell}: {reason}{more}"
         )
 
 
@@ -193,7 +202,7 @@ def image_paths(df, name: str, what: str, csv: str) -> CSVImages:
     values = column(df, name, what, csv)
     missing = values.isna().to_numpy().nonzero()[0]
     if len(missing):
-        raise CLIError(f"{what} {name!r} has {len(missing)} empty cell(s): {_rows(missing)}")
+        raise CLIError(f"{what} {shown(name)} has {len(missing)} empty cell(s): {_rows(missing)}")
     given = values.astype(str).tolist()
     folder = os.path.dirname(csv)
     found = [resolve_image_path(path, folder) for path in given]
@@ -212,7 +221,8 @@ def labels(df, name: str, what: str, csv: str, hint: str = ""):
     missing = blank.to_numpy().nonzero()[0]
     if len(missing):
         raise CLIError(
-            f"{what} {name!r} has {len(missing)} empty or blank cell(s): {_rows(missing)}{hint}"
+            f"{what} {shown(name)} has {len(missing)} empty or blank cell(s): "
+            f"{_rows(missing)}{hint}"
         )
     return values
 
@@ -227,8 +237,8 @@ def targets(df, name: str, csv: str, what: str = "--target-column"):
     bad = np.flatnonzero(~np.isfinite(y))
     if len(bad):
         raise CLIError(
-            f"{what} {name!r} has {len(bad)} missing or non-numeric value(s), "
-            f"first {raw.iloc[bad[0]]!r}: {_rows(bad)}"
+            f"{what} {shown(name)} has {len(bad)} missing or non-numeric value(s), "
+            f"first {shown(raw.iloc[bad[0]])}: {_rows(bad)}"
         )
     return y
 
@@ -249,26 +259,78 @@ def prepare_out(
     if not path or not path.strip():
         raise CLIError(f"{option} is empty; give a {kind} name")
     if "\0" in path:
-        raise CLIError(f"{option} {path!r} contains a NUL character")
+        raise CLIError(f"{option} {shown(path)} contains a NUL character")
     if folder:
         if os.path.lexists(path) and not os.path.isdir(path):
-            raise CLIError(f"{option} {path!r} is a file; give a folder name")
+            raise CLIError(f"{option} {shown(path)} is a file; give a folder name")
         target_folder = path
     else:
         if os.path.isdir(path):
-            raise CLIError(f"{option} {path!r} is a folder; give a file name")
+            raise CLIError(f"{option} {shown(path)} is a folder; give a file name")
         if path.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
-            raise CLIError(f"{option} {path!r} ends with a path separator; give a file name")
+            raise CLIError(f"{option} {shown(path)} ends with a path separator; give a file name")
         target_folder = os.path.dirname(os.path.abspath(path))
     _check_folder(target_folder, option, path)
     _refuse_inputs(path, option, inputs, folder)
     try:
         os.makedirs(target_folder, exist_ok=True)
     except OSError as exc:
-        raise CLIError(f"{option} {path!r}: cannot create the folder: {exc}") from None
+        raise CLIError(f"{option} {shown(path)}: cannot create the folder: {exc}") from None
     files = [os.path.join(path, name) for name in writes] if folder else [path]
     for file in files:
         _probe(file, option, path)
+
+
+def check_stdout(what: str) -> None:
+    """Fail now, before any work, if standard output (where ``what`` goes) is closed.
+
+    Python replaces a stdout closed at start-up (``>&-``) by None, and ``print``
+    then writes nothing without an error: the command would succeed silently.
+    A descriptor opened for reading only is refused for the same reason. A
+    stream without a descriptor (captured, in tests) is taken as writable.
+    """
+    stream = sys.stdout
+    if stream is None:
+        raise CLIError(f"standard output is closed: nowhere to write {what}")
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    try:
+        os.fstat(fd)
+    except OSError:
+        raise CLIError(f"standard output is closed: nowhere to write {what}") from None
+    try:
+        import fcntl
+    except ImportError:  # Windows: no access mode to read
+        return
+    if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+        raise CLIError(f"standard output is open for reading only: nowhere to write {what}")
+
+
+@contextlib.contextmanager
+def writing_stdout():
+    """Write to standard output in the block, then flush it; a failed write is an error.
+
+    A full disk (``> /dev/full``) fails a write or the flush with an
+    ``OSError``: it becomes a :class:`CLIError` saying so, where it would
+    otherwise surface at exit or not at all. ``BrokenPipeError`` (the reader
+    left: ``| head``) passes through unchanged.
+    """
+    try:
+        yield
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise CLIError(f"cannot write to standard output: {exc.strerror or exc}") from None
+
+
+def flush_stdout() -> None:
+    """Flush standard output at the end of a command, as :func:`writing_stdout` does."""
+    with writing_stdout():
+        pass
 
 
 def _check_folder(folder: str, option: str, path: str) -> None:
@@ -277,9 +339,9 @@ def _check_folder(folder: str, option: str, path: str) -> None:
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise CLIError(f"{option} {path!r}: {existing!r} is a file, not a folder")
+        raise CLIError(f"{option} {shown(path)}: {shown(existing)} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise CLIError(f"{option} {path!r}: the folder {existing!r} is not writable")
+        raise CLIError(f"{option} {shown(path)}: the folder {shown(existing)} is not writable")
 
 
 def _probe(file: str, option: str, path: str) -> None:
@@ -287,29 +349,31 @@ def _probe(file: str, option: str, path: str) -> None:
     from skrank._files import NotRegularFileError, check_destination
 
     if os.path.isdir(file):
-        raise CLIError(f"{option} {path!r}: {file!r} is a folder; it must be a file")
+        raise CLIError(f"{option} {shown(path)}: {shown(file)} is a folder; it must be a file")
     try:
         check_destination(file)
     except NotRegularFileError:
         raise CLIError(
-            f"{option} {path!r} is not a regular file (a device or a pipe); "
+            f"{option} {shown(path)} is not a regular file (a device or a pipe); "
             "give a file name ('-' where standard output is accepted)"
         ) from None
     if os.path.exists(file):
         if not os.access(file, os.W_OK):
-            raise CLIError(f"{option} {path!r} is read-only")
+            raise CLIError(f"{option} {shown(path)} is read-only")
         try:  # the file is replaced through a temporary in its folder
             with tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(file))):
                 pass
         except OSError as exc:
-            raise CLIError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
+            raise CLIError(
+                f"{option} {shown(path)} cannot be written: {exc.strerror or exc}"
+            ) from None
         return
     try:  # create and remove the file itself: this also checks its name's length
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # created meanwhile by someone else: it exists, so it is nameable
         return
     except OSError as exc:
-        raise CLIError(f"{option} {path!r} cannot be written: {exc.strerror or exc}") from None
+        raise CLIError(f"{option} {shown(path)} cannot be written: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(file)
 
@@ -328,12 +392,12 @@ def _refuse_inputs(path: str, option: str, inputs, folder: bool) -> None:
             continue
         if out_stat is not None and _same(out_stat, _stat(given)):
             raise CLIError(
-                f"{option} {path!r} is the {what} {given!r}: writing it would destroy the "
-                "input; give another output name"
+                f"{option} {shown(path)} is the {what} {shown(given)}: writing it would "
+                "destroy the input; give another output name"
             )
         if folder and os.path.normcase(os.path.realpath(given)).startswith(out_real):
             raise CLIError(
-                f"{option} {path!r} holds the {what} {given!r}; give a folder that holds "
+                f"{option} {shown(path)} holds the {what} {shown(given)}; give a folder that holds "
                 "none of the inputs"
             )
 
@@ -376,7 +440,7 @@ def instructions(ranker, n: int, instruction: str | None, df=None, csv: str | No
     if instruction is not None:
         if instruction not in known:
             raise CLIError(
-                f"--instruction {instruction!r} is not an instruction of the model; it knows "
+                f"--instruction {shown(instruction)} is not an instruction of the model; it knows "
                 f"{_listed(known)}"
             )
         return np.full(n, instruction, dtype=object)
@@ -388,16 +452,16 @@ def instructions(ranker, n: int, instruction: str | None, df=None, csv: str | No
         unknown = sorted(set(texts) - set(known))
         if unknown:
             raise CLIError(
-                f"{what} {ranker.instruction_column!r} of {csv!r} holds {len(unknown)} "
-                f"instruction(s) the model was not fitted on, first {unknown[0]!r}; it knows "
+                f"{what} {shown(ranker.instruction_column)} of {shown(csv)} holds {len(unknown)} "
+                f"instruction(s) the model was not fitted on, first {shown(unknown[0])}; it knows "
                 f"{_listed(known)}{_ONE_INSTRUCTION}"
             )
         return texts.to_numpy(dtype=object)
     if len(known) == 1:
         return np.full(n, known[0], dtype=object)
     raise CLIError(
-        f"the model knows {len(known)} instructions {known}; "
-        f"choose one with --instruction, or give a CSV with a {ranker.instruction_column!r} column"
+        f"the model knows {len(known)} instructions {shown(known)}; choose one with "
+        f"--instruction, or give a CSV with a {shown(ranker.instruction_column)} column"
     )
 
 
@@ -406,8 +470,8 @@ _ONE_INSTRUCTION = " (or score every row by one of them with --instruction)"
 
 def _listed(items, limit: int = 5) -> str:
     """``'a', 'b'``, or, for many, ``12 instructions: 'a', 'b', ...``."""
-    shown = ", ".join(repr(t) for t in items[:limit])
-    return shown if len(items) <= limit else f"{len(items)} instructions: {shown}, ..."
+    listed = ", ".join(shown(t) for t in items[:limit])
+    return listed if len(items) <= limit else f"{len(items)} instructions: {listed}, ..."
 
 
 def predict_scores(ranker, images, row_instructions, on_error: str):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 
+from skrank._quote import shown
 from skrank.cli import demo, evaluate, fit, predict
-from skrank.cli._common import CLIError, UnreadableImages
+from skrank.cli._common import CLIError, UnreadableImages, flush_stdout
 from skrank.cli._words import Vocabulary, check_options
 
 
@@ -59,7 +63,7 @@ def _failure_line(exc: BaseException) -> str:
 
     if isinstance(exc, ImageLoadError) and exc.failures:
         i, path, reason = exc.failures[0]
-        where = f" {path!r}" if path else ""  # repr: a path may hold a newline
+        where = f" {shown(path)}" if path else ""  # repr: a path may hold a newline
         more = f" (and {len(exc.failures) - 1} more)" if len(exc.failures) > 1 else ""
         return (
             f"{len(exc.failures)} image(s) could not be read; first: [{i}]{where}: {reason}{more}"
@@ -99,8 +103,9 @@ def main(argv=None) -> int:
     """Run ``skrank COMMAND ...``; return the exit status.
 
     0: success; 2: a usage error or an error in the input, the files or the
-    settings; 1: an unexpected error; 130: interrupted (Ctrl-C). Every error
-    is one line on stderr, never a traceback.
+    settings (a closed or full standard output among them); 1: an unexpected
+    error; 130: interrupted (Ctrl-C); 143: terminated (SIGTERM), cleaned up as
+    after Ctrl-C. Every error is one line on stderr, never a traceback.
     """
     parser = _parser()
     try:
@@ -128,10 +133,14 @@ def main(argv=None) -> int:
 
     from skrank.images import ImageLoadError
 
-    with warnings.catch_warnings():  # restores showwarning on exit
+    with warnings.catch_warnings(), _sigterm_as_interrupt():  # both restored on exit
         warnings.showwarning = show_warning
         try:
-            return args.func(args)
+            status = args.func(args)
+            flush_stdout()  # a failed write (a full disk) is not a success
+            return status
+        except Terminated:
+            return fail("terminated", 143)
         except KeyboardInterrupt:
             return fail("interrupted", 130)
         except MemoryError:
@@ -148,6 +157,32 @@ def main(argv=None) -> int:
             if not isinstance(exc, CLIError):  # CLIError is written in the command's words
                 line = words.translate(line)
             return fail(f"error: {line}{hint}", status)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as after Ctrl-C.
+
+    A ``KeyboardInterrupt``: every cleanup that Ctrl-C runs (the temporary of
+    an atomic write removed, a fit left as it was) runs for it too.
+    """
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` inside the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        # None: a handler installed from outside Python, which cannot be put back.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _silence_stdout() -> None:

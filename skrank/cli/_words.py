@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from skrank._quote import shown
+
 # What the library calls its inputs, and the option of a command that gives them.
 ALIASES = {"X": "image_column", "y": "target_column"}
 # ... and what to call them where the command was given no such column.
@@ -79,9 +81,9 @@ def _table_type(dest: str, convert):
         try:
             value = text if convert is None else convert(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"{text!r} is not {expected}") from None
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not {expected}") from None
         if constraints and not any(c.accepts(value) for c in constraints):
-            raise argparse.ArgumentTypeError(f"{text!r} is not valid; expected {expected}")
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not valid; expected {expected}")
         return value
 
     parse.checked_by_table = True

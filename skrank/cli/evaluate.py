@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 
+from skrank._quote import shown
 from skrank.cli._common import (
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    check_stdout,
     format_table,
     instructions,
     labels,
@@ -18,6 +20,7 @@ from skrank.cli._common import (
     predict_scores,
     read_csv,
     targets,
+    writing_stdout,
 )
 
 # The keys of skrank.metrics.evaluation's tables, with the labels printed for them.
@@ -86,6 +89,7 @@ def run(args) -> int:
 
     from skrank.metrics import evaluation
 
+    check_stdout("the metrics")
     ranker, record = load_model(args.model, args.device)
     df = read_csv(args.csv)
     images = model_images(args, ranker, df)
@@ -95,7 +99,7 @@ def run(args) -> int:
         target, what = record["target_column"], "target column (the model's; set --target-column)"
     else:
         raise CLIError(
-            f"{args.model!r} records no target column (it was saved by skrank.save, or by "
+            f"{shown(args.model)} records no target column (it was saved by skrank.save, or by "
             "an older skrank): pass --target-column COL"
         )
     y = targets(df, target, args.csv, what)
@@ -104,8 +108,8 @@ def run(args) -> int:
         group, what = ranker.group_column, "group column (the model's; set --group-column)"
         if not isinstance(group, str) or group not in df.columns:
             warnings.warn(
-                f"the model's group column {group!r} is not a column of {args.csv!r}: pooled "
-                "metrics only (--group-column names another)",
+                f"the model's group column {shown(group)} is not a column of {shown(args.csv)}: "
+                "pooled metrics only (--group-column names another)",
                 UserWarning,
                 stacklevel=2,
             )
@@ -122,7 +126,8 @@ def run(args) -> int:
             part: {k: None if math.isnan(v) else v for k, v in values.items()}
             for part, values in result.items()
         }
-        print(json.dumps({"n_images": len(y), "n_groups": n_groups, **clean}, indent=2))
+        with writing_stdout():
+            print(json.dumps({"n_images": len(y), "n_groups": n_groups, **clean}, indent=2))
         return 0
     columns = {"pooled": "pooled", "per_group_mean": "per-group mean"}
     rows = [
@@ -130,7 +135,8 @@ def run(args) -> int:
         for key, label in METRICS.items()
         if key in result["pooled"]
     ]
-    in_groups = f" in {n_groups} group(s) of {group!r}" if n_groups is not None else ""
-    print(f"{len(y)} images{in_groups}; model {args.model}; targets {target!r}")
-    print(format_table(rows))
+    in_groups = f" in {n_groups} group(s) of {shown(group)}" if n_groups is not None else ""
+    with writing_stdout():
+        print(f"{len(y)} images{in_groups}; model {args.model}; targets {shown(target)}")
+        print(format_table(rows))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from skrank._quote import shown
 from skrank.cli._common import (
     HELP_FORMAT,
     RELATIVE_PATHS,
@@ -14,6 +15,7 @@ from skrank.cli._common import (
     prepare_out,
     read_csv,
     targets,
+    writing_stdout,
 )
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
@@ -140,7 +142,7 @@ def run(args) -> int:
             # A group column may hold the targets (odd but harmless); nothing else may repeat.
             harmless = {option, other} == {"--group-column", "--target-column"}
             if name is not None and name == other_name and not harmless:
-                raise CLIError(f"{other} {name!r} is also the {option}")
+                raise CLIError(f"{other} {shown(name)} is also the {option}")
     if args.pair_scope == "group" and args.group_column is None:
         raise CLIError("--pair-scope group needs --group-column (the column of the groups)")
     images = image_paths(df, args.image_column, "--image-column", args.csv)
@@ -181,10 +183,11 @@ def run(args) -> int:
     with images.reading():
         ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
     save_with_cli(ranker, args.out, cli={"target_column": args.target_column})
-    print(
-        f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
-        f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
-    )
+    with writing_stdout():
+        print(
+            f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
+            f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
+        )
     return 0
 
 
@@ -196,9 +199,9 @@ def _check_spread(y, row_instructions, args) -> None:
     for text in dict.fromkeys(texts):
         values = np.unique(y[texts == text])
         if len(values) < 2:
-            which = f" for the instruction {text!r}" if row_instructions is not None else ""
+            which = f" for the instruction {shown(text)}" if row_instructions is not None else ""
             raise CLIError(
-                f"--target-column {args.target_column!r} has {len(values)} distinct value(s)"
+                f"--target-column {shown(args.target_column)} has {len(values)} distinct value(s)"
                 f"{which} ({int((texts == text).sum())} row(s)); a ranking needs at least 2 "
                 "different targets"
             )

@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 import sys
 
+from skrank._quote import shown
 from skrank.cli._common import (
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    check_stdout,
     instructions,
     load_model,
     model_images,
     predict_scores,
     prepare_out,
     read_csv,
+    writing_stdout,
 )
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -24,7 +27,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 def find_images(folder: str) -> list[str]:
     """Image files under ``folder``, recursively, in sorted order; hidden entries are skipped."""
     if not os.path.isdir(folder):
-        raise CLIError(f"no folder at {folder!r}")
+        raise CLIError(f"no folder at {shown(folder)}")
     found = []
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -34,7 +37,7 @@ def find_images(folder: str) -> list[str]:
             if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
         ]
     if not found:
-        raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {folder!r}")
+        raise CLIError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {shown(folder)}")
     return found
 
 
@@ -91,6 +94,8 @@ def run(args) -> int:
         raise CLIError("give either a FOLDER of images or --csv FILE (one of them)")
     if args.image_column is not None and args.csv is None:
         raise CLIError("--image-column is read from --csv; a FOLDER needs none")
+    if args.out == "-":
+        check_stdout("the scores (--out -)")
     ranker, _ = load_model(args.model, args.device)
     if args.csv is not None:
         df = read_csv(args.csv)
@@ -112,7 +117,8 @@ def run(args) -> int:
     if args.sort:
         table = table.sort_values("score", ascending=False, na_position="last", kind="stable")
     if args.out == "-":
-        table.to_csv(sys.stdout, index=False, na_rep="NaN")
+        with writing_stdout():  # before saying so: the scores may not have reached it
+            table.to_csv(sys.stdout, index=False, na_rep="NaN")
     else:
         text = table.to_csv(index=False, na_rep="NaN")
         # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 from sklearn.utils import Bunch
 
+from skrank._quote import shown
+
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
@@ -49,7 +51,7 @@ def _root_dir(root: str | os.PathLike[str], dataset: str, layout: str) -> Path:
     path = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
     if not path.is_dir():
         raise _layout_error(
-            f"{dataset} root directory {str(path)!r} does not exist.", dataset, layout
+            f"{dataset} root directory {shown(str(path))} does not exist.", dataset, layout
         )
     return path
 
@@ -59,7 +61,7 @@ def _require(path: Path, dataset: str, layout: str, *, directory: bool = False) 
     found = path.is_dir() if directory else path.is_file()
     if not found:
         kind = "folder" if directory else "file"
-        raise _layout_error(f"{dataset}: {kind} {str(path)!r} not found.", dataset, layout)
+        raise _layout_error(f"{dataset}: {kind} {shown(str(path))} not found.", dataset, layout)
     return path
 
 
@@ -110,14 +112,14 @@ def _drop_missing_images(
     if n_missing == len(frame):
         raise _layout_error(
             f"{dataset}: none of the {len(frame)} images listed in {metadata} "
-            f"was found in {str(image_dir)!r}.",
+            f"was found in {shown(str(image_dir))}.",
             dataset,
             layout,
         )
     if n_missing:
         warnings.warn(
             f"{dataset}: {n_missing} of {len(frame)} images listed in {metadata} are missing "
-            f"from {str(image_dir)!r}; their rows were dropped.{note}",
+            f"from {shown(str(image_dir))}; their rows were dropped.{note}",
             UserWarning,
             stacklevel=3,
         )
