@@ -48,7 +48,8 @@ class PickleRules:
 
 def _missing_params(state: dict) -> dict:
     """Parameters a pickle from before they existed lacks: the adapter's own architecture
-    options where it has an adapter (so parameters and weights agree), else defaults."""
+    options where it has an adapter (so parameters and weights agree), else defaults
+    (``preset``: the small-data settings every such fit used)."""
     missing = {k: v for k, v in _defaults().items() if k not in state}
     adapter = state.get("adapter_")
     if adapter is not None:
@@ -57,6 +58,9 @@ def _missing_params(state: dict) -> dict:
 
 
 def _defaults() -> dict:
+    """What fills the parameters an older pickle or file lacks: ``CLIPRanker``'s defaults,
+    but ``preset`` is the one every fit made before it existed used."""
+    from skrank.presets import BEFORE
     from skrank.ranker import CLIPRanker  # ranker imports this module (through PickleRules)
 
-    return CLIPRanker().get_params(deep=False)
+    return {**CLIPRanker().get_params(deep=False), "preset": BEFORE}

@@ -41,6 +41,8 @@ from skrank._schema_json import (
 )
 from skrank.adapter import BEFORE_OPTIONS, OPTIONS, AdapterConfig
 from skrank.params import PARAMETERS, Interval, validate_params
+from skrank.presets import BEFORE as PRESET_BEFORE
+from skrank.presets import PRESETS
 
 __all__ = [
     "FITTED",
@@ -103,7 +105,8 @@ _METADATA_OPTIONAL = ("cli",)
 _MAX_JSON_ITEMS = 16 * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
 _MAX_DEPTH = 4  # fitted -> history_ -> entry -> value is the deepest a file needs
 
-# The fitted attributes a file sets: exactly these. lr_ came after format 1 did.
+# The fitted attributes a file sets: exactly these. lr_ and preset_ came after
+# format 1 did (a file without preset_ was fitted with the small-data settings).
 FITTED = (
     "instructions_",
     "y_mean_",
@@ -111,10 +114,11 @@ FITTED = (
     "history_",
     "n_iter_",
     "lr_",
+    "preset_",
     "backbone_info_",
     "cache_info_",
 )
-_FITTED_OPTIONAL = ("lr_",)
+_FITTED_OPTIONAL = ("lr_", "preset_")
 _HISTORY_KEYS = ("epoch", "loss", "reg_loss", "rank_loss", "lr", "val_score", "seconds")
 _CACHE_INFO_KEYS = ("kind", "hits", "misses", "images_encoded", "bytes")
 # The keys of the ``cli`` document, each optional: the column names ``skrank fit`` read
@@ -268,6 +272,11 @@ def _check_fitted(fitted) -> dict:
     _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_HISTORY)
     if "lr_" in fitted:
         _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
+    out["preset_"] = fitted.get("preset_", PRESET_BEFORE)
+    if out["preset_"] not in PRESETS:
+        raise SchemaError(
+            "fitted.preset_", f"{_shown(out['preset_'])} is not one of {list(PRESETS)}"
+        )
     _check_backbone_info(fitted["backbone_info_"])
     info = _keys(
         fitted["cache_info_"],
@@ -329,7 +338,8 @@ def _check_agreement(params: dict, config: AdapterConfig, fitted: dict) -> None:
     """What ``fit`` always makes agree: the adapter was built for this backbone, with
     the architecture options the parameters name."""
     for name in OPTIONS:
-        if name in params and params[name] != getattr(config, name):
+        # None: the preset chose it (and the config records what it chose).
+        if params.get(name) is not None and params[name] != getattr(config, name):
             raise SchemaError(
                 f"params.{name}",
                 f"{_shown(params[name])} is not the adapter's {name} "

@@ -145,7 +145,14 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
     c = adapter.cfg
     lr = resolve_lr(params["lr"], c.d_model, c.n_fusion_layers, c.n_post_layers)
-    cfg = by_name(TrainConfig, params, lr=lr, device=params["device_"], seed=seed)
+    cfg = by_name(
+        TrainConfig,
+        params,
+        lr=lr,
+        device=params["device_"],
+        seed=seed,
+        min_steps=params["preset_"].min_steps,
+    )
     return adapter, data, cfg
 
 

@@ -21,7 +21,20 @@ from skrank.adapter import RankingAdapter
 from skrank.backbone import Backbone, backbone_mismatch, load_backbone
 from skrank.cache import TokenStream
 
-__all__ = ["Predictor", "TextBank", "predict_tokens", "text_bank"]
+__all__ = ["PARAMS", "Predictor", "TextBank", "predict_tokens", "text_bank"]
+
+# The parameters a Predictor reads: checked again by the ranker at every predict,
+# transform, score and compare (set_params may have changed them since fit).
+PARAMS = (
+    "backbone",
+    "pretrained",
+    "device",
+    "precision",
+    "batch_size",
+    "cache",
+    "cache_dir",
+    "num_workers",
+)
 
 
 @dataclass
@@ -69,31 +82,35 @@ def predict_tokens(
 
 
 class Predictor:
-    """Inference for one fitted ranker on the device its ``device`` resolves to."""
+    """Inference for one fitted ranker on the device its ``device`` resolves to.
 
-    def __init__(self, ranker):
-        device = devices.resolve_device(ranker.device)
+    ``params`` are the ranker's :data:`PARAMS`, checked by
+    :func:`skrank.params.validate_params` (with ``device_``).
+    """
+
+    def __init__(self, ranker, params: dict):
+        device = params["device_"]
         fitted = ranker.backbone_info_
         if ranker.backbone != fitted.get("name"):  # refused before loading it: it may be huge
             raise _mismatch(ranker, None, [f"name: {fitted.get('name')!r} != {ranker.backbone!r}"])
-        backbone = load_backbone(ranker.backbone, ranker.pretrained, device)
+        backbone = load_backbone(params["backbone"], params["pretrained"], device)
         diffs = backbone_mismatch(fitted, backbone.info)
         if diffs:
             raise _mismatch(ranker, backbone.info, diffs)
         _check_adapter_fits(ranker.adapter_, backbone)
-        self.precision = ranker.precision
-        self.batch_size = ranker.batch_size
+        self.precision = params["precision"]
+        self.batch_size = params["batch_size"]
         self.text = text_bank(backbone, ranker.instructions_, self.precision).to(device)
         adapter = ranker.adapter_
         if adapter.training or next(adapter.parameters()).device != device:
             adapter = copy.deepcopy(adapter).to(device).eval()
         self.adapter = adapter
         self.stream = TokenStream(
-            ranker.cache,
+            params["cache"],
             backbone,
-            batch_size=ranker.batch_size,
-            num_workers=ranker.num_workers,
-            cache_dir=ranker.cache_dir,
+            batch_size=self.batch_size,
+            num_workers=params["num_workers"],
+            cache_dir=params["cache_dir"],
             precision=self.precision,
         )
 

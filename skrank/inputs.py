@@ -244,11 +244,9 @@ def check_targets(y, n: int, names: tuple[str, str] = ("X", "y")) -> np.ndarray:
     x_name, name = names
     if y is None:
         raise ValueError(f"{name} is required: one numeric target per image")
+    if np.iscomplexobj(y):  # outside the try below, whose message would wrap this one
+        raise TypeError(f"{name} must be real numbers; got complex values ({np.asarray(y).dtype})")
     try:
-        if np.iscomplexobj(y):
-            raise TypeError(
-                f"{name} must be real numbers; got complex values ({np.asarray(y).dtype})"
-            )
         y = np.asarray(y, dtype=np.float64)
     except OverflowError as exc:  # Python integers beyond float64's range
         raise ValueError(

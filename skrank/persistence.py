@@ -372,7 +372,17 @@ def load_with_cli(path: str | os.PathLike, **params):
     try:
         contents, adapter, state = _read(path, defaults, params)
     except SchemaError as exc:
-        raise ValueError(f"{path!r} is a damaged or invalid skrank model file: {exc}") from None
+        overridden = exc.field.split(".", 1)[-1] if exc.field.startswith("params.") else None
+        if overridden in params:  # the argument disagrees with the file: it is the one to blame
+            raise ValueError(
+                f"load({shown(path)}, {overridden}=...): the {overridden} given does not fit "
+                f"this model file: {exc}; leave it out to use the file's"
+            ) from None
+        raise ValueError(
+            f"{shown(path)} is a damaged or invalid skrank model file: {exc}"
+        ) from None
+    if "device" not in params:
+        _check_device(path, contents.params["device"])
     adapter.load_state_dict(state, strict=True, assign=True)  # the checked tensors themselves
     adapter.eval()
     warn_if_other_version(contents.skrank_version, repr(path))
@@ -382,6 +392,26 @@ def load_with_cli(path: str | os.PathLike, **params):
     for key, value in contents.fitted.items():
         setattr(ranker, key, value)
     return ranker, dict(contents.cli)
+
+
+def _check_device(path: str, device) -> None:
+    """Warn, naming the fix, when this machine lacks the device a file was saved for.
+
+    The file still loads (its parameters and history can be read anywhere);
+    ``predict`` would fail, and its error cannot say how the model was loaded.
+    """
+    from skrank.devices import resolve_device
+
+    try:
+        resolve_device(device)
+    except (TypeError, ValueError) as exc:
+        warnings.warn(
+            f"{shown(path)} was saved with device={shown(device)}, which this machine cannot "
+            f"use ({exc}): predict will fail; load it with load(path, device='cpu') or "
+            "device='auto' to score here",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _read(path: str, defaults: dict, overrides: dict):
@@ -398,13 +428,16 @@ def _read(path: str, defaults: dict, overrides: dict):
     )
     try:
         with open_regular_file(path, 8 + MAX_HEADER_BYTES + MAX_TENSOR_BYTES) as (fh, size):
-            head = fh.read(8)
-            if len(head) < 8:
-                raise SchemaError("header", f"the file has {size} bytes")
-            header_length = struct.unpack("<Q", head)[0]
-            check_header_length(header_length, size)
-            header = _read_exactly(fh, header_length)
-            meta, table = _parse_header(header)
+            try:
+                head = fh.read(8)
+                if len(head) < 8:
+                    raise SchemaError("header", f"the file has {size} bytes")
+                header_length = struct.unpack("<Q", head)[0]
+                check_header_length(header_length, size)
+                header = _read_exactly(fh, header_length)
+                meta, table = _parse_header(header)
+            except SchemaError as exc:
+                raise ValueError(f"{unreadable}: {exc}") from None
             # A value can be valid where the file was written and not here (a device).
             hint = "; load(path, name=value) replaces a file's parameter"
             contents = read_contents(meta, defaults, overrides, hint)
@@ -414,12 +447,15 @@ def _read(path: str, defaults: dict, overrides: dict):
                 raise SchemaError(
                     "file size", f"{size} bytes, not the {8 + header_length + nbytes} it implies"
                 )
-            body = _read_exactly(fh, nbytes)
+            try:
+                body = _read_exactly(fh, nbytes)
+            except SchemaError as exc:
+                raise ValueError(f"{unreadable}: {exc}") from None
     except FileTooLargeError as exc:
         raise ValueError(
             f"{unreadable}: file size: {exc.size} bytes, more than any skrank model holds"
         ) from None
-    except (SchemaError, OSError) as exc:
+    except OSError as exc:
         raise ValueError(f"{unreadable}: {exc}") from None
     tensors = _parse_tensors(head + header + body, unreadable)
     del body

@@ -12,17 +12,28 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from skrank import fitting, inputs, training
+from skrank import fitting, inputs, presets, training
 from skrank._pickling import PickleRules
 from skrank.backbone import load_backbone
 from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
+from skrank.inference import PARAMS as PREDICTOR_PARAMS
 from skrank.inference import Predictor
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
 from skrank.training import train
 
 __all__ = ["CLIPRanker"]
+
+# What predict, transform, score and compare read: the Predictor's parameters and
+# those that parse X (the instruction and the DataFrame columns).
+_AFTER_FIT = (
+    *PREDICTOR_PARAMS,
+    "instruction",
+    "image_column",
+    "instruction_column",
+    "group_column",
+)
 
 
 class CLIPRanker(
@@ -56,22 +67,39 @@ class CLIPRanker(
     pretrained : str, path or None, default="openai"
         An open_clip tag, a local checkpoint file, or None (seeded random
         weights, with a warning). Ignored by ``"skrank-tiny"`` unless a file.
+    preset : {"auto", "paper", "small-data"}, default="auto"
+        The settings of the parameters left at None (or ``"auto"``): the
+        depths, ``score_pooling``, ``reg_weight``, ``lr``, the step floor of
+        ``max_epochs=None`` and ``early_stopping``. ``"paper"``: the paper's
+        model and training (2 fusion and 2 post-fusion layers, mean-pooled
+        head, ``reg_weight=0.2``, ``lr=5e-5``, 30 epochs or at least 300
+        steps at that rate, early stopping on held-out groups when ``groups``
+        name at least 10). ``"small-data"``: the shallow adapter measured
+        better on random towers (1 fusion layer, no post-fusion layers,
+        mean-and-spread head, ``reg_weight=1``, ``lr`` by width). ``"auto"``:
+        ``"paper"`` with pretrained weights, ``"small-data"`` with random
+        ones (``skrank-tiny``, ``pretrained=None``). The choice is
+        ``preset_``; parameters you set override it.
     d_model : int, default=None
         Adapter width; None uses the backbone's CLIP embedding width (512 for
         ViT-B, 768 for ConvNeXt-L).
-    n_fusion_layers, n_post_layers : int, default=1, 0
-        Cross-modal fusion and post-fusion encoder layers. The paper's 2 and 2
-        ranked held-out photos worse on a few hundred to a few thousand images
-        (the model docs, "What costs on little data").
+    n_fusion_layers : int, default=None
+        Cross-modal fusion layers (self-attention over the image's tokens,
+        then cross-attention to the instruction and prompt). None: the
+        preset's, 2 (``"paper"``) or 1 (``"small-data"``).
+    n_post_layers : int, default=None
+        Post-fusion encoder layers over each image's fused tokens. None: the
+        preset's, 2 (``"paper"``) or 0 (``"small-data"``).
     n_heads : int, default=8
         Attention heads; must divide ``d_model``.
     n_prompt_tokens : int, default=32
         Learnable prompt vectors appended to the instruction tokens (0 disables).
     n_relation_tokens : int, default=16
         Learned queries of the ranking-aware pair attention.
-    score_pooling : {"mean_std", "mean"}, default="mean_std"
-        The score head pools each fused feature's mean and spread over the
-        image's tokens; "mean" is the paper's head.
+    score_pooling : {"mean_std", "mean"}, default=None
+        "mean": the paper's head pools each fused feature's mean over the
+        image's tokens; "mean_std" pools its mean and spread. None: the
+        preset's ("mean" for ``"paper"``, "mean_std" for ``"small-data"``).
     fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
         The reference code's architecture: two MLPs per fusion layer
         ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1
@@ -89,29 +117,35 @@ class CLIPRanker(
         the probe is then refitted on all); without them ``m`` is 0. It pays
         where a linear probe beats the adapter and costs where the adapter is
         better (the model docs, "The linear probe"). "none": the paper's head.
-    reg_weight, rank_weight : float, default=1.0, 1.0
-        Weights of the regression and pairwise ranking losses (0 disables
-        one). The paper uses 0.2 and 1.0; equal weights train the score head,
-        the only source of predictions, markedly better on small data.
+    reg_weight : float, default=None
+        Weight of the regression loss, which trains the score head (the only
+        source of predictions). None: the preset's, 0.2 (the paper's) or 1.0
+        (``"small-data"``: equal weights trained the head markedly better on
+        small data).
+    rank_weight : float, default=1.0
+        Weight of the pairwise ranking loss of the pair branch (0 disables it).
     lr : float or "auto", default="auto"
-        Peak AdamW learning rate (the paper's 5e-5 learns too little in a few
-        hundred steps). "auto", measured best by width and depth: 3e-4 for
-        ViT-B and 1e-3 for skrank-tiny with the shallow default (log-linear in
-        the width); 1e-4 · sqrt(512 / d_model) with more than one fusion layer
-        or any post-fusion layer. The value used is ``lr_``.
+        Peak AdamW learning rate. "auto": the preset's. ``"paper"``: 5e-5 (the
+        rate the reference's README passes; its code's own default is 5e-4).
+        ``"small-data"``: measured best by width and depth on random towers,
+        3e-4 for ViT-B and 1e-3 for skrank-tiny with the shallow adapter
+        (log-linear in the width), 1e-4 · sqrt(512 / d_model) with more than
+        one fusion layer or any post-fusion layer. The value used is ``lr_``.
     weight_decay : float, default=0.01
         Decoupled weight decay (not on norms, biases or learned tokens).
     batch_size : int, default=64
         Images per optimiser step (and per encoding batch); at least 2.
     max_epochs : int, default=None
         Training epochs. None: 30, raised on small data so that training
-        takes at least 300 optimiser steps.
+        takes at least the preset's floor of optimiser steps (300), at the
+        same learning rate.
     warmup_fraction : float, default=0.05
         Share of the steps spent in linear learning-rate warm-up.
-    early_stopping : bool, default=False
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the rows (whole groups when groups
         are known), keep the epoch with the best validation Spearman and stop
-        after ``n_iter_no_change`` epochs without improvement.
+        after ``n_iter_no_change`` epochs without improvement. "auto": on with
+        the ``"paper"`` preset when ``groups`` name at least 10 groups, else off.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     sampling : {"balanced", "uniform"}, default="balanced"
@@ -174,6 +208,8 @@ class CLIPRanker(
         Epochs run, counted on across ``warm_start`` fits.
     lr_ : float
         The peak learning rate used (``lr`` resolved).
+    preset_ : str
+        The preset the fit resolved ``preset`` to: "paper" or "small-data".
     probe_weight_ : float or None
         The linear probe's weight ``m`` in the score (``probe="ridge"``), None
         without a probe.
@@ -205,26 +241,27 @@ class CLIPRanker(
         backbone="ViT-B-16",
         pretrained="openai",
         *,
+        preset="auto",
         d_model=None,
-        n_fusion_layers=1,
-        n_post_layers=0,
+        n_fusion_layers=None,
+        n_post_layers=None,
         n_heads=8,
         n_prompt_tokens=32,
         n_relation_tokens=16,
-        score_pooling="mean_std",
+        score_pooling=None,
         fusion="two_mlps",
         post_layers="post_ln",
         relation_norm="layernorm",
         pair_logit="odd",
         probe="none",
-        reg_weight=1.0,
+        reg_weight=None,
         rank_weight=1.0,
         lr="auto",
         weight_decay=0.01,
         batch_size=64,
         max_epochs=None,
         warmup_fraction=0.05,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
         sampling="balanced",
@@ -246,6 +283,7 @@ class CLIPRanker(
         self.instruction = instruction
         self.backbone = backbone
         self.pretrained = pretrained
+        self.preset = preset
         self.d_model = d_model
         self.n_fusion_layers = n_fusion_layers
         self.n_post_layers = n_post_layers
@@ -335,6 +373,7 @@ class CLIPRanker(
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
+        params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
         adapter, data, cfg = fitting.prepare(
             self, params, backbone, parsed, y, scaling, groups, weight, val
         )
@@ -345,6 +384,7 @@ class CLIPRanker(
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
         fitted = fitting.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
+        fitted["preset_"] = params["preset_"].name
         for name, value in fitted.items():
             setattr(self, name, value)
         if self.verbose:
@@ -369,13 +409,20 @@ class CLIPRanker(
         scores, codes = self._per_image(X, on_error, Predictor.scores)
         return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
 
+    def _params_after_fit(self) -> dict:
+        """The parameters predict, transform, score and compare read, checked as ``fit``
+        checks them (``set_params`` may have changed them since), plus ``device_``."""
+        check_is_fitted(self, "adapter_")
+        params = self.get_params(deep=False)
+        return validate_params({name: params[name] for name in _AFTER_FIT})
+
     def _per_image(self, X, on_error, method):
         """``method`` of a Predictor over ``X``'s images (one result row each), and the codes."""
         check_on_error(on_error)
-        check_is_fitted(self, "adapter_")
+        params = self._params_after_fit()
         parsed = self._inputs(X)
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
-        out, failures = method(Predictor(self), parsed.items, codes)
+        out, failures = method(Predictor(self, params), parsed.items, codes)
         report_failures(failures, on_error)
         return out, codes
 
@@ -415,7 +462,7 @@ class CLIPRanker(
         ``sample_weight``, it is the weighted correlation of
         :func:`skrank.metrics.spearman_score` (integer weights: rows repeated).
         """
-        check_is_fitted(self, "adapter_")
+        self._params_after_fit()  # before X is parsed with them
         parsed = self._inputs(X, groups)
         y = inputs.check_targets(y, len(parsed.items))
         if len(y) < 2:
@@ -432,11 +479,11 @@ class CLIPRanker(
         -------
         ndarray of shape (n_pairs,)
         """
-        check_is_fitted(self, "adapter_")
+        params = self._params_after_fit()
         a = self._inputs(images_a, argument="images_a")
         b = self._inputs(images_b, argument="images_b")
         codes = inputs.paired_codes(a, b, self.instructions_)
-        out, failures = Predictor(self).compare(a.items, b.items, codes)
+        out, failures = Predictor(self, params).compare(a.items, b.items, codes)
         report_failures(failures)
         return out
 

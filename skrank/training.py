@@ -41,15 +41,18 @@ __all__ = [
 
 PAPER_EPOCHS = 30  # the default budget at the paper's scale of data
 MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
-# lr="auto": the rates measured best at two widths, for a shallow adapter (at most
-# one fusion layer, no post-fusion layers: the default) and a deeper one.
+# lr="auto" under the small-data preset (skrank.presets): the rates measured best
+# at two widths on random towers, for a shallow adapter (at most one fusion layer,
+# no post-fusion layers: that preset's) and a deeper one.
 AUTO_LR_SHALLOW = {64: 1e-3, 512: 3e-4}
 AUTO_LR_DEEP_AT_512 = 1e-4  # deeper: 1e-4 · sqrt(512 / d), skrank 0.1's rule
 
 
 def resolve_lr(lr, d_model: int, n_fusion_layers: int = 1, n_post_layers: int = 0) -> float:
-    """The peak learning rate: ``lr`` itself, or for ``"auto"`` the rate measured best
-    for the adapter's depth and width (``docs/model.md``, "What costs on little data").
+    """The peak learning rate: ``lr`` itself, or for ``"auto"`` the small-data preset's
+    rate, measured best on random towers for the adapter's depth and width
+    (``docs/model.md``, "What costs on little data"; the paper's preset replaces
+    ``"auto"`` by its 5e-5 before this: :func:`skrank.presets.resolve`).
 
     The shallow adapter (``n_fusion_layers <= 1`` and no post-fusion layers): 1e-3
     at d=64 (``skrank-tiny``) and 3e-4 at d=512 (ViT-B); at 1e-3 a random ViT-B-32's
@@ -76,13 +79,13 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """How to train; every field but device, seed, grad_clip and tol is the
-    ``CLIPRanker`` parameter of its name."""
+    """How to train; every field but device, seed, grad_clip, tol and min_steps (the
+    preset's step floor) is the ``CLIPRanker`` parameter of its name."""
 
     lr: float  # resolved: never "auto"
     weight_decay: float
     batch_size: int
-    max_epochs: int | None  # None: PAPER_EPOCHS, raised to reach MIN_STEPS on small data
+    max_epochs: int | None  # None: PAPER_EPOCHS, raised to reach min_steps on small data
     warmup_fraction: float
     reg_weight: float
     rank_weight: float
@@ -98,6 +101,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     tol: float = 1e-4
     negative_fraction: float = 0.0
+    min_steps: int = MIN_STEPS  # the preset's step floor (max_epochs=None), at the same lr
 
 
 @dataclass
@@ -275,7 +279,7 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
     steps_per_epoch = len(draw(np.random.default_rng(0)))
     max_epochs = cfg.max_epochs
     if max_epochs is None:
-        max_epochs = max(PAPER_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))
+        max_epochs = max(PAPER_EPOCHS, math.ceil(cfg.min_steps / steps_per_epoch))
     total = steps_per_epoch * max_epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))

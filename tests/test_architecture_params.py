@@ -37,8 +37,12 @@ def test_the_parameters_build_the_adapter(old_style):
     assert all(isinstance(b, Block) for b in adapter.post)
     assert not adapter.relation.normed and not adapter.pair_head.odd
     assert adapter.score_head.pooling == "mean"
-    fresh = tiny_ranker()
-    assert {k: fresh.get_params()[k] for k in OPTIONS} == {k: v[0] for k, v in OPTIONS.items()}
+    defaults = tiny_ranker().get_params()
+    # score_pooling defaults to None: the preset chooses it (test_presets)
+    assert {k: defaults[k] for k in OPTIONS if k != "score_pooling"} == {
+        k: v[0] for k, v in OPTIONS.items() if k != "score_pooling"
+    }
+    assert defaults["score_pooling"] is None
 
 
 def test_the_reference_depth_builds_the_reference_architecture(data):

@@ -466,7 +466,7 @@ def test_bad_targets_and_parameters_fail_before_the_backbone_loads(case, monkeyp
 def test_complex_targets_are_refused():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-        with pytest.raises(TypeError, match="y must be numeric.*complex"):
+        with pytest.raises(TypeError, match="y must be real numbers; got complex"):
             quick().fit(X4, np.array(Y4) + 1j)
 
 

@@ -19,6 +19,7 @@ import time
 import numpy as np
 import pytest
 
+import skrank.devices
 from skrank import load, save
 from skrank._files import NotRegularFileError, atomic_write
 from tests.helpers import tiny_ranker
@@ -349,3 +350,56 @@ def test_shown_cuts_long_values_and_keeps_short_ones():
     assert shown("abc") == "'abc'"
     assert shown(b"x" * 1000, limit=3) == "b'xxx'... (1000 bytes)"
     assert len(shown(["y" * 10_000] * 10_000)) < 1000
+
+
+# --------------------------------------------- 6. causes named; 8. the docs' promises
+
+
+def with_params(saved, tmp_path, **changes):
+    """A copy of the model file ``saved`` with some of its saved parameters changed."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(saved), framework="pt") as fh:
+        meta, tensors = dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
+    meta["params"] = json.dumps({**json.loads(meta["params"]), **changes})
+    path = tmp_path / "edited.skrank"
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+def test_a_wrong_backbone_override_is_blamed_not_the_file(saved):
+    with pytest.raises(ValueError) as info:
+        load(saved, backbone="ViT-B-32")
+    message = str(info.value)
+    assert "backbone given does not fit" in message and "damaged" not in message
+    assert "not a readable" not in message
+
+
+def test_complex_targets_are_one_clear_message(tiny_fitted):
+    from skrank.inputs import check_targets
+
+    with pytest.raises(TypeError) as info:
+        check_targets(np.array([1 + 2j, 3, 4]), 3)
+    assert str(info.value) == "y must be real numbers; got complex values (complex128)"
+
+
+@pytest.mark.skipif(skrank.devices.resolve_device("auto").type == "cuda", reason="has CUDA")
+def test_a_file_saved_for_an_absent_device_warns_with_the_fix(saved, tmp_path):
+    path = with_params(saved, tmp_path, device="cuda")
+    with pytest.warns(UserWarning, match=r"saved with device='cuda'.*load\(path, device='cpu'\)"):
+        assert load(path).device == "cuda"  # still loads: its parameters can be read anywhere
+    assert load(path, device="cpu").predict(small_images(2)).shape == (2,)
+
+
+def test_a_torch_device_comes_back_as_its_string(tiny_fitted, tmp_path):
+    import copy
+
+    import torch
+
+    ranker = copy.deepcopy(tiny_fitted).set_params(device=torch.device("cpu"))
+    save(ranker, tmp_path / "m.skrank")
+    # docs/persistence.md: equal parameters, but a device as its string (JSON holds no device)
+    assert load(tmp_path / "m.skrank").get_params()["device"] == "cpu"

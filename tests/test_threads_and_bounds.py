@@ -114,3 +114,42 @@ def test_a_dask_worker_with_two_threads_equals_the_fit_alone(data):
         futures = client.map(fit_predict, range(4), pure=False)
         for got in client.gather(futures):
             np.testing.assert_array_equal(got, alone)
+
+
+# ------------------------------------------------- 3. parameters checked after fit
+
+AFTER_FIT = {"batch_size": 0, "device": "bogus", "num_workers": -1, "cache": "nope"}
+METHODS = {
+    "predict": lambda r, X, y: r.predict(X),
+    "transform": lambda r, X, y: r.transform(X),
+    "score": lambda r, X, y: r.score(X, y),
+    "compare": lambda r, X, y: r.compare(X[:2], X[2:4]),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", AFTER_FIT)
+def test_methods_after_fit_check_the_parameters_as_fit_does(
+    tiny_fitted, brightness_task, name, method
+):
+    import copy
+
+    from skrank import InvalidParameterError
+
+    ranker = copy.deepcopy(tiny_fitted).set_params(**{name: AFTER_FIT[name]})
+    X, y = brightness_task["X_test"][:4], brightness_task["y_test"][:4]
+    with pytest.raises(InvalidParameterError, match=f"{name}=") as after:
+        METHODS[method](ranker, X, y)
+    with pytest.raises(InvalidParameterError) as at_fit:
+        ranker.fit(X, y)
+    assert str(after.value) == str(at_fit.value)
+
+
+@pytest.mark.parametrize("name", AFTER_FIT)
+def test_the_embedder_checks_its_parameters_after_fit(brightness_task, name):
+    from skrank import CLIPEmbedder, InvalidParameterError
+
+    X = brightness_task["X_test"][:2]
+    embedder = CLIPEmbedder(backbone="skrank-tiny", device="cpu").fit(X)
+    with pytest.raises(InvalidParameterError, match=f"{name}="):
+        embedder.set_params(**{name: AFTER_FIT[name]}).transform(X)
