@@ -105,11 +105,21 @@ def _separated(method: str, d_model: int, n_train: int) -> dict:
         return {**DEEP, "lr": resolve_lr("auto", d_model, 1, 0)}
     if method == "shallow@deep-lr":
         return {"n_fusion_layers": 1, "n_post_layers": 0, "lr": resolve_lr("auto", d_model, 2, 2)}
+    budget = int(method.removeprefix("paper@").removesuffix("-steps"))
     steps = math.ceil(n_train / 64)  # an epoch's batches of 64 (sampling.epoch_batches)
-    return {**REFERENCE, "max_epochs": math.ceil(PAPER_STEPS / steps)}
+    return {**REFERENCE, "max_epochs": math.ceil(budget / steps)}
 
 
-SEPARATED = ("deep@shallow-lr", "shallow@deep-lr", "paper@3800-steps")
+# The paper's model at a budget of N optimiser steps is "paper@N-steps" for any N;
+# these are the rows the E0 comparison ran (paper@1000-steps too).
+SEPARATED = ("deep@shallow-lr", "shallow@deep-lr", f"paper@{PAPER_STEPS}-steps")
+
+
+def _is_separated(method: str) -> bool:
+    """A ``SEPARATED`` name, or the paper's model at a step budget: ``paper@N-steps``."""
+    budget = method.removeprefix("paper@").removesuffix("-steps")
+    shaped = method.startswith("paper@") and method.endswith("-steps")
+    return method in SEPARATED or (shaped and budget.isdigit())
 
 
 def variant_params(method: str, d_model: int = 64, n_train: int = 200) -> dict:
@@ -119,7 +129,7 @@ def variant_params(method: str, d_model: int = 64, n_train: int = 200) -> dict:
     defaults."""
     if method in VARIANTS:
         return VARIANTS[method]
-    if method in SEPARATED:
+    if _is_separated(method):
         return _separated(method, d_model, n_train)
     from skrank import CLIPRanker
 

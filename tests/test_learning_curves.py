@@ -144,6 +144,10 @@ def test_separated_rows_change_one_thing_each(script):
     # 200 images: 4 batches of 64 an epoch; 950 epochs are the paper's 3,800 steps.
     assert budget["max_epochs"] == 950
     assert script.variant_params("paper@3800-steps", 64, 1000)["max_epochs"] == 238
+    assert script.variant_params("paper@1000-steps", 64, 200)["max_epochs"] == 250  # any budget
+    for bad in ("paper@-steps", "paper@1e3-steps", "paper@1000"):
+        with pytest.raises(SystemExit, match="unknown method"):
+            script.variant_params(bad, 64, 200)
 
 
 def test_a_dirty_tree_is_named_by_the_hash_of_its_diff(script, tmp_path, monkeypatch):
