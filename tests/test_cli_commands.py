@@ -589,3 +589,21 @@ def test_predict_and_evaluate_take_a_device(fitted, data, tmp_path, capsys):
     assert json.loads(out) == json.loads(same)
     rc, _, err = run(capsys, "predict", model, "--csv", csv, "--device", "tpu")
     assert_one_line_error(rc, err, "predict", "--device")
+
+
+def test_fit_preset_chooses_the_model_and_is_saved(data, tmp_path, capsys):
+    """--preset paper on a random tower trains the paper's model (auto would not)."""
+    model = tmp_path / "paper.skrank"
+    rc, _, err = run(
+        capsys,
+        *("fit", "--csv", data / "data.csv", "--image-column", "file", "--quiet"),
+        *("--target-column", "brightness", "--instruction", INSTRUCTION, "--out", model),
+        *("--backbone", "skrank-tiny", "--epochs", "1", "--batch-size", "8", "--device", "cpu"),
+        *("--preset", "paper"),
+    )
+    assert rc == 0, err
+    ranker = skrank.load(model)
+    assert ranker.preset == ranker.preset_ == "paper" and ranker.lr_ == 5e-5
+    assert len(ranker.adapter_.post) == 2 and ranker.adapter_.score_head.pooling == "mean"
+    rc, _, err = run(capsys, "fit", "--csv", data / "data.csv", "--preset", "papers")
+    assert_one_line_error(rc, err, "fit", "--preset", "'papers'")

@@ -20,7 +20,13 @@ from skrank.cli._common import (
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
 # given); tests/test_cli_commands.py checks they match CLIPRanker's.
-FIT_DEFAULTS = {"lr": "auto", "batch_size": 64, "max_epochs": None, "pair_scope": "all"}
+FIT_DEFAULTS = {
+    "preset": "auto",
+    "lr": "auto",
+    "batch_size": 64,
+    "max_epochs": None,
+    "pair_scope": "all",
+}
 
 
 def _lr(text: str):
@@ -89,11 +95,19 @@ def add_parser(sub) -> None:
         help="open_clip tag, checkpoint file, or 'none' for random weights (default: openai)",
     )
     model.add_argument(
+        "--preset",
+        choices=("auto", "paper", "small-data"),
+        help="settings of the depth, head, loss weights, lr and step floor: the paper's "
+        "model, or the shallow adapter for random towers; auto picks paper with "
+        f"pretrained weights (default: {FIT_DEFAULTS['preset']})",
+    )
+    model.add_argument(
         "--epochs",
         dest="max_epochs",
         type=int,
         metavar="N",
-        help="training epochs (default: 30, raised on small data to 300 optimiser steps)",
+        help="training epochs (default: 30, raised on small data to the preset's floor of "
+        "optimiser steps)",
     )
     model.add_argument(
         "--batch-size",
@@ -105,8 +119,8 @@ def add_parser(sub) -> None:
         "--lr",
         type=_lr,
         metavar="X",
-        help="peak learning rate, or auto: measured by adapter width and depth "
-        f"(default: {FIT_DEFAULTS['lr']})",
+        help="peak learning rate, or auto: the preset's (the paper's 5e-5, or measured by "
+        f"adapter width and depth for small-data) (default: {FIT_DEFAULTS['lr']})",
     )
     model.add_argument(
         "--pair-scope",
@@ -177,7 +191,7 @@ def run(args) -> int:
     # With --instruction, no column of the table may be read as instructions (the
     # estimator's default instruction_column, "instruction", could be the image column).
     params["instruction_column"] = args.instruction_column or _unused("instruction", data)
-    for param in ("max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
+    for param in ("preset", "max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
         if getattr(args, param) is not None:
             params[param] = getattr(args, param)
     with images.reading():
