@@ -2,7 +2,7 @@
 
 from skrank.datasets._adience import load_adience
 from skrank.datasets._ava import load_ava
-from skrank.datasets._coco_counts import load_coco_counts
+from skrank.datasets._coco_counts import coco_annotations_file, load_coco_counts
 from skrank.datasets._degradations import KINDS
 from skrank.datasets._hci import load_hci
 from skrank.datasets._koniq10k import load_koniq10k
@@ -20,4 +20,5 @@ __all__ = [
     "load_hci",
     "load_utkface",
     "load_coco_counts",
+    "coco_annotations_file",
 ]

@@ -19,18 +19,26 @@ from skrank.datasets._layout import (
     _root_dir,
 )
 
-__all__ = ["load_coco_counts"]
+__all__ = ["coco_annotations_file", "load_coco_counts"]
 
 # The instruction of the reference code's counting data (examples/example-count-df.csv of
 # github.com/uynaes/RankingAwareCLIP, column "title").
 COUNT_INSTRUCTION = "Rank the numbers of {category}."
 _CROWD = ("drop", "ignore")
+# COCO-ReM (github.com/kdexd/coco-rem, huggingface.co/datasets/kdexd/coco-rem): refined
+# instance annotations of the same COCO 2017 images, in COCO's JSON format, released as
+# instances_trainrem.json.zip and instances_valrem.json.zip; the reference code's demo
+# (demo.ipynb of github.com/uynaes/RankingAwareCLIP) counts on instances_valrem.json.
+COCO_REM_FILES = {"train2017": "instances_trainrem.json", "val2017": "instances_valrem.json"}
+_SOURCES = ("coco", "coco-rem")
 _COCO_LAYOUT = """\
   <images_root>/<file_name>   the images of one COCO split, e.g. train2017/000000000009.jpg
   <annotations_json>          COCO instance annotations of that split, e.g.
       annotations/instances_train2017.json: {"images": [{"id", "file_name", ...}],
       "annotations": [{"image_id", "category_id", "iscrowd", ...}],
       "categories": [{"id", "name", ...}]}
+      or COCO-ReM's refined annotations of the same images (same format):
+      coco_rem/instances_trainrem.json, coco_rem/instances_valrem.json
 """
 
 _COCO_DESCR = f"""\
@@ -44,10 +52,13 @@ ranking task, with the instruction "Rank the numbers of <category>." (the refere
 code's wording).
 
 Source: https://cocodataset.org (train2017.zip, val2017.zip and
-annotations_trainval2017.zip).
+annotations_trainval2017.zip). COCO-ReM's refined annotations of the same images
+(instances_trainrem.json, instances_valrem.json: https://github.com/kdexd/coco-rem)
+are read the same way; their file names are the COCO images' (train2017/, val2017/).
 
 Citation: T.-Y. Lin, M. Maire, S. Belongie et al. "Microsoft COCO: Common objects in
-context." ECCV 2014.
+context." ECCV 2014. COCO-ReM: S. Singh, A. Yadav, J. Jain, H. Shi, J. Johnson and
+K. Desai. "Benchmarking object detectors with COCO: a new path forward." 2024.
 
 Expected layout:
 {_COCO_LAYOUT}
@@ -78,6 +89,74 @@ def _field(records: list, key: str, what: str, source: Path, default=None) -> li
         ) from None
 
 
+def coco_annotations_file(
+    folder: str | os.PathLike[str], split: str, *, source: str = "coco"
+) -> Path:
+    """The instance annotations file of a COCO 2017 split, from COCO or COCO-ReM.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Where to look: the file itself may be in it or in its ``annotations/``
+        subfolder (COCO's ``coco/``, or COCO-ReM's ``coco_rem/``).
+    split : str
+        The image folder's name, ``"train2017"`` or ``"val2017"`` (any other name for
+        COCO's own annotations, ``instances_<split>.json``).
+    source : {"coco", "coco-rem"}, default="coco"
+        ``"coco"``: ``instances_<split>.json``; ``"coco-rem"``: COCO-ReM's refined
+        annotations of the same images, ``instances_trainrem.json`` or
+        ``instances_valrem.json``.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The absolute path of the file, to pass to :func:`load_coco_counts` with the
+        split's image folder.
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is not allowed, or COCO-ReM has no file for ``split``.
+    FileNotFoundError
+        If the file is in neither place (its ``.zip`` is named when only that is there).
+
+    Examples
+    --------
+    >>> from skrank.datasets import coco_annotations_file, load_coco_counts
+    >>> rem = coco_annotations_file("~/data/coco_rem", "val2017",
+    ...                             source="coco-rem")  # doctest: +SKIP
+    >>> rem.name  # doctest: +SKIP
+    'instances_valrem.json'
+    >>> counts = load_coco_counts("~/data/coco/val2017", rem)  # doctest: +SKIP
+    """
+    dataset = "COCO" if source == "coco" else "COCO-ReM"
+    if source not in _SOURCES:
+        raise ValueError(f"source must be one of {_SOURCES}, got {source!r}.")
+    if source == "coco-rem":
+        if split not in COCO_REM_FILES:
+            raise ValueError(
+                f"COCO-ReM annotates the 2017 splits only ({sorted(COCO_REM_FILES)}), "
+                f"got split={split!r}."
+            )
+        name = COCO_REM_FILES[split]
+    else:
+        name = f"instances_{split}.json"
+    base = _root_dir(folder, dataset, _COCO_LAYOUT)
+    places = [base / name, base / "annotations" / name]
+    for path in places:
+        if path.is_file():
+            return path
+    zipped = [
+        p.with_name(p.name + ".zip") for p in places if p.with_name(p.name + ".zip").is_file()
+    ]
+    hint = f" ({zipped[0].name} is there: unzip it)" if zipped else ""
+    raise _layout_error(
+        f"{dataset}: {name} is in neither {str(base)!r} nor its annotations/ folder{hint}.",
+        dataset,
+        _COCO_LAYOUT,
+    )
+
+
 def load_coco_counts(
     images_root: str | os.PathLike[str],
     annotations_json: str | os.PathLike[str],
@@ -93,8 +172,11 @@ def load_coco_counts(
     images_root : str or os.PathLike
         Folder of the images the annotations describe (``train2017/``, ``val2017/``).
     annotations_json : str or os.PathLike
-        The COCO instance annotations file (``annotations/instances_train2017.json``):
-        JSON with ``images``, ``annotations`` and ``categories``.
+        The COCO instance annotations file (``annotations/instances_train2017.json``),
+        or COCO-ReM's refined annotations of the same images
+        (``instances_trainrem.json``, ``instances_valrem.json``; see
+        :func:`coco_annotations_file`): JSON with ``images``, ``annotations`` and
+        ``categories``.
     categories : list of str, default=None
         Category names to keep (``["horse", "apple"]``); None keeps every category
         that has an instance.
