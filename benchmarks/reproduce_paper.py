@@ -7,7 +7,11 @@ Usage::
         --split-file /data/RankingAwareCLIP/examples/AVA-split.json --cache none
     python benchmarks/reproduce_paper.py --dataset adience --root /data/adience
     python benchmarks/reproduce_paper.py --dataset hci --root /data/HistoricalColor-ECCV2012
+    python benchmarks/reproduce_paper.py --dataset adience --root /data/adience --adience-frontal \\
+        --split-file /data/RankingAwareCLIP/examples/Adience-split.json
     python benchmarks/reproduce_paper.py --dataset coco-count --root /data/coco
+    python benchmarks/reproduce_paper.py --dataset coco-count --root /data/coco \\
+        --coco-rem /data/coco_rem
 
 Each command loads the dataset in its published layout (``skrank.datasets``), trains
 ``CLIPRanker`` on the protocol's training part, scores the test part with
@@ -25,6 +29,9 @@ result as JSON. Protocols:
   four, test on the fifth), age groups as ordinals 0..7; accuracy and MAE of the
   predictions rounded to the nearest group, mean (std) over the folds. With
   ``--split-file`` (the reference's ``Adience-split.json``), its single split instead.
+  ``--adience-frontal`` reads the near-frontal subset (``fold_frontal_<k>_data.txt``)
+  instead of all faces: the reference's single split lists 13,018 faces (8,698 / 4,320),
+  fewer than the five folds' 19,370, probably drawn from that subset (not verified).
 - ``hci``: ``--repeats`` (10) random draws of ``--train-per-decade`` (210) training and
   ``--test-per-decade`` (55) test photos per decade, decades as ordinals 0..4; accuracy
   and MAE of rounded predictions, mean (std) over the draws. With ``--split-file``
@@ -34,14 +41,21 @@ result as JSON. Protocols:
   ``--root``: ``annotations/instances_<split>.json`` and ``<split>/``); PLCC and SRCC
   within each category, averaged over the categories. Negatives (images of other
   categories, count 0) through ``CLIPRanker(negative_fraction=0.2)`` when this
-  skrank has that parameter.
+  skrank has that parameter. ``--coco-rem DIR`` reads COCO-ReM's refined annotations
+  of the same images instead (``instances_trainrem.json`` and ``instances_valrem.json``
+  in ``DIR`` or ``DIR/annotations``; github.com/kdexd/coco-rem), the annotations the
+  reference code's demo counts on; the images are still ``--root``'s ``<split>/``.
 
 The default backbone is the reference code's released configuration,
 ``convnext_large_d_320`` with ``laion2b_s29b_b131k_ft_soup`` weights, and the default
-training settings are the paper's (``--settings paper``: lr 5e-5, regression weight
-0.2, weight decay 0.01); ``--settings defaults`` uses the library's. The datasets and
-the weights must be on local disk or downloadable; nothing here has been run on them
-yet (see benchmarks/README.md).
+training settings are the paper's model (``--settings paper``: ``preset="paper"``
+with its values written out, from ``skrank.presets.PRESETS["paper"]``: two fusion and
+two post-fusion layers, the mean-pooled head, lr 5e-5, regression weight 0.2, and the
+paper's 30 epochs; weight decay 0.01 is the library's default);
+``--settings defaults`` uses the library's. Every run prints what is not known about
+the reference's training (``unknowns``) and keeps it in the JSON. The datasets and the
+weights must be on local disk or downloadable; nothing here has been run on them yet
+(see benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -146,7 +160,9 @@ NOT_VERIFIED = {
     "ava": [],
     "adience": [
         "the reference code releases one Adience split (8,698 / 4,320 faces, --split-file); "
-        "whether the paper's mean (std) comes from the five folds: not verified"
+        "whether the paper's mean (std) comes from the five folds: not verified",
+        "whether the reference's split (13,018 faces, fewer than the five folds' 19,370) is "
+        "drawn from the near-frontal subset (--adience-frontal): not verified",
     ],
     "hci": [
         "the reference code releases one HCI split (1,060 / 265 photos, --split-file); "
@@ -155,32 +171,86 @@ NOT_VERIFIED = {
     "coco-count": [
         "the COCO categories, count range, crowd handling and split behind the paper's row: "
         "not verified (the reference's example data lists val2017 images of 'horse' and "
-        "'apple' with counts of 1 and more)"
+        "'apple' with counts of 1 and more)",
+        "whether the paper's counts come from COCO-ReM (the annotations the reference's "
+        "demo.ipynb reads, instances_valrem.json; --coco-rem) or COCO 2017's: not verified",
     ],
 }
 ALWAYS_NOT_VERIFIED = "the backbone behind each of the paper's rows: not verified"
+
+# What the reference code (github.com/uynaes/RankingAwareCLIP) leaves open about how the
+# paper's model was trained, each with where it was read; ``unknowns`` words them for a run.
+REFERENCE_LR = 5e-4  # libs/open_clip/src/training/params.py: get_default_params
+REFERENCE_WARMUP_STEPS = 10_000  # params.py: --warmup default
+REFERENCE_EPOCHS = 32  # params.py: --epochs default
+REFERENCE_DROP_PATH = 0.1  # configs/model-config.json: vision_cfg.timm_drop_path
+
+
+def unknowns(args) -> list[str]:
+    """One line per thing not known about the reference's training, with this run's value."""
+    from skrank import CLIPRanker
+
+    planned = {**CLIPRanker().get_params(), **settings(args.settings)}
+    lr = planned["lr"] if planned["lr"] != "auto" else "'auto' (the preset's, resolved in fit)"
+    epochs = args.max_epochs or planned["max_epochs"] or "None (the library's rule)"
+    return [
+        f"learning rate: the paper's 5e-5 is the value in the reference README's training "
+        f"command, where it is passed as '--batch-size 5e-5' (no --lr, and --batch-size is "
+        f"an integer option, so the command as printed does not parse); the reference "
+        f"code's own default learning rate is {REFERENCE_LR:g} (training/params.py). "
+        f"This run: lr={lr}",
+        f"warm-up: the reference's default is {REFERENCE_WARMUP_STEPS:,} linear warm-up "
+        "steps before its cosine decay (training/params.py; the README command leaves "
+        "--warmup <WARMUP> open), longer than 30 epochs of KonIQ-10k's 8,058 training "
+        "images at 64 a batch (about 3,800 steps); skrank warms up over warmup_fraction "
+        f"(this run: {planned['warmup_fraction']}) of its steps",
+        f"epochs: the paper trains 30 epochs; the reference code's default is "
+        f"{REFERENCE_EPOCHS} (training/params.py) and the README command leaves "
+        f"--epochs <NUM_EPOCHS> open. This run: max_epochs={epochs}",
+        f"drop-path: the reference's ConvNeXt-L image tower has stochastic depth "
+        f"{REFERENCE_DROP_PATH} (configs/model-config.json, timm_drop_path); --lock-image "
+        "freezes its weights but the training loop puts the model in train mode, so the "
+        "frozen trunk drops residual branches at every training step. skrank runs the "
+        "towers in eval mode and caches their tokens: no cache setting reproduces it",
+        "one model per dataset here (one per fold or draw), against the reference's "
+        "released checkpoints: one for counting, one for image quality (MOS), and one "
+        "multi-task model trained on count, MOS, age and HCI together; which of them the "
+        "paper's rows come from: not verified",
+    ]
+
 
 # The reference code's released model configuration (configs/model-config.json: ConvNeXt-L,
 # 320 px), training command and demo (README.md, demo.ipynb): convnext_large_d_320 with
 # the laion2b_s29b_b131k_ft_soup weights.
 REFERENCE_BACKBONE = ("convnext_large_d_320", "laion2b_s29b_b131k_ft_soup")
-# --settings: paper = the reference's depth (2 fusion layers, 2 post-fusion layers), the
-# reference code's lr (README training command), regression loss
-# weight (libs/open_clip/src/open_clip/loss.py) and weight decay (--wd 0.01).
-SETTINGS = {
-    "paper": {
-        "n_fusion_layers": 2,
-        "n_post_layers": 2,
-        "lr": 5e-5,
-        "reg_weight": 0.2,
-        "weight_decay": 0.01,
-    },
-    "defaults": {},
-}
+SETTINGS = ("paper", "defaults")
+
+
+def settings(name: str) -> dict:
+    """The CLIPRanker parameters of ``--settings``: ``"paper"`` is the paper's model.
+
+    ``"paper"``: ``preset="paper"`` with the values it resolves to written out, read
+    from ``skrank.presets.PRESETS["paper"]`` (two fusion and two post-fusion layers, the
+    mean-pooled head, regression weight 0.2, lr 5e-5) so the two cannot drift apart,
+    and the paper's 30 epochs (``skrank.training.PAPER_EPOCHS``) instead of the preset's
+    step floor. This is the README's paper model. ``"defaults"``: nothing set.
+    """
+    if name == "defaults":
+        return {}
+    from skrank.presets import FILLED, PRESETS
+    from skrank.training import PAPER_EPOCHS
+
+    preset = PRESETS["paper"]
+    values = {key: getattr(preset, key) for key in FILLED}
+    return {"preset": preset.name, **values, "lr": preset.lr, "max_epochs": PAPER_EPOCHS}
+
+
 # The reference's share of negatives per batch (--negative-ratio 0.2, training/data.py).
 NEGATIVE_FRACTION = 0.2
 DATASETS = ("koniq10k", "ava", "adience", "hci", "coco-count")
 AVA_REFERENCE_SIZES = (230_686, 4_692)
+# The reference's Adience-split.json: 8,698 training and 4,320 test faces (13,018).
+ADIENCE_REFERENCE_SIZES = (8_698, 4_320)
 
 
 class ProtocolError(ValueError):
@@ -204,7 +274,7 @@ def ranker(args, instruction, seed: int, **extra):
         num_workers=args.num_workers,
         random_state=seed,
         verbose=args.verbose,
-        **SETTINGS[args.settings],
+        **settings(args.settings),
         **extra,
     )
     if args.max_epochs is not None:
@@ -217,7 +287,21 @@ def ranker(args, instruction, seed: int, **extra):
 def fit_predict(args, instruction, X_train, y_train, X_test, seed: int, **extra) -> np.ndarray:
     model = ranker(args, instruction, seed, **extra).fit(X_train, np.asarray(y_train))
     args.ranker_params = _jsonable(model.get_params())
+    args.resolved = _jsonable(resolved(model))
     return model.predict(X_test)
+
+
+def resolved(model) -> dict:
+    """What a fit trained: the preset it resolved to, the model and the optimiser budget."""
+    cfg = model.adapter_.cfg
+    return {
+        "preset_": model.preset_,
+        "n_fusion_layers": cfg.n_fusion_layers,
+        "n_post_layers": cfg.n_post_layers,
+        "score_pooling": cfg.score_pooling,
+        "lr_": model.lr_,
+        "n_iter_": model.n_iter_,
+    }
 
 
 def correlations(y_true, y_pred) -> dict[str, float]:
@@ -347,19 +431,27 @@ def _split_file_indices(frame, dataset):
 def protocol_adience(args) -> dict:
     from skrank.datasets import load_adience
 
-    data = load_adience(args.root, split_file=args.split_file)
-    frame = data.frame
+    data = load_adience(args.root, frontal=args.adience_frontal, split_file=args.split_file)
+    frame, notes = data.frame, []
+    faces = "near-frontal faces (fold_frontal_*_data.txt)" if args.adience_frontal else "faces"
     if args.split_file:
         splits = _split_file_indices(frame, "Adience")
-        protocol = "Adience, reference split file, age groups 0-7"
+        protocol = f"Adience {faces}, reference split file, age groups 0-7"
+        sizes = (len(splits[0][0]), len(splits[0][1]))
+        if sizes != ADIENCE_REFERENCE_SIZES:
+            notes.append(
+                f"{sizes[0]:,} training / {sizes[1]:,} test faces found, against the reference "
+                f"split's {ADIENCE_REFERENCE_SIZES[0]:,} / {ADIENCE_REFERENCE_SIZES[1]:,}"
+            )
     else:
         folds = frame["fold"].to_numpy()
         splits = [(np.flatnonzero(folds != f), np.flatnonzero(folds == f)) for f in range(5)]
         empty = [f for f, (_, te) in enumerate(splits) if len(te) == 0]
         if empty:
             raise ProtocolError(f"Adience: fold(s) {empty} hold no face with a usable age")
-        protocol = "Adience, five folds (train on four, test on the fifth), age groups 0-7"
-    return {"protocol": protocol, "runs": _ordinal_runs(args, data, splits, classes=np.arange(8))}
+        protocol = f"Adience {faces}, five folds (train on four, test on the fifth), age groups 0-7"
+    runs = _ordinal_runs(args, data, splits, classes=np.arange(8))
+    return {"protocol": protocol, "runs": runs, "notes": notes}
 
 
 def protocol_hci(args) -> dict:
@@ -398,7 +490,7 @@ def protocol_hci(args) -> dict:
 
 def protocol_coco_count(args) -> dict:
     from skrank import CLIPRanker
-    from skrank.datasets import load_coco_counts
+    from skrank.datasets import coco_annotations_file, load_coco_counts
     from skrank.metrics import plcc_score, spearman_score
 
     if args.split_file:
@@ -408,11 +500,16 @@ def protocol_coco_count(args) -> dict:
         )
     root = Path(os.path.expanduser(args.root))
     categories = args.categories.split(",") if args.categories else None
+    source = "coco-rem" if args.coco_rem else "coco"
+    annotations = {
+        split: coco_annotations_file(args.coco_rem or root, split, source=source)
+        for split in (args.coco_train, args.coco_test)
+    }
 
     def load(split):
         return load_coco_counts(
             root / split,
-            root / "annotations" / f"instances_{split}.json",
+            annotations[split],
             categories=categories,
             max_count=args.max_count,
             crowd=args.crowd,
@@ -472,12 +569,14 @@ def protocol_coco_count(args) -> dict:
         "n_test": len(test),
         "n_categories": len(defined),
     }
+    named = "COCO-ReM annotations" if args.coco_rem else "COCO 2017 annotations"
     return {
         "protocol": (
-            f"COCO counts, trained on {args.coco_train} ({len(trainable)} categories), tested "
-            f"on {args.coco_test}; PLCC and SRCC within each category, averaged over "
-            f"{len(defined)}; crowd={args.crowd!r}, max_count={args.max_count}"
+            f"COCO counts ({named}), trained on {args.coco_train} ({len(trainable)} "
+            f"categories), tested on {args.coco_test}; PLCC and SRCC within each category, "
+            f"averaged over {len(defined)}; crowd={args.crowd!r}, max_count={args.max_count}"
         ),
+        "annotations": {split: str(path) for split, path in annotations.items()},
         "runs": [run],
         "per_category": per_category,
         "negative_fraction": extra.get("negative_fraction"),
@@ -524,7 +623,8 @@ def report(result: dict) -> str:
     lines = [
         f"{result['dataset']}: {result['protocol']}",
         f"backbone {result['backbone']} ({result['pretrained']}), settings {result['settings']} "
-        f"{SETTINGS[result['settings']] or '(library defaults)'}",
+        f"{settings(result['settings']) or '(library defaults)'}",
+        f"trained: {result['resolved']}",
         "",
         "method".ljust(width) + "".join(n.rjust(16) for n in names),
     ]
@@ -532,6 +632,7 @@ def report(result: dict) -> str:
         lines.append(method.ljust(width) + "".join(_cell(values[n], n).rjust(16) for n in names))
     lines += ["", f"paper numbers: {PAPER_SOURCE}; table: {result['paper']['table']}"]
     lines += [f"note: {n}" for n in result["notes"]]
+    lines += [f"unknown: {n}" for n in result["unknowns"]]
     return "\n".join(lines)
 
 
@@ -569,8 +670,18 @@ def parser() -> argparse.ArgumentParser:
         help=f"weights tag or file, 'none' for random (default: {REFERENCE_BACKBONE[1]} for "
         f"{REFERENCE_BACKBONE[0]}, none for skrank-tiny, else 'openai')",
     )
-    p.add_argument("--settings", choices=sorted(SETTINGS), default="paper")
-    p.add_argument("--max-epochs", type=int, help="default: the library's rule")
+    p.add_argument(
+        "--settings",
+        choices=SETTINGS,
+        default="paper",
+        help="paper: the paper's model (preset='paper', written out, and 30 epochs); "
+        "defaults: the library's",
+    )
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        help="default: the paper's 30 (--settings paper) or the library's rule (defaults)",
+    )
     p.add_argument("--batch-size", type=int, help="default: the library's (64)")
     p.add_argument("--device", default="auto")
     p.add_argument(
@@ -585,11 +696,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=10, help="hci: random draws")
     p.add_argument("--train-per-decade", type=int, default=210, help="hci")
     p.add_argument("--test-per-decade", type=int, default=55, help="hci")
+    p.add_argument(
+        "--adience-frontal",
+        action="store_true",
+        help="adience: the near-frontal subset (fold_frontal_<k>_data.txt), as the reference's "
+        "smaller single split (13,018 faces) probably is",
+    )
     p.add_argument("--categories", help="coco-count: comma-separated names (default: all)")
     p.add_argument("--max-count", type=int, help="coco-count: drop larger counts")
     p.add_argument("--crowd", choices=("drop", "ignore"), default="drop", help="coco-count")
     p.add_argument("--coco-train", default="train2017", help="coco-count")
     p.add_argument("--coco-test", default="val2017", help="coco-count")
+    p.add_argument(
+        "--coco-rem",
+        metavar="DIR",
+        help="coco-count: read COCO-ReM's refined annotations (instances_trainrem.json, "
+        "instances_valrem.json in DIR or DIR/annotations) instead of COCO's",
+    )
     p.add_argument(
         "--verbose", type=int, default=0, help="1: progress bars, and tracebacks on errors"
     )
@@ -614,7 +737,15 @@ def main(argv=None) -> dict:
         value = getattr(args, option)
         if value is not None and value < 1:
             raise SystemExit(f"reproduce_paper: --{option.replace('_', '-')} must be >= 1")
-    args.ranker_params = None
+    if args.adience_frontal and args.dataset != "adience":
+        raise SystemExit("reproduce_paper: --adience-frontal is an option of --dataset adience")
+    if args.coco_rem and args.dataset != "coco-count":
+        raise SystemExit("reproduce_paper: --coco-rem is an option of --dataset coco-count")
+    args.ranker_params = args.resolved = None
+    notes_unknown = unknowns(args)
+    print("What is not known about the reference's training (notes kept in the result):")
+    for note in notes_unknown:
+        print(f"- {note}")
 
     protocol, names = PROTOCOLS[args.dataset]
     t0 = time.perf_counter()
@@ -634,14 +765,16 @@ def main(argv=None) -> dict:
         "metrics": means,
         "std": std,
         "runs": out["runs"],
-        **{k: out[k] for k in ("per_category", "negative_fraction") if k in out},
+        **{k: out[k] for k in ("per_category", "negative_fraction", "annotations") if k in out},
         "backbone": args.backbone,
         "pretrained": args.pretrained,
         "settings": args.settings,
         "ranker_params": args.ranker_params,
+        "resolved": args.resolved,
         "paper": PAPER[args.dataset],
         "paper_source": PAPER_SOURCE,
         "notes": out.get("notes", []) + NOT_VERIFIED[args.dataset] + [ALWAYS_NOT_VERIFIED],
+        "unknowns": notes_unknown,
         "skrank_version": __version__,
         "seconds": time.perf_counter() - t0,
         "argv": list(sys.argv[1:] if argv is None else argv),
