@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from tests.helpers import benchmark_script
+from skrank import CLIPRanker, presets
+from skrank.params import validate_params
+from tests.helpers import INSTRUCTION, benchmark_script
 
 TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
@@ -23,6 +26,16 @@ TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "
 @pytest.fixture(scope="module")
 def script():
     return benchmark_script("reproduce_paper")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """skrank-tiny's towers saved as a file: pretrained weights, as far as a preset knows."""
+    from skrank.backbone import load_backbone
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    torch.save(load_backbone("skrank-tiny", None, torch.device("cpu")).model.state_dict(), path)
+    return path
 
 
 def _jpeg(path: Path, k: int) -> None:
@@ -97,19 +110,26 @@ ADIENCE_AGES = ["(0, 2)", "(4, 6)", "(8, 12)", "(15, 20)", "(25, 32)", "(38, 43)
 
 
 def _adience(root: Path) -> Path:
-    """fold_0_data.txt .. fold_4_data.txt and aligned/<user>/landmark_aligned_face.*."""
+    """fold_0_data.txt .. fold_4_data.txt, the near-frontal subset's
+    fold_frontal_0_data.txt .. fold_frontal_4_data.txt (three of each fold's four faces:
+    the last is turned away, yaw 45) and aligned/<user>/landmark_aligned_face.*."""
     root.mkdir(parents=True)
     k = 0
     for fold in range(5):
-        rows = [ADIENCE_HEADER]
+        rows, frontal = [ADIENCE_HEADER], [ADIENCE_HEADER]
         user = f"{30601258 + fold}@N03"
         for j in range(4):
             image, face = f"{10399646885 + k}_67c7d20df9_o.jpg", 1000 + k
             age = ADIENCE_AGES[(fold + 2 * j) % len(ADIENCE_AGES)]
-            rows.append(f"{user}\t{image}\t{face}\t{age}\tf\t0\t4\t86\t87\t-5\t0\t94")
+            yaw = 45 if j == 3 else 0
+            row = f"{user}\t{image}\t{face}\t{age}\tf\t0\t4\t86\t87\t-5\t{yaw}\t94"
+            rows.append(row)
+            if yaw == 0:
+                frontal.append(row)
             _jpeg(root / "aligned" / user / f"landmark_aligned_face.{face}.{image}", k)
             k += 1
         (root / f"fold_{fold}_data.txt").write_text("\n".join(rows) + "\n")
+        (root / f"fold_frontal_{fold}_data.txt").write_text("\n".join(frontal) + "\n")
     return root
 
 
@@ -128,20 +148,26 @@ COCO_CATEGORIES = [
 ]
 
 
-def _coco_split(root: Path, split: str, counts: dict[int, dict[int, int]], crowd=()) -> None:
-    """<root>/<split>/<12-digit id>.jpg and <root>/annotations/instances_<split>.json."""
+def _coco_split(
+    root: Path, split: str, counts: dict[int, dict[int, int]], crowd=(), annotations_file=None
+) -> None:
+    """<root>/<split>/<12-digit id>.jpg and <root>/annotations/instances_<split>.json
+    (or ``annotations_file``: the images are then left as they are)."""
     images, annotations = [], []
     for k, (image_id, per_category) in enumerate(counts.items()):
         name = f"{image_id:012d}.jpg"
-        _jpeg(root / split / name, k)
+        if annotations_file is None:
+            _jpeg(root / split / name, k)
         images.append(
             {"license": 3, "file_name": name, "height": 8, "width": 8, "id": image_id,
              "coco_url": f"http://images.cocodataset.org/{split}/{name}"}
         )  # fmt: skip
+        # COCO-ReM's masks are compressed RLE; COCO 2017's separate instances, polygons.
+        outline = {"size": [8, 8], "counts": "04d0"} if annotations_file else [[0, 0, 4, 0, 4, 4]]
         for category_id, n in per_category.items():
             for _ in range(n):
                 annotations.append(
-                    {"segmentation": [[0, 0, 4, 0, 4, 4]], "area": 8.0, "iscrowd": 0,
+                    {"segmentation": outline, "area": 8.0, "iscrowd": 0,
                      "image_id": image_id, "bbox": [0, 0, 4, 4], "category_id": category_id,
                      "id": len(annotations) + 1}
                 )  # fmt: skip
@@ -151,10 +177,11 @@ def _coco_split(root: Path, split: str, counts: dict[int, dict[int, int]], crowd
              "image_id": image_id, "bbox": [0, 0, 8, 8], "category_id": category_id,
              "id": len(annotations) + 1}
         )  # fmt: skip
-    (root / "annotations").mkdir(parents=True, exist_ok=True)
     content = {"info": {"year": 2017}, "licenses": [], "images": images,
                "annotations": annotations, "categories": COCO_CATEGORIES}  # fmt: skip
-    (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(content))
+    path = annotations_file or root / "annotations" / f"instances_{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
 
 
 def _coco(root: Path) -> Path:
@@ -164,8 +191,28 @@ def _coco(root: Path) -> Path:
     _coco_split(root, "train2017", train, crowd=[(360661, 19)])
     test = {16228 + k: {19: 1 + k} for k in range(3)}
     test.update({34873 + k: {53: 3 - k} for k in range(3)})
+    test[16231] = {}  # an image with no horse or apple in COCO 2017's annotations
     _coco_split(root, "val2017", test)
     return root
+
+
+def _coco_rem(datasets: Path) -> tuple[Path, Path]:
+    """kdexd/coco-rem's layout: datasets/coco/{train2017,val2017,annotations}/ and
+    datasets/coco_rem/instances_trainrem.json, instances_valrem.json: refined annotations
+    of the same images (here one more horse on 360662, and 16231's two apples that
+    COCO 2017 left unannotated)."""
+    coco = _coco(datasets / "coco")
+    train = {360661 + k: {19: 1 + k % 4 + (k == 1)} for k in range(6)}
+    train.update({340175 + k: {53: 1 + (k * 2) % 5} for k in range(6)})
+    train[340175][19] = 2
+    rem = datasets / "coco_rem"
+    _coco_split(coco, "train2017", train, crowd=[(360661, 19)],
+                annotations_file=rem / "instances_trainrem.json")  # fmt: skip
+    test = {16228 + k: {19: 1 + k} for k in range(3)}
+    test.update({34873 + k: {53: 3 - k} for k in range(3)})
+    test[16231] = {53: 2}
+    _coco_split(coco, "val2017", test, annotations_file=rem / "instances_valrem.json")
+    return coco, rem
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,3 +316,156 @@ def test_default_backbone_is_the_reference_configuration(script):
     assert script.resolve_backbone("ViT-B-16", None) == ("ViT-B-16", "openai")
     assert script.resolve_backbone("skrank-tiny", None) == ("skrank-tiny", None)
     assert script.resolve_backbone("ViT-B-32", "none") == ("ViT-B-32", None)
+
+
+# ---------------------------------------------------------------------------------------
+# --settings paper is the paper's model; every run prints the unknowns
+# ---------------------------------------------------------------------------------------
+
+# The README's paper model ("Defaults that differ from the paper"), stated here.
+PAPER_MODEL = dict(
+    n_fusion_layers=2, n_post_layers=2, score_pooling="mean", lr=5e-5, reg_weight=0.2, max_epochs=30
+)
+README_PAPER_MODEL = (
+    'n_fusion_layers=2, n_post_layers=2, score_pooling="mean", lr=5e-5, reg_weight=0.2, '
+    "max_epochs=30)"
+)
+# What the script sets besides the model: the run's plumbing, and the preset it names.
+RUN_PARAMS = {"instruction", "backbone", "pretrained", "device", "cache", "cache_dir",
+              "num_workers", "random_state", "verbose", "preset"}  # fmt: skip
+
+
+def _args(script, *argv):
+    args = script.parser().parse_args(["--dataset", "koniq10k", "--root", ".", *argv])
+    args.backbone, args.pretrained = script.resolve_backbone(args.backbone, args.pretrained)
+    return args
+
+
+def test_settings_paper_is_the_readme_paper_model(script):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert README_PAPER_MODEL in " ".join(readme.split())
+    built = script.ranker(_args(script), INSTRUCTION, 0).get_params()
+    readme_model = CLIPRanker(INSTRUCTION, **PAPER_MODEL).get_params()
+    assert {k: built[k] for k in PAPER_MODEL} == PAPER_MODEL
+    assert {k for k in built if built[k] != readme_model[k]} <= RUN_PARAMS
+    assert built["preset"] == "paper" and built["weight_decay"] == 0.01  # the README's --wd
+    # From the preset, not a copy: the two agree on every value the preset fills.
+    paper = presets.PRESETS["paper"]
+    assert {k: getattr(paper, k) for k in presets.FILLED} == {k: built[k] for k in presets.FILLED}
+    assert paper.lr == built["lr"]
+
+
+@pytest.mark.parametrize("weights", ["file:0123@ViT-B-32:abcd", "random:seed0@skrank-tiny:abcd"])
+def test_settings_paper_resolves_to_the_papers_model(script, weights):
+    built = script.ranker(_args(script), INSTRUCTION, 0).get_params()
+    out = presets.resolve(validate_params(built), weights, np.zeros(12, int), None)
+    assert out["preset_"].name == "paper"
+    assert {k: out[k] for k in PAPER_MODEL} == PAPER_MODEL
+    assert out["early_stopping"] is False  # no groups: the paper's fixed epochs
+
+
+def test_settings_defaults_are_the_librarys(script):
+    assert script.settings("defaults") == {}
+    built = script.ranker(_args(script, "--settings", "defaults"), INSTRUCTION, 0).get_params()
+    library = CLIPRanker(INSTRUCTION).get_params()
+    assert {k for k in built if built[k] != library[k]} <= RUN_PARAMS - {"preset"}
+
+
+def test_settings_paper_trains_the_papers_model_and_prints_the_unknowns(
+    script, tmp_path, tiny_checkpoint, capsys
+):
+    """No --max-epochs: the paper's 30 epochs, on pretrained towers (a checkpoint file)."""
+    root = _koniq(tmp_path / "koniq10k")
+    out = tmp_path / "paper.json"
+    argv = ["--dataset", "koniq10k", "--root", str(root), "--backbone", "skrank-tiny",
+            "--pretrained", str(tiny_checkpoint), "--batch-size", "8", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
+    result = script.main(argv)
+    written = json.loads(out.read_text())
+    assert {k: written["ranker_params"][k] for k in PAPER_MODEL} == PAPER_MODEL
+    assert written["resolved"] == {
+        "preset_": "paper", "n_fusion_layers": 2, "n_post_layers": 2, "score_pooling": "mean",
+        "lr_": 5e-5, "n_iter_": 30,
+    }  # fmt: skip
+    printed = capsys.readouterr().out
+    assert (
+        written["unknowns"]
+        == result["unknowns"]
+        == script.unknowns(script.parser().parse_args(argv))
+    )
+    assert len(written["unknowns"]) == 5
+    for note in written["unknowns"]:
+        assert f"- {note}" in printed  # before the run
+        assert f"unknown: {note}" in printed  # and in the report
+    assert "This run: lr=5e-05" in printed and "This run: max_epochs=30" in printed
+
+
+def test_the_unknowns_name_each_fact_of_the_reference(script):
+    notes = script.unknowns(_args(script))
+    lr, warmup, epochs, drop_path, models = notes
+    assert "--batch-size 5e-5" in lr and "0.0005" in lr and "lr=5e-05" in lr
+    assert "10,000" in warmup and "warmup_fraction" in warmup and "0.05" in warmup
+    assert "30 epochs" in epochs and "32" in epochs and "max_epochs=30" in epochs
+    assert "0.1" in drop_path and "eval mode" in drop_path and "cache" in drop_path
+    assert "multi-task" in models and "one model per dataset" in models
+    defaults = script.unknowns(_args(script, "--settings", "defaults"))
+    assert "lr='auto'" in defaults[0] and "max_epochs=None" in defaults[2]
+    assert "max_epochs=3" in script.unknowns(_args(script, "--max-epochs", "3"))[2]
+
+
+# ---------------------------------------------------------------------------------------
+# Adience's near-frontal subset; COCO-ReM's annotations
+# ---------------------------------------------------------------------------------------
+
+
+def test_adience_frontal_five_folds(script, tmp_path):
+    root = _adience(tmp_path / "adience")
+    result = _run(script, tmp_path, "adience", root, "--adience-frontal")
+    assert [r["n_test"] for r in result["runs"]] == [3] * 5  # the turned-away faces left out
+    assert "near-frontal" in result["protocol"]
+
+
+def test_adience_frontal_reference_split_file(script, tmp_path):
+    root = _adience(tmp_path / "adience")
+    faces = sorted(p.name[: -len(".jpg")] for p in (root / "aligned").glob("*/*.jpg"))
+    split = tmp_path / "Adience-split.json"
+    split.write_text(json.dumps({"train_id": faces[:15], "test_id": faces[15:]}))
+    with pytest.warns(UserWarning, match="match no"):  # the split lists turned-away faces
+        result = _run(
+            script, tmp_path, "adience", root, "--adience-frontal", "--split-file", str(split)
+        )
+    runs = result["runs"]
+    assert len(runs) == 1 and (runs[0]["n_train"], runs[0]["n_test"]) == (12, 3)  # of 15, 5
+    assert "near-frontal" in result["protocol"] and "reference split" in result["protocol"]
+    assert any("against the reference split's 8,698 / 4,320" in n for n in result["notes"])
+
+
+def test_coco_rem_annotations(script, tmp_path):
+    coco, rem = _coco_rem(tmp_path / "datasets")
+    result = _run(script, tmp_path, "coco-count", coco, "--coco-rem", str(rem))
+    assert result["annotations"] == {
+        "train2017": str(rem / "instances_trainrem.json"),
+        "val2017": str(rem / "instances_valrem.json"),
+    }
+    assert "COCO-ReM annotations" in result["protocol"]
+    assert result["per_category"]["apple"]["n_test"] == 4  # 16231's apples: ReM's only
+    plain = _run(script, tmp_path, "coco-count", coco)
+    assert plain["per_category"]["apple"]["n_test"] == 3
+    assert "COCO 2017 annotations" in plain["protocol"]
+    assert plain["annotations"]["val2017"] == str(coco / "annotations" / "instances_val2017.json")
+
+
+def test_coco_rem_annotations_must_be_there(script, tmp_path):
+    coco, rem = _coco_rem(tmp_path / "datasets")
+    (rem / "instances_trainrem.json").rename(rem / "instances_trainrem.json.zip")
+    argv = ["--dataset", "coco-count", "--root", str(coco), *TINY, "--coco-rem", str(rem)]
+    with pytest.raises(SystemExit, match=r"instances_trainrem.json.zip is there: unzip it"):
+        script.main(argv)
+
+
+@pytest.mark.parametrize(
+    ("dataset", "option"), [("koniq10k", ["--adience-frontal"]), ("adience", ["--coco-rem", "."])]
+)
+def test_dataset_options_belong_to_their_dataset(script, tmp_path, dataset, option):
+    with pytest.raises(SystemExit, match=f"{option[0]} is an option of --dataset"):
+        script.main(["--dataset", dataset, "--root", str(tmp_path), *option])
