@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from skrank.datasets import (
+    coco_annotations_file,
     load_adience,
     load_ava,
     load_coco_counts,
@@ -775,3 +776,70 @@ def test_coco_counts_wrong_layout_names_the_problem(tmp_path, break_layout, kwar
             load_coco_counts(images, annotations, **kwargs)
     if "Expected" in str(info.value) or error is FileNotFoundError:
         assert "Expected COCO layout" in str(info.value)
+
+
+def _coco_rem(datasets: Path) -> tuple[Path, Path]:
+    """kdexd/coco-rem's layout: COCO's images (datasets/coco/val2017/) and COCO-ReM's
+    refined annotations of them, datasets/coco_rem/instances_valrem.json: compressed-RLE
+    masks, a crowd turned into separate horses (382088: 3 instead of 2 and a crowd) and
+    the apples COCO 2017 missed on 16228."""
+    images, _ = _coco(datasets / "coco")
+    content = json.loads((datasets / "coco" / "annotations" / "instances_val2017.json").read_text())
+    content["annotations"] = [
+        a for a in content["annotations"] if not (a["image_id"] == 382088 and a["iscrowd"])
+    ]
+    added = [(382088, 19), (16228, 53), (16228, 53)]
+    for k, (image_id, category_id) in enumerate(added):
+        content["annotations"].append(
+            {"segmentation": {"size": [480, 640], "counts": "Xc0b0R7"}, "area": 120.0,
+             "iscrowd": 0, "image_id": image_id, "bbox": [1.0, 1.0, 9.0, 9.0],
+             "category_id": category_id, "id": 2_000_000 + k}
+        )  # fmt: skip
+    for a in content["annotations"]:
+        if isinstance(a["segmentation"], list):
+            a["segmentation"] = {"size": [480, 640], "counts": "Wc0b0R7"}
+    path = datasets / "coco_rem" / "instances_valrem.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(content))
+    return images, path.parent
+
+
+def test_coco_rem_annotations_count_the_same_images(tmp_path):
+    images, rem = _coco_rem(tmp_path / "datasets")
+    annotations = coco_annotations_file(rem, "val2017", source="coco-rem")
+    assert annotations == rem / "instances_valrem.json"
+    with pytest.warns(UserWarning, match="1 of 6 images annotated in instances_valrem.json"):
+        coco = load_coco_counts(images, annotations)
+    frame = coco.frame
+    assert frame["category"].tolist() == ["horse"] * 4 + ["apple"] * 3
+    assert frame["image_id"].tolist() == [16228, 340175, 360661, 382088, 16228, 34873, 340175]
+    assert coco.target.tolist() == [1, 1, 3, 3, 2, 1, 3]
+    assert frame["image"].tolist()[0] == str(images / "000000016228.jpg")  # COCO's images
+    assert "COCO-ReM" in coco.DESCR
+
+
+def test_coco_annotations_file_in_either_place(tmp_path):
+    images, annotations = _coco(tmp_path / "coco")  # coco/annotations/instances_val2017.json
+    assert coco_annotations_file(tmp_path / "coco", "val2017") == annotations
+    assert coco_annotations_file(annotations.parent, "val2017") == annotations
+    rem = tmp_path / "coco-rem" / "annotations"
+    rem.mkdir(parents=True)
+    (rem / "instances_trainrem.json").write_text("{}")
+    found = coco_annotations_file(tmp_path / "coco-rem", "train2017", source="coco-rem")
+    assert found == rem / "instances_trainrem.json"
+
+
+@pytest.mark.parametrize(
+    ("split", "source", "error", "match"),
+    [
+        ("val2017", "coco-rem", FileNotFoundError, r"instances_valrem.json.zip is there: unzip"),
+        ("train2017", "coco-rem", FileNotFoundError, "instances_trainrem.json is in neither"),
+        ("train2017", "coco", FileNotFoundError, "Expected COCO layout"),
+        ("val2014", "coco-rem", ValueError, "COCO-ReM annotates the 2017 splits only"),
+        ("val2017", "lvis", ValueError, "source must be one of"),
+    ],
+)
+def test_coco_annotations_file_names_the_problem(tmp_path, split, source, error, match):
+    (tmp_path / "instances_valrem.json.zip").write_bytes(b"PK")
+    with pytest.raises(error, match=match):
+        coco_annotations_file(tmp_path, split, source=source)
