@@ -5,7 +5,10 @@ of ``make_ranking_task``, that a ridge on the 16 x 16 downsampled pixels ranks
 nearly perfectly within each photo while ``CLIPRanker`` on ``skrank-tiny`` (the
 small-data preset, the settings a random tower gets) does not? Such a kind is a
 change of the whole image along one direction of pixel space (a colour cast, a
-haze), which a linear readout of the pixels sees directly.
+haze), which a linear readout of the pixels sees directly, or a change *where* in
+the image (a vignette, a ramp, an object's position), which the pixels' positions
+give a ridge and which the adapter's head, pooling over tokens, sees only through
+what the tower's position embedding left in them.
 
 Each kind grades the learning curves' sources (the bundled photos and crops of
 them, 8 levels each); folds split by photo (``learning_curves.fold_rows``), 200
@@ -69,7 +72,31 @@ def _vignette(x: np.ndarray, s: float) -> np.ndarray:
     return x * (1.0 - 0.8 * s * r**2)[:, :, None]
 
 
-KINDS = {"tint": _tint, "desaturate": _desaturate, "haze": _haze, "vignette": _vignette}
+def _ramp(x: np.ndarray, s: float) -> np.ndarray:
+    """Darkened from left to right, by up to 80 % at the right edge."""
+    n = x.shape[1]
+    return x * (1.0 - 0.8 * s * np.linspace(0, 1, n))[None, :, None]
+
+
+def _position(x: np.ndarray, s: float) -> np.ndarray:
+    """A white square of a quarter of the side, from the left edge (s = 0) to the right."""
+    n = x.shape[0]
+    side = n // 4
+    left = int(round(s * (n - side)))
+    top = (n - side) // 2
+    out = x.copy()
+    out[top : top + side, left : left + side] = 255.0
+    return out
+
+
+KINDS = {
+    "tint": _tint,
+    "desaturate": _desaturate,
+    "haze": _haze,
+    "vignette": _vignette,
+    "ramp": _ramp,
+    "position": _position,
+}
 N_SOURCES = 96  # as the learning curves' 200-image task (sizes 50 and 200, 2 folds)
 
 
