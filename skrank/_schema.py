@@ -28,6 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skrank._bounds import (
+    CONFIG_LIMITS,
+    MAX_EPOCH,
+    MAX_HISTORY,
+    MAX_INSTRUCTIONS,
+    MAX_INT,
+    MAX_STRING,
+    MAX_TARGET,
+)
 from skrank._schema_json import (
     SchemaError,
     _int,
@@ -58,37 +67,14 @@ __all__ = [
 FORMAT_NAME = "skrank-ranker"
 FORMAT_VERSION = 1
 
-# Bounds. Each is far above anything a fit produces, and low enough that a file
-# within them cannot make load (or a later predict) allocate, loop or overflow.
-MAX_STRING = 4096  # characters of any text: an instruction (CLIP reads ~300), a path, a name
-MAX_INSTRUCTIONS = 1024  # predict encodes every instruction: (K, T, C) text tokens
-MAX_HISTORY = 10_000  # epochs recorded; a fit runs 30 by default
-MAX_TARGET = 1e250  # |y_mean_| and y_scale_: scores * scale + mean stays finite
+# Bounds: the shared ones (the parameter table's too) are in skrank._bounds.
 # Trained adapters hold weights of order 1 (under 2 even at lr=3e-2). With every
-# |weight| <= 100 and the config bounds below, no activation of predict or compare
+# |weight| <= 100 and the config bounds, no activation of predict or compare
 # can reach float32's 3.4e38 (pre-LN blocks: each one adds at most ~M^3 d^2.5), so
 # a loaded ranker predicts finite values; a flipped exponent bit is far above it.
 MAX_ABS_WEIGHT = 100.0
 MAX_TENSOR_BYTES = 4 * 2**30
 MAX_HEADER_BYTES = 16 * 2**20
-# Upper bounds of the adapter config. Widths: open_clip's widest embedding is 1536
-# and its widest token 3072 (timm trunks); layers, heads and tokens: the defaults
-# are 2, 8, 32 and 16. The layers also bound the time to build the config's adapter
-# on the meta device to check the tensor table (~4 ms of CPU a block, 0.3 s at most).
-# The lower bounds of the fields that are also parameters are the parameters' own
-# (params.PARAMETERS); the others are widths and ratios, >= 1.
-CONFIG_LIMITS = {
-    "image_dim": 16384,
-    "text_dim": 16384,
-    "d_model": 4096,
-    "n_fusion_layers": 32,
-    "n_post_layers": 32,
-    "n_heads": 256,
-    "n_prompt_tokens": 1024,
-    "n_relation_tokens": 1024,
-    "mlp_ratio": 16,
-    "n_instructions": 2**16,
-}
 # Characters of each metadata string. Parsing JSON costs ~100 bytes of Python
 # objects per item, so the items (commas, arrays and objects) are bounded too.
 _MAX_CHARS = {
@@ -269,7 +255,7 @@ def _check_fitted(fitted) -> dict:
         )
     for i, entry in enumerate(_list(fitted["history_"], "fitted.history_", 0, MAX_HISTORY)):
         _check_epoch(entry, f"fitted.history_[{i}]")
-    _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_HISTORY)
+    _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_EPOCH)  # across warm starts
     if "lr_" in fitted:
         _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
     out["preset_"] = fitted.get("preset_", PRESET_BEFORE)
@@ -289,7 +275,7 @@ def _check_fitted(fitted) -> dict:
     if not any(c.accepts(info["kind"]) for c in PARAMETERS["cache"]):
         raise SchemaError("fitted.cache_info_.kind", f"{_shown(info['kind'])} is not a cache")
     for key in _CACHE_INFO_KEYS[1:]:
-        _int(info[key], f"fitted.cache_info_.{key}", 0, 2**63 - 1)
+        _int(info[key], f"fitted.cache_info_.{key}", 0, MAX_INT)
     return out
 
 
@@ -305,7 +291,7 @@ def _check_cli(values) -> dict:
 
 def _check_epoch(entry, field: str) -> None:
     _keys(entry, field, _HISTORY_KEYS)
-    _int(entry["epoch"], f"{field}.epoch", 1, 2**31)
+    _int(entry["epoch"], f"{field}.epoch", 1, MAX_EPOCH)
     for key in ("loss", "reg_loss", "rank_loss", "lr", "seconds"):
         _real(entry[key], f"{field}.{key}", 0.0, math.inf)
     score = entry["val_score"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from skrank._bounds import MAX_INT, text_problem
 from skrank.params import Interval
 
 
@@ -118,15 +119,11 @@ def _check_tree(value, field: str, depth: int, max_depth: int, max_string: int) 
     if depth > max_depth:
         raise SchemaError(field, "is nested deeper than any model file")
     if isinstance(value, str):
-        if len(value) > max_string:
-            raise SchemaError(field, f"is a string of {len(value)} characters (> {max_string})")
-        if not value.isascii():  # JSON escapes can make lone surrogates, which no text holds
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError:
-                raise SchemaError(field, f"{_shown(value)} is not valid Unicode text") from None
+        problem = text_problem(value, max_string)  # the parameter table's rule for text
+        if problem is not None:
+            raise SchemaError(field, problem)
     elif _is_int(value):
-        if not -(2**63) <= value < 2**63:
+        if not -MAX_INT - 1 <= value <= MAX_INT:
             raise SchemaError(field, f"{_shown(value)} does not fit in 64 bits")
     elif isinstance(value, dict):
         for k, v in value.items():

@@ -61,7 +61,9 @@ class Backbone:
     def __init__(
         self, model: nn.Module, name: str, pretrained: str | None, weights: _Weights, device
     ):
-        model.eval().requires_grad_(False)
+        # float32 whatever torch's default dtype when it was built (create_model builds
+        # under float32; a model given here built under float64 is cast).
+        model.float().eval().requires_grad_(False)
         self.model = model.to(device)
         self.name = name
         self.pretrained = pretrained
@@ -91,7 +93,7 @@ class Backbone:
         self.context_length = int(text.context_length)
         self.text_dim = int(text.ln_final.weight.shape[0])
         with torch.no_grad():
-            probe = torch.zeros(1, 3, *self.image_size, device=self.device)  # shapes only
+            probe = torch.zeros(1, 3, *self.image_size, dtype=torch.float32, device=self.device)
             self.n_image_tokens, self.image_dim = self.image_tokens(probe, "fp32").shape[1:]
             self.embed_dim = int(self.image_embeddings(probe, "fp32").shape[1])
 

@@ -12,6 +12,7 @@ named after the ``CLIPRanker`` parameters they come from.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import torch
@@ -138,6 +139,18 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         # Too few rows (or groups) to hold any out: the adapter stands alone.
         data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
     data.holdout = val is None and data.val_idx is not None
+    if params["early_stopping"]:
+        warn_small_validation(data, val is not None, params)
+    if params["reg_weight"] == 0:
+        warnings.warn(
+            "reg_weight=0 leaves the score head untrained, and predict, transform and score "
+            "read it (the ranking loss trains the pair branch, which only compare uses): "
+            "its scores are those of random weights, of either sign"
+            + (", blended with the linear probe's" if adapter.probe is not None else "")
+            + ". Set reg_weight > 0 (None: the preset's value)",
+            UserWarning,
+            stacklevel=3,
+        )
     # A warm start keeps the probe and its weight; without held-out rows to weigh it
     # on, the probe keeps weight 0 and is not fitted (no pass over the tokens).
     if blending and data.val_idx is not None:
@@ -154,6 +167,45 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         min_steps=params["preset_"].min_steps,
     )
     return adapter, data, cfg
+
+
+# Early stopping that validates on fewer images (or held-out groups) than these
+# picks its epoch by noise: a warning names the counts and the fixes.
+MIN_VALIDATION_IMAGES = 10
+MIN_VALIDATION_GROUPS = 3
+
+
+def warn_small_validation(data: TrainData, given: bool, params: dict) -> None:
+    """Warn when early stopping validates on too few images, or too few groups.
+
+    ``given``: the validation rows are the user's ``X_val``; else the
+    ``validation_fraction`` split (whole groups when groups are known).
+    """
+    idx = data.val_idx
+    n_images = len(idx)
+    n_groups = None if given or data.groups is None else len(np.unique(data.groups[idx]))
+    few_groups = n_groups is not None and n_groups < MIN_VALIDATION_GROUPS
+    if n_images >= MIN_VALIDATION_IMAGES and not few_groups:
+        return
+    held = f"{n_images} image(s)" + ("" if n_groups is None else f" in {n_groups} group(s)")
+    if given:
+        where, fix = "X_val", "pass an X_val and y_val of more images"
+    else:
+        where = f"validation_fraction={params['validation_fraction']} of the training rows"
+        fix = "raise validation_fraction, or pass X_val and y_val with more images" + (
+            "" if n_groups is None else " (or more groups)"
+        )
+    switched = " (turned on by early_stopping='auto')" if params.get("_auto_stop") else ""
+    warnings.warn(
+        f"early stopping{switched} validates on {held} ({where}): fewer than "
+        f"{MIN_VALIDATION_IMAGES} images"
+        + ("" if n_groups is None else f" or {MIN_VALIDATION_GROUPS} groups")
+        + " rank too noisily to choose an epoch, and the one kept may be the first; "
+        f"{fix}, or set "
+        "early_stopping=False to train every epoch",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def holdout_fraction(groups: np.ndarray, fraction: float) -> float | None:
@@ -260,6 +312,21 @@ def continued_history(previous: list[dict] | None, history: list[dict]) -> list[
     return (list(previous or []) + ahead)[-MAX_HISTORY:]
 
 
+def adapter_config(backbone, params: dict, n_instructions: int = 1) -> AdapterConfig:
+    """The config of a new adapter: the adapter parameters by name, ``d_model=None``
+    the backbone's embedding width."""
+    from skrank.params import by_name
+
+    return by_name(
+        AdapterConfig,
+        params,
+        image_dim=backbone.image_dim,
+        text_dim=backbone.text_dim,
+        d_model=params["d_model"] or backbone.embed_dim,
+        n_instructions=n_instructions,
+    )
+
+
 def initial_adapter(
     backbone, params: dict, seed: int, previous=None, previous_backbone=None, n_instructions=1
 ):
@@ -291,16 +358,8 @@ def initial_adapter(
     from dataclasses import fields
 
     from skrank.backbone import backbone_mismatch
-    from skrank.params import by_name
 
-    cfg = by_name(
-        AdapterConfig,
-        params,
-        image_dim=backbone.image_dim,
-        text_dim=backbone.text_dim,
-        d_model=params["d_model"] or backbone.embed_dim,
-        n_instructions=n_instructions,
-    )
+    cfg = adapter_config(backbone, params, n_instructions)
     if previous is None:
         # A generator of the fit's own, not torch's process-wide one: fits in threads
         # would reseed each other (and it yields torch.manual_seed(seed)'s stream).

@@ -324,8 +324,9 @@ class Preprocessor:
         h, w = self.size
         arr = np.asarray(img.resize((w, h), Image.Resampling.BICUBIC), dtype=np.float32)
         x = torch.from_numpy(arr).permute(2, 0, 1).div_(255.0)  # (3, H, W)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
+        # float32 whatever torch's default dtype (torch.set_default_dtype in the session)
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         return (x - mean) / std
 
 
@@ -367,9 +368,8 @@ def iter_pixel_batches(
                 if err is not None
             ]
             ok_idx = np.array([i for i, _ in ok], dtype=np.int64)
-            pixels = (
-                torch.stack([px for _, px in ok]) if ok else torch.empty(0, 3, *preprocess.size)
-            )
+            empty = torch.empty(0, 3, *preprocess.size, dtype=torch.float32)
+            pixels = torch.stack([px for _, px in ok]) if ok else empty
             yield ok_idx, pixels, failures
     finally:
         if pool is not None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from skrank._bounds import CONFIG_LIMITS, MAX_HISTORY, MAX_INT, MAX_STRING, text_problem
 from skrank._quote import shown
 from skrank.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank.devices import PRECISIONS, resolve_device
@@ -64,6 +65,8 @@ class Interval:
     def accepts(self, value) -> bool:
         if isinstance(value, (bool, np.bool_)):
             return False
+        if isinstance(value, numbers.Integral) and not -MAX_INT - 1 <= value <= MAX_INT:
+            return False  # a model file stores integers in 64 bits
         if self.kind is int:
             if not isinstance(value, numbers.Integral):
                 return False
@@ -131,13 +134,26 @@ class _Kind:
 NONE = Options((None,))
 AUTO = Options(("auto",))
 BOOL = _Kind("True or False", lambda v: isinstance(v, (bool, np.bool_)), bool)
+# Text a model file stores is bounded as the file's schema bounds it (skrank._bounds):
+# what fit accepts, save can write and load reads back.
 TEXT = _Kind(
-    "a non-empty string such as 'Sort the images by sharpness.'",
-    lambda v: isinstance(v, str) and v.strip(),
+    f"a non-empty string of valid Unicode, at most {MAX_STRING} characters, such as "
+    "'Sort the images by sharpness.'",
+    lambda v: isinstance(v, str) and v.strip() and _storable_text(v),
 )
-NAME = _Kind("a non-empty string", lambda v: isinstance(v, str) and v)
+NAME = _Kind(
+    f"a non-empty string of valid Unicode, at most {MAX_STRING} characters",
+    lambda v: isinstance(v, str) and v and _storable_text(v),
+)
 PATH = _Kind("a path", lambda v: isinstance(v, (str, os.PathLike)))
-COLUMN = _Kind("a column label", lambda v: v is not None and _hashable(v))
+STORED_PATH = _Kind(  # a path a model file records (pretrained): its text is bounded
+    f"a path of valid Unicode, at most {MAX_STRING} characters",
+    lambda v: isinstance(v, (str, os.PathLike)) and _storable_text(_path_text(v)),
+)
+COLUMN = _Kind(
+    f"a column label (a string: valid Unicode, at most {MAX_STRING} characters)",
+    lambda v: v is not None and _hashable(v) and (not isinstance(v, str) or _storable_text(v)),
+)
 RANDOM_STATE = _Kind(
     "None, an integer in [0, 2**32 - 1] or a numpy RandomState",
     lambda v: isinstance(v, np.random.RandomState) or Interval(int, 0, 2**32 - 1).accepts(v),
@@ -160,6 +176,18 @@ def _device_spelling(value) -> bool:
         return False
 
 
+def _storable_text(value: str) -> bool:
+    return text_problem(value) is None
+
+
+def _path_text(value) -> str:
+    try:
+        text = os.fsdecode(value)
+    except (TypeError, ValueError):
+        return ""
+    return text if isinstance(text, str) else ""
+
+
 def _hashable(value) -> bool:
     try:
         hash(value)
@@ -168,21 +196,26 @@ def _hashable(value) -> bool:
     return True
 
 
-def _count(low: int, note: str = "") -> Interval:
-    return Interval(int, low, None, note=note)
+def _count(low: int, note: str = "", high: int | None = None) -> Interval:
+    return Interval(int, low, high, note=note)
+
+
+def _bounded(name: str, low: int) -> Interval:
+    """An adapter size: at most what a model file's adapter config may hold."""
+    return _count(low, "the most a model file holds", CONFIG_LIMITS[name])
 
 
 PARAMETERS: dict[str, list] = {
     "preset": [Options(("auto", "paper", "small-data"))],
     "instruction": [NONE, TEXT],
     "backbone": [NAME],
-    "pretrained": [NONE, PATH],
-    "d_model": [NONE, _count(1)],
-    "n_fusion_layers": [NONE, _count(0)],
-    "n_post_layers": [NONE, _count(0)],
-    "n_heads": [_count(1)],
-    "n_prompt_tokens": [_count(0)],
-    "n_relation_tokens": [_count(1)],
+    "pretrained": [NONE, STORED_PATH],
+    "d_model": [NONE, _bounded("d_model", 1)],
+    "n_fusion_layers": [NONE, _bounded("n_fusion_layers", 0)],
+    "n_post_layers": [NONE, _bounded("n_post_layers", 0)],
+    "n_heads": [_bounded("n_heads", 1)],
+    "n_prompt_tokens": [_bounded("n_prompt_tokens", 0)],
+    "n_relation_tokens": [_bounded("n_relation_tokens", 1)],
     **{name: [Options(values)] for name, values in ADAPTER_OPTIONS.items()},
     "score_pooling": [NONE, Options(ADAPTER_OPTIONS["score_pooling"])],
     "reg_weight": [NONE, Interval(float, 0, None)],
@@ -190,7 +223,7 @@ PARAMETERS: dict[str, list] = {
     "lr": [AUTO, Interval(float, 0, None, closed="neither")],
     "weight_decay": [Interval(float, 0, None)],
     "batch_size": [_count(2, "ranking needs pairs")],
-    "max_epochs": [NONE, _count(1)],
+    "max_epochs": [NONE, _count(1, "the epochs a model file records", MAX_HISTORY)],
     "warmup_fraction": [Interval(float, 0, 1, closed="left")],
     "early_stopping": [AUTO, BOOL],
     "validation_fraction": [Interval(float, 0, 1, closed="neither")],
@@ -216,8 +249,14 @@ PARAMETERS: dict[str, list] = {
 
 
 def _refuse(name: str, value, allowed: str) -> InvalidParameterError:
+    why = ""
+    text = value if isinstance(value, str) else _path_text(value) if name == "pretrained" else ""
+    if text and text_problem(text):
+        why = f": it {text_problem(text)}"
+    elif isinstance(value, numbers.Integral) and not -MAX_INT - 1 <= value <= MAX_INT:
+        why = ": it does not fit in 64 bits, as a model file stores integers"
     return InvalidParameterError(
-        f"{name}={shown(value)} ({type(value).__name__}) is not valid; expected {allowed}"
+        f"{name}={shown(value)} ({type(value).__name__}) is not valid; expected {allowed}{why}"
     )
 
 

@@ -66,36 +66,111 @@ LOCAL_PARAMS = ("cache", "cache_dir")
 
 def _metadata(ranker, cli: dict | None = None) -> dict:
     """The file's metadata strings; raises SchemaError for values JSON cannot hold."""
+    params = ranker.get_params(deep=False)
+    if isinstance(params.get("random_state"), np.random.RandomState):
+        warnings.warn(
+            "random_state is a RandomState, whose position a skrank file cannot hold: "
+            "it is saved as None (predictions are unchanged; a refit of the loaded "
+            "ranker is not reproducible). Pass an integer random_state to keep it.",
+            UserWarning,
+            stacklevel=3,
+        )
+    fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
+    return _metadata_of(params, ranker.adapter_.cfg.to_dict(), fitted, cli)
+
+
+def _metadata_of(params: dict, config: dict, fitted: dict, cli: dict | None = None) -> dict:
     import skrank
 
-    params = {}
-    for key, value in ranker.get_params(deep=False).items():
+    stored = {}
+    for key, value in params.items():
         if key in LOCAL_PARAMS:
             continue
         if key == "random_state" and isinstance(value, np.random.RandomState):
-            warnings.warn(
-                "random_state is a RandomState, whose position a skrank file cannot hold: "
-                "it is saved as None (predictions are unchanged; a refit of the loaded "
-                "ranker is not reproducible). Pass an integer random_state to keep it.",
-                UserWarning,
-                stacklevel=3,
-            )
             value = None
-        params[key] = to_plain(value, f"params.{key}", scalar=True)
-    fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
-    fitted = to_plain(fitted, "fitted")
+        stored[key] = to_plain(value, f"params.{key}", scalar=True)
     meta = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "skrank_version": skrank.__version__,
-        "params": json.dumps(params, ensure_ascii=False),
-        "adapter_config": json.dumps(to_plain(ranker.adapter_.cfg.to_dict(), "adapter_config")),
+        "params": json.dumps(stored, ensure_ascii=False),
+        "adapter_config": json.dumps(to_plain(config, "adapter_config")),
         # NaN is allowed: a validation score is NaN when Spearman is undefined.
-        "fitted": json.dumps(fitted, ensure_ascii=False),
+        "fitted": json.dumps(to_plain(fitted, "fitted"), ensure_ascii=False),
     }
     if cli:
         meta["cli"] = json.dumps(to_plain(dict(cli), "cli"), ensure_ascii=False)
     return meta
+
+
+# What a refusal of check_storable is about, in the words of fit's arguments.
+_STORABLE_HINTS = {
+    "fitted.instructions_": "an instruction of X (its instruction column or the instruction "
+    "parameter)",
+    "fitted.y_mean_": "y: the targets' mean per instruction; rescale y",
+    "fitted.y_scale_": "y: the targets' spread per instruction; rescale y",
+    "fitted.backbone_info_": "the backbone",
+    "adapter_config": "the adapter these parameters build",
+}
+
+
+def check_storable(params: dict, config, backbone_info: dict, scaling, preset: str) -> None:
+    """Refuse, before any training, a fit whose result :func:`save` could not write.
+
+    Runs the checks of :func:`save` (the schema :func:`load` reads with) on
+    everything a fit fixes before it trains: the parameters as given
+    (``params``, the ranker's ``get_params``), the adapter ``config``, the
+    backbone's ``backbone_info``, the instructions and the targets' scaling.
+    Only the trained weights and the history are left for ``save`` to check.
+    A parameter JSON cannot hold (a tuple column label) is a warning: the
+    ranker fits, predicts and pickles, but :func:`save` will refuse it.
+
+    Raises
+    ------
+    skrank.InvalidParameterError
+        For a parameter or the adapter they build, naming it.
+    ValueError
+        For data (instructions, targets) the file could not hold, naming them.
+    """
+    from skrank.params import InvalidParameterError
+
+    storable = {}
+    for key, value in params.items():
+        try:
+            to_plain(value, f"params.{key}", scalar=True)
+        except SchemaError as exc:
+            warnings.warn(
+                f"save will refuse this ranker: {exc}; fit, predict and pickling (joblib) "
+                "are not affected",
+                UserWarning,
+                stacklevel=3,
+            )
+            value = _defaults()[key]
+        storable[key] = value
+    fitted = {
+        "instructions_": list(scaling.instructions),
+        "y_mean_": scaling.means,
+        "y_scale_": scaling.scales,
+        "history_": [],
+        "n_iter_": 0,
+        "preset_": preset,
+        "backbone_info_": backbone_info,
+        "cache_info_": dict.fromkeys(("hits", "misses", "images_encoded", "bytes"), 0),
+    }
+    fitted["cache_info_"]["kind"] = None
+    try:
+        meta = _metadata_of(storable, config.to_dict(), fitted)
+        contents = read_contents(meta, _defaults())
+        expected_tensors(contents.config)
+    except SchemaError as exc:
+        about = next((v for k, v in _STORABLE_HINTS.items() if exc.field.startswith(k)), None)
+        text = (
+            f"fit refuses this before training: save could not write the fitted ranker "
+            f"({exc}{'' if about is None else f'; this is about {about}'})"
+        )
+        if exc.field.startswith(("params", "adapter_config")):
+            raise InvalidParameterError(text) from None
+        raise ValueError(text) from None
 
 
 def _check_destination(path: str) -> None:

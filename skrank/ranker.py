@@ -21,6 +21,7 @@ from skrank.inference import PARAMS as PREDICTOR_PARAMS
 from skrank.inference import Predictor
 from skrank.metrics import check_sample_weight, spearman_score
 from skrank.params import by_name, validate_params
+from skrank.persistence import check_storable
 from skrank.training import train
 
 __all__ = ["CLIPRanker"]
@@ -374,6 +375,11 @@ class CLIPRanker(
         val = inputs.validation_set(parsed_val, y_val, scaling)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
         params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
+        # Before any image is encoded: what save could not write is refused now.
+        config = fitting.adapter_config(backbone, params, len(scaling.instructions))
+        check_storable(
+            self.get_params(deep=False), config, backbone.info, scaling, params["preset_"].name
+        )
         adapter, data, cfg = fitting.prepare(
             self, params, backbone, parsed, y, scaling, groups, weight, val
         )

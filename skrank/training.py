@@ -297,7 +297,7 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
         t0 = time.perf_counter()
         local = draw(rng)
         # Losses stay on the device: one host sync per epoch, not three per step.
-        step_losses = torch.empty(len(local), 3, device=device)
+        step_losses = torch.empty(len(local), 3, dtype=torch.float32, device=device)
         for n, batch in enumerate(local):
             idx = train_idx[batch.rows]
             flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)

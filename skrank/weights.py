@@ -222,7 +222,33 @@ def weights_on_disk(name: str, pretrained: str) -> bool:
     return bool(tag_cfg) and _cached_tag_file(tag_cfg)[0] is not None
 
 
+@contextlib.contextmanager
+def _float32_default():
+    """torch's default dtype float32 while open_clip builds a model.
+
+    A session that set ``torch.set_default_dtype(torch.float64)`` would otherwise
+    get float64 towers, whose random initialisation draws other values than the
+    float32 one its weights identity names. Nothing changes when the default is
+    already float32 (the usual case); otherwise it is restored afterwards.
+    """
+    before = torch.get_default_dtype()
+    if before == torch.float32:
+        yield
+        return
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 def create_model(name: str, pretrained: str | None, weights: _Weights) -> nn.Module:
+    """The open_clip model of ``weights``, in float32 whatever torch's default dtype."""
+    with _float32_default():
+        return _create_model(name, pretrained, weights).float()
+
+
+def _create_model(name: str, pretrained: str | None, weights: _Weights) -> nn.Module:
     kwargs: dict = {}
     if weights.kind == "hub":
         if not _hub_reachable() and not _hub_config_cached(name):

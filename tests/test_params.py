@@ -68,7 +68,7 @@ def test_allowed_values_are_spelled_out():
     assert refusal(warmup_fraction=1.0) == "a float in [0, 1)"
     assert refusal(validation_fraction=0.0) == "a float in (0, 1)"
     assert refusal(cache="ram") == 'one of "memory", "disk", None'
-    assert refusal(d_model=0) == "None or an integer >= 1"
+    assert refusal(d_model=0) == "None or an integer in [1, 4096] (the most a model file holds)"
     assert refusal(negative_fraction=1.0) == (
         "a float in [0, 1) (the share of a batch from other instructions)"
     )
