@@ -153,3 +153,182 @@ def test_the_embedder_checks_its_parameters_after_fit(brightness_task, name):
     embedder = CLIPEmbedder(backbone="skrank-tiny", device="cpu").fit(X)
     with pytest.raises(InvalidParameterError, match=f"{name}="):
         embedder.set_params(**{name: AFTER_FIT[name]}).transform(X)
+
+
+# ------------------------------- 4. fit refuses up front what save could not write
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if a fit gets as far as preparing its training (encoding images)."""
+    import skrank.fitting
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("fit went on to prepare training")
+
+    monkeypatch.setattr(skrank.fitting, "prepare", refuse)
+
+
+TOO_BIG = {
+    "n_prompt_tokens": {"n_prompt_tokens": 1025},
+    "n_heads": {"n_heads": 512, "d_model": 512},
+    "long_instruction": {"instruction": "Sort the images by brightness. " * 170},
+    "lone_surrogate": {"instruction": "Sort by \ud800 brightness."},
+    "max_epochs": {"max_epochs": 10**6},
+    "n_relation_tokens": {"n_relation_tokens": 1025},
+    "n_post_layers": {"n_post_layers": 33},
+}
+
+
+@pytest.mark.parametrize("params", TOO_BIG.values(), ids=list(TOO_BIG))
+def test_fit_refuses_what_save_could_not_write_before_training(data, no_training, params):
+    import time
+
+    name = next(iter(params))
+
+    from skrank import InvalidParameterError
+
+    instruction, X, y, _ = data
+    params = {"instruction": instruction, **params}
+    ranker = _ranker(params.pop("instruction"), **params)
+    start = time.perf_counter()
+    with pytest.raises(InvalidParameterError) as info:
+        ranker.fit(X, y)
+    assert time.perf_counter() - start < 30
+    assert f"{name}=" in str(info.value)
+    assert not hasattr(ranker, "adapter_")
+
+
+@pytest.mark.parametrize(
+    "text", ["Sort the images by brightness. " * 170, "Sort by \ud800 brightness."], ids=str.isascii
+)
+def test_fit_refuses_an_unstorable_instruction_of_x_before_training(data, no_training, text):
+    import pandas as pd
+
+    instruction, X, y, _ = data
+    texts = pd.Series([instruction, text] * (len(X) // 2), dtype=object)  # not Arrow: no UTF-8
+    frame = pd.DataFrame({"image": list(X), "instruction": texts})
+    ranker = _ranker(None)
+    with pytest.raises(ValueError, match="instruction") as info:
+        ranker.fit(frame, y)
+    assert "save" in str(info.value)
+    assert not hasattr(ranker, "adapter_")
+
+
+def test_fit_refuses_targets_whose_scale_the_file_cannot_hold(data, no_training):
+    # TargetScaling refuses a spread whose squares overflow (std > 1.3e154) before
+    # check_storable's MAX_TARGET (1e250) is reached: either way, before training.
+    from skrank._bounds import MAX_TARGET
+
+    instruction, X, y, _ = data
+    ranker = _ranker(instruction)
+    huge = np.asarray(y, dtype=np.float64) * (MAX_TARGET * 100)  # finite in float64
+    assert np.isfinite(huge).all()
+    with pytest.raises(ValueError, match="rescale y"):
+        ranker.fit(X, huge)
+    assert not hasattr(ranker, "adapter_")
+
+
+@pytest.mark.filterwarnings("ignore:instruction .* was truncated:UserWarning")
+def test_values_at_the_bounds_fit_save_and_load(data, tmp_path):
+    import skrank
+    from skrank._bounds import MAX_HISTORY, MAX_STRING
+
+    instruction, X, y, X_test = data
+    long = (instruction + " ") * (MAX_STRING // (len(instruction) + 1))
+    long = long + "x" * (MAX_STRING - len(long))
+    assert len(long) == MAX_STRING
+    ranker = _ranker(
+        long,
+        max_epochs=MAX_HISTORY,
+        early_stopping=True,
+        n_iter_no_change=1,
+        validation_fraction=0.25,
+        n_relation_tokens=1,
+        n_prompt_tokens=0,
+    )
+    with pytest.warns(UserWarning, match="truncated"):  # CLIP reads 32 tokens of it
+        ranker.fit(X, y)
+    assert ranker.n_iter_ < MAX_HISTORY
+    path = tmp_path / "bounds.skrank"
+    skrank.save(ranker, path)
+    loaded = skrank.load(path)
+    assert loaded.get_params()["max_epochs"] == MAX_HISTORY
+    assert loaded.instructions_ == [long]
+    np.testing.assert_array_equal(loaded.predict(X_test), ranker.predict(X_test))
+
+
+# --------------------------------------------- 5. torch's default dtype is float64
+
+
+def _everything(instruction, X, y, X_test, path):
+    import skrank
+
+    ranker = _ranker(instruction, max_epochs=1).fit(X, y)
+    skrank.save(ranker, path)
+    loaded = skrank.load(path)
+    return {
+        "predict": ranker.predict(X_test),
+        "compare": ranker.compare(X_test[:4], X_test[4:8]),
+        "transform": ranker.transform(X_test),
+        "loaded": loaded.predict(X_test),
+    }
+
+
+def test_a_float64_default_dtype_changes_nothing(data, tmp_path):
+    instruction, X, y, X_test = data
+    as_float32 = _everything(instruction, X, y, X_test, tmp_path / "a.skrank")
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        as_float64 = _everything(instruction, X, y, X_test, tmp_path / "b.skrank")
+        assert torch.get_default_dtype() == torch.float64  # the session's, left as it was
+    finally:
+        torch.set_default_dtype(before)
+    for key, value in as_float32.items():
+        assert np.asarray(as_float64[key]).dtype == np.asarray(value).dtype, key
+        np.testing.assert_array_equal(as_float64[key], value, err_msg=key)
+    np.testing.assert_array_equal(as_float64["loaded"], as_float64["predict"])
+
+
+# ------------------------------------- 6. configurations that train the head badly
+
+
+def test_reg_weight_zero_warns_that_the_score_head_is_untrained(data):
+    instruction, X, y, _ = data
+    with pytest.warns(UserWarning, match="reg_weight=0 leaves the score head untrained"):
+        _ranker(instruction, reg_weight=0.0, max_epochs=1).fit(X, y)
+
+
+def _validation_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if "early stopping" in str(w.message)]
+
+
+def test_early_stopping_on_a_few_validation_images_warns(data):
+    instruction, X, y, _ = data
+    ranker = _ranker(instruction, max_epochs=1, early_stopping=True)
+    with pytest.warns(UserWarning, match=r"validates on 4 image\(s\) \(X_val\)"):
+        ranker.fit(X[8:], y[8:], X_val=X[:4], y_val=y[:4])
+
+
+def test_early_stopping_on_few_groups_warns(data):
+    instruction, X, y, _ = data
+    groups = np.repeat(np.arange(4), len(X) // 4)
+    ranker = _ranker(instruction, max_epochs=1, early_stopping=True, validation_fraction=0.25)
+    with pytest.warns(UserWarning, match=r"in 1 group\(s\)"):
+        ranker.fit(X, y, groups=groups)
+
+
+def test_early_stopping_on_enough_validation_images_does_not_warn(data):
+    import warnings
+
+    instruction, X, y, _ = data
+    ranker = _ranker(instruction, max_epochs=1, early_stopping=True)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        ranker.fit(X[12:], y[12:], X_val=X[:12], y_val=y[:12])
+    assert _validation_warnings(record) == []
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        _ranker(instruction, max_epochs=1, early_stopping=False).fit(X[8:], y[8:])
+    assert _validation_warnings(record) == []
