@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import uuid
 
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from skrank._quote import shown
 from skrank.backbone import load_backbone
 from skrank.cache import DiskStore, ensure_cached, resolve_cache_dir
 from skrank.devices import resolve_device
@@ -225,10 +227,54 @@ def encode(
 # --------------------------------------------------------------------------- predict
 
 
+# The text Python gives an array, a tensor, an image or bytes, as Dask's
+# "dataframe.convert-string" option (on by default) makes of an object column.
+_REPR = re.compile(r"array\(|tensor\(|<PIL\.|<[\w.]+ object at 0x|b['\"]")
+_NUMBERS = re.compile(r"[\[\]\s\d.,eE+-]+")  # a small array's text: "[0 1 2]"
+
+
+def _is_repr(text: str) -> bool:
+    if text.startswith("["):  # a numpy array's: "[[[0 0 0]\n  [0 0 0]..." (not "[2020] a.jpg")
+        return text.rstrip().endswith("]") and ("\n" in text or bool(_NUMBERS.fullmatch(text)))
+    return bool(_REPR.match(text))
+
+
+_CONVERTED = (
+    "Dask turned an object column of images into text (its 'dataframe.convert-string' "
+    "option, on by default, converts the column when the collection is made). Make the "
+    "collection under dask.config.set({'dataframe.convert-string': False}) so arrays and "
+    "PIL images survive, or pass file paths"
+)
+
+
+def _check_not_converted(part, ranker) -> None:
+    """Refuse a string-typed image column that holds the text of arrays or images.
+
+    Its rows are not paths: read as paths, every one would be unreadable (all NaN
+    with ``on_error="nan"``), so this is an error whatever ``on_error`` says.
+    """
+    if isinstance(part, pd.DataFrame):
+        column = ranker.image_column
+        if column not in part.columns:
+            return  # CLIPRanker.predict names the missing column
+        values = part[column]
+    else:
+        values = part
+    if isinstance(values, pd.Series) and values.dtype == object:
+        return  # objects are kept as they are: arrays stay arrays
+    for label, value in values.items():
+        if isinstance(value, str) and _is_repr(value) and not os.path.exists(value):
+            raise ValueError(
+                f"images: row {shown(label)} of the image column is the text of an array or "
+                f"image, not a path ({shown(value, 40)}): {_CONVERTED}"
+            )
+
+
 def _predict_part(part, ranker, on_error: str) -> pd.Series:
     """One partition's predictions, indexed like the partition."""
     if len(part) == 0:
         return pd.Series([], index=part.index, dtype="float64", name="prediction")
+    _check_not_converted(part, ranker)
     X = part if isinstance(part, pd.DataFrame) else part.tolist()
     # CLIPRanker.predict leaves the ranker untouched: worker threads share it freely.
     values = ranker.predict(X, on_error=on_error)
@@ -278,6 +324,16 @@ def predict(
     on_error : {"raise", "nan"}, default="raise"
         As in ``CLIPRanker.predict``, per partition: "nan" gives unreadable
         images NaN instead of failing the whole job.
+
+    Raises
+    ------
+    ValueError
+        When the image column is text that holds the printed form of arrays
+        or PIL images rather than paths, whatever ``on_error`` says: Dask's
+        ``"dataframe.convert-string"`` option (on by default) turns an object
+        column into strings when the collection is made. Make it under
+        ``dask.config.set({"dataframe.convert-string": False})`` to keep
+        arrays and images as they are.
 
     Returns
     -------

@@ -265,3 +265,54 @@ def test_predict_survives_a_lost_worker(client, files, ranker, expected):
     assert not out.isna().any() and len(out) == N_FILES
     np.testing.assert_array_equal(out.to_numpy(), expected)
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+# ------------------------------------------------- a Dask column of arrays (issue 29)
+
+
+def _arrays(n=6):
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("on_error", ["raise", "nan"])
+@pytest.mark.parametrize("kind", ["series", "frame"])
+def test_predict_refuses_arrays_dask_turned_into_text(ranker, on_error, kind):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    arrays = pd.Series(_arrays(), dtype=object)
+    with dask.config.set({"dataframe.convert-string": True}):
+        if kind == "series":
+            images = dd.from_pandas(arrays, npartitions=2)
+        else:
+            images = dd.from_pandas(pd.DataFrame({"image": arrays}), npartitions=2)
+    column = images if kind == "series" else images["image"]
+    assert column.dtype != object  # what Dask does: the arrays are now their repr strings
+    lazy = parallel.predict(ranker, images, on_error=on_error)
+    with pytest.raises(ValueError, match="convert-string") as info:
+        lazy.compute(scheduler="sync")
+    assert "not a path" in str(info.value) and len(str(info.value)) < 1000
+
+
+def test_predict_keeps_arrays_of_an_object_dask_column(ranker):
+    dask = pytest.importorskip("dask")
+    dd = pytest.importorskip("dask.dataframe")
+    arrays = _arrays()
+    with dask.config.set({"dataframe.convert-string": False}):
+        images = dd.from_pandas(pd.Series(arrays, dtype=object), npartitions=2)
+        out = parallel.predict(ranker, images).compute(scheduler="sync")
+    assert not out.isna().any()
+    np.testing.assert_allclose(out.to_numpy(), ranker.predict(arrays), rtol=1e-5, atol=1e-6)
+
+
+def test_a_missing_path_that_looks_like_a_list_is_still_an_unreadable_image(ranker, tmp_path):
+    dd = pytest.importorskip("dask.dataframe")
+    from skrank import ImageLoadError
+
+    missing = str(tmp_path / "[2020] photo.png")
+    images = dd.from_pandas(pd.Series([missing, "[1 2 3].png"]), npartitions=1)
+    with pytest.raises(ImageLoadError):
+        parallel.predict(ranker, images).compute(scheduler="sync")
+    with pytest.warns(UserWarning):
+        out = parallel.predict(ranker, images, on_error="nan").compute(scheduler="sync")
+    assert out.isna().all()
