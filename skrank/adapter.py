@@ -31,9 +31,11 @@ BEFORE_OPTIONS = {
     "pair_logit": "raw",
     "probe": "none",
     "n_instructions": 1,
+    "image_positions": "none",
 }
 # The values each option may take; the first is the default (the reference's
-# architecture, except score_pooling: docs/model.md; no linear probe).
+# architecture, except score_pooling: docs/model.md; no linear probe; no
+# position code). CLIPRanker leaves score_pooling and image_positions to its preset.
 OPTIONS = {
     "score_pooling": ("mean_std", "mean"),
     "fusion": ("two_mlps", "one_mlp"),
@@ -41,6 +43,7 @@ OPTIONS = {
     "relation_norm": ("layernorm", "none"),
     "pair_logit": ("odd", "raw"),
     "probe": ("none", "ridge"),
+    "image_positions": ("none", "sincos"),
 }
 POST_DROPOUT = 0.1  # the reference's post-fusion encoder layers (torch's default)
 
@@ -125,6 +128,10 @@ class AdapterConfig:
     # held-out rows (skrank.probe).
     probe: str = "none"
     n_instructions: int = 1  # rows of the probe: one per fitted instruction
+    # "sincos": a fixed 2-D sine-cosine code of each image token's place in the
+    # grid, added to the projected tokens, so that the adapter (whose head pools
+    # over tokens) can tell where in the image something is; "none": the reference's.
+    image_positions: str = "none"
 
     def __post_init__(self):
         for name, allowed in OPTIONS.items():
@@ -433,6 +440,33 @@ def _fusion_blocks(cfg: AdapterConfig, generator=None) -> list[nn.Module]:
     return blocks
 
 
+def grid_positions(n_tokens: int, d: int, device=None) -> torch.Tensor:
+    """A fixed (n_tokens, d) code of each token's place in its grid, values in [-1, 1].
+
+    Tokens are read as a row-major square grid when ``n_tokens`` is a square
+    (ViT patches, a ConvNeXt map); then half the features code the row and half
+    the column, each as sines and cosines of the position at ``d / 4``
+    geometrically spaced frequencies (the 2-D form of the transformer's
+    sinusoidal code). Otherwise the code is 1-D over the token index.
+    """
+    side = math.isqrt(n_tokens)
+    if side * side == n_tokens:
+        index = torch.arange(n_tokens, device=device, dtype=torch.float32)
+        rows, cols = torch.div(index, side, rounding_mode="floor"), index % side
+        half = d // 2
+        return torch.cat([_sincos(rows, half, device), _sincos(cols, d - half, device)], dim=1)
+    return _sincos(torch.arange(n_tokens, device=device, dtype=torch.float32), d, device)
+
+
+def _sincos(position: torch.Tensor, d: int, device=None) -> torch.Tensor:
+    """(n, d): sin and cos of ``position`` at d / 2 frequencies 1 / 100^(k / (d / 2))."""
+    n_freq = max(1, d // 2)
+    freq = 100.0 ** (-torch.arange(n_freq, device=device, dtype=torch.float32) / n_freq)
+    angle = position[:, None] * freq[None]
+    code = torch.cat([angle.sin(), angle.cos()], dim=1)
+    return code[:, :d] if code.shape[1] >= d else F.pad(code, (0, d - code.shape[1]))
+
+
 class RankingAdapter(nn.Module):
     """Frozen-CLIP tokens + instruction → a score per image and a logit per pair.
 
@@ -488,6 +522,8 @@ class RankingAdapter(nn.Module):
         """
         B = image_tokens.shape[0]
         x = self.image_in(image_tokens)  # (B, L, d)
+        if self.cfg.image_positions == "sincos":
+            x = x + grid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
         ctx, valid = self.context(text, text_valid)
         ctx, valid = ctx.expand(B, -1, -1), valid.expand(B, -1)  # (B, T + P, d), (B, T + P)
         for block in self.fusion:

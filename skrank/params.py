@@ -218,6 +218,7 @@ PARAMETERS: dict[str, list] = {
     "n_relation_tokens": [_bounded("n_relation_tokens", 1)],
     **{name: [Options(values)] for name, values in ADAPTER_OPTIONS.items()},
     "score_pooling": [NONE, Options(ADAPTER_OPTIONS["score_pooling"])],
+    "image_positions": [NONE, Options(ADAPTER_OPTIONS["image_positions"])],
     "reg_weight": [NONE, Interval(float, 0, None)],
     "rank_weight": [Interval(float, 0, None)],
     "lr": [AUTO, Interval(float, 0, None, closed="neither")],

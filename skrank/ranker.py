@@ -70,14 +70,16 @@ class CLIPRanker(
         weights, with a warning). Ignored by ``"skrank-tiny"`` unless a file.
     preset : {"auto", "paper", "small-data"}, default="auto"
         The settings of the parameters left at None (or ``"auto"``): the
-        depths, ``score_pooling``, ``reg_weight``, ``lr``, the step floor of
-        ``max_epochs=None`` and ``early_stopping``. ``"paper"``: the paper's
-        model and training (2 fusion and 2 post-fusion layers, mean-pooled
-        head, ``reg_weight=0.2``, ``lr=5e-5``, 30 epochs or at least 300
-        steps at that rate, early stopping on held-out groups when ``groups``
-        name at least 10). ``"small-data"``: the shallow adapter measured
-        better on random towers (1 fusion layer, no post-fusion layers,
-        mean-and-spread head, ``reg_weight=1``, ``lr`` by width). ``"auto"``:
+        depths, ``score_pooling``, ``image_positions``, ``reg_weight``,
+        ``lr``, the step floor of ``max_epochs=None`` and ``early_stopping``.
+        ``"paper"``: the paper's model and training (2 fusion and 2
+        post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
+        ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
+        stopping on held-out groups when ``groups`` name at least 10).
+        ``"small-data"``: the shallow adapter measured better on random towers
+        (1 fusion layer, no post-fusion layers, mean-and-spread head, token
+        positions, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
+        ``"auto"``:
         ``"paper"`` with pretrained weights, ``"small-data"`` with random
         ones (``skrank-tiny``, ``pretrained=None``). The choice is
         ``preset_``; parameters you set override it.
@@ -101,6 +103,12 @@ class CLIPRanker(
         "mean": the paper's head pools each fused feature's mean over the
         image's tokens; "mean_std" pools its mean and spread. None: the
         preset's ("mean" for ``"paper"``, "mean_std" for ``"small-data"``).
+    image_positions : {"none", "sincos"}, default=None
+        "sincos" adds a fixed 2-D sine-cosine code of each image token's place
+        in its grid to the projected tokens, so that the adapter, whose head
+        pools over tokens, can tell where in the image something is (a
+        vignette, a ramp); "none" is the paper's. None: the preset's ("none"
+        for ``"paper"``, "sincos" for ``"small-data"``).
     fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
         The reference code's architecture: two MLPs per fusion layer
         ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1
@@ -138,8 +146,8 @@ class CLIPRanker(
         Images per optimiser step (and per encoding batch); at least 2.
     max_epochs : int, default=None
         Training epochs. None: 30, raised on small data so that training
-        takes at least the preset's floor of optimiser steps (300), at the
-        same learning rate.
+        takes at least the preset's floor of optimiser steps (1,000 for
+        ``"paper"``, 300 for ``"small-data"``), at the same learning rate.
     warmup_fraction : float, default=0.05
         Share of the steps spent in linear learning-rate warm-up.
     early_stopping : bool or "auto", default="auto"
@@ -250,6 +258,7 @@ class CLIPRanker(
         n_prompt_tokens=32,
         n_relation_tokens=16,
         score_pooling=None,
+        image_positions=None,
         fusion="two_mlps",
         post_layers="post_ln",
         relation_norm="layernorm",
@@ -292,6 +301,7 @@ class CLIPRanker(
         self.n_prompt_tokens = n_prompt_tokens
         self.n_relation_tokens = n_relation_tokens
         self.score_pooling = score_pooling
+        self.image_positions = image_positions
         self.fusion = fusion
         self.post_layers = post_layers
         self.relation_norm = relation_norm

@@ -13,7 +13,12 @@ from tests.helpers import tiny_ranker
 from tests.test_persistence import parts
 
 SKRANK_01 = dict(
-    fusion="one_mlp", post_layers="pre_ln", relation_norm="none", pair_logit="raw", probe="none"
+    fusion="one_mlp",
+    post_layers="pre_ln",
+    relation_norm="none",
+    pair_logit="raw",
+    probe="none",
+    image_positions="none",
 )
 
 
@@ -38,11 +43,13 @@ def test_the_parameters_build_the_adapter(old_style):
     assert not adapter.relation.normed and not adapter.pair_head.odd
     assert adapter.score_head.pooling == "mean"
     defaults = tiny_ranker().get_params()
-    # score_pooling defaults to None: the preset chooses it (test_presets)
-    assert {k: defaults[k] for k in OPTIONS if k != "score_pooling"} == {
-        k: v[0] for k, v in OPTIONS.items() if k != "score_pooling"
+    # score_pooling and image_positions default to None: the preset chooses them
+    # (test_presets)
+    chosen = ("score_pooling", "image_positions")
+    assert {k: defaults[k] for k in OPTIONS if k not in chosen} == {
+        k: v[0] for k, v in OPTIONS.items() if k not in chosen
     }
-    assert defaults["score_pooling"] is None
+    assert defaults["score_pooling"] is None and defaults["image_positions"] is None
 
 
 def test_the_reference_depth_builds_the_reference_architecture(data):

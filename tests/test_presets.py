@@ -1,6 +1,7 @@
 """Presets: the paper's model with pretrained weights, the small-data settings with random
 towers; recorded in ``preset_``, kept by save/load, overridden by explicit parameters."""
 
+import math
 import pickle
 import warnings
 
@@ -32,7 +33,7 @@ def trained_reg_weight(r) -> float:
 
 def architecture(r) -> tuple:
     c = r.adapter_.cfg
-    return c.n_fusion_layers, c.n_post_layers, c.score_pooling
+    return c.n_fusion_layers, c.n_post_layers, c.score_pooling, c.image_positions
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def test_pretrained_weights_train_the_papers_model(vit_checkpoint):
         random_state=0, batch_size=8, max_epochs=1,
     ).fit(IMAGES[:12], Y[:12])  # fmt: skip
     assert r.preset_ == "paper"
-    assert architecture(r) == (2, 2, "mean")
+    assert architecture(r) == (2, 2, "mean", "none")
     assert r.lr_ == 5e-5
     assert trained_reg_weight(r) == pytest.approx(0.2, rel=1e-4)
 
@@ -66,7 +67,7 @@ def test_pretrained_weights_train_the_papers_model(vit_checkpoint):
 def test_random_towers_train_the_small_data_settings():
     r = ranker(max_epochs=1).fit(IMAGES, Y)
     assert r.preset_ == "small-data"
-    assert architecture(r) == (1, 0, "mean_std")
+    assert architecture(r) == (1, 0, "mean_std", "sincos")
     assert r.lr_ == 1e-3  # lr="auto" by width for skrank-tiny
     assert trained_reg_weight(r) == pytest.approx(1.0, rel=1e-4)
     assert r.validation_scores_ is None  # early_stopping="auto" is off here, groups or not
@@ -86,16 +87,17 @@ def test_every_parameter_set_overrides_its_preset(tiny_checkpoint):
         reg_weight=0.5, lr=2e-3, early_stopping=False,
     ).fit(IMAGES, Y, groups=GROUPS)  # fmt: skip
     assert r.preset_ == "paper"
-    assert architecture(r) == (1, 2, "mean_std")  # n_post_layers left to the preset
+    assert architecture(r) == (1, 2, "mean_std", "none")  # n_post_layers left to the preset
     assert r.lr_ == 2e-3
     assert trained_reg_weight(r) == pytest.approx(0.5, rel=1e-4)
     assert r.validation_scores_ is None
     # And a preset named outright beats the weights.
     small = ranker(pretrained=str(tiny_checkpoint), preset="small-data", max_epochs=1)
     assert small.fit(IMAGES, Y).preset_ == "small-data"
-    assert architecture(small) == (1, 0, "mean_std")
+    assert architecture(small) == (1, 0, "mean_std", "sincos")
     paper = ranker(preset="paper", max_epochs=1).fit(IMAGES, Y)
-    assert (paper.preset_, architecture(paper), paper.lr_) == ("paper", (2, 2, "mean"), 5e-5)
+    assert (paper.preset_, paper.lr_) == ("paper", 5e-5)
+    assert architecture(paper) == (2, 2, "mean", "none")
 
 
 def test_the_papers_preset_stops_early_on_held_out_groups_where_there_are_enough():
@@ -111,7 +113,7 @@ def test_the_step_floor_keeps_the_papers_rate():
     """On little data the floor adds epochs at the paper's rate, never a higher one."""
     r = ranker(preset="paper", early_stopping=False).fit(IMAGES, Y)
     steps_per_epoch = 3  # 24 images, batches of 8
-    assert r.n_iter_ == presets.PRESETS["paper"].min_steps // steps_per_epoch
+    assert r.n_iter_ == math.ceil(presets.PRESETS["paper"].min_steps / steps_per_epoch)
     assert r.lr_ == 5e-5
     assert max(h["lr"] for h in r.history_) <= 5e-5
 
@@ -121,7 +123,7 @@ def test_the_preset_survives_save_load_and_pickles(tiny_checkpoint, tmp_path):
     save(r, tmp_path / "m.skrank")
     back = load(tmp_path / "m.skrank")
     assert back.preset_ == "paper" and back.get_params() == r.get_params()
-    assert architecture(back) == (2, 2, "mean")
+    assert architecture(back) == (2, 2, "mean", "none")
     np.testing.assert_allclose(back.predict(IMAGES[:5]), r.predict(IMAGES[:5]), rtol=1e-5)
     assert pickle.loads(pickle.dumps(r)).preset_ == "paper"
     # A refit of the loaded ranker resolves the same way.
@@ -168,3 +170,32 @@ def test_small_data_settings_on_pretrained_weights_and_much_data_warn(tiny_check
             IMAGES[:20], Y[:20]
         )
         ranker(preset="small-data", max_epochs=1).fit(IMAGES, Y)
+
+
+def test_the_position_code_is_a_fixed_grid_code():
+    from skrank.adapter import grid_positions
+
+    square = grid_positions(49, 16)  # ViT-B-32's 7 x 7 patches
+    assert square.shape == (49, 16) and square.abs().max() <= 1
+    # Half the features code the row, half the column: tokens of one row share the first.
+    assert torch.equal(square[7, :8], square[13, :8]) and not torch.equal(square[7], square[13])
+    assert torch.equal(square[1, 8:], square[8, 8:])  # one column
+    assert len({tuple(row.tolist()) for row in square}) == 49  # every place its own code
+    assert grid_positions(50, 15).shape == (50, 15)  # not a square: 1-D over the index
+    assert torch.equal(grid_positions(49, 16), square)  # fixed, nothing drawn
+
+
+def test_the_position_code_reaches_the_scores_and_none_is_the_papers():
+    """Moving tokens to other places changes the score with positions, not without."""
+    from skrank.adapter import AdapterConfig, RankingAdapter
+
+    tokens = torch.randn(2, 16, 8, generator=torch.Generator().manual_seed(0))
+    text, valid = torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)
+    moved = tokens.flip(1)
+    for positions, differs in (("sincos", True), ("none", False)):
+        cfg = AdapterConfig(8, 8, d_model=16, n_heads=2, image_positions=positions)
+        adapter = RankingAdapter(cfg, torch.Generator().manual_seed(0)).eval()
+        with torch.no_grad():
+            a, _ = adapter(tokens, text, valid)
+            b, _ = adapter(moved, text, valid)
+        assert (not torch.allclose(a, b, atol=1e-6)) == differs
