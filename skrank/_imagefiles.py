@@ -26,6 +26,11 @@ tries it on any unrecognised bytes and random data can "decode"), ICO/CUR
 that names what it is, recognised from its first bytes by this module (which
 asks Pillow's plugins only for their signature checks, pure functions of the
 first 16 bytes), so a refused file never reaches another decoder.
+
+Truncated files are refused (:func:`truncation`): Pillow raises on image data
+that ends early, unless ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is set, and
+does not notice a PNG whose compressed stream is complete but holds fewer rows
+than the header says (it fills the rest with black); both are checked here.
 """
 
 from __future__ import annotations
@@ -34,10 +39,12 @@ import contextlib
 import functools
 import io
 import re
+import struct
 import threading
 import warnings
+import zlib
 
-from PIL import Image
+from PIL import Image, ImageFile
 
 from skrank._files import FileTooLargeError, NotRegularFileError, read_regular_file
 
@@ -47,6 +54,7 @@ __all__ = [
     "decodable",
     "open_image",
     "read_path",
+    "truncation",
     "unsupported",
 ]
 
@@ -258,3 +266,89 @@ def _sniff_with_pillow(prefix: bytes) -> str | None:
         if result and not isinstance(result, str):  # a str is Pillow's "maybe" warning
             return fmt
     return None
+
+
+# ------------------------------------------------------------------ truncated files
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples a pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2))
+_ADAM7 += ((0, 1, 1, 2),)
+_INFLATE_STEP = 1 << 20  # bytes inflated at a time: the check holds no second image
+
+
+def truncation(data: bytes, fmt: str | None) -> str | None:
+    """Why the image file ``data`` (opened as ``fmt``) is truncated, or None.
+
+    PNG: the image data (its IDAT chunks) must inflate to every row the header
+    declares. JPEG (and MPO), only while ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES``
+    is set (otherwise Pillow refuses a truncated one itself): an end-of-image
+    marker must follow the last scan. Other formats: Pillow's own checks.
+    """
+    if fmt == "PNG":
+        return _png_truncation(data)
+    if fmt in ("JPEG", "MPO") and ImageFile.LOAD_TRUNCATED_IMAGES:
+        if data.rfind(b"\xff\xd9") < data.rfind(b"\xff\xda"):
+            return "truncated: the JPEG ends inside its image data (no end-of-image marker)"
+    return None
+
+
+def _png_truncation(data: bytes) -> str | None:
+    chunks = _png_chunks(data)
+    if chunks is None:
+        return None  # malformed: Pillow's decoder says how
+    header, idat = chunks
+    width, height, depth, colour, _, _, interlace = header
+    channels = _PNG_CHANNELS.get(colour)
+    if channels is None or not idat:
+        return None
+
+    def row_bytes(w: int) -> int:
+        return 1 + (w * channels * depth + 7) // 8  # a filter byte, then the samples
+
+    if interlace:
+        passes = [
+            ((height - y0 + dy - 1) // dy, (width - x0 + dx - 1) // dx) for x0, y0, dx, dy in _ADAM7
+        ]
+        expected = sum(h * row_bytes(w) for h, w in passes if h > 0 and w > 0)
+    else:
+        expected = height * row_bytes(width)
+    got = _inflated_size(b"".join(idat), expected)
+    if got is None or got >= expected:
+        return None
+    if interlace:
+        return f"truncated: its image data holds {got} of {expected} bytes (interlaced)"
+    return f"truncated: its image data holds {got // row_bytes(width)} of its {height} rows"
+
+
+def _png_chunks(data: bytes):
+    """(IHDR fields, IDAT payloads) of a PNG file, or None when it cannot be parsed."""
+    pos, header, idat = 8, None, []
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if len(body) < length:
+            break  # cut inside a chunk: Pillow's decoder reports it
+        if kind == b"IHDR" and length == 13:
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND" or (idat and kind != b"IDAT"):
+            break  # the image data is one run of IDAT chunks
+        pos += 12 + length
+    return None if header is None else (header, idat)
+
+
+def _inflated_size(stream: bytes, expected: int) -> int | None:
+    """How many bytes ``stream`` inflates to, counted up to ``expected``; None if invalid."""
+    inflater = zlib.decompressobj()
+    total, pending = 0, stream
+    try:
+        while total < expected:
+            out = inflater.decompress(pending, min(_INFLATE_STEP, expected - total))
+            total += len(out)
+            pending = inflater.unconsumed_tail
+            if not out:
+                break
+    except zlib.error:
+        return None  # Pillow's decoder reports a corrupt stream
+    return total

@@ -53,7 +53,14 @@ import torch
 from PIL import Image, ImageOps
 
 from skrank._containers import as_image_list
-from skrank._imagefiles import DECODED_FORMATS, decodable, open_image, read_path, unsupported
+from skrank._imagefiles import (
+    DECODED_FORMATS,
+    decodable,
+    open_image,
+    read_path,
+    truncation,
+    unsupported,
+)
 from skrank._imagefiles import BadImage as _BadImage
 from skrank._quote import MAX_SHOWN, shown
 
@@ -246,8 +253,13 @@ def read_file(item: str | os.PathLike) -> EncodedFile:
 
 
 def _decode_file(data: bytes) -> Image.Image:
-    """Decode file bytes, in an allow-listed format only, to an RGB image."""
+    """Decode file bytes, in an allow-listed format only, to an RGB image; a truncated
+    file is refused (``_imagefiles.truncation``), whatever
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` says."""
     with open_image(data) as img:
+        problem = truncation(data, img.format)
+        if problem is not None:
+            raise _BadImage(problem)
         return _to_rgb(img)
 
 

@@ -403,3 +403,103 @@ def test_a_torch_device_comes_back_as_its_string(tiny_fitted, tmp_path):
     save(ranker, tmp_path / "m.skrank")
     # docs/persistence.md: equal parameters, but a device as its string (JSON holds no device)
     assert load(tmp_path / "m.skrank").get_params()["device"] == "cpu"
+
+
+# ------------------------------------------------------------ truncated image files
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def short_png(rows: int, height: int = 64, width: int = 64, cut: bool = False) -> bytes:
+    """An RGB PNG declaring ``height`` rows whose image data holds ``rows``: a complete
+    zlib stream of fewer rows, or (``cut``) the whole stream cut short."""
+    import struct
+    import zlib
+
+    pixels = np.random.default_rng(0).integers(1, 255, (height, width, 3), dtype=np.uint8)
+    raw = b"".join(b"\0" + pixels[r].tobytes() for r in range(height if cut else rows))
+    stream = zlib.compress(raw)
+    if cut:
+        stream = stream[: len(stream) * rows // height]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", stream)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def truncated_jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+    return data[: len(data) * 2 // 3]
+
+
+@pytest.fixture(params=[False, True], ids=["pillow-default", "LOAD_TRUNCATED_IMAGES"])
+def load_truncated(request, monkeypatch):
+    """Pillow's own truncation check on (its default) or off, as a user may set it."""
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", request.param)
+    return request.param
+
+
+@pytest.mark.parametrize(
+    "name, data, reason",
+    [
+        ("ten-rows.png", short_png(10), "holds 10 of its 64 rows"),
+        ("cut.png", short_png(10, cut=True), "truncated"),
+        ("cut.jpg", truncated_jpeg(), "truncated"),
+    ],
+)
+def test_a_truncated_image_file_is_refused(tmp_path, load_truncated, name, data, reason):
+    from skrank import ImageLoadError
+    from skrank.images import load_image
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ImageLoadError, match=reason) as info:
+        load_image(path)
+    assert info.value.indices == [0]
+
+
+def test_a_truncated_png_is_an_unreadable_image_in_predict(tiny_fitted, tmp_path):
+    from skrank import ImageLoadError
+
+    whole, short = tmp_path / "whole.png", tmp_path / "short.png"
+    whole.write_bytes(short_png(64))
+    short.write_bytes(short_png(10))
+    with pytest.raises(ImageLoadError, match=r"short\.png: truncated") as info:
+        tiny_fitted.predict([str(whole), str(short)])
+    assert info.value.indices == [1]
+    with pytest.warns(UserWarning, match="truncated"):
+        out = tiny_fitted.predict([str(whole), str(short)], on_error="nan")
+    assert np.isfinite(out[0]) and np.isnan(out[1])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "1", "I;16", "LA"])
+def test_complete_pngs_of_every_kind_still_decode(tmp_path, load_truncated, mode):
+    from PIL import Image
+
+    from skrank.images import load_image
+
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (37, 23, 3), dtype=np.uint8)).convert(mode)
+    path = tmp_path / "whole.png"
+    image.save(path)
+    assert load_image(path).size == (23, 37)
+    path.write_bytes(short_png(64, height=64))  # all its rows: the builder is sound
+    assert load_image(path).size == (64, 64)
