@@ -15,6 +15,8 @@ from skrank.datasets._layout import (
     _file_names,
     _layout_error,
     _make_bunch,
+    _numeric_column,
+    _read_csv,
     _require,
     _require_columns,
     _root_dir,
@@ -98,7 +100,8 @@ def _adience_group(label: str) -> int | None:
     label = label.strip()
     if label in _ADIENCE_TYPOS:
         return _ADIENCE_TYPOS[label]
-    match = re.fullmatch(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)|(\d+)", label)
+    # At most 6 digits: a longer number is no age, and int() of a huge one raises.
+    match = re.fullmatch(r"\(\s*(\d{1,6})\s*,\s*(\d{1,6})\s*\)|(\d{1,6})", label)
     if match is None:
         return None
     if match[3] is not None:
@@ -198,9 +201,11 @@ def load_adience(
 
     folds = []
     for k, path in enumerate(fold_paths):
-        fold = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        fold = _read_csv(path, dataset, _ADIENCE_LAYOUT, sep="\t", dtype=str, keep_default_na=False)
         fold.columns = fold.columns.str.strip()
         _require_columns(fold, _ADIENCE_COLUMNS, path, dataset, _ADIENCE_LAYOUT)
+        # Whole numbers (as text: they name the image files), or an error naming the file.
+        _numeric_column(fold, "face_id", path, dataset, _ADIENCE_LAYOUT, integer=True)
         folds.append(fold.assign(fold=k))
     frame = pd.concat(folds, ignore_index=True)
     for column in ("user_id", "original_image", "face_id", "age"):
@@ -241,7 +246,7 @@ def load_adience(
         layout=_ADIENCE_LAYOUT,
     )
     frame["image"] = str(image_root) + os.sep + relative.loc[frame.index].str.replace("/", os.sep)
-    frame["face_id"] = frame["face_id"].astype(np.int64)
+    frame["face_id"] = pd.to_numeric(frame["face_id"]).astype(np.int64)  # checked per fold
     columns = ["image", "target", "fold", "user_id", "face_id", "age", "age_group", "gender"]
     frame = frame[columns]
     if split_file is not None:

@@ -14,6 +14,8 @@ from skrank.datasets._layout import (
     _file_names,
     _layout_error,
     _make_bunch,
+    _numeric_column,
+    _read_csv,
     _require,
     _root_dir,
 )
@@ -132,12 +134,7 @@ def load_ava(
     txt_path = _require(base / _AVA_TXT, dataset, _AVA_LAYOUT)
     images = _require(base / image_dir, dataset, _AVA_LAYOUT, directory=True)
 
-    try:
-        frame = pd.read_csv(txt_path, sep=r"\s+", header=None, dtype=np.int64)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise _layout_error(
-            f"{dataset}: cannot parse {_AVA_TXT}: {exc}", dataset, _AVA_LAYOUT, ValueError
-        ) from exc
+    frame = _read_csv(txt_path, dataset, _AVA_LAYOUT, sep=r"\s+", header=None, dtype=str)
     if frame.shape[1] != len(_AVA_COLUMNS):
         raise _layout_error(
             f"{dataset}: {_AVA_TXT} has {frame.shape[1]} columns, expected {len(_AVA_COLUMNS)}.",
@@ -147,6 +144,8 @@ def load_ava(
         )
     frame.columns = _AVA_COLUMNS
     frame = frame.drop(columns="index")
+    for column in frame.columns:  # all integers: ids, vote counts, tags
+        frame[column] = _numeric_column(frame, column, txt_path, dataset, _AVA_LAYOUT, integer=True)
 
     votes = frame[[f"votes_{k}" for k in range(1, 11)]].to_numpy()
     n_votes = votes.sum(axis=1)
@@ -164,7 +163,10 @@ def load_ava(
 
     test_list = base / _AVA_TEST_LIST
     if test_list.is_file():
-        test_ids = np.array(test_list.read_text().split(), dtype=np.int64)
+        listed = pd.DataFrame({"image_id": test_list.read_bytes().decode("latin-1").split()})
+        test_ids = _numeric_column(
+            listed, "image_id", test_list, dataset, _AVA_LAYOUT, integer=True
+        )
         frame["split"] = np.where(frame["image_id"].isin(test_ids), "test", "train")
 
     file_names = frame["image_id"].astype(str) + ".jpg"

@@ -11,6 +11,8 @@ from skrank.datasets._layout import (
     _drop_missing_images,
     _file_names,
     _make_bunch,
+    _numeric_column,
+    _read_csv,
     _require,
     _require_columns,
     _root_dir,
@@ -138,14 +140,14 @@ def load_koniq10k(
         )
     image_dir = _require(base / resolution, dataset, _KONIQ_LAYOUT, directory=True)
 
-    frame = pd.read_csv(scores_path)
+    frame = _read_csv(scores_path, dataset, _KONIQ_LAYOUT)
     _require_columns(frame, ["image_name", target], scores_path, dataset, _KONIQ_LAYOUT)
     frame["image_name"] = frame["image_name"].astype(str)
-    frame["target"] = frame[target].astype(float)
+    frame["target"] = _numeric_column(frame, target, scores_path, dataset, _KONIQ_LAYOUT)
 
     sets_path = base / _KONIQ_SETS
     if sets_path.is_file():
-        sets = pd.read_csv(sets_path)
+        sets = _read_csv(sets_path, dataset, _KONIQ_LAYOUT)
         _require_columns(sets, ["image_name", "set"], sets_path, dataset, _KONIQ_LAYOUT)
         sets = sets.drop_duplicates("image_name")
         split = sets["set"].astype(str).replace(_KONIQ_SPLITS)

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
@@ -77,6 +78,66 @@ def _require_columns(
             layout,
             ValueError,
         )
+
+
+def _read_csv(path: Path, dataset: str, layout: str, **kwargs) -> pd.DataFrame:
+    """``pd.read_csv(path, **kwargs)``; a file pandas cannot parse (ragged rows, bad
+    quoting, not text, empty) raises a ValueError naming the file, then the layout."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except MemoryError:
+        raise
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError, OverflowError) as exc:
+        # pandas' EmptyDataError and ParserError are ValueErrors; its messages are short.
+        lines = str(exc).strip().splitlines()
+        problem = shown(lines[0] if lines else "", 200)
+        raise _layout_error(
+            f"{dataset}: cannot parse {path.name} ({type(exc).__name__}: {problem}).",
+            dataset,
+            layout,
+            ValueError,
+        ) from None
+
+
+def _numeric_column(
+    frame: pd.DataFrame,
+    column: str,
+    source: Path,
+    dataset: str,
+    layout: str,
+    *,
+    integer: bool = False,
+) -> pd.Series:
+    """``frame[column]`` as finite float64 (``integer``: int64) numbers, or a ValueError
+    naming the file, the column, how many values are not such numbers, and the first
+    one with its row (counted from 1, after any header).
+
+    Empty cells count as not numbers: a target must not be NaN.
+    """
+    values = frame[column]
+    numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
+    good = np.isfinite(numbers.to_numpy())
+    if integer:
+        limit = float(2**53)  # integers float64 holds exactly
+        with np.errstate(invalid="ignore"):
+            good &= (numbers.to_numpy() == np.round(numbers.to_numpy())) & (
+                np.abs(numbers.to_numpy()) <= limit
+            )
+    if not good.all():
+        bad = np.flatnonzero(~good)
+        first = bad[0]
+        value = values.iloc[first]
+        value = value.item() if isinstance(value, np.generic) else value  # inf, not np.float64
+        raise _layout_error(
+            f"{dataset}: cannot parse {source.name}: column {column!r} has {len(bad)} of "
+            f"{len(values)} "
+            f"value(s) that are not {'whole' if integer else 'finite'} numbers, the first "
+            f"{shown(value, 60)} (data row {first + 1}).",
+            dataset,
+            layout,
+            ValueError,
+        )
+    return numbers.astype(np.int64) if integer else numbers
 
 
 def _file_names(directory: Path) -> set[str]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from skrank._quote import shown
 from skrank.datasets._layout import _layout_error
 
 _SPLIT_KEYS = {"train_id": "train", "test_id": "test"}
@@ -59,15 +60,42 @@ def read_split_file(path: str | os.PathLike[str], dataset: str, layout: str) -> 
     if not file.is_file():
         raise _layout_error(f"{dataset}: split file {str(file)!r} not found.", dataset, layout)
     try:
-        content = json.loads(file.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = file.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise _layout_error(
-            f"{dataset}: split file {file.name} is not JSON: {exc}", dataset, layout, ValueError
-        ) from exc
+            f"{dataset}: split file {shown(file.name)} is not UTF-8 text (byte {exc.start}).",
+            dataset,
+            layout,
+            ValueError,
+        ) from None
+    except OSError as exc:
+        raise _layout_error(
+            f"{dataset}: split file {shown(str(file))} cannot be read "
+            f"({type(exc).__name__}: {exc.strerror or exc}).",
+            dataset,
+            layout,
+            ValueError,
+        ) from None
+    try:
+        content = json.loads(text)
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise _layout_error(
+            f"{dataset}: split file {shown(file.name)} is nested too deeply to be a split file.",
+            dataset,
+            layout,
+            ValueError,
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of over 4300 digits
+        raise _layout_error(
+            f"{dataset}: split file {shown(file.name)} is not JSON: {shown(str(exc), 200)}",
+            dataset,
+            layout,
+            ValueError,
+        ) from None
     if not isinstance(content, dict) or any(
         not isinstance(content.get(key), list) for key in _SPLIT_KEYS
     ):
-        found = sorted(content) if isinstance(content, dict) else type(content).__name__
+        found = shown(sorted(content)[:10]) if isinstance(content, dict) else type(content).__name__
         raise _layout_error(
             f"{dataset}: split file {file.name} must hold the lists 'train_id' and 'test_id'; "
             f"found {found}.",
@@ -80,7 +108,8 @@ def read_split_file(path: str | os.PathLike[str], dataset: str, layout: str) -> 
         for item in content[key]:
             if isinstance(item, bool) or not isinstance(item, (str, int)):
                 raise _layout_error(
-                    f"{dataset}: split file {file.name}: {key} holds {item!r}; ids are strings.",
+                    f"{dataset}: split file {file.name}: {key} holds {shown(item)} "
+                    f"({type(item).__name__}); ids are strings.",
                     dataset,
                     layout,
                     ValueError,

@@ -10,11 +10,13 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from skrank._quote import shown
 from skrank.datasets._layout import _file_names, _layout_error, _make_bunch, _root_dir
 
 __all__ = ["load_utkface"]
 
 _UTK_PATTERN = r"^(?P<age>\d+)_(?P<gender>[01])_(?P<race>[0-4])_(?P<date>\d+)\.jpg(?:\.chip\.jpg)?$"
+_MAX_AGE = 150  # the oldest face is 116: a larger age field is a corrupt name
 _UTK_LAYOUT = """\
   <root>/UTKFace/[age]_[gender]_[race]_[date&time].jpg.chip.jpg   (aligned and cropped)
   or <root>/[age]_[gender]_[race]_[date&time].jpg                  (any one folder of faces)
@@ -105,11 +107,30 @@ def load_utkface(root: str | os.PathLike[str]) -> Bunch:
             UserWarning,
             stacklevel=2,
         )
-    fields = fields[valid]
+    fields, names = fields[valid], names[valid]
+    # The age field is digits of any length: more than 3 is no age (and would overflow).
+    absurd = (fields["age"].str.len() > 3) | (fields["age"].str.slice(0, 3).astype(int) > _MAX_AGE)
+    if absurd.all():
+        raise _layout_error(
+            f"{dataset}: every face file in {str(folder)!r} has an age over {_MAX_AGE} in its "
+            f"name (the age field), e.g. {shown(names[absurd].iloc[0])}.",
+            dataset,
+            _UTK_LAYOUT,
+            ValueError,
+        )
+    if absurd.any():
+        examples = ", ".join(shown(n) for n in names[absurd].head(3))
+        warnings.warn(
+            f"{dataset}: skipped {int(absurd.sum())} file(s) whose age field is over "
+            f"{_MAX_AGE} (e.g. {examples}).",
+            UserWarning,
+            stacklevel=2,
+        )
+        fields, names = fields[~absurd], names[~absurd]
     age = fields["age"].astype(np.int64)
     frame = pd.DataFrame(
         {
-            "image": str(folder) + os.sep + names[valid],
+            "image": str(folder) + os.sep + names,
             "target": age,
             "age": age,
             "gender": fields["gender"].astype(np.int64),
