@@ -332,3 +332,38 @@ def test_early_stopping_on_enough_validation_images_does_not_warn(data):
         warnings.simplefilter("always")
         _ranker(instruction, max_epochs=1, early_stopping=False).fit(X[8:], y[8:])
     assert _validation_warnings(record) == []
+
+
+# -------------------------------------- 7. X_val in scikit-learn searches (docs/scaling.md)
+
+
+def test_a_search_cuts_an_x_val_of_len_x_to_each_fold_and_passes_others_whole():
+    """docs/scaling.md: what GridSearchCV does with fit's X_val and y_val, by length."""
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    seen = []
+
+    class Recorder(RegressorMixin, BaseEstimator):
+        def __init__(self, alpha=0):
+            self.alpha = alpha
+
+        def fit(self, X, y, X_val=None, y_val=None):
+            seen.append((len(X), len(X_val), list(y_val)))
+            self.fitted_ = True
+            return self
+
+        def predict(self, X):
+            return np.zeros(len(X))
+
+    X, y = np.arange(12.0).reshape(-1, 1), np.arange(12.0)
+    for n_val in (12, 11):
+        seen.clear()
+        X_val, y_val = np.arange(n_val).reshape(-1, 1), np.arange(n_val) + 100
+        GridSearchCV(Recorder(), {"alpha": [0]}, cv=KFold(3), refit=False).fit(
+            X, y, X_val=X_val, y_val=y_val
+        )
+        assert len(seen) == 3
+        for n_train, n_got, got in seen:
+            assert n_got == (n_train if n_val == len(X) else n_val)
+            assert got == (sorted(got) if n_val == len(X) else list(y_val))
