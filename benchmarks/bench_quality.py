@@ -96,6 +96,7 @@ REFERENCE = {
     "n_fusion_layers": 2,
     "n_post_layers": 2,
     "score_pooling": "mean",
+    "image_positions": "none",  # the small-data preset would add them on random towers
     "lr": 5e-5,
     "reg_weight": 0.2,
     "max_epochs": 30,

@@ -75,7 +75,7 @@ class CLIPRanker(
         ``"paper"``: the paper's model and training (2 fusion and 2
         post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
         ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
-        stopping on held-out groups when ``groups`` name at least 10).
+        stopping on held-out groups when ``groups`` name at least 30).
         ``"small-data"``: the shallow adapter measured better on random towers
         (1 fusion layer, no post-fusion layers, mean-and-spread head, token
         positions, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
@@ -154,7 +154,7 @@ class CLIPRanker(
         Hold out ``validation_fraction`` of the rows (whole groups when groups
         are known), keep the epoch with the best validation Spearman and stop
         after ``n_iter_no_change`` epochs without improvement. "auto": on with
-        the ``"paper"`` preset when ``groups`` name at least 10 groups, else off.
+        the ``"paper"`` preset when ``groups`` name at least 30 groups, else off.
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=10
     sampling : {"balanced", "uniform"}, default="balanced"

@@ -101,9 +101,13 @@ def test_every_parameter_set_overrides_its_preset(tiny_checkpoint):
 
 
 def test_the_papers_preset_stops_early_on_held_out_groups_where_there_are_enough():
-    many = ranker(preset="paper", max_epochs=2).fit(IMAGES, Y, groups=GROUPS)
+    images = [np.full((32, 32, 3), v, np.uint8) for v in range(0, 240, 2)]  # 120 images
+    y, groups = np.arange(len(images), dtype=float), np.arange(len(images)) // 4  # 30 groups
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # 3 held-out groups of 12 images: no warning
+        many = ranker(preset="paper", max_epochs=2).fit(images, y, groups=groups)
     assert many.validation_scores_ is not None and len(many.validation_scores_) >= 1
-    few = ranker(preset="paper", max_epochs=2).fit(IMAGES, Y, groups=GROUPS // 4)  # 3 groups
+    few = ranker(preset="paper", max_epochs=2).fit(images, y, groups=groups // 2)  # 15 groups
     assert few.validation_scores_ is None
     none = ranker(preset="paper", max_epochs=2).fit(IMAGES, Y)
     assert none.validation_scores_ is None

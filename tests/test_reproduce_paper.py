@@ -324,11 +324,17 @@ def test_default_backbone_is_the_reference_configuration(script):
 
 # The README's paper model ("Defaults that differ from the paper"), stated here.
 PAPER_MODEL = dict(
-    n_fusion_layers=2, n_post_layers=2, score_pooling="mean", lr=5e-5, reg_weight=0.2, max_epochs=30
+    n_fusion_layers=2,
+    n_post_layers=2,
+    score_pooling="mean",
+    image_positions="none",
+    lr=5e-5,
+    reg_weight=0.2,
+    max_epochs=30,
 )
 README_PAPER_MODEL = (
-    'n_fusion_layers=2, n_post_layers=2, score_pooling="mean", lr=5e-5, reg_weight=0.2, '
-    "max_epochs=30)"
+    'n_fusion_layers=2, n_post_layers=2, score_pooling="mean", image_positions="none", '
+    "lr=5e-5, reg_weight=0.2, max_epochs=30)"
 )
 # What the script sets besides the model: the run's plumbing, and the preset it names.
 RUN_PARAMS = {"instruction", "backbone", "pretrained", "device", "cache", "cache_dir",
