@@ -626,3 +626,39 @@ def test_a_malformed_split_file_names_the_file(tmp_path, content, match):
     message = str(info.value)
     assert "hostile-split.json" in message and "Expected KonIQ-10k layout" in message
     assert len(message) < 2000
+
+
+def _interlaced_png(fraction: float, size: int = 16) -> bytes:
+    """An interlaced (Adam7) 8-bit RGB PNG whose zlib stream is complete but holds
+    ``fraction`` of the image data its header declares."""
+    import struct
+    import zlib
+
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4))
+    passes += ((1, 0, 2, 2), (0, 1, 1, 2))
+    rng = np.random.default_rng(0)
+    raw = b""
+    for x0, y0, dx, dy in passes:
+        width, height = (size - x0 + dx - 1) // dx, (size - y0 + dy - 1) // dy
+        for _ in range(height if width else 0):
+            raw += b"\0" + rng.integers(0, 255, 3 * width, dtype=np.uint8).tobytes()
+    raw = raw[: int(len(raw) * fraction)]
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 1)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw))
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def test_an_interlaced_png_is_checked_pass_by_pass(tmp_path, load_truncated):
+    from skrank import ImageLoadError
+    from skrank.images import load_image
+
+    path = tmp_path / "interlaced.png"
+    path.write_bytes(_interlaced_png(1.0))
+    assert load_image(path).size == (16, 16)
+    path.write_bytes(_interlaced_png(0.5))
+    with pytest.raises(ImageLoadError, match=r"truncated: .* bytes \(interlaced\)"):
+        load_image(path)
