@@ -366,7 +366,11 @@ class CLIPRanker(
             scored (Spearman, within each instruction) after every epoch into
             ``validation_scores_``; with ``early_stopping=True`` it replaces the
             ``validation_fraction`` split. Its instructions must be among
-            ``X``'s; it is never trained on.
+            ``X``'s; it is never trained on. In a scikit-learn search
+            (``GridSearchCV``, ``cross_validate``) a validation set of exactly
+            ``len(X)`` rows is cut, like ``sample_weight``, to each fold's
+            training rows; give it another length to have every fold validate
+            on all of it.
 
         Returns
         -------

@@ -465,6 +465,7 @@ BAD = {
     "batch_size": ["1", "2.5"],
     "lr": ["-1", "0", "nan", "fast"],
     "pair_scope": ["pairs", "group"],  # group: without --group-column
+    "preset": ["", "papers", "Paper"],
     "random_state": ["-1", "4294967296", "seven"],
     "device": ["", "tpu", "cuda:x", "cuda:99"],
 }
