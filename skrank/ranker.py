@@ -77,8 +77,8 @@ class CLIPRanker(
         ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
         stopping on held-out groups when ``groups`` name at least 30).
         ``"small-data"``: the shallow adapter measured better on random towers
-        (1 fusion layer, no post-fusion layers, mean-and-spread head, token
-        positions, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
+        (1 fusion layer, no post-fusion layers, mean-and-spread head,
+        ``reg_weight=1``, ``lr`` by width, at least 300 steps).
         ``"auto"``:
         ``"paper"`` with pretrained weights, ``"small-data"`` with random
         ones (``skrank-tiny``, ``pretrained=None``). The choice is
@@ -107,8 +107,9 @@ class CLIPRanker(
         "sincos" adds a fixed 2-D sine-cosine code of each image token's place
         in its grid to the projected tokens, so that the adapter, whose head
         pools over tokens, can tell where in the image something is (a
-        vignette, a ramp); "none" is the paper's. None: the preset's ("none"
-        for ``"paper"``, "sincos" for ``"small-data"``).
+        vignette, a ramp; on a blur task with few steps it cost much: the
+        model docs, "Where in the image"); "none" is the paper's. None: the
+        preset's ("none" for both).
     fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
         The reference code's architecture: two MLPs per fusion layer
         ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1

@@ -67,7 +67,7 @@ def test_pretrained_weights_train_the_papers_model(vit_checkpoint):
 def test_random_towers_train_the_small_data_settings():
     r = ranker(max_epochs=1).fit(IMAGES, Y)
     assert r.preset_ == "small-data"
-    assert architecture(r) == (1, 0, "mean_std", "sincos")
+    assert architecture(r) == (1, 0, "mean_std", "none")
     assert r.lr_ == 1e-3  # lr="auto" by width for skrank-tiny
     assert trained_reg_weight(r) == pytest.approx(1.0, rel=1e-4)
     assert r.validation_scores_ is None  # early_stopping="auto" is off here, groups or not
@@ -84,17 +84,17 @@ def test_pretrained_is_what_the_weights_are_not_the_name(tiny_checkpoint):
 def test_every_parameter_set_overrides_its_preset(tiny_checkpoint):
     r = ranker(
         pretrained=str(tiny_checkpoint), max_epochs=1, n_fusion_layers=1, score_pooling="mean_std",
-        reg_weight=0.5, lr=2e-3, early_stopping=False,
+        reg_weight=0.5, lr=2e-3, early_stopping=False, image_positions="sincos",
     ).fit(IMAGES, Y, groups=GROUPS)  # fmt: skip
     assert r.preset_ == "paper"
-    assert architecture(r) == (1, 2, "mean_std", "none")  # n_post_layers left to the preset
+    assert architecture(r) == (1, 2, "mean_std", "sincos")  # n_post_layers left to the preset
     assert r.lr_ == 2e-3
     assert trained_reg_weight(r) == pytest.approx(0.5, rel=1e-4)
     assert r.validation_scores_ is None
     # And a preset named outright beats the weights.
     small = ranker(pretrained=str(tiny_checkpoint), preset="small-data", max_epochs=1)
     assert small.fit(IMAGES, Y).preset_ == "small-data"
-    assert architecture(small) == (1, 0, "mean_std", "sincos")
+    assert architecture(small) == (1, 0, "mean_std", "none")
     paper = ranker(preset="paper", max_epochs=1).fit(IMAGES, Y)
     assert (paper.preset_, paper.lr_) == ("paper", 5e-5)
     assert architecture(paper) == (2, 2, "mean", "none")
