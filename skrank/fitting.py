@@ -140,7 +140,8 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
         data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
     data.holdout = val is None and data.val_idx is not None
     if params["early_stopping"]:
-        warn_small_validation(data, val is not None, params)
+        auto = ranker.early_stopping == "auto"  # the preset turned it on
+        warn_small_validation(data, val is not None, params, auto)
     if params["reg_weight"] == 0:
         warnings.warn(
             "reg_weight=0 leaves the score head untrained, and predict, transform and score "
@@ -175,11 +176,12 @@ MIN_VALIDATION_IMAGES = 10
 MIN_VALIDATION_GROUPS = 3
 
 
-def warn_small_validation(data: TrainData, given: bool, params: dict) -> None:
+def warn_small_validation(data: TrainData, given: bool, params: dict, auto: bool) -> None:
     """Warn when early stopping validates on too few images, or too few groups.
 
     ``given``: the validation rows are the user's ``X_val``; else the
     ``validation_fraction`` split (whole groups when groups are known).
+    ``auto``: ``early_stopping="auto"`` turned it on (the message says so).
     """
     idx = data.val_idx
     n_images = len(idx)
@@ -195,7 +197,7 @@ def warn_small_validation(data: TrainData, given: bool, params: dict) -> None:
         fix = "raise validation_fraction, or pass X_val and y_val with more images" + (
             "" if n_groups is None else " (or more groups)"
         )
-    switched = " (turned on by early_stopping='auto')" if params.get("_auto_stop") else ""
+    switched = " (turned on by early_stopping='auto')" if auto else ""
     warnings.warn(
         f"early stopping{switched} validates on {held} ({where}): fewer than "
         f"{MIN_VALIDATION_IMAGES} images"

@@ -26,6 +26,7 @@ from skrank._bounds import CONFIG_LIMITS, MAX_HISTORY, MAX_INT, MAX_STRING, text
 from skrank._quote import shown
 from skrank.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank.devices import PRECISIONS, resolve_device
+from skrank.presets import PRESETS
 
 __all__ = [
     "PARAMETERS",
@@ -206,7 +207,7 @@ def _bounded(name: str, low: int) -> Interval:
 
 
 PARAMETERS: dict[str, list] = {
-    "preset": [Options(("auto", "paper", "small-data"))],
+    "preset": [Options(("auto", *PRESETS))],
     "instruction": [NONE, TEXT],
     "backbone": [NAME],
     "pretrained": [NONE, STORED_PATH],

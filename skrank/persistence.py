@@ -38,6 +38,7 @@ from skrank._files import (
 from skrank._pickling import _defaults, warn_if_other_version
 from skrank._quote import shown
 from skrank._schema import (
+    _CACHE_INFO_KEYS,
     FITTED,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -155,9 +156,9 @@ def check_storable(params: dict, config, backbone_info: dict, scaling, preset: s
         "n_iter_": 0,
         "preset_": preset,
         "backbone_info_": backbone_info,
-        "cache_info_": dict.fromkeys(("hits", "misses", "images_encoded", "bytes"), 0),
+        # no cache yet: kind None, every count 0
+        "cache_info_": {"kind": None, **dict.fromkeys(_CACHE_INFO_KEYS[1:], 0)},
     }
-    fitted["cache_info_"]["kind"] = None
     try:
         meta = _metadata_of(storable, config.to_dict(), fitted)
         contents = read_contents(meta, _defaults())

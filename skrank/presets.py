@@ -145,6 +145,5 @@ def resolve(params: dict, weights_identity: str, instr: np.ndarray, groups) -> d
     if out["early_stopping"] == "auto":
         enough = groups is not None and len(np.unique(groups)) >= MIN_GROUPS_TO_STOP
         out["early_stopping"] = preset.stop_early and enough
-        out["_auto_stop"] = out["early_stopping"]  # for the messages that name why it is on
     out["preset_"] = preset
     return out

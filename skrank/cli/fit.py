@@ -17,6 +17,7 @@ from skrank.cli._common import (
     targets,
     writing_stdout,
 )
+from skrank.presets import PRESETS
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
 # given); tests/test_cli_commands.py checks they match CLIPRanker's.
@@ -96,7 +97,7 @@ def add_parser(sub) -> None:
     )
     model.add_argument(
         "--preset",
-        choices=("auto", "paper", "small-data"),
+        choices=("auto", *PRESETS),
         help="settings of the depth, head, loss weights, lr and step floor: the paper's "
         "model, or the shallow adapter for random towers; auto picks paper with "
         f"pretrained weights (default: {FIT_DEFAULTS['preset']})",

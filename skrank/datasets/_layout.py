@@ -116,13 +116,12 @@ def _numeric_column(
     """
     values = frame[column]
     numbers = pd.to_numeric(values, errors="coerce").astype(np.float64)
-    good = np.isfinite(numbers.to_numpy())
+    array = numbers.to_numpy()
+    good = np.isfinite(array)
     if integer:
         limit = float(2**53)  # integers float64 holds exactly
         with np.errstate(invalid="ignore"):
-            good &= (numbers.to_numpy() == np.round(numbers.to_numpy())) & (
-                np.abs(numbers.to_numpy()) <= limit
-            )
+            good &= (array == np.round(array)) & (np.abs(array) <= limit)
     if not good.all():
         bad = np.flatnonzero(~good)
         first = bad[0]
