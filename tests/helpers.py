@@ -1,11 +1,19 @@
-"""Small helpers shared by the tests."""
+"""Small helpers shared by the tests (plain functions; the shared fixtures are in conftest.py)."""
 
 import importlib.util
+import os
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from skrank import CLIPRanker
 
 INSTRUCTION = "Sort the images by brightness."
+N_TRAIN = 24  # images in the ``train_data`` fixture
+BATCH = 8  # quick_ranker's batch size
+
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 
 
 def tiny_ranker(instruction=INSTRUCTION, **kw):
@@ -15,6 +23,58 @@ def tiny_ranker(instruction=INSTRUCTION, **kw):
     )
     params.update(kw)
     return CLIPRanker(instruction, **params)
+
+
+def quick_ranker(instruction=INSTRUCTION, **kw):
+    """A one-epoch skrank-tiny ranker in batches of ``BATCH``; keyword arguments override."""
+    params = dict(
+        backbone="skrank-tiny", max_epochs=1, batch_size=BATCH, random_state=0, device="cpu"
+    )
+    return CLIPRanker(instruction, **{**params, **kw})
+
+
+def textured(level, seed, size=16):
+    """A small RGB image of mean brightness ~``level`` with some texture."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(-30, 31, (size, size, 3))
+    return np.clip(level + noise, 0, 255).astype(np.uint8)
+
+
+def small_images(n=8, size=16):
+    """``n`` graded grey images as uint8 arrays."""
+    return [np.full((size, size, 3), 20 + 25 * i, np.uint8) for i in range(n)]
+
+
+def write(img, path, fmt=None, **kw):
+    """Save the PIL image ``img`` at ``path``; the path as a string."""
+    img.save(path, fmt, **kw)
+    return str(path)
+
+
+def parts(path):
+    """A safetensors file's metadata and tensors."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        return dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
+
+
+def capture_train(monkeypatch):
+    """Replace the training loop by one that records its TrainData and trains nothing."""
+    import skrank.ranker
+
+    seen = {}
+
+    def fake(adapter, data, cfg):
+        seen["data"], seen["cfg"] = data, cfg
+        return [
+            dict(
+                epoch=1, loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None, seconds=0.0
+            )
+        ], 1
+
+    monkeypatch.setattr(skrank.ranker, "train", fake)
+    return seen
 
 
 def benchmark_script(name: str):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from skrank import CLIPRanker, presets
@@ -26,16 +25,6 @@ TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "
 @pytest.fixture(scope="module")
 def script():
     return benchmark_script("reproduce_paper")
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """skrank-tiny's towers saved as a file: pretrained weights, as far as a preset knows."""
-    from skrank.backbone import load_backbone
-
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    torch.save(load_backbone("skrank-tiny", None, torch.device("cpu")).model.state_dict(), path)
-    return path
 
 
 def _jpeg(path: Path, k: int) -> None:
@@ -348,7 +337,7 @@ def _args(script, *argv):
 
 
 def test_settings_paper_is_the_readme_paper_model(script):
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert README_PAPER_MODEL in " ".join(readme.split())
     built = script.ranker(_args(script), INSTRUCTION, 0).get_params()
     readme_model = CLIPRanker(INSTRUCTION, **PAPER_MODEL).get_params()

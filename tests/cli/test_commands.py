@@ -4,7 +4,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -18,51 +17,12 @@ from PIL import Image
 import skrank
 from skrank.cli import FIT_DEFAULTS, main
 from skrank.metrics import spearman_score
+from tests.cli.helpers import assert_one_line_error, python_spellings, run
 
 INSTRUCTION = "Sort the images by brightness."
 METRIC_LABELS = ("SRCC", "KRCC", "PLCC", "pairwise accuracy", "MAE")
 
-
-def run(capsys, *argv):
-    """``skrank ARGV`` in-process: (exit status, stdout, stderr)."""
-    rc = main([os.fspath(a) for a in argv])
-    out, err = capsys.readouterr()
-    return rc, out, err
-
-
-def assert_one_line_error(rc, err, command, *needles):
-    assert rc != 0
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"skrank {command}: error:"), lines[0]
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
-# What only Python code calls things: a parameter's keyword, its name, None, X and y.
-def python_spellings(line: str) -> list:
-    from skrank.params import PARAMETERS
-
-    single, double = r"'(?:[^'\\]|\\.)*'", r'"(?:[^"\\]|\\.)*"'
-    plain = re.sub(rf"(?<![\w'\"])(?:{single}|{double})", "''", line)
-    names = sorted(set(PARAMETERS) | {"target_column", "on_error"})
-    found = [f"{n}=" for n in names if re.search(rf"(?<![\w-]){n}=", plain)]
-    found += [n for n in names if "_" in n and n in plain]
-    found += re.findall(r"(?<![\w./-])(?:None|X|y)(?![\w/-])", plain)
-    return found
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """skrank-tiny is too small to gain from threads, and on a shared 2-core machine two
-    spinning OpenMP threads made one fit 25x slower (15 s instead of 0.6 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-API = Path(__file__).parent.parent / "docs" / "api.rst"
+API = Path(__file__).parents[2] / "docs" / "api.rst"
 
 
 def public_names():

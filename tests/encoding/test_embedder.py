@@ -4,6 +4,7 @@ import copy
 import pickle
 import time
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -18,20 +19,15 @@ from sklearn.pipeline import make_pipeline
 
 import skrank.embedder
 from skrank import CLIPEmbedder, ImageLoadError, InvalidParameterError
-from skrank.backbone import Backbone, load_backbone
+from skrank.backbone import load_backbone
 from skrank.diskstore import DiskStore, content_key
 from skrank.images import Preprocessor, load_image
+from tests import helpers
 
 N = 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """skrank-tiny is too small for threads; one thread also fixes the sums' order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(autouse=True)
@@ -42,9 +38,7 @@ def empty_memory_cache():
     skrank.embedder.MEMORY_CACHE.clear()
 
 
-def textured(level, seed, size=32):
-    rng = np.random.default_rng(seed)
-    return np.clip(level + rng.integers(-30, 31, (size, size, 3)), 0, 255).astype(np.uint8)
+textured = partial(helpers.textured, size=32)  # this module's images: 32 pixels
 
 
 @pytest.fixture(scope="module")
@@ -66,20 +60,6 @@ def files(images, tmp_path_factory):
         Image.fromarray(img).save(path)
         paths.append(str(path))
     return paths
-
-
-@pytest.fixture
-def embeds(monkeypatch):
-    """Images the frozen image tower embeds, one count per forward pass."""
-    counts = []
-    original = Backbone.image_embeddings
-
-    def counting(self, pixels, *args, **kwargs):
-        counts.append(len(pixels))
-        return original(self, pixels, *args, **kwargs)
-
-    monkeypatch.setattr(Backbone, "image_embeddings", counting)
-    return counts
 
 
 def tiny(**kw):

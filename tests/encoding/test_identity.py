@@ -17,14 +17,13 @@ import pytest
 import torch
 
 import skrank.backbone
-from skrank import CLIPRanker
 from skrank.backbone import backbone_mismatch, load_backbone
 from skrank.cache import DiskStore
 from skrank.weights import WeightsUnavailableError, architecture_digest, resolve_weights
-from tests.test_bad_input import (
-    one_thread,  # noqa: F401 (autouse: one torch thread)
-    textured,
-)
+from tests.helpers import quick_ranker as quick
+from tests.helpers import textured
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 INSTR = "Sort the images by brightness."
 TINY_CFG = open_clip.get_model_config("skrank-tiny")
@@ -61,11 +60,6 @@ def architectures(tmp_path_factory):
 def data():
     levels = np.linspace(20, 235, 16)
     return [textured(v, i) for i, v in enumerate(levels)], levels
-
-
-def quick(backbone="skrank-tiny", **kw):
-    params = dict(backbone=backbone, max_epochs=1, batch_size=8, random_state=0, device="cpu")
-    return CLIPRanker(INSTR, **{**params, **kw})
 
 
 @pytest.fixture(scope="module")

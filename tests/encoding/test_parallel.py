@@ -7,7 +7,6 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 pytest.importorskip("distributed")
 
@@ -25,17 +24,7 @@ N_FILES = 200
 BATCH = 20  # divides the Dask partitions below, so predictions match bit for bit
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One torch thread here, as on the workers (Dask's nanny sets OMP_NUM_THREADS=1).
-
-    Same thread count, same float results; and OpenMP threads that spin-wait on
-    a shared, oversubscribed CPU make the tiny model many times slower.
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

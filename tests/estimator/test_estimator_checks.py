@@ -2,7 +2,7 @@
 
 ``check_estimator`` skips nearly every data check for CLIPRanker, since they
 feed a 2-D float array and the ranker takes images (see
-``tests/test_sklearn.py::test_sklearn_api_checks``). The contracts those checks
+``tests/estimator/test_sklearn.py::test_sklearn_api_checks``). The contracts those checks
 guard are asserted here on small images, exactly: bit-identical where the
 computation is the same, and to a stated tolerance where only the batching
 differs. Names follow the sklearn check each one ports.

@@ -3,7 +3,7 @@
 Refactors must not change what a fitted ranker predicts. The pinned values in
 ``tests/data/pinned_predictions.json`` change only when the model or its
 training deliberately change; then regenerate them with
-``python -m tests.test_pinned`` and say why in the commit.
+``python -m tests.estimator.test_pinned`` and say why in the commit.
 
 Bits depend on the machine as well as the code: the CPU's kernels (MKL and
 oneDNN pick theirs by vendor and instruction set) and torch's version change
@@ -15,7 +15,7 @@ the first record's. Measured on the memory-cache fit: the record made before
 environments were recorded (its machine unknown; CI passed on it) and one made
 on torch 2.14.1, an AMD EPYC with AVX512, differ by at most 0.044 standard
 deviations; training with ``reg_weight=0.9`` instead of 1.0 moves
-them by 0.109 and another seed by 0.88. ``python -m tests.test_pinned --add``
+them by 0.109 and another seed by 0.88. ``python -m tests.estimator.test_pinned --add``
 adds the current environment's record to the others (a new machine, the model
 unchanged); without ``--add`` the file holds only the current one (the model
 changed: the others' values are stale).
@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 import torch
 
-PINNED = Path(__file__).parent / "data" / "pinned_predictions.json"
+PINNED = Path(__file__).parents[1] / "data" / "pinned_predictions.json"
 KEYS = ("memory", "disk", "None", "compare", "probe=ridge")
 FOREIGN_TOLERANCE = 0.1  # of the pinned predictions' standard deviation
 

@@ -45,14 +45,6 @@ def vit_checkpoint(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    """skrank-tiny's towers saved as a file: pretrained weights, as far as the preset knows."""
-    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
-    torch.save(load_backbone("skrank-tiny", None, torch.device("cpu")).model.state_dict(), path)
-    return path
-
-
 def test_pretrained_weights_train_the_papers_model(vit_checkpoint):
     r = CLIPRanker(
         INSTRUCTION, backbone="ViT-B-32", pretrained=str(vit_checkpoint), device="cpu",

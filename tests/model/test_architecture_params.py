@@ -9,8 +9,7 @@ from safetensors.torch import save_file
 
 from skrank import InvalidParameterError, load, save
 from skrank.adapter import BEFORE_OPTIONS, OPTIONS, Block, PostLNBlock
-from tests.helpers import tiny_ranker
-from tests.test_persistence import parts
+from tests.helpers import parts, tiny_ranker
 
 SKRANK_01 = dict(
     fusion="one_mlp",

@@ -24,8 +24,7 @@ from skrank.probe import (
 )
 from skrank.training import validation_scores
 from tests.helpers import INSTRUCTION as INSTR
-from tests.helpers import tiny_ranker
-from tests.test_persistence import parts
+from tests.helpers import parts, tiny_ranker
 
 
 @pytest.fixture(scope="module")

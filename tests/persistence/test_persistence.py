@@ -11,12 +11,11 @@ import joblib
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 import skrank
 from skrank import InvalidParameterError, load, save
-from tests.helpers import tiny_ranker
+from tests.helpers import parts, tiny_ranker
 
 DELETE = object()
 PLAIN = (int, float, bool, str, type(None))
@@ -25,19 +24,6 @@ PLAIN = (int, float, bool, str, type(None))
 @pytest.fixture(scope="module")
 def probe_images(brightness_task):
     return brightness_task["X_test"][:12]
-
-
-@pytest.fixture(scope="module")
-def saved(tiny_fitted, tmp_path_factory):
-    path = tmp_path_factory.mktemp("saved") / "model.skrank"
-    save(tiny_fitted, path)
-    return path
-
-
-def parts(path):
-    """A safetensors file's metadata and tensors."""
-    with safe_open(str(path), framework="pt") as fh:
-        return dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
 
 
 def edited(meta, doc, key, value):
