@@ -3,13 +3,18 @@
 Outputs that are inputs (also through links), output locations that cannot be
 written (checked before any fitting), CSV files and model files that are not
 what they claim, and every kind of error a dependency raises: each is one line
-on stderr and a non-zero exit status.
+on stderr and a non-zero exit status. So is a standard output that cannot take
+the results (closed, read-only, a full device); SIGTERM while the model is
+written leaves no temporary; huge values are quoted short.
 """
 
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import textwrap
+import time
 import zlib
 
 import numpy as np
@@ -19,16 +24,13 @@ from PIL import Image
 
 import skrank
 from skrank.cli import main
-from tests.test_cli_commands import (
-    assert_one_line_error,
-    one_torch_thread,  # noqa: F401 (autouse: one torch thread)
-    python_spellings,
-    run,
-)
+from tests.cli.helpers import assert_one_line_error, python_spellings, run
 
 INSTRUCTION = "Sort the images by brightness."
 TINY = ("--backbone", "skrank-tiny", "--device", "cpu", "--quiet")
 QUICK = (*TINY, "--epochs", "1", "--batch-size", "4", "--random-state", "0")
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def one_line_error(rc, err, command, *needles, status=2):
@@ -583,3 +585,153 @@ def test_a_real_process_refuses_to_destroy_its_model_and_reads_garbage(data, tmp
     assert len(lines) == 2 and lines[0].startswith("skrank fit: error: cannot read")
     assert lines[1].startswith("skrank predict: error:") and "truncated.skrank" in lines[1]
     assert snapshot(model) == before
+
+
+# ------------------------------------------------ outputs that cannot be written, SIGTERM
+
+TINY_FIT = ("--backbone", "skrank-tiny", "--device", "cpu", "--quiet", "--epochs", "1",
+            "--batch-size", "4", "--random-state", "0")  # fmt: skip
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory):
+    """12 graded PNGs, a CSV of them and a model fitted on them by `skrank fit`."""
+    import pandas as pd
+    from PIL import Image
+
+    from skrank.cli import main
+
+    root = tmp_path_factory.mktemp("cli-io")
+    rows = []
+    for i in range(12):
+        Image.new("RGB", (16, 16), (20 * i, 20 * i, 10 * i)).save(root / f"{i}.png")
+        rows.append({"file": f"{i}.png", "y": float(i)})
+    pd.DataFrame(rows).to_csv(root / "d.csv", index=False)
+    argv = ["fit", "--csv", str(root / "d.csv"), "--image-column", "file", "--target-column"]
+    argv += ["y", "--instruction", "Sort by brightness.", "--out", str(root / "m.skrank")]
+    assert main([*argv, *TINY_FIT]) == 0
+    return root
+
+
+def skrank_cli(*argv, redirect="", **kwargs):
+    """``python -m skrank.cli ARGV`` with a shell redirection of its own (``>&-``)."""
+    command = ["sh", "-c", f'exec "$@" {redirect}', "sh", sys.executable, "-m", "skrank.cli"]
+    return subprocess.run(
+        [*command, *map(str, argv)], capture_output=not redirect, env=ENV, text=True,
+        timeout=300, **({"stderr": subprocess.PIPE} if redirect else {}),
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("predict", "{model}", "{root}", "--out", "-"),
+        ("evaluate", "{model}", "--csv", "{csv}", "--json"),
+    ],
+    ids=["predict", "evaluate"],
+)
+@pytest.mark.parametrize(
+    "redirect, needle",
+    [
+        (">&-", "standard output is closed"),
+        ("1<{csv}", "open for reading only"),
+        ("> /dev/full", "cannot write to standard output: No space left on device"),
+    ],
+    ids=["closed", "read-only", "full"],
+)
+def test_output_to_a_stdout_that_cannot_take_it_fails(cli_data, argv, redirect, needle):
+    where = {"model": cli_data / "m.skrank", "root": cli_data, "csv": cli_data / "d.csv"}
+    if "full" in redirect and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    done = skrank_cli(*(a.format(**where) for a in argv), redirect=redirect.format(**where))
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"skrank {argv[0]}: error:"), done.stderr
+    assert needle in lines[0]
+    assert "wrote" not in done.stderr
+
+
+def test_a_full_device_as_out_is_refused_before_the_work(cli_data):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    done = skrank_cli("predict", cli_data / "m.skrank", cli_data, "--out", "/dev/full")
+    assert done.returncode == 2 and "is not a regular file" in done.stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "kill") or sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_while_fit_writes_the_model_leaves_no_temporary(cli_data, tmp_path):
+    """SIGTERM arrives while the model's temporary is half written: cleaned up as Ctrl-C."""
+    out, mark = tmp_path / "out", tmp_path / "writing"
+    out.mkdir()
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        import safetensors.torch as st
+        from skrank.cli import main
+
+        real = st.save_file
+
+        def slow_save(tensors, filename, metadata=None):
+            real(tensors, filename, metadata=metadata)
+            open({str(mark)!r}, "w").close()
+            time.sleep(120)
+
+        st.save_file = slow_save
+        sys.exit(main(sys.argv[1:]))
+        """
+    )
+    argv = ["fit", "--csv", cli_data / "d.csv", "--image-column", "file", "--target-column"]
+    argv += ["y", "--instruction", "Sort.", "--out", out / "m.skrank", *TINY_FIT]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, argv)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mark.exists(), proc.communicate(timeout=5)
+        assert [p.name for p in out.iterdir()][0].startswith(".tmp-skrank-")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, (proc.returncode, err)
+    assert err.strip() == "skrank fit: terminated"
+    assert list(out.iterdir()) == []
+
+
+# ------------------------------------------------------------------------ unbounded echoes
+
+HUGE = 5_000_000
+
+
+def fit_csv(capsys, csv, out, target="y"):
+    from skrank.cli import main
+
+    argv = ["fit", "--csv", str(csv), "--image-column", "file", "--target-column", target]
+    rc = main([*argv, "--instruction", "Sort.", "--out", str(out), *TINY_FIT])
+    return rc, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("where", ["target", "image", "header"])
+def test_a_huge_csv_value_is_quoted_short(cli_data, tmp_path, capsys, where):
+    import pandas as pd
+
+    df = pd.read_csv(cli_data / "d.csv")
+    df["file"] = [str(cli_data / f) for f in df["file"]]
+    df = df.astype(object)
+    if where == "target":
+        df.loc[3, "y"] = "7" * HUGE
+    elif where == "image":
+        df.loc[3, "file"] = "a" * HUGE + ".png"
+    else:
+        df["q" * HUGE] = 1
+    df.to_csv(tmp_path / "huge.csv", index=False)
+    target = "nope" if where == "header" else "y"
+    rc, err = fit_csv(capsys, tmp_path / "huge.csv", tmp_path / "m.skrank", target)
+    assert rc == 2
+    assert len(err) < 2000, err[:3000]
+    if where != "header":  # a list's items are cut by reprlib, without their length
+        assert f"({HUGE + (4 if where == 'image' else 0)} characters)" in err

@@ -1,10 +1,12 @@
-"""Loaders of public datasets, on miniature copies of each dataset's published layout."""
+"""Loaders of public datasets, on miniature copies of each dataset's published layout;
+every broken layout or file names its problem (and the file)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import pathlib
 import warnings
 from pathlib import Path
 
@@ -843,3 +845,114 @@ def test_coco_annotations_file_names_the_problem(tmp_path, split, source, error,
     (tmp_path / "instances_valrem.json.zip").write_bytes(b"PK")
     with pytest.raises(error, match=match):
         coco_annotations_file(tmp_path, split, source=source)
+
+
+# ------------------------------------------------------- files that name their problems (issue 29)
+
+
+def _loader_tree(kind: str, root: pathlib.Path):
+    """A small dataset tree as the tests above build them; its loader."""
+    if kind == "koniq":
+        return _koniq(root), load_koniq10k
+    if kind == "ava":
+        return _ava(root), load_ava
+    if kind == "adience":
+        return _adience(root), load_adience
+    raise ValueError(kind)
+
+
+def _edit(path: pathlib.Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    "kind, file, old, new, column, quoted",
+    [
+        ("koniq", KONIQ_SCORES, "3.828571428571", "good", "MOS", "'good'"),
+        ("koniq", KONIQ_SCORES, "3.828571428571", "", "MOS", "data row 1"),  # empty: NaN
+        ("koniq", KONIQ_SCORES, "3.828571428571", "inf", "MOS", "the first inf"),
+        ("ava", "AVA.txt", "0 1 5 17", "0 x 5 17", "votes_2", "'x'"),
+        ("ava", "AVA.txt", "0 1 5 17", "0 1.5 5 17", "votes_2", "'1.5'"),
+        ("ava", "AVA.txt", "953958", "9" * 40, "image_id", "9" * 40),  # beyond int64
+        ("ava", "aesthetics_image_lists/generic_test.jpgl", "953958", "x.jpg", "image_id", "x.jpg"),
+    ],
+)
+def test_a_non_numeric_value_names_the_file_and_the_column(
+    tmp_path, kind, file, old, new, column, quoted
+):
+    root, loader = _loader_tree(kind, tmp_path / kind)
+    _edit(root / file, old, new)
+    with pytest.raises(ValueError, match=f"column '{column}'") as info:
+        with warnings.catch_warnings():  # a listed image is missing, as in test_loaders
+            warnings.simplefilter("ignore", UserWarning)
+            loader(root)
+    message = str(info.value)
+    assert pathlib.Path(file).name in message and "Expected" in message
+    assert quoted in message
+    assert len(message) < 2000
+
+
+def test_a_non_numeric_face_id_of_adience_names_the_fold_file(tmp_path):
+    root, _ = _loader_tree("adience", tmp_path / "adience")
+    fold = sorted(root.glob("fold_*_data.txt"))[0]
+    lines = fold.read_text().splitlines()
+    fields = lines[1].split("\t")
+    header = [h.strip() for h in lines[0].split("\t")]
+    fields[header.index("face_id")] = "face"
+    fold.write_text("\n".join([lines[0], "\t".join(fields), *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"{fold.name}: column 'face_id'.*'face'"):
+        load_adience(root)
+
+
+def test_a_csv_pandas_cannot_parse_names_the_file(tmp_path):
+    root, loader = _loader_tree("koniq", tmp_path / "koniq")
+    (root / KONIQ_SCORES).write_bytes(b'"image_name","MOS"\n"unclosed,1\n')
+    with pytest.raises(ValueError, match=f"cannot parse {KONIQ_SCORES}") as info:
+        loader(root)
+    assert "Expected KonIQ-10k layout" in str(info.value)
+
+
+def test_an_absurd_age_in_a_utkface_name_is_skipped_and_named(tmp_path):
+    folder = tmp_path / "UTKFace"
+    absurd = "9" * 30 + "_0_0_20170116174525125.jpg.chip.jpg"
+    _jpeg(folder / "26_1_2_20170116174525125.jpg.chip.jpg")
+    _jpeg(folder / absurd)
+    _jpeg(folder / "151_1_2_20170116174525126.jpg.chip.jpg")
+    with pytest.warns(UserWarning, match=r"skipped 2 file\(s\) whose age field is over") as rec:
+        utk = load_utkface(tmp_path)
+    assert absurd[:20] in str(rec[0].message)
+    assert utk.target.tolist() == [26]
+    (folder / "26_1_2_20170116174525125.jpg.chip.jpg").unlink()
+    with pytest.raises(ValueError, match="age over 150") as info:
+        load_utkface(tmp_path)
+    assert "Expected UTKFace layout" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"train_id": ' + "[" * 50_000 + "]" * 50_000 + ', "test_id": []}', "nested too deeply"),
+        ('{"train_id": [' + "1" * 5000 + '], "test_id": []}', "is not JSON"),
+        ('{"train_id": [[["a"]]], "test_id": []}', "ids are strings"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        ('{"train_id": ["' + "x" * 100_000 + '"], "test_id": [1.5]}', "ids are strings"),
+    ],
+    ids=["nested-list", "nested-ids", "huge-int", "list-id", "not-utf8", "float-id"],
+)
+def test_a_malformed_split_file_names_the_file(tmp_path, content, match):
+    root = _koniq(tmp_path / "koniq")
+    path = tmp_path / "hostile-split.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    with pytest.raises(ValueError, match=match) as info:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            load_koniq10k(root, split_file=path)
+    message = str(info.value)
+    assert "hostile-split.json" in message and "Expected KonIQ-10k layout" in message
+    assert len(message) < 2000

@@ -1,8 +1,12 @@
-"""The frozen-feature cache: in memory, on disk, shared between fits and processes."""
+"""The frozen-feature cache: in memory, on disk, shared between fits and processes; its
+keys tell apart images that look different."""
+
+import copy
 
 import numpy as np
 import pytest
 from joblib import Parallel, delayed
+from PIL import Image
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
 from skrank.backbone import Backbone, encode_images, load_backbone
@@ -10,26 +14,14 @@ from skrank.cache import DiskStore, cached_encode_images, content_key
 from skrank.metrics import spearman_scorer
 from tests.helpers import tiny_ranker as tiny
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.fixture
 def data(brightness_task):
     d = brightness_task
     keep = np.isin(d["g_train"], np.unique(d["g_train"])[:6])
     return [x for x, k in zip(d["X_train"], keep) if k], d["y_train"][keep], d["g_train"][keep]
-
-
-@pytest.fixture
-def count_encodes(monkeypatch):
-    """Count the images the frozen image tower encodes, per call."""
-    counts = []
-    original = Backbone.image_tokens
-
-    def counting(self, pixels, *args, **kwargs):  # precision, passed since the precision fix
-        counts.append(len(pixels))
-        return original(self, pixels, *args, **kwargs)
-
-    monkeypatch.setattr(Backbone, "image_tokens", counting)
-    return counts
 
 
 def test_disk_cache_trains_the_same_model_as_memory(data, tmp_path):
@@ -43,17 +35,17 @@ def test_disk_cache_trains_the_same_model_as_memory(data, tmp_path):
     assert disk.cache_info_["bytes"] > 0
 
 
-def test_second_fit_encodes_nothing(data, tmp_path, count_encodes):
+def test_second_fit_encodes_nothing(data, tmp_path, encodes):
     X, y, _ = data
     tiny(cache="disk", cache_dir=tmp_path).fit(X, y)
-    first = sum(count_encodes)
+    first = sum(encodes)
     again = tiny(cache="disk", cache_dir=tmp_path, lr=2e-3).fit(X, y)
     assert again.cache_info_["hits"] == len(X) and again.cache_info_["images_encoded"] == 0
     again.predict(X)  # predictions read the cache too
-    assert sum(count_encodes) == first == 2 * len(X)
+    assert sum(encodes) == first == 2 * len(X)
 
 
-def test_grid_search_encodes_each_image_once(data, tmp_path, count_encodes):
+def test_grid_search_encodes_each_image_once(data, tmp_path, encodes):
     X, y, g = data
     search = GridSearchCV(
         tiny(cache="disk", cache_dir=tmp_path, max_epochs=1),
@@ -63,7 +55,7 @@ def test_grid_search_encodes_each_image_once(data, tmp_path, count_encodes):
     )
     search.fit(X, y, groups=g)
     # 4 candidates x 2 folds + refit, yet every image is encoded once, and its flip once.
-    assert sum(count_encodes) == 2 * len(X)
+    assert sum(encodes) == 2 * len(X)
 
 
 def test_same_content_shares_an_entry(tmp_path):
@@ -107,3 +99,28 @@ def test_cache_key_depends_on_backbone_weights(tmp_path):
     bb = load_backbone("skrank-tiny", None)
     other = Backbone(bb.model, "skrank-tiny", None, _Weights("file", None, "other"), "cpu")
     assert DiskStore(bb, tmp_path).root != DiskStore(other, tmp_path).root
+
+
+# ----------------------------------------------------------------------- disk cache keys (issue 5)
+
+
+def palette_images():
+    """Two P images with the same indices but different palettes: different pictures."""
+    indices = (np.arange(16 * 16) % 4).tolist()
+    images = []
+    for palette in ([0, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255], [250, 250, 0, 0, 90] * 3):
+        img = Image.new("P", (16, 16))
+        img.putdata(indices)
+        img.putpalette(palette + [0] * (768 - len(palette)))
+        images.append(img)
+    return images
+
+
+def test_disk_cache_tells_apart_images_that_look_different(fitted, tmp_path):
+    ranker = copy.deepcopy(fitted).set_params(cache="disk", cache_dir=str(tmp_path))
+    a, b = palette_images()
+    expected = fitted.predict([a, b])
+    gap = abs(expected[0] - expected[1])  # the cache's fp16 tokens move predictions far less
+    assert gap > 1e-3
+    assert abs(ranker.predict([a])[0] - expected[0]) < gap / 2
+    assert abs(ranker.predict([b])[0] - expected[1]) < gap / 2

@@ -11,41 +11,36 @@ import builtins
 import copy
 import errno
 import os
+import pathlib
 import shutil
+import stat
 import subprocess
 import sys
 import time
 import warnings
 import weakref
+from functools import partial
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import skrank._files
 import skrank.diskstore
-from skrank.backbone import Backbone, encode_images, load_backbone
+from skrank.backbone import encode_images, load_backbone
 from skrank.cache import DiskCache, DiskStore, content_key, ensure_cached
 from skrank.diskstore import new_stats
-from tests.helpers import tiny_ranker
+from tests import helpers
+from tests.helpers import needs_fifo, small_images, tiny_ranker
 
 N = 12
 BATCH = 8
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """skrank-tiny is too small for threads; one thread also fixes the sums' order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def textured(level, seed, size=24):
-    rng = np.random.default_rng(seed)
-    return np.clip(level + rng.integers(-30, 31, (size, size, 3)), 0, 255).astype(np.uint8)
+textured = partial(helpers.textured, size=24)  # this module's images: 24 pixels
 
 
 @pytest.fixture(scope="module")
@@ -67,20 +62,6 @@ def clean(files, tmp_path_factory):
     ranker = tiny_ranker(cache="disk", cache_dir=folder, max_epochs=1, batch_size=BATCH)
     ranker.fit(X, y)
     return ranker, folder, ranker.predict(X)
-
-
-@pytest.fixture
-def encodes(monkeypatch):
-    """Images the frozen image tower encodes."""
-    counts = []
-    original = Backbone.image_tokens
-
-    def counting(self, pixels, *args, **kwargs):
-        counts.append(len(pixels))
-        return original(self, pixels, *args, **kwargs)
-
-    monkeypatch.setattr(Backbone, "image_tokens", counting)
-    return counts
 
 
 def store_at(folder) -> DiskStore:
@@ -467,3 +448,43 @@ def test_one_warning_per_prediction_with_several_instructions_and_in_compare(fil
         ranker.compare(frame.iloc[[2, 6]], frame.iloc[[4, 8]])
     [message] = cache_warnings(record, "token cache")
     assert message.startswith("2 token cache entries")
+
+
+# --------------------------------------------------- special files and folders that cannot be made
+
+
+@needs_fifo
+def test_a_fifo_where_a_cache_entry_goes_is_left_and_reported(tmp_path):
+    from skrank.diskstore import content_key
+
+    X, y = small_images(), np.arange(8.0)
+    cache_dir = tmp_path / "cache"
+    ranker = tiny_ranker(cache="disk", cache_dir=cache_dir, max_epochs=1, batch_size=4)
+    ranker.fit(X, y)
+    entry = next(p for p in cache_dir.rglob("*.npy") if content_key(X[3]) in p.name)
+    entry.unlink()
+    os.mkfifo(entry)
+    again = tiny_ranker(cache="disk", cache_dir=cache_dir, max_epochs=1, batch_size=4)
+    with pytest.warns(UserWarning) as record:
+        again.fit(X, y)  # recomputes the entry it cannot read, and cannot store it
+    assert any("could not write 1 token cache entry" in str(w.message) for w in record)
+    assert stat.S_ISFIFO(os.lstat(entry).st_mode)
+
+
+def test_a_read_only_cache_folder_is_named_not_a_missing_file(tmp_path, monkeypatch):
+    """The store's folder cannot be made (a read-only file system): say so, not ENOENT."""
+    cache_dir = tmp_path / "ro"
+    real_mkdir = pathlib.Path.mkdir
+
+    def read_only_mkdir(self, *args, **kwargs):
+        if str(self).startswith(str(cache_dir)) and kwargs.get("parents"):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only_mkdir)
+    ranker = tiny_ranker(cache="disk", cache_dir=cache_dir, max_epochs=1, batch_size=4)
+    with pytest.warns(UserWarning, match="could not write") as record:
+        ranker.fit(small_images(), np.arange(8.0))
+    [message] = [str(w.message) for w in record if "could not write" in str(w.message)]
+    assert "the cache folder is not writable" in message and "Read-only" in message
+    assert "No such file" not in message

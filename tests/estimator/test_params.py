@@ -1,4 +1,5 @@
-"""The parameter table: every parameter is checked, and refusals say what is allowed."""
+"""The parameter table: every parameter is checked (in fit, and again by every method
+after it), and refusals say what is allowed, quoting huge values short."""
 
 import math
 import os
@@ -10,6 +11,7 @@ import torch
 
 from skrank import CLIPRanker, InvalidParameterError
 from skrank.params import PARAMETERS, by_name, validate_params
+from tests.helpers import small_images
 
 
 def params(**kw):
@@ -119,3 +121,65 @@ def test_by_name_passes_the_parameters_a_target_names():
         return batch_size, lr, extra
 
     assert by_name(target, {"batch_size": 4, "lr": "auto", "cache": None}, lr=0.1) == (4, 0.1, 0)
+
+
+# --------------------------------------------------- parameters checked again after fit (issue 29)
+
+
+AFTER_FIT = {"batch_size": 0, "device": "bogus", "num_workers": -1, "cache": "nope"}
+METHODS = {
+    "predict": lambda r, X, y: r.predict(X),
+    "transform": lambda r, X, y: r.transform(X),
+    "score": lambda r, X, y: r.score(X, y),
+    "compare": lambda r, X, y: r.compare(X[:2], X[2:4]),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("name", AFTER_FIT)
+def test_methods_after_fit_check_the_parameters_as_fit_does(
+    tiny_fitted, brightness_task, name, method
+):
+    import copy
+
+    from skrank import InvalidParameterError
+
+    ranker = copy.deepcopy(tiny_fitted).set_params(**{name: AFTER_FIT[name]})
+    X, y = brightness_task["X_test"][:4], brightness_task["y_test"][:4]
+    with pytest.raises(InvalidParameterError, match=f"{name}=") as after:
+        METHODS[method](ranker, X, y)
+    with pytest.raises(InvalidParameterError) as at_fit:
+        ranker.fit(X, y)
+    assert str(after.value) == str(at_fit.value)
+
+
+@pytest.mark.parametrize("name", AFTER_FIT)
+def test_the_embedder_checks_its_parameters_after_fit(brightness_task, name):
+    from skrank import CLIPEmbedder, InvalidParameterError
+
+    X = brightness_task["X_test"][:2]
+    embedder = CLIPEmbedder(backbone="skrank-tiny", device="cpu").fit(X)
+    with pytest.raises(InvalidParameterError, match=f"{name}="):
+        embedder.set_params(**{name: AFTER_FIT[name]}).transform(X)
+
+
+# ------------------------------------------------------------------ values quoted short (issue 29)
+
+HUGE = 5_000_000
+
+
+def test_a_huge_parameter_value_is_quoted_short():
+    from skrank import CLIPRanker
+
+    with pytest.raises(ValueError) as info:
+        CLIPRanker(backbone="skrank-tiny", device="x" * HUGE).fit(small_images(), np.arange(8.0))
+    assert len(str(info.value)) < 2000
+    assert f"({HUGE} characters)" in str(info.value)
+
+
+def test_shown_cuts_long_values_and_keeps_short_ones():
+    from skrank._quote import shown
+
+    assert shown("abc") == "'abc'"
+    assert shown(b"x" * 1000, limit=3) == "b'xxx'... (1000 bytes)"
+    assert len(shown(["y" * 10_000] * 10_000)) < 1000

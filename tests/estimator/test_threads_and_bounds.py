@@ -1,6 +1,5 @@
-"""Issue 29: seeded fits in threads, fit and save agreeing on bounds, parameters
-checked again after fit, a float64 default dtype, configurations that cannot
-train the score head."""
+"""Issue 29: seeded fits in threads, fit and save agreeing on bounds, a float64
+default dtype, configurations that cannot train the score head."""
 
 import threading
 
@@ -13,13 +12,7 @@ from skrank import CLIPRanker
 FAST = dict(backbone="skrank-tiny", lr=1e-3, max_epochs=2, batch_size=16, device="cpu")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """One intra-op thread: the same float sums in every fit, threaded or not."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -114,45 +107,6 @@ def test_a_dask_worker_with_two_threads_equals_the_fit_alone(data):
         futures = client.map(fit_predict, range(4), pure=False)
         for got in client.gather(futures):
             np.testing.assert_array_equal(got, alone)
-
-
-# ------------------------------------------------- 3. parameters checked after fit
-
-AFTER_FIT = {"batch_size": 0, "device": "bogus", "num_workers": -1, "cache": "nope"}
-METHODS = {
-    "predict": lambda r, X, y: r.predict(X),
-    "transform": lambda r, X, y: r.transform(X),
-    "score": lambda r, X, y: r.score(X, y),
-    "compare": lambda r, X, y: r.compare(X[:2], X[2:4]),
-}
-
-
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", AFTER_FIT)
-def test_methods_after_fit_check_the_parameters_as_fit_does(
-    tiny_fitted, brightness_task, name, method
-):
-    import copy
-
-    from skrank import InvalidParameterError
-
-    ranker = copy.deepcopy(tiny_fitted).set_params(**{name: AFTER_FIT[name]})
-    X, y = brightness_task["X_test"][:4], brightness_task["y_test"][:4]
-    with pytest.raises(InvalidParameterError, match=f"{name}=") as after:
-        METHODS[method](ranker, X, y)
-    with pytest.raises(InvalidParameterError) as at_fit:
-        ranker.fit(X, y)
-    assert str(after.value) == str(at_fit.value)
-
-
-@pytest.mark.parametrize("name", AFTER_FIT)
-def test_the_embedder_checks_its_parameters_after_fit(brightness_task, name):
-    from skrank import CLIPEmbedder, InvalidParameterError
-
-    X = brightness_task["X_test"][:2]
-    embedder = CLIPEmbedder(backbone="skrank-tiny", device="cpu").fit(X)
-    with pytest.raises(InvalidParameterError, match=f"{name}="):
-        embedder.set_params(**{name: AFTER_FIT[name]}).transform(X)
 
 
 # ------------------------------- 4. fit refuses up front what save could not write
@@ -332,38 +286,3 @@ def test_early_stopping_on_enough_validation_images_does_not_warn(data):
         warnings.simplefilter("always")
         _ranker(instruction, max_epochs=1, early_stopping=False).fit(X[8:], y[8:])
     assert _validation_warnings(record) == []
-
-
-# -------------------------------------- 7. X_val in scikit-learn searches (docs/scaling.md)
-
-
-def test_a_search_cuts_an_x_val_of_len_x_to_each_fold_and_passes_others_whole():
-    """docs/scaling.md: what GridSearchCV does with fit's X_val and y_val, by length."""
-    from sklearn.base import BaseEstimator, RegressorMixin
-    from sklearn.model_selection import GridSearchCV, KFold
-
-    seen = []
-
-    class Recorder(RegressorMixin, BaseEstimator):
-        def __init__(self, alpha=0):
-            self.alpha = alpha
-
-        def fit(self, X, y, X_val=None, y_val=None):
-            seen.append((len(X), len(X_val), list(y_val)))
-            self.fitted_ = True
-            return self
-
-        def predict(self, X):
-            return np.zeros(len(X))
-
-    X, y = np.arange(12.0).reshape(-1, 1), np.arange(12.0)
-    for n_val in (12, 11):
-        seen.clear()
-        X_val, y_val = np.arange(n_val).reshape(-1, 1), np.arange(n_val) + 100
-        GridSearchCV(Recorder(), {"alpha": [0]}, cv=KFold(3), refit=False).fit(
-            X, y, X_val=X_val, y_val=y_val
-        )
-        assert len(seen) == 3
-        for n_train, n_got, got in seen:
-            assert n_got == (n_train if n_val == len(X) else n_val)
-            assert got == (sorted(got) if n_val == len(X) else list(y_val))

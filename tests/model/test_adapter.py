@@ -155,6 +155,23 @@ def test_pair_targets_and_losses():
     assert math.isclose(regression_loss(pred, target).item(), math.log(1.5), rel_tol=1e-6)
 
 
+def test_weighted_regression_loss_equals_repeated_rows():
+    pred, y = torch.tensor([0.1, 0.5, -0.3]), torch.tensor([0.0, 1.0, -1.0])
+    w = torch.tensor([2.0, 1.0, 3.0])
+    counts = w.long()
+    repeated = regression_loss(pred.repeat_interleave(counts), y.repeat_interleave(counts))
+    assert regression_loss(pred, y, w).item() == pytest.approx(repeated.item(), rel=1e-6)
+    mask = ~torch.eye(3, dtype=torch.bool)
+    logits = torch.randn(3, 3)
+    assert ranking_loss(logits, y, mask, torch.ones(3)).item() == pytest.approx(
+        ranking_loss(logits, y, mask).item(), rel=1e-6
+    )
+    zero_last = ranking_loss(logits, y, mask, torch.tensor([1.0, 1.0, 0.0]))
+    assert zero_last.item() == pytest.approx(
+        ranking_loss(logits[:2, :2], y[:2], mask[:2, :2]).item(), rel=1e-6
+    )
+
+
 def test_the_pair_probability_is_coherent():
     """P(a above b) + P(b above a) = 1 and P(a above a) = 0.5, on a trained-like adapter."""
     torch.manual_seed(3)
