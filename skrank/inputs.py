@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from skrank._quote import shown
 from skrank.images import as_image_list
 
 __all__ = [
+    "Columns",
     "DEFAULT_INSTRUCTION",
     "Inputs",
     "TargetScaling",
@@ -47,14 +49,23 @@ class Inputs:
     groups: np.ndarray | None
 
 
+class Columns(NamedTuple):
+    """The DataFrame columns an estimator reads (``group_column`` may be None)."""
+
+    image: object = "image"
+    instruction: object = "instruction"
+    group: object = None
+
+
+DEFAULT_COLUMNS = Columns()
+
+
 def parse_inputs(
     X,
     groups=None,
     *,
     instruction: str | None,
-    image_column="image",
-    instruction_column="instruction",
-    group_column=None,
+    columns: Columns = DEFAULT_COLUMNS,
     argument: str = "X",
     default: str | None = DEFAULT_INSTRUCTION,
 ) -> Inputs:
@@ -69,8 +80,9 @@ def parse_inputs(
     X : sequence of images, pandas Series or DataFrame
     groups : array-like of shape (n_samples,), optional
     instruction : str or None
-    image_column, instruction_column, group_column : str
-        The DataFrame columns to read (``group_column`` may be None).
+    columns : Columns
+        The DataFrame columns to read (``image_column``, ``instruction_column``
+        and ``group_column`` of the estimator).
     argument : str, default="X"
         What to call ``X`` in error messages (``"images_b"`` for ``compare``).
     default : str or None, default=DEFAULT_INSTRUCTION
@@ -84,6 +96,7 @@ def parse_inputs(
     import pandas as pd
 
     instr, groups_from = None, "groups"
+    image_column, instruction_column, group_column = columns
     if isinstance(X, pd.DataFrame):
         items = image_column_of(X, image_column, instruction_column, argument).tolist()
         if instruction_column in X.columns and instruction_column != _lone_column(X):

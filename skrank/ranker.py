@@ -15,12 +15,14 @@ from sklearn.utils.validation import check_is_fitted
 from skrank import fitting, inputs, presets, training
 from skrank._pickling import PickleRules
 from skrank.backbone import load_backbone
+from skrank.cache import TokenStream
+from skrank.encoder import Encoder
 from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
 from skrank.inference import PARAMS as PREDICTOR_PARAMS
-from skrank.inference import Predictor
+from skrank.inference import Predictor, load_fitted_backbone
 from skrank.metrics import check_sample_weight, spearman_score
-from skrank.params import by_name, validate_params
+from skrank.params import validate_params
 from skrank.persistence import check_storable
 from skrank.training import train
 
@@ -337,13 +339,18 @@ class CLIPRanker(
     def _inputs(self, X, groups=None, argument="X", fitted=True):
         """``X`` parsed; rows without an instruction get the default (``fit``) or
         the fitted one (after ``fit``, when there is only one)."""
-        params = self.get_params(deep=False)
         default = inputs.DEFAULT_INSTRUCTION
         if fitted:
             known = self.instructions_
             default = known[0] if len(known) == 1 else None
-        return by_name(
-            inputs.parse_inputs, params, X=X, groups=groups, argument=argument, default=default
+        columns = inputs.Columns(self.image_column, self.instruction_column, self.group_column)
+        return inputs.parse_inputs(
+            X,
+            groups,
+            instruction=self.instruction,
+            columns=columns,
+            argument=argument,
+            default=default,
         )
 
     def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None):
@@ -388,28 +395,26 @@ class CLIPRanker(
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
+        rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
         params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
+        auto_stopping = self.early_stopping == "auto"
+        fit = fitting.settings(params, backbone, len(scaling.instructions), auto_stopping)
         # Before any image is encoded: what save could not write is refused now.
-        config = fitting.adapter_config(backbone, params, len(scaling.instructions))
         check_storable(
-            self.get_params(deep=False), config, backbone.info, scaling, params["preset_"].name
+            self.get_params(deep=False), fit.adapter, backbone.info, scaling, fit.preset.name
         )
-        adapter, data, cfg = fitting.prepare(
-            self, params, backbone, parsed, y, scaling, groups, weight, val
-        )
+        adapter, data = fitting.prepare(self, fit, rows)
         try:
-            history, n_iter = train(adapter, data, cfg)
-            fitting.weigh_probe(adapter, data, cfg)
+            trained = train(adapter, data, fit.train)
+            fitting.weigh_probe(adapter, data, fit.train)
         finally:
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
-        fitted = fitting.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
-        fitted["preset_"] = params["preset_"].name
-        for name, value in fitted.items():
+        for name, value in fitting.fitted_state(self, adapter, data, fit, rows, trained).items():
             setattr(self, name, value)
         if self.verbose:
-            print(training.summary_line(history, time.perf_counter() - t_start))
+            print(training.summary_line(trained.history, time.perf_counter() - t_start))
         return self
 
     def predict(self, X, on_error="raise"):
@@ -437,13 +442,24 @@ class CLIPRanker(
         params = self.get_params(deep=False)
         return validate_params({name: params[name] for name in _AFTER_FIT})
 
+    def _predictor(self, params: dict) -> Predictor:
+        """Inference with the fitted adapter, as the parameters ``params`` now ask."""
+        backbone = load_fitted_backbone(self, params["device_"])
+        encoder = Encoder(
+            backbone,
+            batch_size=params["batch_size"],
+            num_workers=params["num_workers"],
+            precision=params["precision"],
+        )
+        return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
+
     def _per_image(self, X, on_error, method):
         """``method`` of a Predictor over ``X``'s images (one result row each), and the codes."""
         check_on_error(on_error)
         params = self._params_after_fit()
         parsed = self._inputs(X)
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
-        out, failures = method(Predictor(self, params), parsed.items, codes)
+        out, failures = method(self._predictor(params), parsed.items, codes)
         report_failures(failures, on_error)
         return out, codes
 
@@ -504,7 +520,7 @@ class CLIPRanker(
         a = self._inputs(images_a, argument="images_a")
         b = self._inputs(images_b, argument="images_b")
         codes = inputs.paired_codes(a, b, self.instructions_)
-        out, failures = Predictor(self, params).compare(a.items, b.items, codes)
+        out, failures = self._predictor(params).compare(a.items, b.items, codes)
         report_failures(failures)
         return out
 

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from skrank.sampling import epoch_batches, validation_split
 __all__ = [
     "TrainConfig",
     "TrainData",
+    "Trained",
     "TrainingDivergedError",
     "build_optimizer",
     "epoch_batches",
@@ -94,6 +96,7 @@ class TrainConfig:
     augment: bool
     n_iter_no_change: int
     early_stopping: bool  # with val_idx: stop and keep the best epoch (else only score it)
+    validation_fraction: float  # the share held out for early stopping (whole groups if known)
     precision: str
     verbose: int
     device: torch.device
@@ -221,12 +224,19 @@ def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: fl
     return values.double().mean(dim=0).tolist()
 
 
+class Trained(NamedTuple):
+    """What :func:`train` returns."""
+
+    history: list[dict]  # one entry per epoch run (``CLIPRanker.history_``)
+    n_iter: int  # epochs run
+
+
 def train(
     adapter: RankingAdapter,
     data: TrainData,
     cfg: TrainConfig,
     on_step: Callable[[int, int], None] | None = None,
-) -> tuple[list[dict], int]:
+) -> Trained:
     """Train ``adapter`` in place on rows ``data.train_idx``; returns (history, n_epochs).
 
     ``data.source.tokens(idx, flip, device)`` gives frozen tokens. With
@@ -253,7 +263,7 @@ def _step_labels(batch, idx, weight, device):
     return both[0], {"weight": both[1]}
 
 
-def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[dict], int]:
+def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
     y_std, instr, groups = data.y_std, data.instr, data.groups
     train_idx, val_idx = data.train_idx, data.val_idx
     rng = np.random.default_rng(cfg.seed)
@@ -361,7 +371,7 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
     if best_state is not None:
         adapter.load_state_dict(best_state)
     adapter.eval()
-    return history, epochs_run
+    return Trained(history, epochs_run)
 
 
 def summary_line(history: list[dict], seconds: float) -> str:

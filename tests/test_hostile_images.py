@@ -19,7 +19,7 @@ import torch
 from PIL import EpsImagePlugin, Image
 
 from skrank import ImageLoadError
-from skrank.cache import content_key
+from skrank.diskstore import content_key
 from skrank.images import (
     DECODED_FORMATS,
     Preprocessor,

@@ -19,7 +19,7 @@ import torch
 import skrank.backbone
 from skrank import CLIPRanker
 from skrank.backbone import backbone_mismatch, load_backbone
-from skrank.cache import DiskStore
+from skrank.diskstore import DiskStore
 from skrank.weights import WeightsUnavailableError, architecture_digest, resolve_weights
 from tests.test_bad_input import (
     one_thread,  # noqa: F401 (autouse: one torch thread)
