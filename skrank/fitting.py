@@ -30,13 +30,8 @@ from skrank.inference import text_bank
 from skrank.inputs import TargetScaling, Validation
 from skrank.presets import Preset
 from skrank.probe import MIN_BLEND_ROWS, LinearProbe, blend, choose_weight, fit_probe
-from skrank.training import (
-    TrainConfig,
-    TrainData,
-    resolve_lr,
-    validation_scores,
-    validation_split,
-)
+from skrank.sampling import validation_split
+from skrank.training import TrainConfig, TrainData, resolve_lr, validation_scores
 
 __all__ = [
     "FitHistory",

@@ -23,7 +23,7 @@ from skrank import devices
 from skrank.adapter import RankingAdapter, dropout_generator
 from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
-from skrank.sampling import epoch_batches, validation_split
+from skrank.sampling import BatchPlan, epoch_batches
 
 __all__ = [
     "TrainConfig",
@@ -31,12 +31,10 @@ __all__ = [
     "Trained",
     "TrainingDivergedError",
     "build_optimizer",
-    "epoch_batches",
     "resolve_lr",
     "summary_line",
     "train",
     "validation_scores",
-    "validation_split",
     "warmup_cosine",
 ]
 
@@ -272,19 +270,10 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
     optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
     sub_instr = instr[train_idx]
     sub_groups = None if groups is None else groups[train_idx]
+    plan = BatchPlan(cfg.batch_size, cfg.sampling, cfg.pair_scope, cfg.negative_fraction)
 
     def draw(generator):
-        return epoch_batches(
-            generator,
-            sub_instr,
-            y_std[train_idx],
-            sub_groups,
-            cfg.batch_size,
-            cfg.sampling,
-            cfg.pair_scope,
-            cfg.negative_fraction,
-            data.zero,
-        )
+        return epoch_batches(generator, sub_instr, y_std[train_idx], sub_groups, plan, data.zero)
 
     steps_per_epoch = len(draw(np.random.default_rng(0)))
     max_epochs = cfg.max_epochs

@@ -20,11 +20,13 @@ import skrank.ranker
 import skrank.training
 from skrank import CLIPRanker, ImageLoadError
 from skrank.images import load_image
-from skrank.training import TrainingDivergedError, epoch_batches
+from skrank.sampling import BatchPlan, epoch_batches
+from skrank.training import TrainingDivergedError
 
 INSTR = "Sort the images by brightness."
 N_TRAIN = 24
 BATCH = 8
+PLAN = BatchPlan(BATCH, "balanced", "all")
 
 
 def quick(instruction=INSTR, **kw):
@@ -612,11 +614,7 @@ def test_interrupt_really_lands_mid_epoch(train_data, monkeypatch):
     seen = interrupt_mid_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         quick().fit(X, y)
-    steps = len(
-        epoch_batches(
-            np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, BATCH, "balanced", "all"
-        )
-    )
+    steps = len(epoch_batches(np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, PLAN))
     assert seen == [(1, 1), (1, 2)] and steps > 2
 
 
@@ -625,11 +623,7 @@ def test_interrupt_really_lands_mid_epoch(train_data, monkeypatch):
 
 def test_divergence_names_the_epoch_it_happened_in(train_data, monkeypatch):
     X, y = train_data
-    steps = len(
-        epoch_batches(
-            np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, BATCH, "balanced", "all"
-        )
-    )
+    steps = len(epoch_batches(np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, PLAN))
     calls = failing_loss(monkeypatch, value=math.inf, after=steps)  # epoch 1 fine, then inf
     ranker = quick(max_epochs=3)
     with pytest.raises(TrainingDivergedError, match=rf"epoch 2 \(step {steps + 1}\)") as info:
