@@ -21,7 +21,8 @@ from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
 from skrank.inference import PARAMS as PREDICTOR_PARAMS
 from skrank.inference import Predictor, load_fitted_backbone
-from skrank.metrics import check_sample_weight, spearman_score
+from skrank.metrics import spearman_score
+from skrank.metrics._inputs import check_sample_weight
 from skrank.params import validate_params
 from skrank.persistence import check_storable
 from skrank.training import train
