@@ -263,5 +263,3 @@ def test_every_embedder_parameter_reaches_what_transform_builds(tmp_path, monkey
     assert cache == "disk" and cache_dir == tmp_path / "cache"
     assert list((tmp_path / "cache" / "embeddings").iterdir())
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, rtol=1e-5)
-
-
