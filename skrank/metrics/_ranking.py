@@ -1,11 +1,11 @@
 """The ranking metrics and :func:`evaluation`, their table (public in :mod:`skrank.metrics`)."""
 
-
 import functools
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from skrank.metrics._inputs import _apply, _score, _validate, check_sample_weight
 from skrank.metrics._kernels import (
     _absolute_error,
     _exact_accuracy,
@@ -16,7 +16,6 @@ from skrank.metrics._kernels import (
     _round_to_classes,
     _spearman,
 )
-from skrank.metrics._inputs import _apply, _score, _validate, check_sample_weight
 
 __all__ = [
     "evaluation",
