@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from skrank.diskstore import DiskStore, new_stats
 from skrank.encoder import BOTH, PLAIN, Encoder
@@ -201,8 +202,6 @@ def token_source(
     """
     progress = None
     if verbose:
-        from tqdm.auto import tqdm
-
         progress = tqdm(total=len(items), desc="encoding", unit="img", leave=False)
     try:
         if cache == "disk":

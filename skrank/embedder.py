@@ -31,6 +31,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -286,8 +287,6 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return out
 
     def _images(self, X) -> list:
-        import pandas as pd
-
         if isinstance(X, pd.DataFrame):
             items = image_column_of(X, self.image_column, None).tolist()
         else:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 
 __all__ = [
     "N_BINS",
@@ -45,8 +46,6 @@ def validation_split(
     idx = np.arange(len(instr))
     if fraction is None:
         return idx, None
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
-
     if groups is not None:
         splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
         train_idx, val_idx = next(splitter.split(idx, groups=groups))

@@ -18,11 +18,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from skrank import devices
 from skrank.adapter import RankingAdapter, dropout_generator
 from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
+from skrank.metrics import spearman_score
 from skrank.sampling import BatchPlan, epoch_batches
 
 __all__ = [
@@ -194,8 +196,6 @@ def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -
 
 
 def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
-    from skrank.metrics import spearman_score
-
     preds = validation_scores(adapter, data, cfg)
     adapter.train()
     val_idx = data.val_idx
@@ -289,8 +289,6 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
     step = 0
     bar = None
     if cfg.verbose:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=max_epochs, desc="epochs", unit="epoch", leave=False)
     for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
