@@ -110,13 +110,6 @@ class CLIPRanker(
         vignette, a ramp; on a blur task with few steps it cost much: the
         model docs, "Where in the image"); "none" is the paper's. None: the
         preset's ("none" for both).
-    fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
-        The reference code's architecture: two MLPs per fusion layer
-        ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1
-        ("pre_ln": pre-LN, width 4d, GELU), LayerNorm in the pair attention
-        ("none"). The alternatives are skrank 0.1's (see the model docs).
-    pair_logit : {"odd", "raw"}, default="odd"
-        "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
     probe : {"none", "ridge"}, default="none"
         "ridge": also fit a linear probe (ridge on the mean and spread of the
         frozen tokens, closed form) and after training blend it into the
@@ -260,10 +253,6 @@ class CLIPRanker(
         n_relation_tokens=16,
         score_pooling=None,
         image_positions=None,
-        fusion="two_mlps",
-        post_layers="post_ln",
-        relation_norm="layernorm",
-        pair_logit="odd",
         probe="none",
         reg_weight=None,
         rank_weight=1.0,
@@ -303,10 +292,6 @@ class CLIPRanker(
         self.n_relation_tokens = n_relation_tokens
         self.score_pooling = score_pooling
         self.image_positions = image_positions
-        self.fusion = fusion
-        self.post_layers = post_layers
-        self.relation_norm = relation_norm
-        self.pair_logit = pair_logit
         self.probe = probe
         self.reg_weight = reg_weight
         self.rank_weight = rank_weight
