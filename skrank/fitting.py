@@ -53,20 +53,41 @@ class FitHistory:
 
     @property
     def loss_curve_(self) -> list[float]:
-        """The mean training loss of every epoch (``history_``), as MLPRegressor has it."""
+        """The mean training loss of every epoch (``history_``), as MLPRegressor has it.
+
+        Returns
+        -------
+        loss_curve : list of float of length ``len(history_)``
+            Epoch by epoch, across ``warm_start`` fits.
+        """
         _check_fitted(self)
         return [entry["loss"] for entry in self.history_]
 
     @property
     def validation_scores_(self) -> list | None:
-        """Each epoch's validation Spearman (None for epochs without), or None if none had one."""
+        """Each epoch's validation Spearman (None for epochs without), or None if none had one.
+
+        Returns
+        -------
+        scores : list of float or None, or None
+            The adapter's Spearman on the validation rows (``X_val``, or the
+            early-stopping split) after each epoch of ``history_``; None when
+            no epoch was validated.
+        """
         _check_fitted(self)
         scores = [entry["val_score"] for entry in self.history_]
         return None if all(v is None for v in scores) else scores
 
     @property
     def best_validation_score_(self) -> float | None:
-        """The best of ``validation_scores_`` (NaN scores skipped), or None."""
+        """The best of ``validation_scores_`` (NaN scores skipped), or None.
+
+        Returns
+        -------
+        score : float or None
+            The highest validation Spearman of any epoch; None when no epoch
+            has one.
+        """
         scores = [v for v in self.validation_scores_ or () if v is not None and v == v]
         return max(scores) if scores else None
 

@@ -40,6 +40,22 @@ def parts(path):
         return dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
 
 
+def as_format_1(meta):
+    """``meta`` as skrank wrote it before skrank 0.1's architecture variants were removed
+    (format 1): the reference's value of each removed option in the adapter config and
+    the parameters."""
+    from skrank._schema_compat import REMOVED_OPTIONS
+
+    reference = {name: values[0] for name, values in REMOVED_OPTIONS.items()}
+    config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])
+    return {
+        **meta,
+        "format_version": "1",
+        "adapter_config": json.dumps({**config, **reference}),
+        "params": json.dumps(dict(sorted({**params, **reference}.items()))),
+    }
+
+
 def edited(meta, doc, key, value):
     """``meta`` with ``key`` (dotted, inside the JSON document ``doc``) set or deleted."""
     meta = dict(meta)
@@ -154,7 +170,7 @@ def test_truncated_missing_and_newer_files(tiny_fitted, tmp_path):
     save_file(tensors, str(newer), metadata=meta)
     with pytest.raises(ValueError, match="newer"):
         load(newer)
-    meta["format_version"] = "1"
+    meta["format_version"] = str(skrank.persistence.FORMAT_VERSION)
     meta["params"] = json.dumps({"no_such_parameter": 1})
     damaged = tmp_path / "damaged.skrank"
     save_file(tensors, str(damaged), metadata=meta)
@@ -174,6 +190,7 @@ def test_files_saved_before_score_pooling_load_with_the_mean_head(tiny_fitted, t
     path = tmp_path / "old.skrank"
     save(old, path)
     meta, tensors = parts(path)
+    meta = as_format_1(meta)
     config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])
     del config["score_pooling"], params["score_pooling"]  # neither existed then
     meta["adapter_config"], meta["params"] = json.dumps(config), json.dumps(params)
