@@ -1,7 +1,9 @@
 """GPU check: one prepared run on a CUDA machine, under 8 minutes.
 
-    python benchmarks/gpu_check.py              # on the GPU machine
-    python benchmarks/gpu_check.py --smoke      # here, on the CPU: every step, tiny sizes
+From the repository root::
+
+    python -m benchmarks.gpu_check              # on the GPU machine
+    python -m benchmarks.gpu_check --smoke      # here, on the CPU: every step, tiny sizes
 
 1. Training MFU: the paper's adapter size (d_model = 512 on ViT-B-16 tokens,
    196 x 512, random init) trained by ``skrank.training.train`` in bf16 on
@@ -31,17 +33,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+from benchmarks._common import RESULTS, naive_pair_features, write_json
 
 # bf16 dense tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 80GB HBM3": 989.0, "H100": 756.0, "A100": 312.0}
@@ -92,6 +89,7 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
     from skrank.inference import text_bank
     from skrank.losses import ranking_loss, regression_loss
     from skrank.params import by_name, validate_params
+    from skrank.presets import resolve
     from skrank.ranker import CLIPRanker
     from skrank.training import TrainConfig, TrainData, train
 
@@ -103,8 +101,10 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
     source = MemoryCache(bb, images, augment=True, batch_size=256, precision="auto")
     sync(device)
     encode_s = time.perf_counter() - t0
-    # The library's own defaults (precision "auto": bf16 on CUDA), validated as fit does.
-    params = validate_params(CLIPRanker(device=str(device)).get_params())
+    # The paper preset's adapter (precision "auto": bf16 on CUDA), validated and its
+    # preset resolved as fit does.
+    params = validate_params(CLIPRanker(device=str(device), preset="paper").get_params())
+    params = resolve(params, bb.weights_identity, np.zeros(n_images, np.int64), None)
     text = text_bank(bb, ["Sort the images by how blurry they are."]).to(device)
     adapter = initial_adapter(bb, params, seed=0)
     y = rng.standard_normal(n_images)
@@ -155,8 +155,6 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
 
 def step_memory(device, quick: bool) -> dict:
     """Peak memory of one adapter step against the materialised pair branch, B=64."""
-    from bench_speed import naive_pair_features
-
     from skrank.adapter import AdapterConfig, RankingAdapter
 
     B, L, d = (8, 16, 64) if quick else (64, 196, 512)
@@ -301,11 +299,10 @@ def main(argv=None) -> None:
     say(f"total {report['seconds']:.0f} s")
     report["printed"] = LINES
     name = gpu.replace(" ", "-")
-    out = HERE / "results" / f"gpu-{name}.json"
+    out = RESULTS / f"gpu-{name}.json"
     if args.smoke:
         out = Path(tempfile.gettempdir()) / f"gpu-{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     print(f"wrote {out}")
 
 

@@ -1,8 +1,5 @@
 """Small helpers shared by the tests."""
 
-import importlib.util
-from pathlib import Path
-
 from skrank import CLIPRanker
 
 INSTRUCTION = "Sort the images by brightness."
@@ -15,13 +12,3 @@ def tiny_ranker(instruction=INSTRUCTION, **kw):
     )
     params.update(kw)
     return CLIPRanker(instruction, **params)
-
-
-def benchmark_script(name: str):
-    """The module ``benchmarks/<name>.py``, imported from its file (the benchmarks are
-    scripts, not a package)."""
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

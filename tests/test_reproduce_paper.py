@@ -16,16 +16,17 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks import reproduce_paper
 from skrank import CLIPRanker, presets
 from skrank.params import validate_params
-from tests.helpers import INSTRUCTION, benchmark_script
+from tests.helpers import INSTRUCTION
 
 TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def script():
-    return benchmark_script("reproduce_paper")
+    return reproduce_paper
 
 
 @pytest.fixture(scope="module")
