@@ -198,8 +198,9 @@ def embeddings(backbone, images):
 def frozen_tokens(backbone, images) -> torch.Tensor:
     """(N, L, C) float32: the tokens CLIPRanker's adapter is trained on."""
     from skrank.cache import MemoryCache
+    from skrank.encoder import Encoder
 
-    cache = MemoryCache(backbone, images, augment=False, batch_size=32)
+    cache = MemoryCache(Encoder(backbone, batch_size=32), images, augment=False)
     n = len(images)
     return cache.tokens(np.arange(n), np.zeros(n, bool), "cpu")
 

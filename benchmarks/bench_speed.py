@@ -221,7 +221,7 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
     """Decode-only, tower-only and end-to-end images/s from JPEG files, side by side."""
     from PIL import Image
 
-    from skrank.backbone import encode_images
+    from skrank.encoder import Encoder
     from skrank.images import Preprocessor, iter_pixel_batches
 
     photos, _, _ = images_for(n, 2 * backbone.image_size[0])  # decoding includes a resize
@@ -240,11 +240,9 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
                 lambda w=w: [0 for _ in iter_pixel_batches(paths, preprocess, args.batch_size, w)],
                 2,
             )
+            encoder = Encoder(backbone, batch_size=args.batch_size, num_workers=w)
             t_e2e, _ = timed(
-                lambda w=w: [
-                    t.cpu() for _, t, _, _ in encode_images(backbone, paths, args.batch_size, w)
-                ],
-                2,
+                lambda encoder=encoder: [b.views[0].cpu() for b in encoder.stream(paths)], 2
             )
             out[f"decode_only_workers{w}_images_per_s"] = n / t_dec
             out[f"end_to_end_workers{w}_images_per_s"] = n / t_e2e
@@ -258,7 +256,8 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
 def run(args) -> dict:
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    from skrank.backbone import Backbone, encode_images, load_backbone
+    from skrank.backbone import Backbone, load_backbone
+    from skrank.encoder import Encoder
     from skrank.metrics import spearman_scorer
 
     device = "cpu" if args.device == "auto" else args.device
@@ -282,7 +281,8 @@ def run(args) -> dict:
 
     def encode_all():
         # Tokens land on the host, as the cache stores them (this also syncs a GPU).
-        return sum(len(t.cpu()) for _, t, _, _ in encode_images(backbone, images, args.batch_size))
+        encoder = Encoder(backbone, batch_size=args.batch_size)
+        return sum(len(batch.views[0].cpu()) for batch in encoder.stream(images))
 
     t_enc, _ = timed(encode_all, repeats=2)
     res["encode_images_per_s"] = n / t_enc
