@@ -1,9 +1,9 @@
 """What one CPU thread costs per image: the frozen image tower, the adapter, decoding.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/bench_encode.py                       # ViT-B-32, ViT-B-16, ConvNeXt-L
-    python benchmarks/bench_encode.py --backbones ViT-B-16  # one backbone
+    python -m benchmarks.bench_encode                       # ViT-B-32, ViT-B-16, ConvNeXt-L
+    python -m benchmarks.bench_encode --backbones ViT-B-16  # one backbone
 
 Runs with one torch thread (``torch.set_num_threads(1)``), random weights (speed
 does not depend on the weights) and writes ``results/encode-<machine>-1thread.json``.
@@ -20,30 +20,15 @@ good as the machine was idle.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import subprocess
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import torch
 
-import torch  # noqa: E402
+from benchmarks._common import RESULTS, git_commit, machine_name, timed, write_json
 
-RESULTS = Path(__file__).parent / "results"
 DEFAULT_BACKBONES = ("ViT-B-32", "ViT-B-16", "convnext_large_d_320")
-
-
-def best_seconds(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def measure_backbone(name: str, n: int, repeats: int) -> dict:
@@ -56,7 +41,7 @@ def measure_backbone(name: str, n: int, repeats: int) -> dict:
     torch.manual_seed(0)
     pixels = torch.randn(n, 3, *backbone.image_size)
     backbone.image_tokens(pixels[:1])  # warm-up
-    tower_s = best_seconds(lambda: backbone.image_tokens(pixels), repeats)
+    tower_s, _ = timed(lambda: backbone.image_tokens(pixels), repeats)
     tokens = backbone.image_tokens(pixels)
 
     adapter = RankingAdapter(
@@ -65,7 +50,7 @@ def measure_backbone(name: str, n: int, repeats: int) -> dict:
     text, valid = backbone.text_tokens(["Sort the images by how blurry they are."])
     with torch.no_grad():
         adapter(tokens[:1], text, valid)  # warm-up
-        adapter_s = best_seconds(lambda: adapter(tokens, text, valid), repeats)
+        adapter_s, _ = timed(lambda: adapter(tokens, text, valid), repeats)
     return {
         "backbone": name,
         "image_size": list(backbone.image_size),
@@ -96,7 +81,7 @@ def measure_decode(n: int, repeats: int, size: int = 224) -> dict:
             pass
 
     decode_all()  # warm the file into the page cache
-    t = best_seconds(decode_all, repeats)
+    t, _ = timed(decode_all, repeats)
     return {
         "file": "sklearn/datasets/images/china.jpg",
         "width": width,
@@ -107,20 +92,6 @@ def measure_decode(n: int, repeats: int, size: int = 224) -> dict:
         "images_per_s": n / t,
         "seconds_per_image": t / n,
     }
-
-
-def commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None):
@@ -135,12 +106,12 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     torch.set_num_threads(1)
-    machine = f"{platform.machine()}-{os.cpu_count()}cpu"
+    machine = machine_name("cpu")
     res: dict = {
         "machine": machine,
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "commit": commit(),
+        "commit": git_commit(),
         "load_average_before": list(os.getloadavg()),
         "backbones": [],
     }
@@ -163,9 +134,8 @@ def main(argv=None):
         f"load average before/after: {res['load_average_before'][0]:.2f} / "
         f"{res['load_average_after'][0]:.2f}"
     )
-    RESULTS.mkdir(exist_ok=True)
     out = Path(args.out) if args.out else RESULTS / f"encode-{machine}-1thread.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json(out, res)
     print(f"wrote {out}")
 
 

@@ -1,10 +1,10 @@
 """Quality of CLIPRanker against the alternatives, on identical grouped splits.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/bench_quality.py --backbone skrank-tiny --dataset blur
-    python benchmarks/bench_quality.py --backbone ViT-B-32 --pretrained none --dataset all
-    python benchmarks/bench_quality.py --backbone convnext_large_d_320 \\
+    python -m benchmarks.bench_quality --backbone skrank-tiny --dataset blur
+    python -m benchmarks.bench_quality --backbone ViT-B-32 --pretrained none --dataset all
+    python -m benchmarks.bench_quality --backbone convnext_large_d_320 \\
         --pretrained laion2b_s29b_b131k_ft_soup --dataset koniq10k --root /data/koniq10k
 
 Methods, all on the same frozen backbone and the same folds (grouped by source
@@ -16,21 +16,20 @@ photo or person, so nothing crosses train and test):
 - ``fine-tuned``: the tower's last block (ViT) or last stage (ConvNeXt), unfrozen,
   and a linear head trained with MSE (the paper's "CLIP (fine-tuned)" row); the
   frozen part's output is computed once, so only the tail runs per step.
-- ``CLIPRanker`` with the library's defaults, ``paper`` (the paper's
-  ``lr=5e-5, reg_weight=0.2``), and ablations ``no-pair``
+- ``CLIPRanker`` with nothing set (``preset="auto"``: the ``paper`` preset on
+  pretrained weights, ``small-data`` on random towers), ``paper`` (the reference's
+  depth with the paper's ``lr=5e-5, reg_weight=0.2``), and ablations ``no-pair``
   (``rank_weight=0``), ``no-prompt`` (``n_prompt_tokens=0``) and ``no-reg``
   (``reg_weight=0``: the score head then gets no training signal, so this row
   shows what the regression loss is for).
-- The paper-fidelity rows (``FIDELITY``, only when named in ``--methods``):
+- The paper-fidelity rows (``_common.FIDELITY``, only when named in ``--methods``):
   ``reference`` (the reference's architecture with the paper's mean head,
-  ``lr=5e-5``, ``reg_weight=0.2`` and 30 epochs), ``ref+<departure>`` for each of
-  skrank's training departures on its own, and the defaults with one part of
-  skrank 0.1's architecture put back (``fusion=one_mlp``, ..., or all of it:
-  ``skrank-0.1 arch``)::
+  ``lr=5e-5``, ``reg_weight=0.2`` and 30 epochs) and ``ref+<departure>`` for each of
+  skrank's training departures on its own::
 
-    python benchmarks/bench_quality.py --backbone skrank-tiny --folds 2 --tag fidelity \
-        --methods ridge CLIPRanker reference ref+mean_std ref+reg_weight=1 ref+lr=auto \
-        "ref+300-step floor" fusion=one_mlp post_layers=pre_ln relation_norm=none pair_logit=raw
+    python -m benchmarks.bench_quality --backbone skrank-tiny --folds 2 --tag fidelity \\
+        --methods ridge CLIPRanker reference ref+mean_std ref+reg_weight=1 ref+lr=auto \\
+        "ref+300-step floor"
 
 Metrics: SRCC, KRCC, PLCC, MAE, pairwise accuracy; mean ± std over folds; for
 the synthetic tasks pooled over the test set and within each source photo.
@@ -39,7 +38,7 @@ Writes ``benchmarks/results/quality-<backbone>-<dataset>.json``, ``.md`` and ``.
 produced them; ``--merge`` reruns some datasets or methods into an existing file
 and keeps the rest, e.g. after a change to the adapter::
 
-    python benchmarks/bench_quality.py --backbone skrank-tiny --dataset all --folds 2 \
+    python -m benchmarks.bench_quality --backbone skrank-tiny --dataset all --folds 2 \\
         --methods CLIPRanker no-pair --merge
 """
 
@@ -47,20 +46,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
-SYNTHETIC = ("blur", "noise", "jpeg", "brightness", "contrast", "pixelate", "count")
-REAL = ("koniq10k", "ava", "adience", "hci", "utkface")
+from benchmarks._common import (
+    DEEP,
+    FIDELITY,
+    RESULTS,
+    SYNTHETIC,
+    embeddings,
+    git_commit,
+    hidden_states,
+    load_task,
+    metrics,
+    ridge,
+    splits,
+    write_json,
+)
 
 # (positive, negative) prompts for the zero-shot baseline: "more" of the target first.
 PROMPTS = {
@@ -77,9 +82,6 @@ PROMPTS = {
     "utkface": ("a photo of an old person.", "a photo of a baby."),
     "hci": ("a recent color photo.", "an old color photo."),
 }
-# The defaults before the shallow adapter (skrank 0.1 and the fidelity ablation):
-# the reference's depth at lr="auto" (which gives 1e-4 · sqrt(512 / d) at this depth).
-DEEP = {"n_fusion_layers": 2, "n_post_layers": 2}
 ABLATIONS = {
     "CLIPRanker": {},
     "paper": {**DEEP, "lr": 5e-5, "reg_weight": 0.2},
@@ -87,100 +89,9 @@ ABLATIONS = {
     "no-prompt": {"n_prompt_tokens": 0},
     "no-reg": {"reg_weight": 0.0},
 }
-# The paper-fidelity ablation (run only when named in --methods): the
-# reference-faithful model (the reference's architecture, the paper's mean head
-# and training settings, 30 epochs) with each of skrank's departures added on
-# its own, and the deep model (``DEEP``, the defaults when the ablation ran) with
-# each part of skrank 0.1's architecture put back.
-REFERENCE = {
-    "n_fusion_layers": 2,
-    "n_post_layers": 2,
-    "score_pooling": "mean",
-    "image_positions": "none",  # the small-data preset would add them on random towers
-    "lr": 5e-5,
-    "reg_weight": 0.2,
-    "max_epochs": 30,
-}
-FIDELITY = {
-    "reference": REFERENCE,
-    "ref+mean_std": {**REFERENCE, "score_pooling": "mean_std"},
-    "ref+reg_weight=1": {**REFERENCE, "reg_weight": 1.0},
-    "ref+lr=auto": {**REFERENCE, "lr": "auto"},
-    "ref+300-step floor": {**REFERENCE, "max_epochs": None},
-    "skrank-0.1 arch": {
-        **DEEP,
-        "fusion": "one_mlp",
-        "post_layers": "pre_ln",
-        "relation_norm": "none",
-        "pair_logit": "raw",
-    },
-    "fusion=one_mlp": {**DEEP, "fusion": "one_mlp"},
-    "post_layers=pre_ln": {**DEEP, "post_layers": "pre_ln"},
-    "relation_norm=none": {**DEEP, "relation_norm": "none"},
-    "pair_logit=raw": {**DEEP, "pair_logit": "raw"},
-}
-
-
-def load_task(name: str, root: str | None, image_size: int, n_sources: int | None):
-    """(images, target, groups, instruction, folds or None, synthetic?)."""
-    from skrank import datasets
-
-    if name in SYNTHETIC:
-        t = datasets.make_ranking_task(
-            name, image_size=image_size, random_state=0, n_sources=n_sources
-        )
-        return t.images, t.target, np.asarray(t.groups), t.instruction, None, True
-    if root is None:
-        raise SystemExit(f"--root is needed for dataset {name!r}")
-    bunch = getattr(datasets, f"load_{name}")(root)
-    frame = bunch.frame
-    groups = frame["user_id"].to_numpy() if "user_id" in frame else np.arange(len(frame))
-    folds = frame["fold"].to_numpy() if "fold" in frame else None
-    return frame["image"].tolist(), bunch.target, groups, bunch.instruction, folds, False
-
-
-def splits(groups, folds, n_folds, seed=0):
-    from sklearn.model_selection import GroupKFold
-
-    if folds is not None:
-        for f in np.unique(folds):
-            yield np.flatnonzero(folds != f), np.flatnonzero(folds == f)
-        return
-    yield from GroupKFold(n_folds, shuffle=True, random_state=seed).split(groups, groups=groups)
-
-
-# Result keys, in the order written, and the skrank.metrics.evaluation keys they come from.
-POOLED = {
-    "SRCC": "srcc",
-    "KRCC": "krcc",
-    "PLCC": "plcc",
-    "MAE": "mae",
-    "pair_acc": "pairwise_accuracy",
-}
-WITHIN = {"SRCC_within": "srcc", "KRCC_within": "krcc", "pair_acc_within": "pairwise_accuracy"}
-
-
-def metrics(y, pred, groups, synthetic: bool) -> dict:
-    """The POOLED metrics; for the synthetic tasks also the WITHIN (source photo) means."""
-    from skrank.metrics import evaluation
-
-    table = evaluation(y, pred, groups=groups if synthetic else None)
-    out = {key: table["pooled"][name] for key, name in POOLED.items()}
-    if synthetic:
-        out.update({key: table["per_group_mean"][name] for key, name in WITHIN.items()})
-    return out
 
 
 # --------------------------------------------------------------------------- baselines
-
-
-def embeddings(backbone, images):
-    """Pooled CLIP image embeddings (computed once per task, so no cache)."""
-    from skrank import CLIPEmbedder
-
-    device = str(backbone.device)
-    embedder = CLIPEmbedder(backbone.name, backbone.pretrained, device=device, cache=None)
-    return embedder.fit().transform(images)
 
 
 def zero_shot(backbone, name, emb_train, y_train, emb_test):
@@ -194,30 +105,6 @@ def zero_shot(backbone, name, emb_train, y_train, emb_test):
     s_train = score(emb_train)
     a, b = np.polyfit(s_train, y_train, 1)  # map similarity to the target's units
     return a * score(emb_test) + b
-
-
-def ridge(emb_train, y_train, emb_test):
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 4, 15)))
-    return model.fit(emb_train, y_train).predict(emb_test)
-
-
-def hidden_states(backbone, images, batch_size=64):
-    """Per batch of images: the frozen ViT's hidden states after the patch
-    embedding and after each visual block, a list of (b, 1 + L, width)."""
-    from skrank.images import Preprocessor, iter_pixel_batches
-
-    visual = backbone.model.visual
-    pre = Preprocessor.from_info(backbone.info)
-    with torch.no_grad():
-        for _, px, _ in iter_pixel_batches(images, pre, batch_size):
-            states = [visual._embeds(px.to(backbone.device))]
-            for block in visual.transformer.resblocks:
-                states.append(block(states[-1]))
-            yield states
 
 
 def _before_last_block(backbone, images):
@@ -391,30 +278,6 @@ def run(args, name: str) -> dict:
     }
 
 
-def git_commit(path: Path | None = None) -> str:
-    """The short commit of the code (or, given ``path``, the last commit of that file).
-
-    A working tree with uncommitted changes to tracked files (results aside) gets
-    ``+diff.<12 hex digits>``: the SHA-256 of ``git diff HEAD``, so a row from a dirty
-    tree names exactly which changes it ran with, and never passes for the commit.
-    """
-    import hashlib
-    import subprocess
-
-    def git(*cmd):
-        out = subprocess.run(["git", *cmd], capture_output=True, text=True, cwd=RESULTS.parent)
-        return out.stdout
-
-    if path is not None:
-        return git("log", "-1", "--format=%h", "--", str(path)).strip() or "unknown"
-    # Results being written (by this or an earlier run) do not make the code dirty.
-    diff = git("diff", "HEAD", "--", ":/", ":(top,exclude)benchmarks/results")
-    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
-    if not diff:
-        return commit
-    return f"{commit}+diff.{hashlib.sha256(diff.encode()).hexdigest()[:12]}"
-
-
 def merge(results: list[dict], new: dict) -> list[dict]:
     """``results`` with ``new``'s methods replacing those of the same dataset."""
     for r in results:
@@ -513,7 +376,6 @@ def main(argv=None):
         return
     names = SYNTHETIC if args.dataset == "all" else args.dataset.split(",")
     args.commit = git_commit()  # once: later edits to the tree do not relabel this run
-    RESULTS.mkdir(exist_ok=True)
     tag = args.tag or args.dataset.replace(",", "+")
     stem = RESULTS / f"quality-{args.backbone}-{tag}"
     note = (
@@ -530,7 +392,7 @@ def main(argv=None):
             r.setdefault("commits", dict.fromkeys(r["summary"], produced_at))
     for name in names:  # files rewritten after each dataset: a long run keeps what it did
         results = merge(results, run(args, name))
-        stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(stem.with_suffix(".json"), results)
         stem.with_suffix(".md").write_text(note + markdown(results))
     plot(results, stem.with_suffix(".png"))
     print(f"\n{markdown(results)}\nwrote {stem}.json/.md/.png")

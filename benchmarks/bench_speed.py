@@ -1,10 +1,10 @@
 """Speed and memory of skrank, measured side by side in one run.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/bench_speed.py            # ViT-B-32 (random init), 224 px, CPU
-    python benchmarks/bench_speed.py --quick    # smaller sizes, a smoke run
-    python benchmarks/bench_speed.py --backbone ViT-B-16 --batch-size 64 --device cuda
+    python -m benchmarks.bench_speed            # ViT-B-32 (random init), 224 px, CPU
+    python -m benchmarks.bench_speed --quick    # smaller sizes, a smoke run
+    python -m benchmarks.bench_speed --backbone ViT-B-16 --batch-size 64 --device cuda
 
 Writes ``benchmarks/results/speed-<machine>.json`` and ``.png``. Every figure is a
 ratio of two measurements taken in this run on the same images (ours vs. the
@@ -17,22 +17,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-RESULTS = Path(__file__).parent / "results"
-
+from benchmarks._common import (
+    RESULTS,
+    ROOT,
+    machine_name,
+    naive_pair_features,
+    timed,
+    write_json,
+)
 
 # --------------------------------------------------------------------------- helpers
 
@@ -57,16 +57,6 @@ def rss_mib() -> float:
 
 def peak_rss_mib() -> float:
     return _status_mib("VmHWM")
-
-
-def timed(fn, repeats=1):
-    best = float("inf")
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def images_for(n: int, size: int) -> tuple[list, np.ndarray, np.ndarray]:
@@ -96,7 +86,8 @@ def child(mode: str, args) -> dict:
     """Run one memory measurement in a fresh process; returns its JSON."""
     cmd = [
         sys.executable,
-        __file__,
+        "-m",
+        "benchmarks.bench_speed",
         "--child",
         mode,
         "--backbone",
@@ -108,14 +99,8 @@ def child(mode: str, args) -> dict:
     ]
     if args.quick:
         cmd.append("--quick")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def machine_name(device: str) -> str:
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device).replace(" ", "-")
-    return f"{platform.machine()}-{os.cpu_count()}cpu"
 
 
 # --------------------------------------------------------------------------- measurements
@@ -136,22 +121,6 @@ def sgemm_peak(device: str, n: int = 2048) -> float:
 
     t, _ = timed(run, repeats=3)
     return 5 * 2 * n**3 / t
-
-
-def naive_pair_features(rel, x):
-    """The reference code's cost model: materialise every pair's 2L keys and values."""
-    import math
-
-    B, L, d = x.shape
-    h, c = rel.n_heads, d // rel.n_heads
-    q = rel.q(rel.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
-    k, v = rel.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
-    keys = torch.cat([k[:, None].expand(B, B, h, L, c), k[None].expand(B, B, h, L, c)], dim=3)
-    vals = torch.cat([v[:, None].expand(B, B, h, L, c), v[None].expand(B, B, h, L, c)], dim=3)
-    p = torch.softmax(q @ keys.transpose(-1, -2) / math.sqrt(c), dim=-1)  # (B, B, h, R, 2L)
-    o_i = p[..., :L] @ vals[..., :L, :]  # (B, B, h, R, c)
-    o_j = p[..., L:] @ vals[..., L:, :]
-    return rel.out((o_i - o_j).mean(dim=3).flatten(-2))  # (B, B, d)
 
 
 def pair_branch_child(variant: str, quick: bool) -> dict:
@@ -252,7 +221,7 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
     """Decode-only, tower-only and end-to-end images/s from JPEG files, side by side."""
     from PIL import Image
 
-    from skrank.backbone import encode_images
+    from skrank.encoder import Encoder
     from skrank.images import Preprocessor, iter_pixel_batches
 
     photos, _, _ = images_for(n, 2 * backbone.image_size[0])  # decoding includes a resize
@@ -271,11 +240,9 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
                 lambda w=w: [0 for _ in iter_pixel_batches(paths, preprocess, args.batch_size, w)],
                 2,
             )
+            encoder = Encoder(backbone, batch_size=args.batch_size, num_workers=w)
             t_e2e, _ = timed(
-                lambda w=w: [
-                    t.cpu() for _, t, _, _ in encode_images(backbone, paths, args.batch_size, w)
-                ],
-                2,
+                lambda encoder=encoder: [b.views[0].cpu() for b in encoder.stream(paths)], 2
             )
             out[f"decode_only_workers{w}_images_per_s"] = n / t_dec
             out[f"end_to_end_workers{w}_images_per_s"] = n / t_e2e
@@ -289,7 +256,8 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
 def run(args) -> dict:
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    from skrank.backbone import Backbone, encode_images, load_backbone
+    from skrank.backbone import Backbone, load_backbone
+    from skrank.encoder import Encoder
     from skrank.metrics import spearman_scorer
 
     device = "cpu" if args.device == "auto" else args.device
@@ -313,7 +281,8 @@ def run(args) -> dict:
 
     def encode_all():
         # Tokens land on the host, as the cache stores them (this also syncs a GPU).
-        return sum(len(t.cpu()) for _, t, _, _ in encode_images(backbone, images, args.batch_size))
+        encoder = Encoder(backbone, batch_size=args.batch_size)
+        return sum(len(batch.views[0].cpu()) for batch in encoder.stream(images))
 
     t_enc, _ = timed(encode_all, repeats=2)
     res["encode_images_per_s"] = n / t_enc
@@ -472,12 +441,11 @@ def main(argv=None):
         print(json.dumps(out))
         return
     res = run(args)
-    RESULTS.mkdir(exist_ok=True)
     stem = f"speed-{res['machine']}{'-quick' if args.quick else ''}"
     if args.only:
         stem = f"{args.only}-{res['machine']}-{args.backbone}"
     out = Path(args.out) if args.out else RESULTS / f"{stem}.json"
-    out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json(out, res)
     if args.only:
         print(f"wrote {out}")
         return

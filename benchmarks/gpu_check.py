@@ -1,7 +1,9 @@
 """GPU check: one prepared run on a CUDA machine, under 8 minutes.
 
-    python benchmarks/gpu_check.py              # on the GPU machine
-    python benchmarks/gpu_check.py --smoke      # here, on the CPU: every step, tiny sizes
+From the repository root::
+
+    python -m benchmarks.gpu_check              # on the GPU machine
+    python -m benchmarks.gpu_check --smoke      # here, on the CPU: every step, tiny sizes
 
 1. Training MFU: the paper's adapter size (d_model = 512 on ViT-B-16 tokens,
    196 x 512, random init) trained by ``skrank.training.train`` in bf16 on
@@ -24,6 +26,7 @@ line it printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import pickle
@@ -31,17 +34,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+from benchmarks._common import RESULTS, naive_pair_features, write_json
 
 # bf16 dense tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets.
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 80GB HBM3": 989.0, "H100": 756.0, "A100": 312.0}
@@ -88,27 +86,32 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
 
     from skrank.backbone import load_backbone
     from skrank.cache import MemoryCache
-    from skrank.fitting import initial_adapter
+    from skrank.encoder import Encoder
+    from skrank.fitting import initial_adapter, settings
     from skrank.inference import text_bank
     from skrank.losses import ranking_loss, regression_loss
-    from skrank.params import by_name, validate_params
+    from skrank.params import validate_params
+    from skrank.presets import resolve
     from skrank.ranker import CLIPRanker
-    from skrank.training import TrainConfig, TrainData, train
+    from skrank.training import TrainData, train
 
     bb = load_backbone(backbone_name, None, device)
     rng = np.random.default_rng(0)
     size = bb.image_size[0]
     images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n_images)]
     t0 = time.perf_counter()
-    source = MemoryCache(bb, images, augment=True, batch_size=256, precision="auto")
+    source = MemoryCache(Encoder(bb, batch_size=256), images, augment=True)
     sync(device)
     encode_s = time.perf_counter() - t0
-    # The library's own defaults (precision "auto": bf16 on CUDA), validated as fit does.
-    params = validate_params(CLIPRanker(device=str(device)).get_params())
+    # The paper preset's adapter (precision "auto": bf16 on CUDA), validated and its
+    # preset resolved as fit does.
+    params = validate_params(CLIPRanker(device=str(device), preset="paper").get_params())
+    params = resolve(params, bb.weights_identity, np.zeros(n_images, np.int64), None)
     text = text_bank(bb, ["Sort the images by how blurry they are."]).to(device)
-    adapter = initial_adapter(bb, params, seed=0)
+    fit = settings(params, bb, n_instructions=1, auto_stopping=False)
+    adapter = initial_adapter(fit.adapter, bb, seed=0)
     y = rng.standard_normal(n_images)
-    cfg = by_name(TrainConfig, params, lr=1e-4, device=device, seed=0, max_epochs=epochs)
+    cfg = dataclasses.replace(fit.train, lr=1e-4, seed=0, max_epochs=epochs)
     data = TrainData(source, text, y, np.zeros(n_images, np.int64), None, np.arange(n_images))
 
     # FLOPs of one step (forward and backward, losses included), counted once.
@@ -124,7 +127,7 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
     flops = counter.get_total_flops()
     adapter.zero_grad(set_to_none=True)
 
-    train(adapter, data, by_name(TrainConfig, params, lr=1e-4, device=device, seed=0, max_epochs=1))
+    train(adapter, data, dataclasses.replace(cfg, max_epochs=1))
     sync(device)
     t0 = time.perf_counter()
     history, n_epochs = train(adapter, data, cfg)
@@ -155,8 +158,6 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
 
 def step_memory(device, quick: bool) -> dict:
     """Peak memory of one adapter step against the materialised pair branch, B=64."""
-    from bench_speed import naive_pair_features
-
     from skrank.adapter import AdapterConfig, RankingAdapter
 
     B, L, d = (8, 16, 64) if quick else (64, 196, 512)
@@ -192,7 +193,8 @@ def encode_throughput(device, names: list[str], n_files: int, workers: list[int]
     """Images/s from JPEG files through a frozen tower at batch 256."""
     from PIL import Image
 
-    from skrank.backbone import encode_images, load_backbone
+    from skrank.backbone import load_backbone
+    from skrank.encoder import Encoder
 
     instruction, (train_x, _), _ = blur_task(384)
     out: dict = {"n_files": n_files}
@@ -204,11 +206,12 @@ def encode_throughput(device, names: list[str], n_files: int, workers: list[int]
             paths.append(path)
         for name in names:
             bb = load_backbone(name, None, device)
-            list(encode_images(bb, paths[:256], 256))  # warm-up
+            list(Encoder(bb, batch_size=256).stream(paths[:256]))  # warm-up
             for w in workers:
                 sync(device)
                 t0 = time.perf_counter()
-                n = sum(len(ok) for ok, *_ in encode_images(bb, paths, 256, w, precision="auto"))
+                encoder = Encoder(bb, batch_size=256, num_workers=w)
+                n = sum(len(batch.rows) for batch in encoder.stream(paths))
                 sync(device)
                 out[f"{name}_workers{w}_images_per_s"] = n / (time.perf_counter() - t0)
             say(f"encode {name}: " + json.dumps({k: v for k, v in out.items() if name in k}))
@@ -301,11 +304,10 @@ def main(argv=None) -> None:
     say(f"total {report['seconds']:.0f} s")
     report["printed"] = LINES
     name = gpu.replace(" ", "-")
-    out = HERE / "results" / f"gpu-{name}.json"
+    out = RESULTS / f"gpu-{name}.json"
     if args.smoke:
         out = Path(tempfile.gettempdir()) / f"gpu-{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     print(f"wrote {out}")
 
 

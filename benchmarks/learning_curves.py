@@ -2,32 +2,35 @@
 
 For each synthetic kind and each training size, on the same folds for every method:
 
-- ``defaults``: ``CLIPRanker`` with the library's defaults;
-- ``paper``: the paper's model and settings (``bench_quality.REFERENCE``: the
+- ``small-data``: ``CLIPRanker(preset="small-data")`` (1 fusion and no post-fusion
+  layers, the mean-and-spread head, ``reg_weight=1``, ``lr="auto"`` by width, at
+  least 300 steps): what ``preset="auto"`` gives random towers;
+- ``paper``: the paper's model and settings (``_common.REFERENCE``: the
   reference architecture, mean-pooled head, ``lr=5e-5``, ``reg_weight=0.2``,
-  30 epochs);
-- ``deep``: the defaults before the shallow adapter (``bench_quality.DEEP``: the
-  reference's 2 fusion and 2 post-fusion layers, ``lr="auto"``: 1e-4 · sqrt(512 / d));
-- ``probe=ridge``: the defaults with the linear probe blended in (its weight
+  30 epochs with no step floor, unlike ``preset="paper"``);
+- ``deep``: the reference's 2 fusion and 2 post-fusion layers (``_common.DEEP``),
+  everything else left to the preset: ``lr="auto"`` then gives 1e-4 · sqrt(512 / d);
+- ``probe=ridge``: ``preset="auto"`` with the linear probe blended in (its weight
   chosen on held-out photos);
 - ``ridge-pooled``: ``RidgeCV`` on CLIP's pooled image embedding (``CLIPEmbedder``);
 - ``ridge-tokens``: ``RidgeCV`` on the mean and standard deviation over tokens of
   the frozen tokens the adapter reads;
-- any ``VARIANTS`` entry named in ``--methods``: ablations of the defaults, and the
-  fidelity ablation's rows (``bench_quality.FIDELITY``: ``ref+lr=auto`` and the like);
+- any ``VARIANTS`` entry named in ``--methods``: the fidelity ablation's rows
+  (``_common.FIDELITY``: ``ref+lr=auto`` and the like);
 - the rows that take depth, rate and budget apart (``SEPARATED``, computed for the
   backbone's width and the training size): ``deep@shallow-lr`` (the reference's depth
   at the shallow adapter's ``lr="auto"``), ``shallow@deep-lr`` (one fusion layer, no
   post layers, at the deep adapter's rate 1e-4 · sqrt(512 / d)) and
   ``paper@3800-steps`` (the paper's model and rate, with as many epochs as make
   about 3,800 optimiser steps: the paper's budget on KonIQ-10k);
-- any other ``name=value[,name=value...]`` of CLIPRanker parameters: the defaults
-  with those set (``d_model=128``, ``d_model=128,n_post_layers=1``).
+- any other ``name=value[,name=value...]`` of CLIPRanker parameters: those set,
+  everything else left to ``preset="auto"`` (``d_model=128``,
+  ``d_model=128,n_post_layers=1``).
 
 CLIPRanker is given each image's photo as ``groups``, the coarsest level at which
 images share content (a user passes what must not be split: persons, scenes):
 ``probe="ridge"`` weighs its linear probe on held-out photos (with fewer than ten
-training photos it holds nothing out and equals the defaults). Held-out *sources*
+training photos it holds nothing out and equals the adapter alone). Held-out *sources*
 would be crops of training photos, which favours the probe (it memorises a
 photo's appearance).
 
@@ -37,10 +40,10 @@ test photo in the training set would leak its content. Within a fold the trainin
 sets are nested (the first sources of one shuffled list of the training photos'
 crops) and the test set is the same for every size and method. SRCC within source
 (averaged over test sources) and pooled over the test set; mean ± std over folds.
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/learning_curves.py --backbone skrank-tiny --sizes 50 200 1000 4000
-    python benchmarks/learning_curves.py --backbone ViT-B-32 --kinds blur pixelate count \\
+    python -m benchmarks.learning_curves --backbone skrank-tiny --sizes 50 200 1000 4000
+    python -m benchmarks.learning_curves --backbone ViT-B-32 --kinds blur pixelate count \\
         --sizes 50 200
 
 Rows are written to ``benchmarks/results/curves-<backbone>.json`` as they arrive
@@ -57,42 +60,39 @@ import argparse
 import ast
 import json
 import math
-import os
-import sys
 import time
-import warnings
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import (  # noqa: E402
+from benchmarks._common import (
     DEEP,
     FIDELITY,
     REFERENCE,
     RESULTS,
     SYNTHETIC,
     embeddings,
+    frozen_tokens,
     git_commit,
     metrics,
     ridge,
+    write_json,
 )
-from probe_pooling import frozen_tokens  # noqa: E402
 
 PROBES = ("ridge-pooled", "ridge-tokens")
-# CLIPRanker rows: the defaults, the paper's model, and ablations of the defaults.
+# CLIPRanker rows: the small-data preset (the verdicts' reference), the deep adapter,
+# the paper's model, the probe blended in, and the fidelity ablation's rows.
 VARIANTS = {
-    "defaults": {},
-    "deep": DEEP,  # the defaults before the shallow adapter
+    "small-data": {"preset": "small-data"},
+    "deep": DEEP,  # the reference's depth, the rest left to the preset
     "paper": REFERENCE,
     "probe=ridge": {"probe": "ridge"},
-    # The fidelity ablation's rows (bench_quality.FIDELITY: the paper's model with
-    # one departure each, and the defaults with one piece of the 0.1 architecture).
+    # The fidelity ablation's rows (_common.FIDELITY: the paper's model with one
+    # departure each).
     **{name: params for name, params in FIDELITY.items() if name != "reference"},
 }
+# The rows the verdicts judge against the probes.
+REFERENT = "small-data"
 N_LEVELS = 8  # make_ranking_task's default: every source gives 8 images
 PAPER_STEPS = 3800  # the paper's optimiser steps on KonIQ-10k (~7k images, batch 64, ~30 epochs)
 
@@ -125,8 +125,8 @@ def _is_separated(method: str) -> bool:
 def variant_params(method: str, d_model: int = 64, n_train: int = 200) -> dict:
     """CLIPRanker parameters of a method: a ``VARIANTS`` or ``SEPARATED`` name (the
     latter for a backbone of width ``d_model`` and ``n_train`` training images), or
-    ``name=value,...`` (values read as Python literals, else as strings) over the
-    defaults."""
+    ``name=value,...`` (values read as Python literals, else as strings), the rest
+    left to ``preset="auto"``."""
     if method in VARIANTS:
         return VARIANTS[method]
     if _is_separated(method):
@@ -193,7 +193,7 @@ def selected_rows(task, args):
 
 def rows_parser(description: str, kinds: list[str], sizes: list[int]) -> argparse.ArgumentParser:
     """The arguments that choose the curves' rows (``task_for``, ``selected_rows``),
-    shared by this script, ``head_alone.py`` and ``score_skip.py``; read them with
+    shared by this script and the experiments ``head_alone`` and ``score_skip``; read them with
     :func:`parse_rows`."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backbone", default="skrank-tiny")
@@ -323,9 +323,9 @@ def markdown(rows: list[dict], backbone: str) -> str:
     lines = [
         f"Learning curves, {backbone} (random weights: low-level cues only). Within-source "
         "SRCC (pooled SRCC in brackets), mean ± std over folds split by photo; "
-        "`python benchmarks/learning_curves.py` made them.",
+        "`python -m benchmarks.learning_curves` made them.",
         "",
-        "`verdict`: the defaults against the better probe minus one fold std "
+        "`verdict`: the `small-data` rows against the better probe minus one fold std "
         "(`ok`), and whether they beat both probes (`win`); a cell of one fold has no "
         "std, so there `ok` means at least the better probe.",
         "",
@@ -355,15 +355,15 @@ def _cell(s: dict) -> str:
 
 
 def verdict(rows: list[dict], kind: str, n: int) -> str:
-    """How the defaults compare with the better probe at (kind, n), on the folds
-    the defaults were run on (a probe's other folds would be another test set)."""
+    """How the ``small-data`` rows compare with the better probe at (kind, n), on the
+    folds they were run on (a probe's other folds would be another test set)."""
     folds = {
-        r["fold"] for r in rows if (r["kind"], r["n_train"], r["method"]) == (kind, n, "defaults")
+        r["fold"] for r in rows if (r["kind"], r["n_train"], r["method"]) == (kind, n, REFERENT)
     }
     summary = summarise(
         [r for r in rows if r["kind"] == kind and r["n_train"] == n and r["fold"] in folds]
     )
-    ours = summary.get((kind, n, "defaults"))
+    ours = summary.get((kind, n, REFERENT))
     probes = [summary[(kind, n, p)] for p in PROBES if (kind, n, p) in summary]
     if ours is None or not probes:
         return ""
@@ -404,7 +404,7 @@ def plot(rows: list[dict], path: Path, backbone: str) -> None:
 
 
 def write(rows: list[dict], stem: Path, backbone: str) -> None:
-    stem.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    write_json(stem.with_suffix(".json"), rows, indent=1)
     stem.with_suffix(".md").write_text(markdown(rows, backbone))
 
 
@@ -412,14 +412,13 @@ def main(argv=None):
     p = rows_parser(__doc__.split("\n")[0], list(SYNTHETIC), [50, 200, 1000, 4000])
     p.add_argument("--pretrained", default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--methods", nargs="*", default=["defaults", "paper", *PROBES])
+    p.add_argument("--methods", nargs="*", default=["small-data", "paper", *PROBES])
     p.add_argument("--tag", help="result file name part (default: the backbone)")
     p.add_argument("--merge", action="store_true", help="keep the rows already in the file")
     p.add_argument("--render", action="store_true", help="only redraw .md and .png")
     args = parse_rows(p, argv)
     for method in set(args.methods) - set(PROBES):
         variant_params(method)  # refuses an unknown method before any fit
-    RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"curves-{args.tag or args.backbone}"
     rows = []
     if (args.merge or args.render) and stem.with_suffix(".json").exists():

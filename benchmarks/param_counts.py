@@ -2,19 +2,17 @@
 for each preset's adapter (skrank.presets: "paper" with pretrained weights, the
 default regime of users; "small-data" with random towers).
 
-Run: python benchmarks/param_counts.py   (writes benchmarks/results/param_counts.json)
+Run from the repository root: python -m benchmarks.param_counts
+(writes benchmarks/results/param_counts.json)
 """
 
-import json
-import os
+import argparse
 import warnings
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from skrank.adapter import AdapterConfig, RankingAdapter  # noqa: E402
-from skrank.backbone import load_backbone  # noqa: E402
-from skrank.presets import PRESETS  # noqa: E402
+from benchmarks._common import RESULTS, write_json
+from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.backbone import load_backbone
+from skrank.presets import PRESETS
 
 BACKBONES = ["skrank-tiny", "ViT-B-32", "ViT-B-16", "convnext_large_d_320"]
 
@@ -53,7 +51,8 @@ def _row(name: str, bb, preset) -> dict:
     return row
 
 
-def main():
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     rows = []
     for name in BACKBONES:
         with warnings.catch_warnings():
@@ -62,9 +61,7 @@ def main():
         for preset in PRESETS.values():
             rows.append(_row(name, bb, preset))
         del bb
-    out = Path(__file__).parent / "results" / "param_counts.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(RESULTS / "param_counts.json", rows)
 
 
 if __name__ == "__main__":

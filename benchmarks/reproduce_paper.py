@@ -1,16 +1,16 @@
 """The paper's evaluation protocols on the real datasets, one command each.
 
-Usage::
+Usage (from the repository root)::
 
-    python benchmarks/reproduce_paper.py --dataset koniq10k --root /data/koniq10k
-    python benchmarks/reproduce_paper.py --dataset ava --root /data/AVA_dataset \\
+    python -m benchmarks.reproduce_paper --dataset koniq10k --root /data/koniq10k
+    python -m benchmarks.reproduce_paper --dataset ava --root /data/AVA_dataset \\
         --split-file /data/RankingAwareCLIP/examples/AVA-split.json --cache none
-    python benchmarks/reproduce_paper.py --dataset adience --root /data/adience
-    python benchmarks/reproduce_paper.py --dataset hci --root /data/HistoricalColor-ECCV2012
-    python benchmarks/reproduce_paper.py --dataset adience --root /data/adience --adience-frontal \\
+    python -m benchmarks.reproduce_paper --dataset adience --root /data/adience
+    python -m benchmarks.reproduce_paper --dataset hci --root /data/HistoricalColor-ECCV2012
+    python -m benchmarks.reproduce_paper --dataset adience --root /data/adience --adience-frontal \\
         --split-file /data/RankingAwareCLIP/examples/Adience-split.json
-    python benchmarks/reproduce_paper.py --dataset coco-count --root /data/coco
-    python benchmarks/reproduce_paper.py --dataset coco-count --root /data/coco \\
+    python -m benchmarks.reproduce_paper --dataset coco-count --root /data/coco
+    python -m benchmarks.reproduce_paper --dataset coco-count --root /data/coco \\
         --coco-rem /data/coco_rem
 
 Each command loads the dataset in its published layout (``skrank.datasets``), trains

@@ -6,13 +6,12 @@ and ``CLIPEmbedder``, the frozen CLIP image embeddings as a transformer, for
 the linear-probe baseline ``make_pipeline(CLIPEmbedder(), RidgeCV())``.
 """
 
-__version__ = "0.1.0"
-
-from skrank.embedder import CLIPEmbedder  # noqa: E402
-from skrank.images import ImageLoadError  # noqa: E402
-from skrank.params import InvalidParameterError  # noqa: E402
-from skrank.persistence import load, save  # noqa: E402
-from skrank.ranker import CLIPRanker  # noqa: E402
+from skrank._version import __version__
+from skrank.embedder import CLIPEmbedder
+from skrank.images import ImageLoadError
+from skrank.params import InvalidParameterError
+from skrank.persistence import load, save
+from skrank.ranker import CLIPRanker
 
 __all__ = [
     "CLIPEmbedder",

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping, MappingView, Sequence, Set
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -49,13 +50,9 @@ def as_image_list(images) -> list:
         For an array that is one image (2-D, 3-D), channels-first, or of
         another shape.
     """
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(images, pd.DataFrame):
+    if isinstance(images, pd.DataFrame):
         raise TypeError("a DataFrame must be handled by the caller (select its image column)")
-    if pd is not None and isinstance(images, (pd.Series, pd.Index)):
+    if isinstance(images, (pd.Series, pd.Index)):
         return images.tolist()
     if isinstance(images, np.ndarray):
         return _array_as_list(images)

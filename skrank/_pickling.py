@@ -25,7 +25,10 @@ class PickleRules:
 
     The frozen backbone is never pickled (it is rebuilt from its spec), and
     tensors are stored on the CPU so a CUDA-fitted ranker loads anywhere. A
-    pickle from another skrank version loads with a warning.
+    pickle from another skrank version loads with a warning. A pickle from
+    before skrank 0.1's architecture variants were removed loads when its
+    adapter is the reference's and is refused when not; one whose adapter
+    predates a current option is refused (``skrank._schema_compat``).
     """
 
     def __getstate__(self):
@@ -40,9 +43,12 @@ class PickleRules:
         return state
 
     def __setstate__(self, state):
+        from skrank._schema_compat import check_pickled_state
+
         saved = state.pop("_skrank_version", None)
         if saved is not None:
             warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
+        check_pickled_state(state)  # the loader's rules for older models
         super().__setstate__({**_missing_params(state), **state})
 
 

@@ -37,6 +37,7 @@ from skrank._bounds import (
     MAX_STRING,
     MAX_TARGET,
 )
+from skrank._schema_compat import BEFORE_OPTIONS, drop_removed_options
 from skrank._schema_json import (
     SchemaError,
     _int,
@@ -48,7 +49,7 @@ from skrank._schema_json import (
     _text,
     parse,
 )
-from skrank.adapter import BEFORE_OPTIONS, OPTIONS, AdapterConfig
+from skrank.adapter import OPTIONS, AdapterConfig
 from skrank.params import PARAMETERS, Interval, validate_params
 from skrank.presets import BEFORE as PRESET_BEFORE
 from skrank.presets import PRESETS
@@ -65,7 +66,10 @@ __all__ = [
 ]
 
 FORMAT_NAME = "skrank-ranker"
-FORMAT_VERSION = 1
+# 2: skrank 0.1's architecture options are gone from the adapter config and the
+# parameters, and the adapter config holds every field. Format 1 files load by the
+# rules of skrank._schema_compat.
+FORMAT_VERSION = 2
 
 # Bounds: the shared ones (the parameter table's too) are in skrank._bounds.
 # Trained adapters hold weights of order 1 (under 2 even at lr=3e-2). With every
@@ -194,10 +198,14 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
     saved_by = _string(meta, "skrank_version")
     if not re.fullmatch(r"[0-9A-Za-z.+!_-]{1,64}", saved_by):  # it is echoed in a warning
         raise SchemaError("metadata.skrank_version", f"{_shown(saved_by)} is not a version")
-    config = _check_config(_json(meta, "adapter_config"))
+    first = int(version) == 1
+    config = _check_config(_json(meta, "adapter_config"), first)
     # A file from before an architecture option was a parameter: the adapter's own value.
     defaults = {**defaults, **{k: getattr(config, k) for k in OPTIONS if k in defaults}}
-    params = _check_params(_json(meta, "params"), defaults, dict(overrides), hint)
+    params = _json(meta, "params")
+    if first:
+        params = drop_removed_options(params, "params", absent_is_old=False)
+    params = _check_params(params, defaults, dict(overrides), hint)
     fitted = _check_fitted(_json(meta, "fitted"))
     _check_agreement(params, config, fitted)
     cli = _check_cli(_json(meta, "cli")) if "cli" in meta else {}
@@ -214,9 +222,12 @@ def _check_params(params, defaults: dict, overrides: dict, hint: str) -> dict:
     return merged
 
 
-def _check_config(values) -> AdapterConfig:
+def _check_config(values, first: bool) -> AdapterConfig:
+    """The adapter config; ``first``: of a format 1 file (skrank._schema_compat's rules)."""
     fields = tuple(f.name for f in dataclasses.fields(AdapterConfig))
-    _keys(values, "adapter_config", fields, optional=tuple(BEFORE_OPTIONS))
+    if first:
+        values = drop_removed_options(values, "adapter_config", absent_is_old=True)
+    _keys(values, "adapter_config", fields, optional=tuple(BEFORE_OPTIONS) if first else ())
     for name, value in values.items():
         field = f"adapter_config.{name}"
         if name not in CONFIG_LIMITS:  # an option: one of its values
@@ -226,7 +237,7 @@ def _check_config(values) -> AdapterConfig:
             continue
         _int(value, field, _lowest(name), CONFIG_LIMITS[name])
     try:
-        return AdapterConfig.from_dict(values)
+        return AdapterConfig(**{**BEFORE_OPTIONS, **values})
     except (TypeError, ValueError) as exc:  # the config's own rules (an unknown option value)
         raise SchemaError("adapter_config", str(exc)) from None
 

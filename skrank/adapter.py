@@ -20,28 +20,13 @@ from skrank.probe import LinearProbe
 
 __all__ = ["AdapterConfig", "RankingAdapter", "dropout_generator"]
 
-# What a model saved or pickled before an option existed was built with: the
-# one rule for old pickles (AdapterConfig.__setstate__, ScoreHead) and old files
-# (AdapterConfig.from_dict).
-BEFORE_OPTIONS = {
-    "score_pooling": "mean",
-    "fusion": "one_mlp",
-    "post_layers": "pre_ln",
-    "relation_norm": "none",
-    "pair_logit": "raw",
-    "probe": "none",
-    "n_instructions": 1,
-    "image_positions": "none",
-}
-# The values each option may take; the first is the default (the reference's
-# architecture, except score_pooling: docs/model.md; no linear probe; no
-# position code). CLIPRanker leaves score_pooling and image_positions to its preset.
+# The values each option may take; the first is the default (the mean-and-spread
+# head, docs/model.md; no linear probe; no position code). CLIPRanker leaves
+# score_pooling and image_positions to its preset. The layers themselves are always
+# the reference's (docs/model.md, "The fidelity ablation"); what a model file from
+# before an option existed means is the loader's rule (skrank._schema_compat).
 OPTIONS = {
     "score_pooling": ("mean_std", "mean"),
-    "fusion": ("two_mlps", "one_mlp"),
-    "post_layers": ("post_ln", "pre_ln"),
-    "relation_norm": ("layernorm", "none"),
-    "pair_logit": ("odd", "raw"),
     "probe": ("none", "ridge"),
     "image_positions": ("none", "sincos"),
 }
@@ -115,14 +100,8 @@ class AdapterConfig:
     n_relation_tokens: int = 16
     mlp_ratio: int = 4
     # "mean_std": the score head pools each feature's mean and spread over tokens;
-    # "mean": the paper's mean only (and what models saved before this option load as).
+    # "mean": the paper's mean only.
     score_pooling: str = "mean_std"
-    # The reference's architecture ("two_mlps", "post_ln", "layernorm") and a
-    # coherent pair probability ("odd"); the second value of each is skrank 0.1's.
-    fusion: str = "two_mlps"  # each fusion layer: self-attention + MLP, cross-attention + MLP
-    post_layers: str = "post_ln"  # post-LN encoder layers, ReLU, width d, dropout 0.1
-    relation_norm: str = "layernorm"  # LayerNorm on relation queries and keys/values
-    pair_logit: str = "odd"  # logit(a, b) = -logit(b, a): P(a > b) + P(b > a) = 1
     # "none": the paper's head alone; "ridge": the head's score blended after
     # training with a ridge probe on the frozen tokens, by a weight chosen on
     # held-out rows (skrank.probe).
@@ -144,14 +123,6 @@ class AdapterConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict) -> AdapterConfig:
-        """The config a saved model describes; options it predates take their old meaning."""
-        return cls(**{**BEFORE_OPTIONS, **values})
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update({**BEFORE_OPTIONS, **state})
-
 
 class Attention(nn.Module):
     """Multi-head attention; queries from ``x``, keys/values from ``context``.
@@ -159,8 +130,6 @@ class Attention(nn.Module):
     ``dropout`` drops attention weights while training (the post-LN layers').
     ``generator`` draws the initial weights (None: torch's global generator).
     """
-
-    dropout = 0.0  # modules pickled before the option existed
 
     def __init__(self, d: int, n_heads: int, dropout: float = 0.0, generator=None):
         super().__init__()
@@ -203,44 +172,33 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN block: self-attention and/or cross-attention to context, then an MLP.
+    """Pre-LN block: self-attention (``cross=False``) or cross-attention to the
+    context (``cross=True``), then its own MLP.
 
-    The reference's fusion layer is two of them, each with its own MLP: one
-    with self-attention only, then one with cross-attention only (LayerNorm on
-    the queries and on the keys/values). ``self_attn=True, cross=True`` is
-    skrank 0.1's single-MLP fusion block.
+    The reference's fusion layer is two of them: one with self-attention over
+    the image's tokens, then one with cross-attention from them (LayerNorm on
+    the queries) to the instruction and prompt (LayerNorm on the keys/values).
     """
 
-    has_self = True  # blocks pickled before self-attention became optional
-
-    def __init__(
-        self,
-        d: int,
-        n_heads: int,
-        mlp_ratio: int,
-        cross: bool,
-        self_attn: bool = True,
-        generator=None,
-    ):
+    def __init__(self, d: int, n_heads: int, mlp_ratio: int, cross: bool, generator=None):
         super().__init__()
-        self.has_self = self_attn
-        if self_attn:
-            self.ln_self = _norm(d)
-            self.self_attn = Attention(d, n_heads, generator=generator)
         self.cross = cross
         if cross:
             self.ln_query = _norm(d)
             self.ln_context = _norm(d)
             self.cross_attn = Attention(d, n_heads, generator=generator)
+        else:
+            self.ln_self = _norm(d)
+            self.self_attn = Attention(d, n_heads, generator=generator)
         self.ln_mlp = _norm(d)
         self.mlp = MLP(d, mlp_ratio, generator)
 
     def forward(self, x, context=None, context_valid=None):
-        if self.has_self:
-            h = self.ln_self(x)
-            x = x + self.self_attn(h, h)
         if self.cross:
             x = x + self.cross_attn(self.ln_query(x), self.ln_context(context), context_valid)
+        else:
+            h = self.ln_self(x)
+            x = x + self.self_attn(h, h)
         return x + self.mlp(self.ln_mlp(x))
 
 
@@ -248,8 +206,6 @@ class PostLNBlock(nn.Module):
     """A post-LN transformer encoder layer, as ``torch.nn.TransformerEncoderLayer``
     builds it for the reference: x = LN(x + drop(attn(x))), x = LN(x + drop(ff(x))),
     ff = Linear(d, d), ReLU, dropout, Linear(d, d)."""
-
-    dropout = POST_DROPOUT  # blocks pickled when dropout was an nn.Dropout module
 
     def __init__(self, d: int, n_heads: int, dropout: float = POST_DROPOUT, generator=None):
         super().__init__()
@@ -288,8 +244,6 @@ class ScoreHead(nn.Module):
     (``docs/model.md``, "Score pooling"). Both are independent of the token count.
     """
 
-    pooling = BEFORE_OPTIONS["score_pooling"]  # heads pickled before the option existed
-
     def __init__(self, d: int, pooling: str = "mean_std", generator=None):
         super().__init__()
         if pooling not in ("mean", "mean_std"):
@@ -322,35 +276,26 @@ class RelationAttention(nn.Module):
     O_i − O_j = w U_i − (1 − w) U_j with U the per-image attention output and
     w = sigmoid(log Z_i − log Z_j), Z the per-image softmax normaliser. So the
     per-image statistics (U, log Z) cost O(B·L) and each pair only O(d).
+
+    As the reference: LayerNorm on the projected queries, and one projection,
+    layer-normed per token, serving as both keys and values.
     """
 
-    normed = False  # modules pickled before relation_norm existed
-
-    def __init__(
-        self, d: int, n_heads: int, n_tokens: int, norm: str = "layernorm", generator=None
-    ):
+    def __init__(self, d: int, n_heads: int, n_tokens: int, generator=None):
         super().__init__()
         self.n_heads = n_heads
         self.tokens = _tokens(n_tokens, d, generator)
         self.q = _linear(d, d, generator)
-        self.normed = norm == "layernorm"
-        if self.normed:
-            # The reference's: LayerNorm on the projected queries, and one projection,
-            # layer-normed per token, serving as both keys and values.
-            self.ln_q = _norm(d)
-            self.kv = _linear(d, d, generator)
-            self.ln_kv = _norm(d)
-        else:
-            self.kv = _linear(d, 2 * d, generator)
+        self.ln_q = _norm(d)
+        self.kv = _linear(d, d, generator)
+        self.ln_kv = _norm(d)
         # No bias: the pair feature must stay antisymmetric, f(j, i) = −f(i, j).
         self.out = _linear(d, d, generator, bias=False)
 
     def stats(self, x):
-        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R)."""
-        return self._normed_stats(x) if self.normed else self._plain_stats(x)
+        """Per-image attention output U (B, h, R, c) and log-normaliser (B, h, R).
 
-    def _normed_stats(self, x):
-        """Keys = values = LN(W x + b), one per token of one image: per-image
+        Keys = values = LN(W x + b), one per token of one image: per-image
         quantities, so the joint softmax over two images still splits exactly."""
         B, L, d = x.shape
         h, c = self.n_heads, d // self.n_heads
@@ -360,29 +305,6 @@ class RelationAttention(nn.Module):
         log_z = torch.logsumexp(logits, dim=-1)  # (B, h, R)
         p = torch.softmax(logits, dim=-1).to(kv.dtype)
         return torch.einsum("bhrl,blhc->bhrc", p, kv), log_z  # (B, h, R, c), (B, h, R)
-
-    def _plain_stats(self, x):
-        """Separate keys and values, without normalisation (skrank 0.1).
-
-        Keys and values are never materialised: q·(W_k x + b_k) = (W_kᵀ q)·x + q·b_k,
-        and the last term is the same for every key of every image, so it cancels in
-        the softmax and in log Z_i − log Z_j (only differences of log Z are used).
-        Softmax weights sum to one, so U = (P x) W_vᵀ + b_v. Exact, and it avoids two
-        (B·L × d × d) products.
-        """
-        B, L, d = x.shape
-        h, c = self.n_heads, d // self.n_heads
-        q = self.q(self.tokens).view(-1, h, c)  # (R, h, c)
-        w_k = self.kv.weight[:d].view(h, c, d)  # (h, c, d)
-        w_v = self.kv.weight[d:].view(h, c, d)
-        b_v = self.kv.bias[d:].view(1, h, 1, c)
-        q_x = torch.einsum("rhc,hcd->hrd", q, w_k) / math.sqrt(c)  # (h, R, d)
-        logits = torch.einsum("hrd,bld->bhrl", q_x, x).float()  # (B, h, R, L)
-        log_z = torch.logsumexp(logits, dim=-1)  # (B, h, R), up to a shared constant
-        p = torch.softmax(logits, dim=-1).to(x.dtype)
-        pooled = torch.einsum("bhrl,bld->bhrd", p, x)  # (B, h, R, d)
-        u = torch.einsum("bhrd,hcd->bhrc", pooled, w_v) + b_v  # (B, h, R, c)
-        return u, log_z
 
     def _project(self, diff):  # (..., h, c) averaged over R → (..., d)
         return self.out(diff.flatten(-2))
@@ -405,38 +327,31 @@ class RelationAttention(nn.Module):
 class PairHead(nn.Module):
     """LayerNorm and three MLP blocks: the logit that image i ranks above j.
 
-    ``odd=True`` makes the logit odd in the pair feature, (g(f) − g(−f)) / 2,
+    The logit is the odd part of the MLP g in the pair feature, (g(f) − g(−f)) / 2,
     and the feature is antisymmetric in the pair, so logit(j, i) = −logit(i, j)
     and logit(i, i) = 0: P(i above j) + P(j above i) = 1, P(i above i) = 0.5.
     """
 
-    odd = False  # heads pickled before pair_logit existed
-
-    def __init__(self, d: int, odd: bool = True, generator=None):
+    def __init__(self, d: int, generator=None):
         super().__init__()
-        self.odd = odd
         self.ln = _norm(d)
         self.mlp = _mlp_stack(d, 3, generator=generator)
 
     def forward(self, feats):  # (..., d)
         logits = self.mlp(self.ln(feats)).squeeze(-1)  # (...)
-        if self.odd:
-            logits = 0.5 * (logits - self.mlp(self.ln(-feats)).squeeze(-1))
-        return logits
+        return 0.5 * (logits - self.mlp(self.ln(-feats)).squeeze(-1))
 
 
 def _fusion_blocks(cfg: AdapterConfig, generator=None) -> list[nn.Module]:
-    """The fusion layers' blocks in order: two per layer ("two_mlps"), or one."""
+    """The fusion layers' blocks in order, two per layer as the reference's: self-attention
+    + MLP, then cross-attention to the instruction and prompt + MLP."""
     d, h, r, g = cfg.d_model, cfg.n_heads, cfg.mlp_ratio, generator
     blocks: list[nn.Module] = []
     for _ in range(cfg.n_fusion_layers):
-        if cfg.fusion == "two_mlps":
-            blocks += [
-                Block(d, h, r, cross=False, generator=g),
-                Block(d, h, r, cross=True, self_attn=False, generator=g),
-            ]
-        else:
-            blocks.append(Block(d, h, r, cross=True, generator=g))
+        blocks += [
+            Block(d, h, r, cross=False, generator=g),
+            Block(d, h, r, cross=True, generator=g),
+        ]
     return blocks
 
 
@@ -488,25 +403,15 @@ class RankingAdapter(nn.Module):
         self.fusion_ln = _norm(d)
         self.fusion_out = _linear(d, d, g)
         self.post = nn.ModuleList(
-            PostLNBlock(d, cfg.n_heads, generator=g)
-            if cfg.post_layers == "post_ln"
-            else Block(d, cfg.n_heads, cfg.mlp_ratio, cross=False, generator=g)
-            for _ in range(cfg.n_post_layers)
+            PostLNBlock(d, cfg.n_heads, generator=g) for _ in range(cfg.n_post_layers)
         )
         self.score_head = ScoreHead(d, cfg.score_pooling, g)
-        self.relation = RelationAttention(
-            d, cfg.n_heads, cfg.n_relation_tokens, cfg.relation_norm, g
-        )
-        self.pair_head = PairHead(d, odd=cfg.pair_logit == "odd", generator=g)
+        self.relation = RelationAttention(d, cfg.n_heads, cfg.n_relation_tokens, g)
+        self.pair_head = PairHead(d, generator=g)
         # "ridge": a linear probe whose weight in the score is chosen after training.
         self.probe = None
         if cfg.probe == "ridge":
             self.probe = LinearProbe(cfg.image_dim, cfg.n_instructions)
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "probe" not in self._modules:  # adapters pickled before the probe existed
-            self.__dict__.setdefault("probe", None)
 
     def context(self, text, text_valid):
         """Instruction tokens + learnable prompt: keys/values (1, T + P, d) and mask."""

@@ -4,10 +4,9 @@ A :class:`Backbone` wraps a frozen CLIP model (built by :func:`load_backbone`
 from weights that :mod:`skrank.weights` resolves) and offers what the adapter
 needs: per-image tokens, per-instruction text tokens with a padding mask,
 pooled image embeddings (for baselines) and the preprocessing constants (input
-size, mean, std). :func:`encode_images` and :func:`embed_images` turn decoded
-pixel batches (:mod:`skrank.images`) into those tokens and embeddings. Every
-forward pass enters :func:`skrank.devices.autocast` with the caller's
-``precision``.
+size, mean, std). :class:`skrank.encoder.Encoder` turns decoded pixel batches
+(:mod:`skrank.images`) into those tokens and embeddings. Every forward pass
+enters :func:`skrank.devices.autocast` with the caller's ``precision``.
 """
 
 from __future__ import annotations
@@ -15,16 +14,13 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import open_clip
 import torch
 from torch import nn
 
 from skrank import devices
-from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
 from skrank.weights import (
     TINY,
     WeightsUnavailableError,
@@ -39,8 +35,6 @@ __all__ = [
     "Backbone",
     "WeightsUnavailableError",
     "backbone_mismatch",
-    "embed_images",
-    "encode_images",
     "end_of_text_id",
     "load_backbone",
     "text_mask",
@@ -347,59 +341,3 @@ def load_backbone(
                 _LOADED.pop(next(iter(_LOADED)))
             _LOADED[key] = backbone
     return backbone
-
-
-def encode_images(
-    backbone: Backbone,
-    items: Sequence,
-    batch_size: int,
-    num_workers: int = 0,
-    with_flips: bool = False,
-    indices: Sequence[int] | None = None,
-    progress=None,
-    mirror: bool = False,
-    precision: str = "auto",
-) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None, list]]:
-    """Stream frozen tokens batch by batch: ``(ok_indices, tokens, flipped, failures)``.
-
-    ``tokens`` is (n_ok, L, C) float32 on the backbone's device (of the mirrored
-    images when ``mirror``); ``flipped`` the same for the mirrored images when
-    ``with_flips`` (else None). Memory stays flat in ``len(items)``.
-    """
-    preprocess = Preprocessor.from_info(backbone.info)
-    for ok, pixels, failures in iter_pixel_batches(
-        items, preprocess, batch_size, num_workers, indices
-    ):
-        tokens = flipped = None
-        if len(ok):
-            tokens = backbone.image_tokens(pixels.flip(-1) if mirror else pixels, precision)
-            if with_flips:
-                flipped = backbone.image_tokens(pixels.flip(-1), precision)
-        if progress is not None:
-            progress.update(len(ok) + len(failures))
-        yield ok, tokens, flipped, failures
-
-
-def embed_images(
-    backbone: Backbone,
-    items: Sequence,
-    batch_size: int = 64,
-    precision: str = "auto",
-    num_workers: int = 0,
-) -> np.ndarray:
-    """CLIP's pooled image embeddings (n, embed_dim) as float32 numpy, for baselines.
-
-    The one place that computes them: :class:`skrank.CLIPEmbedder` calls it for
-    the images its cache lacks. Every unreadable image of ``items`` is named in
-    one ``ImageLoadError``.
-    """
-    preprocess = Preprocessor.from_info(backbone.info)
-    parts = [np.empty((0, backbone.embed_dim), np.float32)]
-    failures: list = []
-    for _, pixels, bad in iter_pixel_batches(items, preprocess, batch_size, num_workers):
-        failures += bad
-        if len(pixels):
-            parts.append(backbone.image_embeddings(pixels, precision).cpu().numpy())
-    if failures:
-        raise ImageLoadError(failures)
-    return np.concatenate(parts)

@@ -2,7 +2,7 @@
 
 The first baseline of any ranking task is a linear probe on the frozen CLIP
 image embedding, ``make_pipeline(CLIPEmbedder(...), RidgeCV())``. The
-embedder computes the embeddings with :func:`skrank.backbone.embed_images`
+embedder computes the embeddings with :class:`skrank.encoder.Encoder`
 (the same decoding and preprocessing as :class:`~skrank.CLIPRanker`) and
 caches them, keyed by image content, so that clones in a cross-validation or
 a grid search, and repeated calls, compute each image once:
@@ -31,15 +31,18 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._containers import as_image_list
-from skrank.backbone import backbone_mismatch, embed_images, load_backbone
+from skrank.backbone import load_backbone
 from skrank.cache import resolve_cache_dir
 from skrank.devices import use_bf16
-from skrank.diskstore import DiskStore, keyed, spec_digest
-from skrank.images import ImageLoadError, describe
+from skrank.diskstore import DiskStore, spec_digest
+from skrank.encoder import Encoder
+from skrank.images import ImageLoadError
+from skrank.inference import load_fitted_backbone
 from skrank.inputs import image_column_of
 from skrank.params import BOOL, PARAMETERS, Interval, validate_params
 
@@ -270,24 +273,20 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self, "backbone_info_")
         params = _validate(self.get_params(deep=False))
         items = self._images(X)
-        backbone = self._load_fitted_backbone(params["device_"])
-        out = _embeddings(
+        backbone = load_fitted_backbone(self, params["device_"], "this CLIPEmbedder")
+        encoder = Encoder(
             backbone,
-            items,
-            cache=params["cache"],
-            cache_dir=params["cache_dir"],
             batch_size=params["batch_size"],
             num_workers=params["num_workers"],
             precision=params["precision"],
         )
+        out = _embeddings(encoder, items, params["cache"], params["cache_dir"])
         if params["normalize"]:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
             out /= np.maximum(norms, np.finfo(np.float32).tiny)
         return out
 
     def _images(self, X) -> list:
-        import pandas as pd
-
         if isinstance(X, pd.DataFrame):
             items = image_column_of(X, self.image_column, None).tolist()
         else:
@@ -295,25 +294,6 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not items:
             raise ValueError("X holds no images")
         return items
-
-    def _load_fitted_backbone(self, device):
-        """The backbone, refused when it is not the one ``fit`` loaded."""
-        fitted = self.backbone_info_
-        if self.backbone != fitted.get("name"):  # refused before loading it: it may be huge
-            raise self._mismatch(None, [f"name: {fitted.get('name')!r} != {self.backbone!r}"])
-        backbone = load_backbone(self.backbone, self.pretrained, device)
-        current = backbone.info
-        diffs = backbone_mismatch(fitted, current)
-        if fitted.get("embed_dim") != current["embed_dim"]:
-            diffs.append(f"embed_dim: {fitted.get('embed_dim')!r} != {current['embed_dim']!r}")
-        if diffs:
-            raise self._mismatch(current, diffs)
-        return backbone
-
-    def _mismatch(self, current: dict | None, diffs: list[str]) -> ValueError:
-        from skrank.inference import _mismatch
-
-        return _mismatch(self, current, diffs, "this CLIPEmbedder")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -323,82 +303,44 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return tags
 
 
-def _embeddings(
-    backbone,
-    items: list,
-    *,
-    cache: str | None,
-    cache_dir,
-    batch_size: int,
-    num_workers: int,
-    precision: str,
-) -> np.ndarray:
+class _MemoryStore:
+    """The store face of :data:`MEMORY_CACHE` for one backbone and autocast mode."""
+
+    kind = "embeddings"
+    dtype = np.float32
+
+    def __init__(self, encoder: Encoder):
+        mode = "bf16" if use_bf16(encoder.backbone.device, encoder.precision) else "fp32"
+        self.prefix = (spec_digest(encoder.backbone.info, "embeddings"), mode)
+
+    def load(self, key: str, view: bool) -> tuple[np.ndarray | None, None]:
+        return MEMORY_CACHE.get((*self.prefix, key)), None
+
+    def write(self, key: str, view: bool, vector: np.ndarray) -> None:
+        MEMORY_CACHE.put((*self.prefix, key), vector)
+
+    def report(self) -> None:
+        """Nothing to report: the LRU holds what it is given."""
+
+
+def _embeddings(encoder: Encoder, items: list, cache: str | None, cache_dir) -> np.ndarray:
     """(n, embed_dim) float32 embeddings of ``items``, through the cache named ``cache``.
 
     The images a cache lacks are computed ``batch_size`` at a time by
-    :func:`~skrank.backbone.embed_images` (with nothing cached, in the same
-    batches as one call of it on ``items``). Every unreadable image is named
-    in one ``ImageLoadError``.
+    :meth:`~skrank.encoder.Encoder.fill` (with nothing cached, in the same
+    batches as :meth:`~skrank.encoder.Encoder.embed` on ``items``). Every
+    unreadable image is named in one ``ImageLoadError``.
     """
     if cache is None:
-        return embed_images(backbone, items, batch_size, precision, num_workers)
-    store = None
+        return encoder.embed(items)
     if cache == "disk":
-        store = DiskStore(backbone, resolve_cache_dir(cache_dir), kind="embeddings")
-
-        def lookup(key):
-            return store.load(key, False)[0]
-
-        def keep(key, vector):
-            store.write(key, False, vector)
-
+        store = DiskStore(encoder.backbone, resolve_cache_dir(cache_dir), kind="embeddings")
     else:
-        mode = "bf16" if use_bf16(backbone.device, precision) else "fp32"
-        prefix = (spec_digest(backbone.info, "embeddings"), mode)
-
-        def lookup(key):
-            return MEMORY_CACHE.get((*prefix, key))
-
-        def keep(key, vector):
-            MEMORY_CACHE.put((*prefix, key), vector)
-
-    out = np.empty((len(items), backbone.embed_dim), np.float32)
-    failures: list = []
-    pending: list = []  # (row, key or None, what to decode) of images the cache lacks
-
-    def compute() -> None:
-        rows = [row for row, _, _ in pending]
-        try:
-            vectors = embed_images(
-                backbone, [source for _, _, source in pending], batch_size, precision, num_workers
-            )
-        except ImageLoadError as exc:
-            failures.extend((rows[j], describe(items[rows[j]]), why) for j, _, why in exc.failures)
-        else:
-            out[rows] = vectors
-            for (_, key, _), vector in zip(pending, vectors):
-                if key is not None:
-                    keep(key, vector)
-        pending.clear()
-
-    for i, item in enumerate(items):
-        try:
-            # A file is read once: its key hashes the very bytes then decoded.
-            key, source = keyed(item)
-        except ImageLoadError as exc:
-            failures.extend((i, describe(item), why) for _, _, why in exc.failures)
-            continue
-        found = None if key is None else lookup(key)
-        if found is not None:
-            out[i] = found
-            continue
-        pending.append((i, key, source))  # no key: the decoder says why (or decodes it)
-        if len(pending) == batch_size:
-            compute()
-    if pending:
-        compute()
-    if store is not None:
-        store.report()
-    if failures:
-        raise ImageLoadError(failures)
-    return out
+        store = _MemoryStore(encoder)
+    filled = encoder.fill(store, items, range(len(items)), keep=True)
+    store.report()
+    if filled.failures:
+        raise ImageLoadError(filled.failures)
+    return np.stack([filled.found[(i, False)] for i in range(len(items))]).astype(
+        np.float32, copy=False
+    )

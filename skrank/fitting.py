@@ -13,23 +13,36 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import fields
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
+from skrank._bounds import MAX_HISTORY
 from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.backbone import backbone_mismatch
 from skrank.cache import token_source
+from skrank.encoder import Encoder
 from skrank.inference import text_bank
-from skrank.probe import LinearProbe, fit_probe
-from skrank.training import TrainConfig, TrainData, resolve_lr, validation_split
+from skrank.inputs import TargetScaling, Validation
+from skrank.presets import Preset
+from skrank.probe import MIN_BLEND_ROWS, LinearProbe, blend, choose_weight, fit_probe
+from skrank.sampling import validation_split
+from skrank.training import TrainConfig, TrainData, resolve_lr, validation_scores
 
 __all__ = [
     "FitHistory",
+    "FitRows",
+    "FitSettings",
     "continued_history",
     "fitted_state",
     "holdout_fraction",
     "initial_adapter",
     "prepare",
+    "settings",
     "train_data",
     "weigh_probe",
 ]
@@ -40,42 +53,148 @@ class FitHistory:
 
     @property
     def loss_curve_(self) -> list[float]:
-        """The mean training loss of every epoch (``history_``), as MLPRegressor has it."""
+        """The mean training loss of every epoch (``history_``), as MLPRegressor has it.
+
+        Returns
+        -------
+        loss_curve : list of float of length ``len(history_)``
+            Epoch by epoch, across ``warm_start`` fits.
+        """
         _check_fitted(self)
         return [entry["loss"] for entry in self.history_]
 
     @property
     def validation_scores_(self) -> list | None:
-        """Each epoch's validation Spearman (None for epochs without), or None if none had one."""
+        """Each epoch's validation Spearman (None for epochs without), or None if none had one.
+
+        Returns
+        -------
+        scores : list of float or None, or None
+            The adapter's Spearman on the validation rows (``X_val``, or the
+            early-stopping split) after each epoch of ``history_``; None when
+            no epoch was validated.
+        """
         _check_fitted(self)
         scores = [entry["val_score"] for entry in self.history_]
         return None if all(v is None for v in scores) else scores
 
     @property
     def best_validation_score_(self) -> float | None:
-        """The best of ``validation_scores_`` (NaN scores skipped), or None."""
+        """The best of ``validation_scores_`` (NaN scores skipped), or None.
+
+        Returns
+        -------
+        score : float or None
+            The highest validation Spearman of any epoch; None when no epoch
+            has one.
+        """
         scores = [v for v in self.validation_scores_ or () if v is not None and v == v]
         return max(scores) if scores else None
 
 
 def _check_fitted(estimator) -> None:
-    from sklearn.utils.validation import check_is_fitted
-
     check_is_fitted(estimator, "adapter_")
 
 
-def train_data(
-    source, text, y_std, instr, groups, weight, val, fraction, seed, zero=None
-) -> TrainData:
-    """The rows of a fit: the training rows, then those of ``val`` (a user's validation set).
+class FitSettings(NamedTuple):
+    """A fit's settings, built once from the validated parameters by :func:`settings`."""
 
-    With ``val`` (an :class:`skrank.inputs.Validation`), ``source`` must serve
-    the training images followed by ``val.items``; its rows are validated on
-    and never trained on (unit weight, a group of their own). Without it,
-    ``fraction`` (``validation_fraction`` under ``early_stopping``, else None)
-    holds out rows of the training set. ``zero`` is the label of negatives
-    (``TrainData.zero``).
+    adapter: AdapterConfig  # a new adapter's architecture
+    train: TrainConfig  # how the loop trains it
+    encoder: Encoder  # the frozen backbone and how it encodes
+    cache: str | None  # where the training tokens are kept: "memory", "disk" or None
+    cache_dir: object  # the disk cache's folder (None: the default one)
+    preset: Preset  # the preset the fit resolved "auto" to
+    auto_stopping: bool  # early stopping was turned on by early_stopping="auto"
+
+
+class FitRows(NamedTuple):
+    """What ``fit`` parsed from ``X``, ``y``, ``groups``, ``sample_weight`` and ``X_val``."""
+
+    items: list  # the training images
+    y: np.ndarray  # their targets
+    scaling: TargetScaling  # per-instruction standardisation, and each row's code
+    groups: np.ndarray | None  # integer group codes
+    weight: np.ndarray | None  # sample_weight
+    val: Validation | None  # a user's validation set
+
+
+def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -> FitSettings:
+    """The one place where a fit's validated parameters become its settings objects.
+
+    ``params`` are the ranker's parameters after :func:`skrank.params.validate_params`
+    and :func:`skrank.presets.resolve` (with ``device_`` and ``preset_``);
+    ``backbone`` the loaded frozen towers; ``n_instructions`` the instructions
+    of the fit (rows of a linear probe); ``auto_stopping``: the ranker's
+    ``early_stopping`` was ``"auto"``. The seed of the adapter, the batches,
+    the flips and dropout is drawn here from ``random_state``.
     """
+    seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
+    adapter = AdapterConfig(
+        image_dim=backbone.image_dim,
+        text_dim=backbone.text_dim,
+        d_model=params["d_model"] or backbone.embed_dim,
+        n_fusion_layers=params["n_fusion_layers"],
+        n_post_layers=params["n_post_layers"],
+        n_heads=params["n_heads"],
+        n_prompt_tokens=params["n_prompt_tokens"],
+        n_relation_tokens=params["n_relation_tokens"],
+        score_pooling=params["score_pooling"],
+        probe=params["probe"],
+        n_instructions=n_instructions,
+        image_positions=params["image_positions"],
+    )
+    lr = resolve_lr(params["lr"], adapter.d_model, adapter.n_fusion_layers, adapter.n_post_layers)
+    train = TrainConfig(
+        lr=lr,
+        weight_decay=params["weight_decay"],
+        batch_size=params["batch_size"],
+        max_epochs=params["max_epochs"],
+        warmup_fraction=params["warmup_fraction"],
+        reg_weight=params["reg_weight"],
+        rank_weight=params["rank_weight"],
+        sampling=params["sampling"],
+        pair_scope=params["pair_scope"],
+        augment=params["augment"],
+        n_iter_no_change=params["n_iter_no_change"],
+        early_stopping=params["early_stopping"],
+        validation_fraction=params["validation_fraction"],
+        precision=params["precision"],
+        verbose=params["verbose"],
+        device=params["device_"],
+        seed=seed,
+        negative_fraction=params["negative_fraction"],
+        min_steps=params["preset_"].min_steps,
+    )
+    encoder = Encoder(
+        backbone,
+        batch_size=params["batch_size"],
+        num_workers=params["num_workers"],
+        precision=params["precision"],
+    )
+    return FitSettings(
+        adapter=adapter,
+        train=train,
+        encoder=encoder,
+        cache=params["cache"],
+        cache_dir=params["cache_dir"],
+        preset=params["preset_"],
+        auto_stopping=auto_stopping,
+    )
+
+
+def train_data(source, text, rows: FitRows, fraction: float | None, seed: int) -> TrainData:
+    """The rows of a fit: the training rows, then those of ``rows.val`` (a user's validation set).
+
+    With a validation set, ``source`` must serve the training images followed
+    by ``rows.val.items``; its rows are validated on and never trained on
+    (unit weight, a group of their own). Without it, ``fraction``
+    (``validation_fraction`` under ``early_stopping``, else None) holds out
+    rows of the training set.
+    """
+    scaling, val, groups, weight = rows.scaling, rows.val, rows.groups, rows.weight
+    y_std, instr = scaling.standardise(rows.y), scaling.codes
+    zero = -scaling.means / scaling.scales  # per instruction: a target of 0, standardised
     if val is None:
         train_idx, val_idx = validation_split(instr, groups, fraction, seed)
         return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight, zero)
@@ -97,52 +216,47 @@ def train_data(
     )
 
 
-def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, val):
-    """What ``ranker.fit`` trains: (adapter, :class:`TrainData`, :class:`TrainConfig`).
+def prepare(ranker, fit: FitSettings, rows: FitRows) -> tuple[RankingAdapter, TrainData]:
+    """What ``ranker.fit`` trains: the adapter and its :class:`TrainData`.
 
-    ``params`` are the ranker's validated parameters (with ``device_``),
-    ``parsed`` the :class:`skrank.inputs.Inputs` of ``X``, ``scaling`` its
-    :class:`~skrank.inputs.TargetScaling`, ``val`` a
-    :class:`~skrank.inputs.Validation` or None. The adapter is the fitted one
-    when ``warm_start`` continues it. The seed of the adapter, the batches,
-    the flips and dropout is drawn from ``random_state``; the token source
-    serves ``X``'s images, then ``val``'s.
+    The adapter is the fitted one when ``warm_start`` continues it, else a new
+    one of ``fit.adapter`` seeded by ``fit.train.seed``. The token source
+    serves ``rows.items``, then the validation set's.
     """
-    from sklearn.utils import check_random_state
-
-    from skrank.params import by_name
-
-    seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
-    text = text_bank(backbone, scaling.instructions, params["precision"])
+    cfg, encoder, scaling = fit.train, fit.encoder, rows.scaling
+    text = text_bank(encoder.backbone, scaling.instructions, encoder.precision)
     previous = (None, None)
     continues = _continues(ranker)
     if continues:
         previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
-    n_instructions = len(scaling.instructions)
-    adapter = initial_adapter(backbone, params, seed, *previous, n_instructions=n_instructions)
+    adapter = initial_adapter(fit.adapter, encoder.backbone, cfg.seed, *previous)
     if continues and adapter.probe is not None:
         _carry_probe(adapter, ranker.instructions_, scaling.instructions)
-    items = parsed.items + ([] if val is None else val.items)
-    source = by_name(token_source, params, backbone=backbone, items=items)
-    fraction = params["validation_fraction"] if params["early_stopping"] else None
+    val = rows.val
+    items = rows.items + ([] if val is None else val.items)
+    source = token_source(
+        encoder,
+        items,
+        cache=fit.cache,
+        augment=cfg.augment,
+        cache_dir=fit.cache_dir,
+        verbose=cfg.verbose,
+    )
+    fraction = cfg.validation_fraction if cfg.early_stopping else None
     blending = adapter.probe is not None and not continues
-    if blending and val is None and fraction is None and groups is not None:
-        fraction = holdout_fraction(groups, params["validation_fraction"])
-    y_std, zero = scaling.standardise(y), -scaling.means / scaling.scales
+    if blending and val is None and fraction is None and rows.groups is not None:
+        fraction = holdout_fraction(rows.groups, cfg.validation_fraction)
     try:
-        data = train_data(
-            source, text, y_std, scaling.codes, groups, weight, val, fraction, seed, zero
-        )
+        data = train_data(source, text, rows, fraction, cfg.seed)
     except ValueError:
-        if params["early_stopping"]:
+        if cfg.early_stopping:
             raise
         # Too few rows (or groups) to hold any out: the adapter stands alone.
-        data = train_data(source, text, y_std, scaling.codes, groups, weight, val, None, seed, zero)
+        data = train_data(source, text, rows, None, cfg.seed)
     data.holdout = val is None and data.val_idx is not None
-    if params["early_stopping"]:
-        auto = ranker.early_stopping == "auto"  # the preset turned it on
-        warn_small_validation(data, val is not None, params, auto)
-    if params["reg_weight"] == 0:
+    if cfg.early_stopping:
+        warn_small_validation(data, val is not None, cfg.validation_fraction, fit.auto_stopping)
+    if cfg.reg_weight == 0:
         warnings.warn(
             "reg_weight=0 leaves the score head untrained, and predict, transform and score "
             "read it (the ranking loss trains the pair branch, which only compare uses): "
@@ -156,18 +270,8 @@ def prepare(ranker, params: dict, backbone, parsed, y, scaling, groups, weight, 
     # on, the probe keeps weight 0 and is not fitted (no pass over the tokens).
     if blending and data.val_idx is not None:
         data.weigh_probe = True
-        fit_probe(adapter.probe, data, data.train_idx, params["batch_size"])
-    c = adapter.cfg
-    lr = resolve_lr(params["lr"], c.d_model, c.n_fusion_layers, c.n_post_layers)
-    cfg = by_name(
-        TrainConfig,
-        params,
-        lr=lr,
-        device=params["device_"],
-        seed=seed,
-        min_steps=params["preset_"].min_steps,
-    )
-    return adapter, data, cfg
+        fit_probe(adapter.probe, data, data.train_idx, cfg.batch_size)
+    return adapter, data
 
 
 # Early stopping that validates on fewer images (or held-out groups) than these
@@ -176,11 +280,11 @@ MIN_VALIDATION_IMAGES = 10
 MIN_VALIDATION_GROUPS = 3
 
 
-def warn_small_validation(data: TrainData, given: bool, params: dict, auto: bool) -> None:
+def warn_small_validation(data: TrainData, given: bool, fraction: float, auto: bool) -> None:
     """Warn when early stopping validates on too few images, or too few groups.
 
     ``given``: the validation rows are the user's ``X_val``; else the
-    ``validation_fraction`` split (whole groups when groups are known).
+    ``validation_fraction`` split (``fraction``) (whole groups when groups are known).
     ``auto``: ``early_stopping="auto"`` turned it on (the message says so).
     """
     idx = data.val_idx
@@ -193,7 +297,7 @@ def warn_small_validation(data: TrainData, given: bool, params: dict, auto: bool
     if given:
         where, fix = "X_val", "pass an X_val and y_val of more images"
     else:
-        where = f"validation_fraction={params['validation_fraction']} of the training rows"
+        where = f"validation_fraction={fraction} of the training rows"
         fix = "raise validation_fraction, or pass X_val and y_val with more images" + (
             "" if n_groups is None else " (or more groups)"
         )
@@ -219,8 +323,6 @@ def holdout_fraction(groups: np.ndarray, fraction: float) -> float | None:
     for this: held-out images of a source that also has training images favour
     the probe, which memorises sources (``docs/model.md``, "The linear probe").
     """
-    from skrank.probe import MIN_BLEND_ROWS
-
     n_groups, n_rows = len(np.unique(groups)), len(groups)
     share = max(fraction, 2 / n_groups, MIN_BLEND_ROWS / n_rows)
     return None if share > 0.2 else share
@@ -236,9 +338,6 @@ def weigh_probe(adapter, data, cfg) -> float | None:
     unchanged, without a new probe to weigh (``data.weigh_probe``: a
     ``warm_start`` fit keeps the probe and weight it has) or rows to weigh it on.
     """
-    from skrank.probe import blend, choose_weight
-    from skrank.training import validation_scores
-
     val = data.val_idx
     if not data.weigh_probe or val is None or len(val) < 2:
         return None
@@ -281,22 +380,27 @@ def _continues(ranker) -> bool:
     return bool(ranker.warm_start) and hasattr(ranker, "adapter_")
 
 
-def fitted_state(ranker, adapter, data, cfg, scaling, backbone, history, n_iter) -> dict:
+def fitted_state(
+    ranker, adapter, data: TrainData, fit: FitSettings, rows: FitRows, trained
+) -> dict:
     """The fitted attributes a ``fit`` that succeeded sets on ``ranker``, all at once.
 
-    A ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the
-    fit before (call this before setting any of them).
+    ``trained`` is what :func:`skrank.training.train` returned. A
+    ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the fit
+    before (call this before setting any of them).
     """
     warm = _continues(ranker)
+    scaling = rows.scaling
     return {
         "adapter_": adapter,
         "instructions_": scaling.instructions,
         "y_mean_": scaling.means,
         "y_scale_": scaling.scales,
-        "history_": continued_history(ranker.history_ if warm else None, history),
-        "n_iter_": (ranker.n_iter_ if warm else 0) + n_iter,
-        "lr_": cfg.lr,
-        "backbone_info_": backbone.info,
+        "history_": continued_history(ranker.history_ if warm else None, trained.history),
+        "n_iter_": (ranker.n_iter_ if warm else 0) + trained.n_iter,
+        "lr_": fit.train.lr,
+        "preset_": fit.preset.name,
+        "backbone_info_": fit.encoder.backbone.info,
         "cache_info_": dict(data.source.info),
     }
 
@@ -307,61 +411,36 @@ def continued_history(previous: list[dict] | None, history: list[dict]) -> list[
     As MLPRegressor's ``loss_curve_``: a warm start continues the record. At
     most ``MAX_HISTORY`` epochs are kept (the latest).
     """
-    from skrank._schema import MAX_HISTORY
-
     done = previous[-1]["epoch"] if previous else 0
     ahead = [{**entry, "epoch": done + entry["epoch"]} for entry in history]
     return (list(previous or []) + ahead)[-MAX_HISTORY:]
 
 
-def adapter_config(backbone, params: dict, n_instructions: int = 1) -> AdapterConfig:
-    """The config of a new adapter: the adapter parameters by name, ``d_model=None``
-    the backbone's embedding width."""
-    from skrank.params import by_name
-
-    return by_name(
-        AdapterConfig,
-        params,
-        image_dim=backbone.image_dim,
-        text_dim=backbone.text_dim,
-        d_model=params["d_model"] or backbone.embed_dim,
-        n_instructions=n_instructions,
-    )
-
-
 def initial_adapter(
-    backbone, params: dict, seed: int, previous=None, previous_backbone=None, n_instructions=1
-):
-    """A copy of ``previous`` (``warm_start``), or a new adapter seeded by ``seed``.
+    cfg: AdapterConfig, backbone, seed: int, previous=None, previous_backbone=None
+) -> RankingAdapter:
+    """A copy of ``previous`` (``warm_start``), or a new adapter of ``cfg`` seeded by ``seed``.
 
-    A new adapter's config takes the adapter parameters by name; ``d_model=None``
-    is the backbone's embedding width. ``previous_backbone`` is the
-    ``backbone_info_`` that ``previous`` was trained on: it must be this backbone,
-    and every architecture parameter must still have the value ``previous`` was
-    built with, or the ranker would report parameters its adapter does not have.
+    ``previous_backbone`` is the ``backbone_info_`` that ``previous`` was
+    trained on: it must be ``backbone``, and every architecture setting must
+    still have the value ``previous`` was built with, or the ranker would
+    report parameters its adapter does not have.
 
     Parameters
     ----------
+    cfg : AdapterConfig
+        The architecture the ranker's parameters ask for.
     backbone : Backbone
-    params : dict
-        The validated parameters of the ranker.
     seed : int
     previous : RankingAdapter, optional
         The fitted adapter to continue (``warm_start=True``).
     previous_backbone : dict, optional
         Its ``backbone_info_``.
-    n_instructions : int, default=1
-        Instructions of the fit (rows of a new adapter's linear probe).
 
     Returns
     -------
     RankingAdapter
     """
-    from dataclasses import fields
-
-    from skrank.backbone import backbone_mismatch
-
-    cfg = adapter_config(backbone, params, n_instructions)
     if previous is None:
         # A generator of the fit's own, not torch's process-wide one: fits in threads
         # would reseed each other (and it yields torch.manual_seed(seed)'s stream).
@@ -375,9 +454,10 @@ def initial_adapter(
             f"backbone={backbone.name!r}, pretrained={backbone.pretrained!r} "
             f"({'; '.join(diffs)})"
         )
-    # The parameters that shape the adapter: AdapterConfig fields named like one.
+    # The settings that shape the adapter: the token widths are the backbone's (checked
+    # above) and the probe's rows follow the instructions (carried by _carry_probe).
     for field in fields(AdapterConfig):
-        if field.name in params:
+        if field.name not in ("image_dim", "text_dim", "n_instructions"):
             old, new = getattr(previous.cfg, field.name), getattr(cfg, field.name)
             if old != new:
                 changed.append(f"{field.name}: {old!r} -> {new!r}")

@@ -21,9 +21,16 @@ from skrank.adapter import RankingAdapter
 from skrank.backbone import Backbone, backbone_mismatch, load_backbone
 from skrank.cache import TokenStream
 
-__all__ = ["PARAMS", "Predictor", "TextBank", "predict_tokens", "text_bank"]
+__all__ = [
+    "PARAMS",
+    "Predictor",
+    "TextBank",
+    "load_fitted_backbone",
+    "predict_tokens",
+    "text_bank",
+]
 
-# The parameters a Predictor reads: checked again by the ranker at every predict,
+# The parameters inference reads: checked again by the ranker at every predict,
 # transform, score and compare (set_params may have changed them since fit).
 PARAMS = (
     "backbone",
@@ -81,38 +88,44 @@ def predict_tokens(
     return scores.float(), fused
 
 
-class Predictor:
-    """Inference for one fitted ranker on the device its ``device`` resolves to.
+def load_fitted_backbone(estimator, device, what: str = "this ranker") -> Backbone:
+    """The backbone ``estimator`` names now, refused when it is not the one ``fit`` loaded.
 
-    ``params`` are the ranker's :data:`PARAMS`, checked by
-    :func:`skrank.params.validate_params` (with ``device_``).
+    ``estimator`` is a fitted ranker or embedder (``backbone``, ``pretrained``,
+    ``backbone_info_``); ``what`` names it in the error.
+    """
+    fitted = estimator.backbone_info_
+    if estimator.backbone != fitted.get("name"):  # refused before loading it: it may be huge
+        diff = f"name: {fitted.get('name')!r} != {estimator.backbone!r}"
+        raise _mismatch(estimator, None, [diff], what)
+    backbone = load_backbone(estimator.backbone, estimator.pretrained, device)
+    diffs = backbone_mismatch(fitted, backbone.info)
+    if "embed_dim" in fitted and fitted["embed_dim"] != backbone.info["embed_dim"]:
+        diffs.append(f"embed_dim: {fitted['embed_dim']!r} != {backbone.info['embed_dim']!r}")
+    if diffs:
+        raise _mismatch(estimator, backbone.info, diffs, what)
+    return backbone
+
+
+class Predictor:
+    """Inference for one fitted ranker, with the tokens ``stream`` serves.
+
+    ``stream``'s encoder holds the backbone (checked against the fitted one by
+    :func:`load_fitted_backbone`), the device, the batch size and the precision.
     """
 
-    def __init__(self, ranker, params: dict):
-        device = params["device_"]
-        fitted = ranker.backbone_info_
-        if ranker.backbone != fitted.get("name"):  # refused before loading it: it may be huge
-            raise _mismatch(ranker, None, [f"name: {fitted.get('name')!r} != {ranker.backbone!r}"])
-        backbone = load_backbone(params["backbone"], params["pretrained"], device)
-        diffs = backbone_mismatch(fitted, backbone.info)
-        if diffs:
-            raise _mismatch(ranker, backbone.info, diffs)
-        _check_adapter_fits(ranker.adapter_, backbone)
-        self.precision = params["precision"]
-        self.batch_size = params["batch_size"]
-        self.text = text_bank(backbone, ranker.instructions_, self.precision).to(device)
+    def __init__(self, ranker, stream: TokenStream):
+        encoder = stream.encoder
+        device = encoder.backbone.device
+        _check_adapter_fits(ranker.adapter_, encoder.backbone)
+        self.precision = encoder.precision
+        self.batch_size = encoder.batch_size
+        self.text = text_bank(encoder.backbone, ranker.instructions_, self.precision).to(device)
         adapter = ranker.adapter_
         if adapter.training or next(adapter.parameters()).device != device:
             adapter = copy.deepcopy(adapter).to(device).eval()
         self.adapter = adapter
-        self.stream = TokenStream(
-            params["cache"],
-            backbone,
-            batch_size=self.batch_size,
-            num_workers=params["num_workers"],
-            cache_dir=params["cache_dir"],
-            precision=self.precision,
-        )
+        self.stream = stream
 
     def _fused(self, items, rows, k, failures):
         """Stream (ok rows, standardised scores, fused tokens, frozen tokens) for ``rows``

@@ -9,15 +9,20 @@ predictions back to the units of ``y``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+from sklearn.exceptions import DataConversionWarning
 
 from skrank._quote import shown
 from skrank.images import as_image_list
 
 __all__ = [
+    "Columns",
     "DEFAULT_INSTRUCTION",
     "Inputs",
     "TargetScaling",
@@ -47,14 +52,23 @@ class Inputs:
     groups: np.ndarray | None
 
 
+class Columns(NamedTuple):
+    """The DataFrame columns an estimator reads (``group_column`` may be None)."""
+
+    image: object = "image"
+    instruction: object = "instruction"
+    group: object = None
+
+
+DEFAULT_COLUMNS = Columns()
+
+
 def parse_inputs(
     X,
     groups=None,
     *,
     instruction: str | None,
-    image_column="image",
-    instruction_column="instruction",
-    group_column=None,
+    columns: Columns = DEFAULT_COLUMNS,
     argument: str = "X",
     default: str | None = DEFAULT_INSTRUCTION,
 ) -> Inputs:
@@ -69,8 +83,9 @@ def parse_inputs(
     X : sequence of images, pandas Series or DataFrame
     groups : array-like of shape (n_samples,), optional
     instruction : str or None
-    image_column, instruction_column, group_column : str
-        The DataFrame columns to read (``group_column`` may be None).
+    columns : Columns
+        The DataFrame columns to read (``image_column``, ``instruction_column``
+        and ``group_column`` of the estimator).
     argument : str, default="X"
         What to call ``X`` in error messages (``"images_b"`` for ``compare``).
     default : str or None, default=DEFAULT_INSTRUCTION
@@ -81,9 +96,8 @@ def parse_inputs(
     -------
     Inputs
     """
-    import pandas as pd
-
     instr, groups_from = None, "groups"
+    image_column, instruction_column, group_column = columns
     if isinstance(X, pd.DataFrame):
         items = image_column_of(X, image_column, instruction_column, argument).tolist()
         if instruction_column in X.columns and instruction_column != _lone_column(X):
@@ -157,8 +171,6 @@ def _column(X, name, option: str, argument: str):
 
 def _rows(positions, index=None) -> str:
     """Row positions (and the DataFrame's labels for them, when these differ)."""
-    import pandas as pd
-
     positions = list(positions)
     shown = f"rows {positions[:10]}{' ...' if len(positions) > 10 else ''}"
     if index is not None and not index.equals(pd.RangeIndex(len(index))):
@@ -191,8 +203,6 @@ def _check_instructions(instr: np.ndarray, index, what: str) -> None:
 
 def _is_missing(value) -> bool:
     """None, NaN, NaT or pandas.NA: what pandas reads an empty cell as."""
-    import pandas as pd
-
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     if isinstance(value, (float, np.floating)):
@@ -204,8 +214,6 @@ def _is_missing(value) -> bool:
 
 def _check_groups(groups, n: int, what: str) -> np.ndarray:
     """``groups`` as an array of ``n`` labels, none missing (``what`` names their origin)."""
-    import pandas as pd
-
     index = groups.index if isinstance(groups, pd.Series) else None
     groups = np.asarray(groups)
     if groups.shape != (n,):
@@ -256,10 +264,6 @@ def check_targets(y, n: int, names: tuple[str, str] = ("X", "y")) -> np.ndarray:
         raise TypeError(f"{name} must be numeric; {exc}") from None
     if y.ndim != 1:
         if y.ndim == 2 and y.shape[1] == 1:
-            import warnings
-
-            from sklearn.exceptions import DataConversionWarning
-
             warnings.warn(
                 "A column-vector y was passed when a 1d array was expected. Please change "
                 "the shape of y to (n_samples,), for example using ravel().",

@@ -24,14 +24,17 @@ import os
 import re
 import time
 import uuid
+from dataclasses import dataclass
 
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._quote import shown
 from skrank.backbone import load_backbone
-from skrank.cache import DiskStore, ensure_cached, resolve_cache_dir
+from skrank.cache import resolve_cache_dir
 from skrank.devices import resolve_device
+from skrank.diskstore import DiskStore
+from skrank.encoder import BOTH, PLAIN, Encoder
 from skrank.images import as_image_list, check_on_error
 
 __all__ = ["encode", "predict"]
@@ -44,33 +47,33 @@ _DEFAULT_PARTITION = 1024  # rows per prediction task for in-memory inputs
 # --------------------------------------------------------------------------- encode
 
 
-def _encode_chunk(
-    items: list,
-    start: int,
-    backbone: str,
-    pretrained,
-    device: str,
-    cache_dir: str,
-    batch_size: int,
-    with_flips: bool,
-    num_workers: int,
-    progress=None,
-) -> dict:
+@dataclass(frozen=True)
+class _Task:
+    """What every encoding task shares (sent to each worker, small and picklable)."""
+
+    backbone: str
+    pretrained: str | None
+    device: str
+    cache_dir: str
+    batch_size: int
+    with_flips: bool
+    num_workers: int
+
+
+def _encode_chunk(items: list, start: int, task: _Task, progress=None) -> dict:
     """Encode what the cache lacks of ``items`` (positions ``start``... of the whole set)."""
-    bb = load_backbone(backbone, pretrained, resolve_device(device))
-    store = DiskStore(bb, cache_dir)
-    views = (False, True) if with_flips else (False,)
-    stats = {"hits": 0, "misses": 0, "images_encoded": 0}
-    _, failures = ensure_cached(
-        store, bb, items, range(len(items)), views, batch_size, num_workers, stats, progress
-    )
+    backbone = load_backbone(task.backbone, task.pretrained, resolve_device(task.device))
+    encoder = Encoder(backbone, batch_size=task.batch_size, num_workers=task.num_workers)
+    store = DiskStore(backbone, task.cache_dir)
+    views = BOTH if task.with_flips else PLAIN
+    filled = encoder.fill(store, items, range(len(items)), views=views, progress=progress)
     store.report()  # unusable or unwritable entries: one warning per chunk, on its worker
     return {
         "images": len(items),
-        "already_cached": stats["hits"],
-        "encoded": stats["misses"],
-        "views_encoded": stats["images_encoded"],
-        "failures": [(start + i, path, reason) for i, path, reason in failures],
+        "already_cached": filled.hits,
+        "encoded": filled.misses,
+        "views_encoded": filled.views_encoded,
+        "failures": [(start + i, path, reason) for i, path, reason in filled.failures],
         "cache_root": str(store.root),
     }
 
@@ -173,7 +176,7 @@ def encode(
     cache_dir = os.fspath(resolve_cache_dir(cache_dir))
     size = chunk_size or _chunk_size(len(items), batch_size, _n_slots(client))
     starts = range(0, len(items), size)
-    task = dict(
+    task = _Task(
         backbone=backbone,
         pretrained=None if pretrained is None else os.fspath(pretrained),
         device=device,
@@ -200,12 +203,12 @@ def encode(
     try:
         if client is None:
             for s in starts:
-                _merge(summary, _encode_chunk(items[s : s + size], s, **task, progress=bar))
+                _merge(summary, _encode_chunk(items[s : s + size], s, task, progress=bar))
         else:
             from distributed import as_completed
 
             futures = [
-                client.submit(_encode_chunk, items[s : s + size], s, **task, pure=False)
+                client.submit(_encode_chunk, items[s : s + size], s, task, pure=False)
                 for s in starts
             ]
             try:

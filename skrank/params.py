@@ -12,7 +12,6 @@ allowed. Rules that tie several parameters together are in
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 import os
@@ -33,7 +32,6 @@ __all__ = [
     "InvalidParameterError",
     "Interval",
     "Options",
-    "by_name",
     "check_combinations",
     "validate_params",
 ]
@@ -304,14 +302,3 @@ def check_combinations(p: dict) -> None:
             f"precision='bf16' needs a CUDA device; device={p['device']!r} "
             f"resolved to {p['device_'].type!r}"
         )
-
-
-def by_name(target, params: dict, **values):
-    """Call ``target`` (a function or a config dataclass) with the parameters it names.
-
-    Keyword arguments of ``target`` that share a name with a parameter take
-    its (validated) value; ``values`` gives the others, or overrides (a
-    resolved ``lr``, a device); the rest keep their defaults.
-    """
-    names = inspect.signature(target).parameters
-    return target(**{**{k: v for k, v in params.items() if k in names}, **values})

@@ -49,6 +49,7 @@ from skrank._schema import (
     check_header_length,
     read_contents,
 )
+from skrank._schema_compat import RemovedVariantError
 from skrank._schema_json import _no_duplicate_keys
 from skrank._schema_tensors import (
     check_tensor_table,
@@ -410,7 +411,9 @@ def load(path: str | os.PathLike, **params):
     ValueError
         The file is not a skrank model, is truncated or corrupt, was written
         by a newer format version, or breaks the schema: one error naming the
-        file and the field.
+        file and the field. A file made with one of skrank 0.1's architecture
+        variants (``fusion="one_mlp"`` and the like; ``docs/model.md``) is
+        refused by one error naming the option and its value: refit it.
 
     Examples
     --------
@@ -447,6 +450,8 @@ def load_with_cli(path: str | os.PathLike, **params):
         raise FileNotFoundError(f"no skrank model file at {path!r}")
     try:
         contents, adapter, state = _read(path, defaults, params)
+    except RemovedVariantError as exc:  # a valid file, of an architecture no longer built
+        raise ValueError(f"{shown(path)} was {exc.detail}") from None
     except SchemaError as exc:
         overridden = exc.field.split(".", 1)[-1] if exc.field.startswith("params.") else None
         if overridden in params:  # the argument disagrees with the file: it is the one to blame

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from skrank.metrics import spearman_score
+
 __all__ = [
     "ALPHAS",
     "WEIGHTS",
@@ -173,8 +175,6 @@ def choose_weight(head, ridge, y, groups, sample_weight=None, weights=WEIGHTS) -
     """The probe's weight ``m`` whose blend ``(1 - m) * head + m * ridge`` ranks ``y``
     best (Spearman within ``groups``, weighted), the smallest on ties; 0 (the
     adapter alone) when no blend gives a finite correlation."""
-    from skrank.metrics import spearman_score
-
     best, chosen = -np.inf, 0.0
     for m in weights:
         score = spearman_score(

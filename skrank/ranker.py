@@ -15,12 +15,15 @@ from sklearn.utils.validation import check_is_fitted
 from skrank import fitting, inputs, presets, training
 from skrank._pickling import PickleRules
 from skrank.backbone import load_backbone
+from skrank.cache import TokenStream
+from skrank.encoder import Encoder
 from skrank.fitting import FitHistory
 from skrank.images import check_on_error, report_failures
 from skrank.inference import PARAMS as PREDICTOR_PARAMS
-from skrank.inference import Predictor
-from skrank.metrics import check_sample_weight, spearman_score
-from skrank.params import by_name, validate_params
+from skrank.inference import Predictor, load_fitted_backbone
+from skrank.metrics import spearman_score
+from skrank.metrics._inputs import check_sample_weight
+from skrank.params import validate_params
 from skrank.persistence import check_storable
 from skrank.training import train
 
@@ -48,92 +51,110 @@ class CLIPRanker(
     """Rank images by a plain-language instruction with a ranking-aware CLIP adapter.
 
     A frozen open_clip model encodes the images and the instruction; a small
-    transformer (the adapter of Yu et al., ICLR 2025) fuses them, learns a
+    transformer (the adapter of Yu et al., ICLR 2025 [1]_) fuses them, learns a
     score per image (regression on standardised targets) and, during
     training, an auxiliary pairwise ranking objective from the differences
     between images.
 
+    Read more in ``docs/model.md`` (the model, and where it departs from the
+    reference code) and ``docs/sklearn.md`` (its use in scikit-learn).
+
     Parameters
     ----------
-    instruction : str, default=None
+    instruction : str or None, default=None
         What to rank by, in plain words ("Sort the images by sharpness.").
-        Rows of a DataFrame with an ``instruction_column`` take theirs from it.
-        None: ``fit`` uses the neutral ``"Rank the images."``
+        Rows of a DataFrame with an ``instruction_column`` take theirs from
+        it. None: ``fit`` uses the neutral ``"Rank the images."``
         (``skrank.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
         what to rank by; after ``fit``, rows without one take the fitted
         instruction when there is only one.
+
     backbone : str, default="ViT-B-16"
         An open_clip model name, an ``"hf-hub:org/repo"`` id, or
         ``"skrank-tiny"`` (built-in, random, tiny: for tests and offline use).
+
     pretrained : str, path or None, default="openai"
         An open_clip tag, a local checkpoint file, or None (seeded random
         weights, with a warning). Ignored by ``"skrank-tiny"`` unless a file.
+
     preset : {"auto", "paper", "small-data"}, default="auto"
         The settings of the parameters left at None (or ``"auto"``): the
-        depths, ``score_pooling``, ``image_positions``, ``reg_weight``,
-        ``lr``, the step floor of ``max_epochs=None`` and ``early_stopping``.
-        ``"paper"``: the paper's model and training (2 fusion and 2
-        post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
-        ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
-        stopping on held-out groups when ``groups`` name at least 30).
-        ``"small-data"``: the shallow adapter measured better on random towers
-        (1 fusion layer, no post-fusion layers, mean-and-spread head,
-        ``reg_weight=1``, ``lr`` by width, at least 300 steps).
-        ``"auto"``:
-        ``"paper"`` with pretrained weights, ``"small-data"`` with random
-        ones (``skrank-tiny``, ``pretrained=None``). The choice is
-        ``preset_``; parameters you set override it.
-    d_model : int, default=None
+        depths (``n_fusion_layers``, ``n_post_layers``), ``score_pooling``,
+        ``image_positions``, ``reg_weight``, ``lr``, the step floor of
+        ``max_epochs=None`` and ``early_stopping``. Parameters you set
+        override it; the choice is ``preset_``.
+
+        - ``"paper"``: the paper's model and training (2 fusion and 2
+          post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
+          ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
+          stopping on held-out groups when ``groups`` name at least 30).
+        - ``"small-data"``: the shallow adapter measured better on random
+          towers (1 fusion layer, no post-fusion layers, mean-and-spread
+          head, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
+        - ``"auto"``: ``"paper"`` with pretrained weights, ``"small-data"``
+          with random ones (``skrank-tiny``, ``pretrained=None``).
+
+    d_model : int or None, default=None
         Adapter width; None uses the backbone's CLIP embedding width (512 for
         ViT-B, 768 for ConvNeXt-L).
-    n_fusion_layers : int, default=None
-        Cross-modal fusion layers (self-attention over the image's tokens,
-        then cross-attention to the instruction and prompt). None: the
+
+    n_fusion_layers : int or None, default=None
+        Cross-modal fusion layers, each two pre-LN blocks with their own MLP
+        as in the reference code: self-attention over the image's tokens,
+        then cross-attention to the instruction and prompt. None: the
         preset's, 2 (``"paper"``) or 1 (``"small-data"``).
-    n_post_layers : int, default=None
-        Post-fusion encoder layers over each image's fused tokens. None: the
-        preset's, 2 (``"paper"``) or 0 (``"small-data"``).
+
+    n_post_layers : int or None, default=None
+        Post-fusion encoder layers over each image's fused tokens: post-LN
+        layers as the reference code's, with a ReLU feed-forward of width
+        ``d_model`` and dropout 0.1 while training. None: the preset's, 2
+        (``"paper"``) or 0 (``"small-data"``).
+
     n_heads : int, default=8
         Attention heads; must divide ``d_model``.
+
     n_prompt_tokens : int, default=32
-        Learnable prompt vectors appended to the instruction tokens (0 disables).
+        Learnable prompt vectors appended to the instruction tokens (0
+        disables them).
+
     n_relation_tokens : int, default=16
         Learned queries of the ranking-aware pair attention.
-    score_pooling : {"mean_std", "mean"}, default=None
+
+    score_pooling : {"mean_std", "mean"} or None, default=None
         "mean": the paper's head pools each fused feature's mean over the
         image's tokens; "mean_std" pools its mean and spread. None: the
         preset's ("mean" for ``"paper"``, "mean_std" for ``"small-data"``).
-    image_positions : {"none", "sincos"}, default=None
-        "sincos" adds a fixed 2-D sine-cosine code of each image token's place
-        in its grid to the projected tokens, so that the adapter, whose head
-        pools over tokens, can tell where in the image something is (a
+
+    image_positions : {"none", "sincos"} or None, default=None
+        "sincos" adds a fixed 2-D sine-cosine code of each image token's
+        place in its grid to the projected tokens, so that the adapter, whose
+        head pools over tokens, can tell where in the image something is (a
         vignette, a ramp; on a blur task with few steps it cost much: the
         model docs, "Where in the image"); "none" is the paper's. None: the
         preset's ("none" for both).
-    fusion, post_layers, relation_norm : str, default="two_mlps", "post_ln", "layernorm"
-        The reference code's architecture: two MLPs per fusion layer
-        ("one_mlp": one), post-LN encoder layers of width d with dropout 0.1
-        ("pre_ln": pre-LN, width 4d, GELU), LayerNorm in the pair attention
-        ("none"). The alternatives are skrank 0.1's (see the model docs).
-    pair_logit : {"odd", "raw"}, default="odd"
-        "odd": ``compare(a, b) + compare(b, a) == 1``, ``compare(a, a) == 0.5``.
+
     probe : {"none", "ridge"}, default="none"
         "ridge": also fit a linear probe (ridge on the mean and spread of the
         frozen tokens, closed form) and after training blend it into the
         score, ``(1 - m) * adapter + m * probe``, with the ``m`` in {0, 0.25,
         0.5, 0.75, 1} that ranks held-out images best (``probe_weight_``):
-        ``X_val``, else the early-stopping split, else ``validation_fraction``
-        of the ``groups`` (at least 2 groups and 8 images, at most a fifth;
-        the probe is then refitted on all); without them ``m`` is 0. It pays
-        where a linear probe beats the adapter and costs where the adapter is
-        better (the model docs, "The linear probe"). "none": the paper's head.
-    reg_weight : float, default=None
+        ``X_val``, else the early-stopping split, else
+        ``validation_fraction`` of the ``groups`` (at least 2 groups and 8
+        images, at most a fifth; the probe is then refitted on all); without
+        them ``m`` is 0. It pays where a linear probe beats the adapter and
+        costs where the adapter is better (the model docs, "The linear
+        probe"). "none": the paper's head.
+
+    reg_weight : float or None, default=None
         Weight of the regression loss, which trains the score head (the only
         source of predictions). None: the preset's, 0.2 (the paper's) or 1.0
         (``"small-data"``: equal weights trained the head markedly better on
         small data).
+
     rank_weight : float, default=1.0
-        Weight of the pairwise ranking loss of the pair branch (0 disables it).
+        Weight of the pairwise ranking loss of the pair branch (0 disables
+        it). ``reg_weight`` and ``rank_weight`` cannot both be 0.
+
     lr : float or "auto", default="auto"
         Peak AdamW learning rate. "auto": the preset's. ``"paper"``: 5e-5 (the
         rate the reference's README passes; its code's own default is 5e-4).
@@ -141,93 +162,201 @@ class CLIPRanker(
         3e-4 for ViT-B and 1e-3 for skrank-tiny with the shallow adapter
         (log-linear in the width), 1e-4 · sqrt(512 / d_model) with more than
         one fusion layer or any post-fusion layer. The value used is ``lr_``.
+
     weight_decay : float, default=0.01
         Decoupled weight decay (not on norms, biases or learned tokens).
+
     batch_size : int, default=64
         Images per optimiser step (and per encoding batch); at least 2.
-    max_epochs : int, default=None
+
+    max_epochs : int or None, default=None
         Training epochs. None: 30, raised on small data so that training
         takes at least the preset's floor of optimiser steps (1,000 for
         ``"paper"``, 300 for ``"small-data"``), at the same learning rate.
+
     warmup_fraction : float, default=0.05
-        Share of the steps spent in linear learning-rate warm-up.
+        Share of the steps spent in linear learning-rate warm-up, in [0, 1);
+        a cosine decay to 0 follows.
+
     early_stopping : bool or "auto", default="auto"
-        Hold out ``validation_fraction`` of the rows (whole groups when groups
-        are known), keep the epoch with the best validation Spearman and stop
-        after ``n_iter_no_change`` epochs without improvement. "auto": on with
-        the ``"paper"`` preset when ``groups`` name at least 30 groups, else off.
+        True: hold out ``validation_fraction`` of the rows (whole groups when
+        groups are known), or validate on ``X_val`` when ``fit`` is given
+        one, keep the epoch with the best validation Spearman and stop after
+        ``n_iter_no_change`` epochs without improvement. False: train every
+        epoch. "auto": on with the ``"paper"`` preset when ``groups`` name at
+        least 30 groups, else off.
+
     validation_fraction : float, default=0.1
+        Share of the training rows held out for validation when early
+        stopping is on and ``fit`` has no ``X_val``, in (0, 1): whole groups
+        when groups are known, else rows (stratified by instruction when
+        there are several). With ``probe="ridge"``, and neither ``X_val`` nor
+        early stopping, the share of the ``groups`` held out to weigh the
+        probe (see ``probe``). Unused otherwise.
+
     n_iter_no_change : int, default=10
+        With early stopping, the epochs without an improvement of the
+        validation Spearman (by more than 1e-4) after which training stops;
+        the best epoch's adapter is kept. At least 1.
+
     sampling : {"balanced", "uniform"}, default="balanced"
         Which distinct rows a batch draws: "balanced" sees every target value
         (or each of 20 quantile bins) about equally often; "uniform" shuffles.
+
     augment : bool, default=True
         Random horizontal flips during training. Set False when the target
         depends on orientation (reading text or numbers, clocks, left/right
         position): a flip there is label noise.
-    cache : {"memory", "disk", None}, default="memory"
+
+    cache : {"memory", "disk"} or None, default="memory"
         Encode each image once and train from its cached fp16 tokens, held in
-        memory or (``"disk"``) in checksummed files under ``cache_dir``
-        and shared by clones, folds, later fits and predictions; or (None)
+        memory or (``"disk"``) in checksummed files under ``cache_dir`` and
+        shared by clones, folds, later fits and predictions; or (None)
         re-encode every step as the reference code does.
-    cache_dir : str or path, default=None
+
+    cache_dir : str, path or None, default=None
         Folder of the disk cache; None uses ``$SKRANK_CACHE_DIR`` or
         ``~/.cache/skrank``. Safe to share between processes.
+
     device : str, default="auto"
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
+
     precision : {"auto", "fp32", "bf16"}, default="auto"
-        "auto" uses bf16 autocast on CUDA and fp32 elsewhere.
+        "auto" uses bf16 autocast on CUDA and fp32 elsewhere; "bf16" needs a
+        CUDA device.
+
     num_workers : int, default=0
         Threads decoding images in parallel.
-    random_state : int, RandomState or None, default=None
-        Seeds the adapter's initialisation, batches and flips.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the adapter's initialisation, batches, flips and dropout.
+
     verbose : int, default=0
         0 is silent; 1 shows progress bars and a summary line.
+
     warm_start : bool, default=False
-        Continue training the fitted adapter on the next ``fit``.
-    image_column, instruction_column : str, default="image", "instruction"
-        Columns read when ``X`` is a DataFrame.
-    group_column : str, default=None
-        DataFrame column with query groups (see ``pair_scope``).
+        Continue training the fitted adapter on the next ``fit``. The
+        parameters that shape the adapter, and the backbone, must be those
+        it was built with.
+
+    image_column : str, default="image"
+        Column of images read when ``X`` is a DataFrame.
+
+    instruction_column : str, default="instruction"
+        Column of instructions read when ``X`` is a DataFrame that has it;
+        its rows then take their instruction from it rather than from
+        ``instruction``.
+
+    group_column : str or None, default=None
+        DataFrame column with query groups (see ``pair_scope``); ``groups``
+        passed to ``fit`` take precedence.
+
     pair_scope : {"all", "group"}, default="all"
         Which pairs the ranking loss compares: all pairs sharing an
         instruction, or only pairs inside a group.
-    negative_fraction : float in [0, 1), default=0.0
-        With several instructions, this share of each batch are images of the
-        other instructions with the target 0 (the paper's counting setup: 0.2).
-        No effect with a single instruction.
+
+    negative_fraction : float, default=0.0
+        In [0, 1). With several instructions, this share of each batch are
+        images of the other instructions with the target 0 (the paper's
+        counting setup: 0.2). No effect with a single instruction.
 
     Attributes
     ----------
     adapter_ : torch.nn.Module
         The trained adapter (on the CPU between calls).
-    y_mean_, y_scale_ : ndarray of shape (n_instructions,)
-        Target standardisation per instruction.
+
+    y_mean_ : ndarray of shape (n_instructions,)
+        Mean of the targets of each instruction: the target standardisation's
+        offset, which ``predict`` adds back.
+
+    y_scale_ : ndarray of shape (n_instructions,)
+        Spread of the targets of each instruction: the target
+        standardisation's scale, which ``predict`` multiplies back.
+
     instructions_ : list of str
+        The fitted instructions, in the order of ``y_mean_`` and
+        ``y_scale_``.
+
     history_ : list of dict
         Per epoch: epoch, loss, reg_loss, rank_loss, lr, val_score, seconds.
         A ``warm_start`` fit appends to it (epochs numbered on).
+
     loss_curve_ : list of float
         Mean training loss per epoch of ``history_``.
+
     validation_scores_ : list or None
         Validation Spearman per epoch of the adapter alone (``early_stopping``
         or ``X_val``), else None.
+
     best_validation_score_ : float or None
         The best of ``validation_scores_``.
+
     n_iter_ : int
         Epochs run, counted on across ``warm_start`` fits.
+
     lr_ : float
         The peak learning rate used (``lr`` resolved).
+
     preset_ : str
         The preset the fit resolved ``preset`` to: "paper" or "small-data".
+
     probe_weight_ : float or None
-        The linear probe's weight ``m`` in the score (``probe="ridge"``), None
-        without a probe.
+        The linear probe's weight ``m`` in the score (``probe="ridge"``),
+        None without a probe.
+
     backbone_info_ : dict
         The backbone's name, weights identity and preprocessing.
+
     cache_info_ : dict
         What the token cache did during ``fit``: hits, misses, images encoded
         (views included) and bytes of tokens held.
+
+    See Also
+    --------
+    skrank.CLIPEmbedder : Frozen CLIP image embeddings of the same backbone, as
+        a transformer: the linear-probe baseline,
+        ``make_pipeline(CLIPEmbedder(), RidgeCV())``.
+    skrank.parallel.encode : Fill the disk cache from the workers of a Dask
+        cluster.
+    skrank.parallel.predict : Score a pandas or Dask collection of images with
+        a fitted ranker on a Dask cluster.
+    skrank.metrics.get_scorer : The ranking metrics' scorers (``"spearman"``,
+        ``"kendall"``, ``"ordinal_accuracy"``, ...) for scikit-learn searches.
+    skrank.metrics.make_grouped_scorer : A scorer that ranks within the
+        ``groups`` a search routes to it.
+
+    Notes
+    -----
+    Both open_clip towers stay frozen: the image tower gives each image's
+    tokens (a ViT's patch tokens, a ConvNeXt's feature map positions) and the
+    text tower the instruction's tokens, each projected to ``d_model`` by a
+    trained linear layer; ``n_prompt_tokens`` learned vectors are appended to
+    the instruction. ``n_fusion_layers`` fusion layers (self-attention over one
+    image's tokens, then cross-attention to the instruction and prompt, each
+    with its MLP) and ``n_post_layers`` post-LN encoder layers give fused
+    tokens per image. The score head pools them (their mean, or mean and
+    spread: ``score_pooling``) into one score per image, which ``predict``
+    returns in the units of ``y``. During training a pair branch compares
+    images: ``n_relation_tokens`` learned queries attend to two images' tokens
+    under one softmax (the ranking-aware attention, computed exactly in a
+    factorised form so that a batch's pairs cost little) and a pair head gives
+    the logit that one ranks above the other, odd in the pair so that
+    ``compare(a, b) + compare(b, a) == 1`` and ``compare(a, a) == 0.5``. The
+    loss is ``reg_weight`` times a smooth-L1 regression loss (``log(1 +
+    SmoothL1)``) on the standardised targets plus ``rank_weight`` times the
+    binary cross-entropy of the pair logits over the ordered pairs of a batch
+    that share an instruction (and a group, with ``pair_scope="group"``).
+    ``preset`` chooses the depths, the pooling, the loss weights, the learning
+    rate and the training budget: the paper's with pretrained towers, the
+    small-data settings measured on random ones.
+
+    References
+    ----------
+    .. [1] W.-H. Yu, Y.-Y. Lin, M.-H. Yang and Y.-H. Tsai, "Ranking-aware
+       adapter for text-driven image ordering with CLIP", International
+       Conference on Learning Representations (ICLR), 2025.
+       https://arxiv.org/abs/2412.06760; reference code:
+       https://github.com/uynaes/RankingAwareCLIP
 
     Examples
     --------
@@ -260,10 +389,6 @@ class CLIPRanker(
         n_relation_tokens=16,
         score_pooling=None,
         image_positions=None,
-        fusion="two_mlps",
-        post_layers="post_ln",
-        relation_norm="layernorm",
-        pair_logit="odd",
         probe="none",
         reg_weight=None,
         rank_weight=1.0,
@@ -303,10 +428,6 @@ class CLIPRanker(
         self.n_relation_tokens = n_relation_tokens
         self.score_pooling = score_pooling
         self.image_positions = image_positions
-        self.fusion = fusion
-        self.post_layers = post_layers
-        self.relation_norm = relation_norm
-        self.pair_logit = pair_logit
         self.probe = probe
         self.reg_weight = reg_weight
         self.rank_weight = rank_weight
@@ -337,13 +458,18 @@ class CLIPRanker(
     def _inputs(self, X, groups=None, argument="X", fitted=True):
         """``X`` parsed; rows without an instruction get the default (``fit``) or
         the fitted one (after ``fit``, when there is only one)."""
-        params = self.get_params(deep=False)
         default = inputs.DEFAULT_INSTRUCTION
         if fitted:
             known = self.instructions_
             default = known[0] if len(known) == 1 else None
-        return by_name(
-            inputs.parse_inputs, params, X=X, groups=groups, argument=argument, default=default
+        columns = inputs.Columns(self.image_column, self.instruction_column, self.group_column)
+        return inputs.parse_inputs(
+            X,
+            groups,
+            instruction=self.instruction,
+            columns=columns,
+            argument=argument,
+            default=default,
         )
 
     def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None):
@@ -362,9 +488,10 @@ class CLIPRanker(
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative row weights: the regression loss weighs row i by w_i,
             the ranking loss pair (i, j) by w_i * w_j, validation is weighted.
-        X_val, y_val : images and targets, default=None
-            A validation set of your own, as in ``HistGradientBoostingRegressor``:
-            scored (Spearman, within each instruction) after every epoch into
+        X_val : sequence of images, pandas Series or DataFrame, default=None
+            A validation set of your own, as in ``HistGradientBoostingRegressor``
+            (images as in ``X``; give ``y_val`` with it): scored (Spearman,
+            within each instruction) after every epoch into
             ``validation_scores_``; with ``early_stopping=True`` it replaces the
             ``validation_fraction`` split. Its instructions must be among
             ``X``'s; it is never trained on. In a scikit-learn search
@@ -372,6 +499,8 @@ class CLIPRanker(
             ``len(X)`` rows is cut, like ``sample_weight``, to each fold's
             training rows; give it another length to have every fold validate
             on all of it.
+        y_val : array-like of shape (n_val_samples,), default=None
+            The targets of ``X_val``, in the units of ``y``.
 
         Returns
         -------
@@ -388,28 +517,26 @@ class CLIPRanker(
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
+        rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
         params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
+        auto_stopping = self.early_stopping == "auto"
+        fit = fitting.settings(params, backbone, len(scaling.instructions), auto_stopping)
         # Before any image is encoded: what save could not write is refused now.
-        config = fitting.adapter_config(backbone, params, len(scaling.instructions))
         check_storable(
-            self.get_params(deep=False), config, backbone.info, scaling, params["preset_"].name
+            self.get_params(deep=False), fit.adapter, backbone.info, scaling, fit.preset.name
         )
-        adapter, data, cfg = fitting.prepare(
-            self, params, backbone, parsed, y, scaling, groups, weight, val
-        )
+        adapter, data = fitting.prepare(self, fit, rows)
         try:
-            history, n_iter = train(adapter, data, cfg)
-            fitting.weigh_probe(adapter, data, cfg)
+            trained = train(adapter, data, fit.train)
+            fitting.weigh_probe(adapter, data, fit.train)
         finally:
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
-        fitted = fitting.fitted_state(self, adapter, data, cfg, scaling, backbone, history, n_iter)
-        fitted["preset_"] = params["preset_"].name
-        for name, value in fitted.items():
+        for name, value in fitting.fitted_state(self, adapter, data, fit, rows, trained).items():
             setattr(self, name, value)
         if self.verbose:
-            print(training.summary_line(history, time.perf_counter() - t_start))
+            print(training.summary_line(trained.history, time.perf_counter() - t_start))
         return self
 
     def predict(self, X, on_error="raise"):
@@ -417,7 +544,10 @@ class CLIPRanker(
 
         Parameters
         ----------
-        X : images or DataFrame, as in ``fit``
+        X : sequence of images, pandas Series or DataFrame
+            Images as in ``fit``; rows without an instruction take the fitted
+            one when there is only one (a ranker fitted on several needs each
+            row's, from ``instruction`` or ``instruction_column``).
         on_error : {"raise", "nan"}, default="raise"
             "raise": unreadable images raise one :class:`~skrank.ImageLoadError`
             naming them all. "nan": they get NaN, with one warning listing
@@ -425,7 +555,9 @@ class CLIPRanker(
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        y_pred : ndarray of shape (n_samples,)
+            The predicted targets, in the units of ``y`` of the row's
+            instruction.
         """
         scores, codes = self._per_image(X, on_error, Predictor.scores)
         return inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
@@ -437,13 +569,24 @@ class CLIPRanker(
         params = self.get_params(deep=False)
         return validate_params({name: params[name] for name in _AFTER_FIT})
 
+    def _predictor(self, params: dict) -> Predictor:
+        """Inference with the fitted adapter, as the parameters ``params`` now ask."""
+        backbone = load_fitted_backbone(self, params["device_"])
+        encoder = Encoder(
+            backbone,
+            batch_size=params["batch_size"],
+            num_workers=params["num_workers"],
+            precision=params["precision"],
+        )
+        return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
+
     def _per_image(self, X, on_error, method):
         """``method`` of a Predictor over ``X``'s images (one result row each), and the codes."""
         check_on_error(on_error)
         params = self._params_after_fit()
         parsed = self._inputs(X)
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
-        out, failures = method(Predictor(self, params), parsed.items, codes)
+        out, failures = method(self._predictor(params), parsed.items, codes)
         report_failures(failures, on_error)
         return out, codes
 
@@ -456,16 +599,32 @@ class CLIPRanker(
         score, which the MLP's output is added to. Features a fitted ranker can
         feed to another model (``get_feature_names_out`` names them).
 
+        Parameters
+        ----------
+        X : sequence of images, pandas Series or DataFrame
+            Images as in ``predict``.
+        on_error : {"raise", "nan"}, default="raise"
+            As in ``predict``: "raise" raises one
+            :class:`~skrank.ImageLoadError` naming every unreadable image;
+            "nan" gives them NaN rows, with one warning.
+
         Returns
         -------
-        ndarray of shape (n_samples, n_features), float32
+        X_new : ndarray of shape (n_samples, n_features), float32
             NaN rows for unreadable images under ``on_error="nan"``.
         """
         return self._per_image(X, on_error, Predictor.features)[0]
 
     @property
     def probe_weight_(self) -> float | None:
-        """The linear probe's weight in the score (``probe``), or None without one."""
+        """The linear probe's weight in the score (``probe``), or None without one.
+
+        Returns
+        -------
+        weight : float or None
+            The ``m`` of ``(1 - m) * adapter + m * probe`` (of the first
+            fitted instruction), or None when ``probe="none"``.
+        """
         check_is_fitted(self, "adapter_")
         probe = self.adapter_.probe
         return None if probe is None else float(probe.gate[0])
@@ -482,6 +641,24 @@ class CLIPRanker(
         computed within each instruction (and group) and averaged. With
         ``sample_weight``, it is the weighted correlation of
         :func:`skrank.metrics.spearman_score` (integer weights: rows repeated).
+
+        Parameters
+        ----------
+        X : sequence of images, pandas Series or DataFrame
+            At least 2 images, as in ``predict``.
+        y : array-like of shape (n_samples,)
+            Their true targets.
+        groups : array-like of shape (n_samples,), default=None
+            Query groups: the correlation is computed within each and
+            averaged (``group_column`` of a DataFrame ``X`` when None).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights.
+
+        Returns
+        -------
+        score : float
+            Spearman's rank correlation (its mean over the instructions and
+            groups, as above).
         """
         self._params_after_fit()  # before X is parsed with them
         parsed = self._inputs(X, groups)
@@ -494,17 +671,29 @@ class CLIPRanker(
     def compare(self, images_a, images_b):
         """Probability that each ``images_a[n]`` ranks above ``images_b[n]``.
 
-        Uses the pair branch (ranking-aware attention and pair head).
+        Uses the pair branch (ranking-aware attention and pair head), whose
+        probability is coherent: ``compare(a, b) + compare(b, a) == 1`` and
+        ``compare(a, a) == 0.5``.
+
+        Parameters
+        ----------
+        images_a : sequence of images, pandas Series or DataFrame
+            The first image of each pair, as in ``predict``.
+        images_b : sequence of images, pandas Series or DataFrame
+            The second image of each pair: as many as ``images_a``, each pair
+            under one instruction.
 
         Returns
         -------
-        ndarray of shape (n_pairs,)
+        proba : ndarray of shape (n_pairs,)
+            P(``images_a[n]`` ranks above ``images_b[n]``). Unreadable images
+            raise one :class:`~skrank.ImageLoadError` naming them all.
         """
         params = self._params_after_fit()
         a = self._inputs(images_a, argument="images_a")
         b = self._inputs(images_b, argument="images_b")
         codes = inputs.paired_codes(a, b, self.instructions_)
-        out, failures = Predictor(self, params).compare(a.items, b.items, codes)
+        out, failures = self._predictor(params).compare(a.items, b.items, codes)
         report_failures(failures)
         return out
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
 
 __all__ = [
     "N_BINS",
     "Batch",
+    "BatchPlan",
     "balanced_weights",
     "epoch_batches",
     "negative_count",
@@ -43,8 +46,6 @@ def validation_split(
     idx = np.arange(len(instr))
     if fraction is None:
         return idx, None
-    from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
-
     if groups is not None:
         splitter = GroupShuffleSplit(1, test_size=fraction, random_state=seed)
         train_idx, val_idx = next(splitter.split(idx, groups=groups))
@@ -124,15 +125,21 @@ class Batch:
         return np.asarray(self.rows, dtype=dtype)
 
 
+class BatchPlan(NamedTuple):
+    """How :func:`epoch_batches` fills batches: the ``CLIPRanker`` parameters of these names."""
+
+    batch_size: int
+    sampling: str = "balanced"  # "balanced" or "uniform"
+    pair_scope: str = "all"  # "all" or "group"
+    negative_fraction: float = 0.0
+
+
 def epoch_batches(
     rng: np.random.Generator,
     instr: np.ndarray,
     y: np.ndarray,
     groups: np.ndarray | None,
-    batch_size: int,
-    sampling: str,
-    pair_scope: str,
-    negative_fraction: float = 0.0,
+    plan: BatchPlan,
     zero: np.ndarray | None = None,
 ) -> list[Batch]:
     """One epoch of batches, each of distinct rows and a single instruction.
@@ -177,16 +184,16 @@ def epoch_batches(
         Targets, standardised per instruction.
     groups : ndarray of shape (n,) or None
         Group codes; needed with ``pair_scope="group"``.
-    batch_size : int
-    sampling : {"balanced", "uniform"}
-    pair_scope : {"all", "group"}
-    negative_fraction : float, default=0.0
+    plan : BatchPlan
+        ``batch_size``, ``sampling`` ("balanced" or "uniform"), ``pair_scope``
+        ("all" or "group") and ``negative_fraction``.
     zero : ndarray of shape (n_instructions,), default=None
 
     Returns
     -------
     list of Batch
     """
+    batch_size, sampling, pair_scope, negative_fraction = plan
     codes = np.unique(instr)
     n_neg = negative_count(batch_size, negative_fraction, len(codes))
     zero = np.zeros(int(codes.max()) + 1) if zero is None else np.asarray(zero, dtype=float)

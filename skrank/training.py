@@ -13,28 +13,30 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from skrank import devices
 from skrank.adapter import RankingAdapter, dropout_generator
 from skrank.inference import TextBank, predict_tokens
 from skrank.losses import ranking_loss, regression_loss
-from skrank.sampling import epoch_batches, validation_split
+from skrank.metrics import spearman_score
+from skrank.sampling import BatchPlan, epoch_batches
 
 __all__ = [
     "TrainConfig",
     "TrainData",
+    "Trained",
     "TrainingDivergedError",
     "build_optimizer",
-    "epoch_batches",
     "resolve_lr",
     "summary_line",
     "train",
     "validation_scores",
-    "validation_split",
     "warmup_cosine",
 ]
 
@@ -94,6 +96,7 @@ class TrainConfig:
     augment: bool
     n_iter_no_change: int
     early_stopping: bool  # with val_idx: stop and keep the best epoch (else only score it)
+    validation_fraction: float  # the share held out for early stopping (whole groups if known)
     precision: str
     verbose: int
     device: torch.device
@@ -193,8 +196,6 @@ def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -
 
 
 def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
-    from skrank.metrics import spearman_score
-
     preds = validation_scores(adapter, data, cfg)
     adapter.train()
     val_idx = data.val_idx
@@ -221,12 +222,19 @@ def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: fl
     return values.double().mean(dim=0).tolist()
 
 
+class Trained(NamedTuple):
+    """What :func:`train` returns."""
+
+    history: list[dict]  # one entry per epoch run (``CLIPRanker.history_``)
+    n_iter: int  # epochs run
+
+
 def train(
     adapter: RankingAdapter,
     data: TrainData,
     cfg: TrainConfig,
     on_step: Callable[[int, int], None] | None = None,
-) -> tuple[list[dict], int]:
+) -> Trained:
     """Train ``adapter`` in place on rows ``data.train_idx``; returns (history, n_epochs).
 
     ``data.source.tokens(idx, flip, device)`` gives frozen tokens. With
@@ -253,7 +261,7 @@ def _step_labels(batch, idx, weight, device):
     return both[0], {"weight": both[1]}
 
 
-def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[dict], int]:
+def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
     y_std, instr, groups = data.y_std, data.instr, data.groups
     train_idx, val_idx = data.train_idx, data.val_idx
     rng = np.random.default_rng(cfg.seed)
@@ -262,19 +270,10 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
     optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
     sub_instr = instr[train_idx]
     sub_groups = None if groups is None else groups[train_idx]
+    plan = BatchPlan(cfg.batch_size, cfg.sampling, cfg.pair_scope, cfg.negative_fraction)
 
     def draw(generator):
-        return epoch_batches(
-            generator,
-            sub_instr,
-            y_std[train_idx],
-            sub_groups,
-            cfg.batch_size,
-            cfg.sampling,
-            cfg.pair_scope,
-            cfg.negative_fraction,
-            data.zero,
-        )
+        return epoch_batches(generator, sub_instr, y_std[train_idx], sub_groups, plan, data.zero)
 
     steps_per_epoch = len(draw(np.random.default_rng(0)))
     max_epochs = cfg.max_epochs
@@ -290,8 +289,6 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
     step = 0
     bar = None
     if cfg.verbose:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=max_epochs, desc="epochs", unit="epoch", leave=False)
     for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
@@ -361,7 +358,7 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> tuple[list[di
     if best_state is not None:
         adapter.load_state_dict(best_state)
     adapter.eval()
-    return history, epochs_run
+    return Trained(history, epochs_run)
 
 
 def summary_line(history: list[dict], seconds: float) -> str:

@@ -1,8 +1,7 @@
 """Small helpers shared by the tests (plain functions; the shared fixtures are in conftest.py)."""
 
-import importlib.util
+import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,6 +58,22 @@ def parts(path):
         return dict(fh.metadata()), {k: fh.get_tensor(k) for k in fh.keys()}
 
 
+def as_format_1(meta):
+    """``meta`` as skrank wrote it before skrank 0.1's architecture variants were removed
+    (format 1): the reference's value of each removed option in the adapter config and
+    the parameters."""
+    from skrank._schema_compat import REMOVED_OPTIONS
+
+    reference = {name: values[0] for name, values in REMOVED_OPTIONS.items()}
+    config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])
+    return {
+        **meta,
+        "format_version": "1",
+        "adapter_config": json.dumps({**config, **reference}),
+        "params": json.dumps(dict(sorted({**params, **reference}.items()))),
+    }
+
+
 def capture_train(monkeypatch):
     """Replace the training loop by one that records its TrainData and trains nothing."""
     import skrank.ranker
@@ -75,13 +90,3 @@ def capture_train(monkeypatch):
 
     monkeypatch.setattr(skrank.ranker, "train", fake)
     return seen
-
-
-def benchmark_script(name: str):
-    """The module ``benchmarks/<name>.py``, imported from its file (the benchmarks are
-    scripts, not a package)."""
-    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -10,8 +10,12 @@ import sys
 import threading
 import warnings
 
+import skrank.cli.demo as demo
+import skrank.cli.evaluate as evaluate
+import skrank.cli.fit as fit
+import skrank.cli.predict as predict
 from skrank._quote import shown
-from skrank.cli import demo, evaluate, fit, predict
+from skrank._version import __version__
 from skrank.cli._common import CLIError, UnreadableImages, flush_stdout
 from skrank.cli._words import Vocabulary, check_options
 
@@ -29,7 +33,6 @@ def _parser() -> argparse.ArgumentParser:
     Every option of every command that sets a CLIPRanker parameter or names a
     column is checked by the parameter table as it is parsed (``check_options``).
     """
-    from skrank import __version__
 
     p = _Parser(prog="skrank", description="Rank images by an instruction.")
     p.add_argument("--version", action="version", version=f"skrank {__version__}")

@@ -21,7 +21,7 @@ from skrank.datasets._layout import (
     _require_columns,
     _root_dir,
 )
-from skrank.datasets._splitfile import apply_split_file
+from skrank.datasets._splitfile import SplitIds, apply_split_file
 
 __all__ = ["load_adience"]
 
@@ -255,11 +255,13 @@ def load_adience(
             frame,
             stem.map(_adience_split_id),
             split_file,
-            dataset=dataset,
-            layout=_ADIENCE_LAYOUT,
-            id_description="face file names without '.jpg', e.g. "
-            "'landmark_aligned_face.1004.8469357784_ac74572242_o'",
-            normalize=_adience_split_id,
+            SplitIds(
+                dataset,
+                _ADIENCE_LAYOUT,
+                "face file names without '.jpg', e.g. "
+                "'landmark_aligned_face.1004.8469357784_ac74572242_o'",
+                normalize=_adience_split_id,
+            ),
         )
     return _make_bunch(frame, "Sort the faces by age.", _ADIENCE_DESCR)
 

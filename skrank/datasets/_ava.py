@@ -19,7 +19,7 @@ from skrank.datasets._layout import (
     _require,
     _root_dir,
 )
-from skrank.datasets._splitfile import apply_split_file
+from skrank.datasets._splitfile import SplitIds, apply_split_file
 
 __all__ = ["load_ava"]
 
@@ -185,8 +185,10 @@ def load_ava(
             frame,
             frame["image_id"],
             split_file,
-            dataset=dataset,
-            layout=_AVA_LAYOUT,
-            id_description="AVA image ids, e.g. '953619'",
+            SplitIds(
+                dataset,
+                _AVA_LAYOUT,
+                "AVA image ids, e.g. '953619'",
+            ),
         )
     return _make_bunch(frame, "Sort the photos by aesthetic quality.", _AVA_DESCR)

@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.utils import Bunch
 
 from skrank.datasets._layout import _image_names, _layout_error, _make_bunch, _root_dir
-from skrank.datasets._splitfile import apply_split_file, read_split_file
+from skrank.datasets._splitfile import SplitIds, apply_split_file, read_split_file
 
 __all__ = ["load_hci"]
 
@@ -148,9 +148,11 @@ def load_hci(
             frame,
             keys,
             split_file,
-            dataset=dataset,
-            layout=_HCI_LAYOUT,
-            id_description="'decade_<hex>', matched to file names and to the MD5 of the files",
+            SplitIds(
+                dataset,
+                _HCI_LAYOUT,
+                "'decade_<hex>', matched to file names and to the MD5 of the files",
+            ),
             split=split,
         )
     return _make_bunch(frame, "Sort the photos by the decade they were taken in.", _HCI_DESCR)

@@ -17,7 +17,7 @@ from skrank.datasets._layout import (
     _require_columns,
     _root_dir,
 )
-from skrank.datasets._splitfile import apply_split_file
+from skrank.datasets._splitfile import SplitIds, apply_split_file
 
 __all__ = ["load_koniq10k"]
 
@@ -170,8 +170,10 @@ def load_koniq10k(
             frame,
             frame["image_name"].str.rsplit(".", n=1).str[0],
             split_file,
-            dataset=dataset,
-            layout=_KONIQ_LAYOUT,
-            id_description="image names without their extension, e.g. '10004473376'",
+            SplitIds(
+                dataset,
+                _KONIQ_LAYOUT,
+                "image names without their extension, e.g. '10004473376'",
+            ),
         )
     return _make_bunch(frame, "Sort the photos by image quality.", _KONIQ_DESCR)

@@ -17,6 +17,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -129,27 +130,34 @@ def read_split_file(path: str | os.PathLike[str], dataset: str, layout: str) -> 
     return split
 
 
+class SplitIds(NamedTuple):
+    """How a dataset's split file names its images."""
+
+    dataset: str  # the dataset's name, in messages
+    layout: str  # the dataset's expected layout, shown when the file does not match
+    description: str  # what an id is, e.g. "AVA image ids, e.g. '953619'"
+    normalize: object = None  # maps each id of the file to the loader's terms, or None
+
+
 def apply_split_file(
     frame: pd.DataFrame,
     keys: pd.Series,
     path: str | os.PathLike[str],
+    ids: SplitIds,
     *,
-    dataset: str,
-    layout: str,
-    id_description: str,
-    normalize=None,
     split: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """``frame`` with its ``split`` column set from the split file at ``path``.
 
-    ``keys`` gives each row's id in the split file's terms; ``normalize``, when given,
-    maps each id of the file to those terms first. ``split`` is the file as
+    ``keys`` gives each row's id in the split file's terms; ``ids.normalize``, when
+    given, maps each id of the file to those terms first. ``split`` is the file as
     :func:`read_split_file` returned it, when the caller has read it already. Rows the
     file does not list get a missing ``split``. Ids of the file that match no row are
     counted in a warning (attributed to the caller of the loader); when no id matches
     at all, the file is for another dataset or the ids are read wrongly, and a
     ValueError says so.
     """
+    dataset, layout, id_description, normalize = ids
     if split is None:
         split = read_split_file(path, dataset, layout)
     if normalize is not None:

@@ -11,9 +11,9 @@ import open_clip
 import pytest
 import torch
 
+from benchmarks import bench_quality
 from skrank.backbone import load_backbone
 from skrank.images import Preprocessor, iter_pixel_batches
-from tests.helpers import benchmark_script
 
 CONVNEXT = {
     "embed_dim": 32,
@@ -31,7 +31,7 @@ CONVNEXT = {
 
 @pytest.fixture(scope="module")
 def bench():
-    return benchmark_script("bench_quality")
+    return bench_quality
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """benchmarks/learning_curves.py: its folds never share a photo, its training sets
-are nested, its verdicts compare like with like, and a run writes what it measured."""
+are nested, its verdicts compare like with like, and a run writes what it measured;
+benchmarks/_common.py names a dirty tree by its diff."""
 
 from __future__ import annotations
 
@@ -8,13 +9,13 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import _common, learning_curves
 from skrank.datasets import make_ranking_task
-from tests.helpers import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    return benchmark_script("learning_curves")
+    return learning_curves
 
 
 def test_folds_split_photos_and_nest_the_training_sets(script):
@@ -45,23 +46,23 @@ def _row(method, fold, within, kind="blur", n=50):
             "SRCC_within": within, "SRCC": within / 2}  # fmt: skip
 
 
-def test_verdict_uses_only_the_folds_the_defaults_ran_on(script):
+def test_verdict_uses_only_the_folds_the_small_data_rows_ran_on(script):
     rows = [
-        _row("defaults", 0, 0.80),
+        _row("small-data", 0, 0.80),
         _row("ridge-tokens", 0, 0.75),
         _row("ridge-tokens", 1, 0.99),  # another test set: must not count
         _row("ridge-pooled", 0, 0.70),
     ]
     assert script.verdict(rows, "blur", 50) == "win"
     rows.append(_row("ridge-tokens", 0, 0.90, n=200))
-    rows.append(_row("defaults", 0, 0.85, n=200))
+    rows.append(_row("small-data", 0, 0.85, n=200))
     assert script.verdict(rows, "blur", 200) == "**below**"  # one fold: no std to allow
 
 
 def test_verdict_allows_one_fold_std_and_names_ok_without_a_win(script):
     rows = [
-        _row("defaults", 0, 0.70),
-        _row("defaults", 1, 0.80),  # mean 0.75, std 0.05
+        _row("small-data", 0, 0.70),
+        _row("small-data", 1, 0.80),  # mean 0.75, std 0.05
         _row("ridge-tokens", 0, 0.78),
         _row("ridge-tokens", 1, 0.78),
     ]
@@ -74,7 +75,7 @@ def test_verdict_allows_one_fold_std_and_names_ok_without_a_win(script):
 
 
 def test_markdown_shows_one_fold_cells_without_a_spread(script):
-    text = script.markdown([_row("defaults", 0, 0.8), _row("ridge-tokens", 0, 0.7)], "tiny")
+    text = script.markdown([_row("small-data", 0, 0.8), _row("ridge-tokens", 0, 0.7)], "tiny")
     assert "0.800 (1 fold) (0.40)" in text and "±" not in text.split("### blur")[1]
 
 
@@ -102,14 +103,15 @@ def test_a_probe_run_writes_rows_table_and_plot(script, tmp_path, monkeypatch):
     assert len(json.loads((tmp_path / "curves-t.json").read_text())) == 2
 
 
-def test_a_method_may_name_parameters_of_the_defaults(script):
+def test_a_method_may_name_parameters_of_the_ranker(script):
     assert script.variant_params("paper") == script.VARIANTS["paper"]
+    assert script.variant_params("small-data") == {"preset": "small-data"}
     assert script.variant_params("d_model=128,n_post_layers=1") == {
         "d_model": 128,
         "n_post_layers": 1,
     }
     assert script.variant_params("lr=auto,probe=ridge") == {"lr": "auto", "probe": "ridge"}
-    for bad in ("d_modl=128", "defaultz", "d_model", "=3"):
+    for bad in ("d_modl=128", "defaults", "d_model", "=3"):
         with pytest.raises(SystemExit, match="unknown method"):
             script.variant_params(bad)
     with pytest.raises(SystemExit, match="unknown method"):
@@ -150,10 +152,8 @@ def test_separated_rows_change_one_thing_each(script):
             script.variant_params(bad, 64, 200)
 
 
-def test_a_dirty_tree_is_named_by_the_hash_of_its_diff(script, tmp_path, monkeypatch):
+def test_a_dirty_tree_is_named_by_the_hash_of_its_diff(tmp_path):
     import subprocess
-
-    import bench_quality
 
     repo = tmp_path / "repo"
     (repo / "benchmarks" / "results").mkdir(parents=True)
@@ -162,13 +162,12 @@ def test_a_dirty_tree_is_named_by_the_hash_of_its_diff(script, tmp_path, monkeyp
     (repo / "code.py").write_text("x = 1\n")
     run("add", "code.py")
     run("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
-    monkeypatch.setattr(bench_quality, "RESULTS", repo / "benchmarks" / "results")
-    clean = bench_quality.git_commit()
+    clean = _common.git_commit(repo=repo)
     assert "+" not in clean
     (repo / "benchmarks" / "results" / "r.json").write_text("[]")  # results do not count
-    assert bench_quality.git_commit() == clean
+    assert _common.git_commit(repo=repo) == clean
     (repo / "code.py").write_text("x = 2\n")
-    first = bench_quality.git_commit()
+    first = _common.git_commit(repo=repo)
     assert first.startswith(clean + "+diff.") and len(first) == len(clean) + 18
     (repo / "code.py").write_text("x = 3\n")
-    assert bench_quality.git_commit() not in (first, clean)  # another diff, another name
+    assert _common.git_commit(repo=repo) not in (first, clean)  # another diff, another name

@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks import reproduce_paper
 from skrank import CLIPRanker, presets
 from skrank.params import validate_params
-from tests.helpers import INSTRUCTION, benchmark_script
+from tests.helpers import INSTRUCTION
 
 TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
 def script():
-    return benchmark_script("reproduce_paper")
+    return reproduce_paper
 
 
 def _jpeg(path: Path, k: int) -> None:

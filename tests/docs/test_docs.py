@@ -1,6 +1,7 @@
 """Every public name documented in the API reference has a docstring with an example."""
 
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -34,3 +35,95 @@ def test_docstring_has_an_example(module, name):
     doc = obj.__doc__ or ""
     assert doc.strip(), f"{module}.{name} has no docstring"
     assert "Examples\n" in doc and ">>>" in doc, f"{module}.{name} has no example"
+
+
+# --------------------------------------------------------------- the estimators' numpydoc
+
+ESTIMATORS = ["CLIPRanker", "CLIPEmbedder"]
+SECTION = re.compile(r"^(\w[\w ]*)\n-+$", re.MULTILINE)
+
+
+def sections(doc: str) -> dict:
+    """A numpydoc docstring's sections by title (``"Parameters"``: its text)."""
+    doc = inspect.cleandoc(doc)
+    found = list(SECTION.finditer(doc))
+    return {
+        m.group(1): doc[m.end() : found[i + 1].start() if i + 1 < len(found) else len(doc)]
+        for i, m in enumerate(found)
+    }
+
+
+def entries(section: str) -> list[tuple[str, str, str]]:
+    """``(name, type, description)`` of each entry: a line ``name : type`` at the
+    section's indentation, then its indented description."""
+    out = []
+    for line in section.splitlines():
+        if line and not line[0].isspace():
+            name, _, kind = line.partition(" : ")
+            out.append([name, kind, ""])
+        elif out and line.strip():
+            out[-1][2] += line.strip() + " "
+    return [tuple(entry) for entry in out]
+
+
+def spelled(value) -> str:
+    """A default as the docstrings write it: strings in double quotes, the rest as repr."""
+    return f'"{value}"' if isinstance(value, str) else repr(value)
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_every_constructor_parameter_has_its_own_entry_with_its_default(name):
+    import skrank
+
+    cls = getattr(skrank, name)
+    signature = inspect.signature(cls.__init__).parameters
+    documented = entries(sections(cls.__doc__)["Parameters"])
+    names = [entry[0] for entry in documented]
+    merged = [n for n in names if "," in n]
+    assert not merged, f"{name}: entries that document several parameters: {merged}"
+    assert len(names) == len(set(names)), f"{name}: a parameter documented twice"
+    assert names == [p for p in signature if p != "self"], f"{name}: not the signature's"
+    for parameter, kind, description in documented:
+        default = spelled(signature[parameter].default)
+        assert kind.endswith(f"default={default}"), f"{name}.{parameter}: {kind!r}, not {default}"
+        assert description.strip(), f"{name}.{parameter} has no description"
+
+
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_every_attribute_has_its_own_entry(name):
+    import skrank
+
+    documented = entries(sections(getattr(skrank, name).__doc__)["Attributes"])
+    for attribute, kind, description in documented:
+        assert "," not in attribute and attribute.endswith("_"), attribute
+        assert kind and description.strip(), f"{name}.{attribute} is not described"
+
+
+def test_the_rankers_docstring_has_sklearns_sections():
+    from skrank import CLIPRanker
+
+    found = list(sections(CLIPRanker.__doc__))
+    expected = ["Parameters", "Attributes", "See Also", "Notes", "References", "Examples"]
+    assert found == expected
+    assert "2412.06760" in sections(CLIPRanker.__doc__)["References"]
+
+
+@pytest.mark.parametrize("method", ["fit", "predict", "transform", "score", "compare"])
+def test_the_rankers_methods_document_their_parameters_and_returns(method):
+    from skrank import CLIPRanker
+
+    function = getattr(CLIPRanker, method)
+    found = sections(function.__doc__)
+    assert "Parameters" in found and "Returns" in found, method
+    documented = [entry[0] for entry in entries(found["Parameters"])]
+    expected = [p for p in inspect.signature(function).parameters if p != "self"]
+    assert documented == expected, method
+
+
+@pytest.mark.parametrize(
+    "name", ["loss_curve_", "validation_scores_", "best_validation_score_", "probe_weight_"]
+)
+def test_the_rankers_fitted_properties_document_what_they_return(name):
+    from skrank import CLIPRanker
+
+    assert "Returns" in sections(getattr(CLIPRanker, name).__doc__), name

@@ -9,8 +9,10 @@ from joblib import Parallel, delayed
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from skrank.backbone import Backbone, encode_images, load_backbone
-from skrank.cache import DiskStore, cached_encode_images, content_key
+from skrank.backbone import Backbone, load_backbone
+from skrank.cache import TokenStream
+from skrank.diskstore import DiskStore, content_key
+from skrank.encoder import Encoder
 from skrank.metrics import spearman_scorer
 from tests.helpers import tiny_ranker as tiny
 
@@ -71,8 +73,8 @@ def test_same_content_shares_an_entry(tmp_path):
 
 def _encode_into(cache_dir, images):
     bb = load_backbone("skrank-tiny", None)
-    store = DiskStore(bb, cache_dir)
-    return [t.numpy() for _, t, _, _ in cached_encode_images(store, bb, images, 8)]
+    stream = TokenStream(Encoder(bb, batch_size=8), "disk", cache_dir)
+    return [t.numpy() for _, t, _ in stream(images, np.arange(len(images)))]
 
 
 def test_concurrent_writers_leave_valid_entries(tmp_path, brightness_task):
@@ -81,7 +83,8 @@ def test_concurrent_writers_leave_valid_entries(tmp_path, brightness_task):
         delayed(_encode_into)(tmp_path, images) for _ in range(2)
     )
     bb = load_backbone("skrank-tiny", None)
-    expected = np.concatenate([t.numpy() for _, t, _, _ in encode_images(bb, images, 8)])
+    batches = Encoder(bb, batch_size=8).stream(images)
+    expected = np.concatenate([batch.views[0].numpy() for batch in batches])
     for out in outs:
         np.testing.assert_allclose(np.concatenate(out), expected, atol=2e-3, rtol=2e-3)
     files = list(tmp_path.rglob("*.npy"))

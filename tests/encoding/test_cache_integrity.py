@@ -27,9 +27,10 @@ from PIL import Image
 
 import skrank._files
 import skrank.diskstore
-from skrank.backbone import encode_images, load_backbone
-from skrank.cache import DiskCache, DiskStore, content_key, ensure_cached
-from skrank.diskstore import new_stats
+from skrank.backbone import load_backbone
+from skrank.cache import DiskCache
+from skrank.diskstore import DiskStore, content_key
+from skrank.encoder import BOTH, Encoder
 from tests import helpers
 from tests.helpers import needs_fifo, small_images, tiny_ranker
 
@@ -185,7 +186,7 @@ def test_one_warning_per_call_names_how_many_entries_were_bad(clean, files, tmp_
 def test_an_entry_damaged_during_a_fit_stops_it_rather_than_train_on_it(files, tmp_path):
     X, _ = files
     bb = load_backbone("skrank-tiny", None)
-    cache = DiskCache(bb, X, augment=False, batch_size=BATCH, cache_dir=tmp_path)
+    cache = DiskCache(Encoder(bb, batch_size=BATCH), X, augment=False, cache_dir=tmp_path)
     cache.store.path(content_key(X[0]), False).write_bytes(b"")
     assert cache.tokens(np.array([1]), np.array([False]), "cpu").shape[0] == 1
     with pytest.raises(LookupError, match="is empty.*changed meanwhile"):
@@ -227,9 +228,9 @@ def test_a_file_that_changes_after_it_is_read_cannot_poison_the_cache(files, tmp
 
     bb = load_backbone("skrank-tiny", None)
     store = DiskStore(bb, tmp_path / "cache")
-    [(_, expected, _, _)] = list(encode_images(bb, [original], 1))
+    [(_, (expected,), _)] = list(Encoder(bb, batch_size=1).stream([original]))
     np.testing.assert_allclose(store.read(key, False), expected[0], atol=2e-3, rtol=2e-3)
-    [(_, wrong, _, _)] = list(encode_images(bb, [other], 1))
+    [(_, (wrong,), _)] = list(Encoder(bb, batch_size=1).stream([other]))
     assert not np.allclose(store.read(key, False), wrong[0], atol=2e-3, rtol=2e-3)
     assert len(opens) == 1  # read once: hashed and decoded from the same bytes
 
@@ -251,9 +252,8 @@ def test_file_bytes_held_at_once_stay_within_a_few_batches(tmp_path, monkeypatch
     monkeypatch.setattr(skrank.diskstore, "read_file", tracked)
     bb = load_backbone("skrank-tiny", None)
     store = DiskStore(bb, tmp_path / "cache")
-    stats = new_stats()
-    _, failures = ensure_cached(store, bb, paths, range(40), (False, True), 4, 0, stats, None)
-    assert failures == [] and stats["misses"] == 40
+    filled = Encoder(bb, batch_size=4).fill(store, paths, range(40), views=BOTH)
+    assert filled.failures == [] and filled.misses == 40
     assert peak[0] <= 2 * 4  # one batch pending, one being encoded: not all 40
 
 

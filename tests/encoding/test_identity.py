@@ -18,7 +18,7 @@ import torch
 
 import skrank.backbone
 from skrank.backbone import backbone_mismatch, load_backbone
-from skrank.cache import DiskStore
+from skrank.diskstore import DiskStore
 from skrank.weights import WeightsUnavailableError, architecture_digest, resolve_weights
 from tests.helpers import quick_ranker as quick
 from tests.helpers import textured

@@ -11,9 +11,12 @@ import torch
 import skrank.ranker
 import skrank.training
 from skrank import ImageLoadError
-from skrank.training import TrainingDivergedError, epoch_batches
+from skrank.sampling import BatchPlan, epoch_batches
+from skrank.training import TrainingDivergedError
 from tests.helpers import BATCH, N_TRAIN
 from tests.helpers import quick_ranker as quick
+
+PLAN = BatchPlan(BATCH, "balanced", "all")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -136,11 +139,7 @@ def test_interrupt_really_lands_mid_epoch(train_data, monkeypatch):
     seen = interrupt_mid_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         quick().fit(X, y)
-    steps = len(
-        epoch_batches(
-            np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, BATCH, "balanced", "all"
-        )
-    )
+    steps = len(epoch_batches(np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, PLAN))
     assert seen == [(1, 1), (1, 2)] and steps > 2
 
 
@@ -149,11 +148,7 @@ def test_interrupt_really_lands_mid_epoch(train_data, monkeypatch):
 
 def test_divergence_names_the_epoch_it_happened_in(train_data, monkeypatch):
     X, y = train_data
-    steps = len(
-        epoch_batches(
-            np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, BATCH, "balanced", "all"
-        )
-    )
+    steps = len(epoch_batches(np.random.default_rng(0), np.zeros(N_TRAIN, int), y, None, PLAN))
     calls = failing_loss(monkeypatch, value=math.inf, after=steps)  # epoch 1 fine, then inf
     ranker = quick(max_epochs=3)
     with pytest.raises(TrainingDivergedError, match=rf"epoch 2 \(step {steps + 1}\)") as info:

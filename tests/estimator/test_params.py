@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from skrank import CLIPRanker, InvalidParameterError
-from skrank.params import PARAMETERS, by_name, validate_params
+from skrank.params import PARAMETERS, validate_params
 from tests.helpers import small_images
 
 
@@ -116,11 +116,151 @@ def test_refusal_happens_in_fit_not_in_init():
         ranker.fit([np.zeros((8, 8, 3), np.uint8)] * 2, [0.0, 1.0])
 
 
-def test_by_name_passes_the_parameters_a_target_names():
-    def target(batch_size, lr, extra=0):
-        return batch_size, lr, extra
+# Every constructor parameter, set to a valid value other than its default (and other
+# than what the preset would fill in), and where a fit shows it: in the settings objects
+# fitting.settings builds (``fit``), the rows fit parsed (``rows``) or the fitted ranker.
+REACHES = {
+    "instruction": ("Sort by brightness.", lambda f, r, m: m.instructions_ == [f_instr()]),
+    "backbone": ("skrank-tiny", lambda f, r, m: f.encoder.backbone.name == "skrank-tiny"),
+    "pretrained": (None, lambda f, r, m: f.encoder.backbone.pretrained is None),
+    "preset": ("paper", lambda f, r, m: f.preset.name == "paper" == m.preset_),
+    "d_model": (32, lambda f, r, m: f.adapter.d_model == 32 == m.adapter_.cfg.d_model),
+    "n_fusion_layers": (1, lambda f, r, m: f.adapter.n_fusion_layers == 1),
+    "n_post_layers": (1, lambda f, r, m: f.adapter.n_post_layers == 1),
+    "n_heads": (4, lambda f, r, m: f.adapter.n_heads == 4),
+    "n_prompt_tokens": (3, lambda f, r, m: f.adapter.n_prompt_tokens == 3),
+    "n_relation_tokens": (5, lambda f, r, m: f.adapter.n_relation_tokens == 5),
+    "score_pooling": ("mean_std", lambda f, r, m: f.adapter.score_pooling == "mean_std"),
+    "image_positions": ("sincos", lambda f, r, m: f.adapter.image_positions == "sincos"),
+    "probe": ("ridge", lambda f, r, m: f.adapter.probe == "ridge" and m.probe_weight_ is not None),
+    "reg_weight": (0.5, lambda f, r, m: f.train.reg_weight == 0.5),
+    "rank_weight": (0.75, lambda f, r, m: f.train.rank_weight == 0.75),
+    "lr": (2e-3, lambda f, r, m: f.train.lr == 2e-3 == m.lr_),
+    "weight_decay": (0.02, lambda f, r, m: f.train.weight_decay == 0.02),
+    "batch_size": (6, lambda f, r, m: f.train.batch_size == 6 == f.encoder.batch_size),
+    "max_epochs": (2, lambda f, r, m: f.train.max_epochs == 2),
+    "warmup_fraction": (0.1, lambda f, r, m: f.train.warmup_fraction == 0.1),
+    "early_stopping": (True, lambda f, r, m: f.train.early_stopping is True),
+    "validation_fraction": (0.3, lambda f, r, m: f.train.validation_fraction == 0.3),
+    "n_iter_no_change": (3, lambda f, r, m: f.train.n_iter_no_change == 3),
+    "sampling": ("uniform", lambda f, r, m: f.train.sampling == "uniform"),
+    "augment": (False, lambda f, r, m: f.train.augment is False and m.cache_info_["misses"]),
+    "cache": ("disk", lambda f, r, m: f.cache == "disk" == m.cache_info_["kind"]),
+    "cache_dir": (None, None),  # set per test: a temporary folder
+    "device": ("cpu", lambda f, r, m: f.train.device == torch.device("cpu")),
+    "precision": ("fp32", lambda f, r, m: f.encoder.precision == "fp32" == f.train.precision),
+    "num_workers": (1, lambda f, r, m: f.encoder.num_workers == 1),
+    "random_state": (7, lambda f, r, m: f.train.seed == _seed(7)),
+    "verbose": (1, lambda f, r, m: f.train.verbose == 1),
+    "warm_start": (True, None),  # shown by a second fit continuing the first
+    "image_column": ("img", None),  # shown by fitting on a frame with these columns
+    "instruction_column": ("task", None),
+    "group_column": ("g", lambda f, r, m: r.groups is not None),
+    "pair_scope": ("group", lambda f, r, m: f.train.pair_scope == "group"),
+    "negative_fraction": (0.2, lambda f, r, m: f.train.negative_fraction == 0.2),
+}
 
-    assert by_name(target, {"batch_size": 4, "lr": "auto", "cache": None}, lr=0.1) == (4, 0.1, 0)
+
+def f_instr():
+    return REACHES["instruction"][0]
+
+
+def _seed(random_state):
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+
+
+def test_every_ranker_parameter_reaches_what_a_fit_builds(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+
+    import skrank.fitting
+
+    assert set(REACHES) == set(CLIPRanker().get_params())
+    values = {name: value for name, (value, _) in REACHES.items()}
+    defaults = CLIPRanker().get_params()
+    values["cache_dir"] = tmp_path / "cache"
+    for name, value in values.items():
+        assert value != defaults[name] or value is not defaults[name], name
+    seen = []
+    real = skrank.fitting.prepare
+
+    def recording(ranker, fit, rows):
+        seen.append((fit, rows))
+        return real(ranker, fit, rows)
+
+    monkeypatch.setattr(skrank.fitting, "prepare", recording)
+    rng = np.random.default_rng(0)
+    n = 30
+    frame = pd.DataFrame(
+        {
+            "img": [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(n)],
+            "g": np.repeat(np.arange(10), 3),
+        }
+    )
+    y = rng.normal(size=n)
+    ranker = CLIPRanker(**values)
+    with pytest.warns(UserWarning):
+        ranker.fit(frame, y)
+    fit, rows = seen[-1]
+    assert fit.cache_dir == tmp_path / "cache" and list((tmp_path / "cache").iterdir())
+    for name, (_, reached) in REACHES.items():
+        if reached is not None:
+            assert reached(fit, rows, ranker), name
+    assert "epoch" in capsys.readouterr().out.lower()  # verbose=1
+    # image_column: the images came from "img" (the fit would refuse a frame without
+    # "image" otherwise); instruction_column: a "task" column is read at predict.
+    with pytest.raises(ValueError, match="were not seen in fit"):
+        ranker.predict(frame.assign(task="Sort by size."))
+    assert np.isfinite(ranker.predict(frame.assign(task=f_instr()))).all()
+    # warm_start: a second fit continues the first (n_iter_ counted on).
+    first = ranker.n_iter_
+    with pytest.warns(UserWarning):
+        ranker.fit(frame, y)
+    assert ranker.n_iter_ > first and seen[-1][0].train.seed == _seed(7)
+
+
+def test_every_embedder_parameter_reaches_what_transform_builds(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import skrank.embedder
+    from skrank import CLIPEmbedder
+
+    values = {
+        "backbone": "skrank-tiny",
+        "pretrained": None,
+        "batch_size": 3,
+        "device": "cpu",
+        "precision": "fp32",
+        "num_workers": 1,
+        "cache": "disk",
+        "cache_dir": tmp_path / "cache",
+        "image_column": "img",
+        "normalize": True,
+    }
+    defaults = CLIPEmbedder().get_params()
+    assert set(values) == set(defaults)
+    for name, value in values.items():
+        assert value != defaults[name], name
+    seen = []
+    real = skrank.embedder._embeddings
+
+    def recording(encoder, items, cache, cache_dir):
+        seen.append((encoder, cache, cache_dir))
+        return real(encoder, items, cache, cache_dir)
+
+    monkeypatch.setattr(skrank.embedder, "_embeddings", recording)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(5)]
+    frame = pd.DataFrame({"img": images, "other": range(5)})
+    out = CLIPEmbedder(**values).fit().transform(frame)
+    [(encoder, cache, cache_dir)] = seen
+    assert encoder.backbone.name == "skrank-tiny" and encoder.backbone.pretrained is None
+    assert (encoder.batch_size, encoder.num_workers, encoder.precision) == (3, 1, "fp32")
+    assert encoder.backbone.device == torch.device("cpu")
+    assert cache == "disk" and cache_dir == tmp_path / "cache"
+    assert list((tmp_path / "cache" / "embeddings").iterdir())
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1, rtol=1e-5)
 
 
 # --------------------------------------------------- parameters checked again after fit (issue 29)

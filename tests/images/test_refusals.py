@@ -25,7 +25,7 @@ from PIL import EpsImagePlugin, Image
 
 import skrank.ranker
 from skrank import ImageLoadError
-from skrank.cache import content_key
+from skrank.diskstore import content_key
 from skrank.images import (
     DECODED_FORMATS,
     Preprocessor,

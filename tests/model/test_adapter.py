@@ -1,7 +1,6 @@
 """The adapter's maths: exact factorised pair attention, shapes, losses."""
 
 import math
-import pickle
 
 import pytest
 import torch
@@ -14,12 +13,9 @@ def naive_pair_features(rel, x):
     """The reference computation: one joint softmax over both images' 2L keys, per pair."""
     B, L, d = x.shape
     h, c = rel.n_heads, d // rel.n_heads
-    if rel.normed:  # the reference's: LayerNorm on q, one layer-normed projection for k and v
-        q = rel.ln_q(rel.q(rel.tokens)).view(-1, h, c).transpose(0, 1)
-        k = v = rel.ln_kv(rel.kv(x)).view(B, L, h, c).transpose(1, 2)  # (B, h, L, c)
-    else:
-        q = rel.q(rel.tokens).view(-1, h, c).transpose(0, 1)  # (h, R, c)
-        k, v = rel.kv(x).view(B, L, 2, h, c).permute(2, 0, 3, 1, 4)  # (B, h, L, c)
+    # The reference's: LayerNorm on q, one layer-normed projection for both k and v.
+    q = rel.ln_q(rel.q(rel.tokens)).view(-1, h, c).transpose(0, 1)  # (h, R, c)
+    k = v = rel.ln_kv(rel.kv(x)).view(B, L, h, c).transpose(1, 2)  # (B, h, L, c)
     out = torch.empty(B, B, d, dtype=x.dtype)
     for i in range(B):
         for j in range(B):
@@ -36,14 +32,13 @@ def naive_pair_features(rel, x):
 SMALL = dict(
     image_dim=24, text_dim=20, d_model=32, n_heads=4, n_prompt_tokens=5, n_relation_tokens=6
 )
-SKRANK_01 = dict(fusion="one_mlp", post_layers="pre_ln", relation_norm="none", pair_logit="raw")
 
 
-@pytest.fixture(params=["reference", "skrank-0.1"])
+@pytest.fixture(params=[0, 2])
 def adapter(request):
     torch.manual_seed(0)
-    options = {} if request.param == "reference" else SKRANK_01
-    return RankingAdapter(AdapterConfig(**SMALL, **options)).eval()  # no dropout
+    config = AdapterConfig(**SMALL, n_post_layers=request.param)
+    return RankingAdapter(config).eval()  # no dropout
 
 
 def test_factorised_pair_attention_equals_joint_softmax(adapter):
@@ -115,21 +110,6 @@ def test_mean_std_pooling_sees_what_a_mean_cannot():
         ScoreHead(32, "max")
 
 
-def test_heads_pickled_before_score_pooling_still_pool_by_mean():
-    head = ScoreHead(8, "mean")
-    del head.pooling  # an instance from before the option: only the class default remains
-    restored = pickle.loads(pickle.dumps(head))
-    assert restored.pooling == "mean"
-    assert restored(torch.randn(2, 3, 8)).shape == (2,)
-    # A whole adapter from then: its config must report the head it has, so that
-    # skrank.save writes a config matching the weights.
-    old = RankingAdapter(AdapterConfig(8, 8, d_model=8, n_heads=2, score_pooling="mean"))
-    del old.score_head.pooling, old.cfg.score_pooling
-    assert old.cfg.score_pooling == "mean_std"  # the dataclass default, wrongly
-    restored = pickle.loads(pickle.dumps(old))
-    assert restored.cfg.score_pooling == "mean" == restored.score_head.pooling
-
-
 def test_no_prompt_tokens_is_allowed():
     m = RankingAdapter(AdapterConfig(8, 8, d_model=8, n_heads=2, n_prompt_tokens=0))
     s, fused = m(torch.randn(2, 3, 8), torch.randn(1, 4, 8), torch.ones(1, 4, dtype=torch.bool))
@@ -191,26 +171,28 @@ def test_the_pair_probability_is_coherent():
     torch.testing.assert_close(ab + ba, torch.ones(3), atol=1e-6, rtol=0)
     torch.testing.assert_close(aa, torch.full((6,), 0.5), atol=1e-6, rtol=0)
     assert (p - 0.5).abs().max() > 0.05  # not coherent by being constant
-    raw = RankingAdapter(AdapterConfig(**SMALL, pair_logit="raw")).eval()
-    raw.load_state_dict(adapter.state_dict())
+    head = adapter.pair_head
     with torch.no_grad():
-        q = torch.sigmoid(raw.pair_logits(fused))
-    assert (q + q.T - 1).abs().max() > 1e-3  # skrank 0.1's head was not
+        features = adapter.relation.all_pairs(*adapter.relation.stats(fused))
+        q = torch.sigmoid(head.mlp(head.ln(features)).squeeze(-1))
+    assert (q + q.T - 1).abs().max() > 1e-3  # the head's MLP alone (skrank 0.1's logit) is not
 
 
 def test_the_reference_architecture_by_default():
     from skrank.adapter import Block, PostLNBlock
 
     adapter = RankingAdapter(AdapterConfig(**SMALL, n_fusion_layers=2, n_post_layers=3))
-    kinds = [(b.has_self, b.cross) for b in adapter.fusion]
-    assert kinds == [(True, False), (False, True)] * 2  # two MLPs per fusion layer
     assert all(isinstance(b, Block) for b in adapter.fusion)
+    # Two blocks per fusion layer, each with one attention and its own MLP.
+    kinds = [(hasattr(b, "self_attn"), hasattr(b, "cross_attn")) for b in adapter.fusion]
+    assert kinds == [(True, False), (False, True)] * 2
+    assert [b.cross for b in adapter.fusion] == [False, True] * 2
     assert len(adapter.post) == 3 and all(isinstance(b, PostLNBlock) for b in adapter.post)
     assert adapter.post[0].fc.out_features == 32  # feed-forward width d, not 4d
-    assert adapter.relation.normed and adapter.pair_head.odd
-    old = RankingAdapter(AdapterConfig(**SMALL, **SKRANK_01))
-    assert [(b.has_self, b.cross) for b in old.fusion] == [(True, True)] * 2
-    assert not old.relation.normed and not old.pair_head.odd
+    # LayerNorm in the relation attention, one projection for its keys and values.
+    rel = adapter.relation
+    assert isinstance(rel.ln_q, torch.nn.LayerNorm) and isinstance(rel.ln_kv, torch.nn.LayerNorm)
+    assert rel.kv.out_features == 32
 
 
 def test_dropout_acts_only_in_training():
@@ -225,16 +207,15 @@ def test_dropout_acts_only_in_training():
         torch.testing.assert_close(adapter(x, text, valid)[0], adapter(x, text, valid)[0])
 
 
-@pytest.mark.parametrize("name", ["fusion", "post_layers", "relation_norm", "pair_logit"])
-def test_unknown_architecture_options_are_refused(name):
+@pytest.mark.parametrize("name", ["score_pooling", "probe", "image_positions"])
+def test_unknown_options_are_refused(name):
     with pytest.raises(ValueError, match=name):
         AdapterConfig(**SMALL, **{name: "other"})
 
 
-def test_configs_from_before_the_options_build_skrank_01s_adapter():
-    from skrank.adapter import BEFORE_OPTIONS
-
-    old = AdapterConfig.from_dict({**SMALL, "score_pooling": "mean_std"})
-    assert {k: getattr(old, k) for k in SKRANK_01} == SKRANK_01
-    assert old.score_pooling == "mean_std"  # saved after that option: kept
-    assert AdapterConfig.from_dict(SMALL).score_pooling == BEFORE_OPTIONS["score_pooling"]
+@pytest.mark.parametrize("name", ["fusion", "post_layers", "relation_norm", "pair_logit"])
+def test_skrank_01s_architecture_options_are_gone(name):
+    """The adapter is always the reference's: no option selects skrank 0.1's layers
+    (what older files hold is the loader's business: test_architecture_params)."""
+    with pytest.raises(TypeError, match=name):
+        AdapterConfig(**SMALL, **{name: "anything"})

@@ -15,14 +15,15 @@ from scipy.stats import chisquare
 
 import skrank.fitting
 import skrank.training
-from skrank.sampling import N_BINS, balanced_weights, epoch_batches, target_bins
+from skrank.sampling import N_BINS, BatchPlan, balanced_weights, epoch_batches, target_bins
 from tests.helpers import tiny_ranker
 
 
-def epochs(n, *args, seed=0, **kwargs):
-    """``n`` epochs of batches drawn by one generator, as a fit draws them."""
+def epochs(n, instr, y, groups, *plan, zero=None, seed=0):
+    """``n`` epochs of batches drawn by one generator, as a fit draws them; ``plan`` is
+    :class:`BatchPlan`'s fields, in order."""
     rng = np.random.default_rng(seed)
-    return [epoch_batches(rng, *args, **kwargs) for _ in range(n)]
+    return [epoch_batches(rng, instr, y, groups, BatchPlan(*plan), zero) for _ in range(n)]
 
 
 def visits(batch_lists, n_rows):
@@ -162,8 +163,8 @@ def test_negatives_come_from_other_instructions_with_the_target_zero(
     zero = np.array([-1.5, 0.7])  # (0 - mean_k) / scale_k of each instruction
     groups = np.arange(100) // 4
     n_neg = round(fraction * batch_size)
-    args = (instr, y, groups, batch_size, "uniform", pair_scope, fraction, zero)
-    for b in (b for e in epochs(5, *args) for b in e):
+    args = (instr, y, groups, batch_size, "uniform", pair_scope, fraction)
+    for b in (b for e in epochs(5, *args, zero=zero) for b in e):
         assert b.n_negative == n_neg
         negatives, positives = b.rows[len(b) - n_neg :], b.rows[: len(b) - n_neg]
         assert (instr[negatives] != b.instruction).all()
@@ -175,9 +176,8 @@ def test_negatives_come_from_other_instructions_with_the_target_zero(
 
 def test_negatives_need_several_instructions():
     y = np.arange(50.0)
-    for b in epoch_batches(
-        np.random.default_rng(0), np.zeros(50, int), y, None, 10, "balanced", "all", 0.5
-    ):
+    plan = BatchPlan(10, "balanced", "all", 0.5)
+    for b in epoch_batches(np.random.default_rng(0), np.zeros(50, int), y, None, plan):
         assert b.n_negative == 0 and np.array_equal(b.targets, y[b.rows])
 
 

@@ -100,13 +100,14 @@ def test_tokens_go_to_the_gpu_only_when_they_fit_its_share(monkeypatch):
 def test_resident_and_disk_token_sources_give_identical_batches(tmp_path, placement):
     from skrank.backbone import load_backbone
     from skrank.cache import DiskCache, MemoryCache
+    from skrank.encoder import Encoder
 
     backbone = load_backbone("skrank-tiny", None, "cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (20, 24, 3), dtype=np.uint8) for _ in range(12)]
-    common = dict(augment=True, batch_size=5)
-    resident = MemoryCache(backbone, images, placement=placement, **common)
-    on_disk = DiskCache(backbone, images, cache_dir=tmp_path, **common)
+    encoder = Encoder(backbone, batch_size=5)
+    resident = MemoryCache(encoder, images, augment=True, placement=placement)
+    on_disk = DiskCache(encoder, images, augment=True, cache_dir=tmp_path)
     assert resident.info["placement"] == placement
     for _ in range(5):
         idx = rng.choice(12, size=6, replace=False)

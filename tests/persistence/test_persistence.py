@@ -15,7 +15,7 @@ from safetensors.torch import save_file
 
 import skrank
 from skrank import InvalidParameterError, load, save
-from tests.helpers import parts, tiny_ranker
+from tests.helpers import as_format_1, parts, tiny_ranker
 
 DELETE = object()
 PLAIN = (int, float, bool, str, type(None))
@@ -140,7 +140,7 @@ def test_truncated_missing_and_newer_files(tiny_fitted, tmp_path):
     save_file(tensors, str(newer), metadata=meta)
     with pytest.raises(ValueError, match="newer"):
         load(newer)
-    meta["format_version"] = "1"
+    meta["format_version"] = str(skrank.persistence.FORMAT_VERSION)
     meta["params"] = json.dumps({"no_such_parameter": 1})
     damaged = tmp_path / "damaged.skrank"
     save_file(tensors, str(damaged), metadata=meta)
@@ -160,6 +160,7 @@ def test_files_saved_before_score_pooling_load_with_the_mean_head(tiny_fitted, t
     path = tmp_path / "old.skrank"
     save(old, path)
     meta, tensors = parts(path)
+    meta = as_format_1(meta)
     config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])
     del config["score_pooling"], params["score_pooling"]  # neither existed then
     meta["adapter_config"], meta["params"] = json.dumps(config), json.dumps(params)

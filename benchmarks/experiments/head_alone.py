@@ -1,5 +1,9 @@
 """Where does the adapter lose to the linear probe on little data? The head alone.
 
+Asked: on little data, is it the score head that trails the token ridge, or the depth before it?
+Found: skrank-tiny, 50 / 200 images: the head alone 0.80 / 0.88, the deep adapter 0.68 / 0.79.
+Changed: the small-data adapter went shallow: 1 fusion layer, no post layers (docs/model.md).
+
 The learning curves' weak cells (``results/curves-ViT-B-32.md`` at 50 images,
 jpeg on ``skrank-tiny``) are where a ridge on the frozen tokens' mean and spread
 beats CLIPRanker. This trains, on the same tasks, folds and training rows
@@ -7,41 +11,39 @@ beats CLIPRanker. This trains, on the same tasks, folds and training rows
 of the adapter: a trained linear projection of the frozen tokens, then
 ``ScoreHead`` (LayerNorm, mean and spread over tokens, two MLP blocks), 300 AdamW
 steps at a constant learning rate on the library's regression loss
-(``probe_pooling.train_head``): no fusion with the instruction, no post-fusion
+(``_common.train_head``): no fusion with the instruction, no post-fusion
 layers, no pair branch, no schedule. If the head alone reaches the probe where
 the adapter does not, what costs on little data is the depth in front of the
 head (or its training), not the head or the tokens.
 
-Each row is printed beside the ``defaults`` and ``ridge-tokens`` rows already in
-``results/curves-<tag>.json``::
+Each row is printed beside the ``small-data`` and ``ridge-tokens`` rows already in
+``results/curves-<tag>.json`` (run from the repository root)::
 
-    python benchmarks/head_alone.py --backbone ViT-B-32 --tag ViT-B-32 \\
+    python -m benchmarks.experiments.head_alone --backbone ViT-B-32 --tag ViT-B-32 \\
         --kinds pixelate blur count --sizes 50 200 --only-sizes 50 --fold-ids 0
 
 Writes ``benchmarks/results/head-alone-<tag>.json`` (rows already there for the
-same cell and learning rate are replaced).
-The ``defaults`` recorded in rows before the shallow adapter became the default
-(``commit`` before 76e929e) are the deep adapter's (the curves' ``deep`` rows).
+same cell and learning rate are replaced). The committed rows (all run before the
+shallow adapter, commit 76e929e) hold the curves' ``deep`` row under ``deep``
+(the field was named ``defaults`` then: the deep adapter was the default).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 import time
-import warnings
-from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore", message=".*random.*weights")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).parent))
-import learning_curves as lc  # noqa: E402
-from bench_quality import RESULTS, git_commit, metrics  # noqa: E402
-from probe_pooling import frozen_tokens, train_head  # noqa: E402
+from benchmarks import learning_curves as lc
+from benchmarks._common import (
+    RESULTS,
+    frozen_tokens,
+    git_commit,
+    metrics,
+    train_head,
+    write_json,
+)
 
 
 def main(argv=None):
@@ -75,15 +77,15 @@ def main(argv=None):
                 m = metrics(y[test], pred, groups[test], synthetic=True)
                 row = {"kind": kind, "n_sources": n_sources, "n_train": n, "fold": k,
                        "lr": lr, "steps": args.steps, "head_alone": m["SRCC_within"],
-                       "defaults": seen.get("defaults"),
+                       lc.REFERENT: seen.get(lc.REFERENT),
                        "ridge-tokens": seen.get("ridge-tokens"),
                        "seconds": time.perf_counter() - t0, "commit": commit}  # fmt: skip
                 same = ("kind", "n_sources", "n_train", "fold", "lr", "steps")
                 rows = [r for r in rows if any(r.get(f) != row[f] for f in same)] + [row]
-                out.write_text(json.dumps(rows, indent=1) + "\n")
+                write_json(out, rows, indent=1)
                 print(
                     f"{kind:10s} n={n:4d} fold {k} lr {lr:g}: head alone "
-                    f"{row['head_alone']:.3f}  defaults {row['defaults']}  "
+                    f"{row['head_alone']:.3f}  {lc.REFERENT} {row[lc.REFERENT]}  "
                     f"ridge-tokens {row['ridge-tokens']}",
                     flush=True,
                 )

@@ -1,61 +1,40 @@
 """Does the score head's pooling decide what it can learn? Probes on the adapter's input.
 
+Asked: CLIPRanker trailed ridge on pixelate (random ViT-B-32): does its mean-pooled head limit it?
+Found: ridge on token mean 0.32, on their std 0.64; the head alone 0.59 pooling mean, 0.82 mean+std.
+Changed: the head pools mean and spread (score_pooling="mean_std", the small-data preset's head).
+
 On the frozen tokens the adapter reads (``Backbone.image_tokens``), for a
-synthetic task and the same grouped folds as ``bench_quality.py``:
+synthetic task and the same grouped folds as ``bench_quality``:
 
 - ``RidgeCV`` on each feature's mean over tokens, its standard deviation, and both;
 - a trained linear input projection plus ``ScoreHead`` with ``pooling="mean"``
   (the paper's head) and ``"mean_std"`` (skrank's), 300 AdamW steps with the
-  library's regression loss: the head alone, without the transformer blocks.
+  library's regression loss (``_common.train_head``): the head alone, without the
+  transformer blocks.
 
-Within-photo Spearman per fold is printed. Usage::
+Within-photo Spearman per fold is printed. Usage (from the repository root)::
 
-    python benchmarks/probe_pooling.py --backbone ViT-B-32 --dataset pixelate
+    python -m benchmarks.experiments.probe_pooling --backbone ViT-B-32 --dataset pixelate
 
 Writes ``benchmarks/results/probe-pooling-<backbone>-<dataset>.json``.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import RESULTS, metrics, ridge, splits  # noqa: E402
-from probe_depth import probe_tasks  # noqa: E402
-
-
-def frozen_tokens(backbone, images) -> torch.Tensor:
-    """(N, L, C) float32: the tokens CLIPRanker's adapter is trained on."""
-    from skrank.cache import MemoryCache
-
-    cache = MemoryCache(backbone, images, augment=False, batch_size=32)
-    n = len(images)
-    return cache.tokens(np.arange(n), np.zeros(n, bool), "cpu")
-
-
-def train_head(tokens, y, train, pooling, seed, steps=300, lr=1e-4, d=512):
-    from skrank.adapter import ScoreHead
-    from skrank.losses import regression_loss
-
-    torch.manual_seed(seed)
-    model = torch.nn.Sequential(torch.nn.Linear(tokens.shape[-1], d), ScoreHead(d, pooling))
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    target = torch.as_tensor((y - y[train].mean()) / y[train].std(), dtype=torch.float32)
-    rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        idx = torch.as_tensor(rng.choice(train, size=min(64, len(train))))
-        loss = regression_loss(model(tokens[idx]), target[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    with torch.no_grad():
-        return model(tokens).numpy()
+from benchmarks._common import (
+    RESULTS,
+    frozen_tokens,
+    metrics,
+    probe_tasks,
+    ridge,
+    splits,
+    train_head,
+    write_json,
+)
 
 
 def main(argv=None):
@@ -82,9 +61,8 @@ def main(argv=None):
     for probe in dict.fromkeys(r["probe"] for r in rows):
         vals = [r["SRCC_within"] for r in rows if r["probe"] == probe]
         print(f"mean over folds  {probe:24s} {np.mean(vals):.3f}")
-    RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"probe-pooling-{args.backbone}-{args.dataset.replace(',', '+')}.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(out, rows)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from skrank._kernels import _absolute_error, _exact_accuracy, _round_to_classes
-from skrank._metric_inputs import _as_finite_1d, _validate, check_sample_weight
+from skrank.metrics._inputs import _as_finite_1d, _validate, check_sample_weight
+from skrank.metrics._kernels import _absolute_error, _exact_accuracy, _round_to_classes
 
 __all__ = ["ordinal_accuracy", "ordinal_mae", "round_to_classes"]
 

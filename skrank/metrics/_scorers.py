@@ -1,7 +1,6 @@
 """scikit-learn scorers for skrank's ranking metrics, with metadata routing.
 
-Everything here is also importable from :mod:`skrank.metrics`, where it is
-documented.
+Everything here is public in :mod:`skrank.metrics`, where it is documented.
 
 Pooled scorers
 --------------
@@ -58,11 +57,10 @@ from sklearn import config_context
 from sklearn.metrics import get_scorer as _sklearn_get_scorer
 from sklearn.metrics import make_scorer, mean_absolute_error
 
-from skrank.metrics import (
+from skrank.metrics._ordinal import ordinal_accuracy, ordinal_mae
+from skrank.metrics._ranking import (
     kendall_score,
     ndcg_score,
-    ordinal_accuracy,
-    ordinal_mae,
     pairwise_accuracy,
     plcc_score,
     spearman_score,

@@ -1,5 +1,9 @@
 """Would blending the adapter with a linear probe help? Test-set scores of fixed blends.
 
+Asked: what would a fixed blend of the adapter and the token ridge gain (an oracle, on test photos)?
+Found: the adapter alone was best on 5 of 8 cells, m = 0.25 on 3 (jpeg 0.53 -> 0.63, 200 images).
+Changed: probe="ridge" chooses the weight per task on held-out groups; off by default.
+
 For each synthetic kind, on the folds of ``learning_curves.py`` (split by photo) at
 one training size: CLIPRanker without a probe (``probe="none"``: the adapter alone),
 ``RidgeCV`` on the frozen tokens' mean and spread (the probe ``probe="ridge"``
@@ -8,9 +12,9 @@ blends in) and on the pooled CLIP embedding, and the blends
 scored on the test photos (within-photo SRCC). An oracle analysis: it shows what
 the best fixed weight would give, not what a fit that has to choose it gets
 (``learning_curves.py`` measures that). Also printed: the adapter's SRCC on its
-own training images. Usage::
+own training images. Usage (from the repository root)::
 
-    python benchmarks/probe_blend.py --kinds pixelate jpeg --n-train 200 --fold-ids 0
+    python -m benchmarks.experiments.probe_blend --kinds pixelate jpeg --n-train 200 --fold-ids 0
 
 Writes ``benchmarks/results/probe-blend-<backbone>.json`` (predictions included,
 so other blends can be scored from it).
@@ -19,16 +23,18 @@ so other blends can be scored from it).
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_quality import RESULTS, SYNTHETIC, embeddings, ridge  # noqa: E402
-from learning_curves import fold_rows, task_for  # noqa: E402
-from probe_pooling import frozen_tokens  # noqa: E402
+from benchmarks._common import (
+    RESULTS,
+    SYNTHETIC,
+    embeddings,
+    frozen_tokens,
+    ridge,
+    write_json,
+)
+from benchmarks.learning_curves import fold_rows, task_for
 
 
 def score_blends(row: dict) -> dict:
@@ -100,8 +106,7 @@ def main(argv=None):
             rows.append(row)
             shown = "  ".join(f"{name} {v:.3f}" for name, v in row["scores"].items())
             print(f"{kind} fold {k}: {shown}", flush=True)
-            RESULTS.mkdir(exist_ok=True)
-            out.write_text(json.dumps(rows) + "\n")
+            write_json(out, rows, indent=None)
     print(f"wrote {out}")
 
 

@@ -1,27 +1,12 @@
-"""Ranking metrics, one table of them all, and (re-exported) scikit-learn scorers.
-
-:func:`spearman_score`, :func:`kendall_score` (tau-b), :func:`plcc_score` (Pearson),
-:func:`pairwise_accuracy` and :func:`ndcg_score` (relevance = target, with ``k``)
-take ``(y_true, y_pred, *, groups=None)``. With ``groups``, the metric is computed
-within each group and the unweighted mean over groups is returned; groups where
-it is undefined (too few samples, a constant input, no untied pair) are skipped,
-and ``nan`` is returned when every group is; no warnings. :func:`evaluation`
-computes them all and the MAE at once, pooled and per group. The scorers
-(``spearman_scorer``, ..., :func:`get_scorer`, :func:`make_grouped_scorer`) live
-in :mod:`skrank.scorers`, which explains routing, and are importable from here.
-
-For ordinal targets (age groups, decades), :func:`ordinal_accuracy` and
-:func:`ordinal_mae` score predictions rounded to the nearest class
-(:func:`round_to_classes`), as the paper reports them; :func:`evaluation` adds
-them to its table when the targets look ordinal.
-"""
+"""The ranking metrics and :func:`evaluation`, their table (public in :mod:`skrank.metrics`)."""
 
 import functools
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from skrank._kernels import (
+from skrank.metrics._inputs import _apply, _score, _validate, check_sample_weight
+from skrank.metrics._kernels import (
     _absolute_error,
     _exact_accuracy,
     _kendall,
@@ -31,44 +16,19 @@ from skrank._kernels import (
     _round_to_classes,
     _spearman,
 )
-from skrank._metric_inputs import _apply, _score, _validate, check_sample_weight
-from skrank._ordinal import (  # noqa: F401 - public here (__all__)
-    ordinal_accuracy,
-    ordinal_mae,
-    round_to_classes,
-)
 
-# Defined in skrank.scorers, which imports this module: looked up there on first use.
-_SCORERS = (
-    "get_scorer",
-    "kendall_scorer",
-    "mae_scorer",
-    "make_grouped_scorer",
-    "ndcg_scorer",
-    "ordinal_accuracy_scorer",
-    "ordinal_mae_scorer",
-    "pairwise_accuracy_scorer",
-    "plcc_scorer",
-    "spearman_scorer",
-)
-__all__ = sorted(
-    [
-        "evaluation",
-        "kendall_score",
-        "ndcg_score",
-        "ordinal_accuracy",
-        "ordinal_mae",
-        "pairwise_accuracy",
-        "plcc_score",
-        "round_to_classes",
-        "spearman_score",
-        *_SCORERS,
-    ]
-)
+__all__ = [
+    "evaluation",
+    "kendall_score",
+    "ndcg_score",
+    "pairwise_accuracy",
+    "plcc_score",
+    "spearman_score",
+]
 
 
 # ---------------------------------------------------------------------------
-# The input checks and per-group averaging are in skrank._metric_inputs
+# The input checks and per-group averaging are in skrank.metrics._inputs
 
 
 def spearman_score(
@@ -410,16 +370,3 @@ def evaluation(
         part: {name: _apply(kernel, y_true, values, part_codes) for name, kernel, values in columns}
         for part, part_codes in parts.items()
     }
-
-
-def __getattr__(name: str):
-    # _RequireGroups: grouped scorers pickled when it lived here still unpickle.
-    if name in _SCORERS or name == "_RequireGroups":
-        from skrank import scorers
-
-        return getattr(scorers, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_SCORERS})
