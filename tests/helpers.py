@@ -77,16 +77,26 @@ def as_format_1(meta):
 def capture_train(monkeypatch):
     """Replace the training loop by one that records its TrainData and trains nothing."""
     import skrank.ranker
+    from skrank.training import Trained
 
     seen = {}
 
     def fake(adapter, data, cfg):
         seen["data"], seen["cfg"] = data, cfg
-        return [
-            dict(
-                epoch=1, loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None, seconds=0.0
-            )
-        ], 1
+        return Trained(
+            [
+                dict(
+                    epoch=1,
+                    loss=1.0,
+                    reg_loss=1.0,
+                    rank_loss=0.0,
+                    lr=0.0,
+                    val_score=None,
+                    seconds=0.0,
+                )
+            ],
+            1,
+        )
 
     monkeypatch.setattr(skrank.ranker, "train", fake)
     return seen
