@@ -14,6 +14,7 @@ from sklearn.linear_model import RidgeCV
 from sklearn.pipeline import make_pipeline
 
 import skrank.ranker
+import skrank.training
 from skrank import CLIPRanker, ImageLoadError
 from skrank.inputs import DEFAULT_INSTRUCTION
 from tests.helpers import INSTRUCTION, tiny_ranker
@@ -37,11 +38,8 @@ def capture_train(monkeypatch):
 
     def fake(adapter, data, cfg):
         seen["data"], seen["cfg"] = data, cfg
-        return [
-            dict(
-                epoch=1, loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None, seconds=0.0
-            )
-        ], 1
+        entry = dict(epoch=1, loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None)
+        return skrank.training.Trained([{**entry, "seconds": 0.0}], 1)
 
     monkeypatch.setattr(skrank.ranker, "train", fake)
     return seen
