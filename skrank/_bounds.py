@@ -1,5 +1,5 @@
 """The bounds shared by the parameter table (:mod:`skrank.params`) and the
-model-file schema (:mod:`skrank._schema`): one constant each, so ``fit`` refuses
+model-file schema (:mod:`skrank.persistence._schema`): one constant each, so ``fit`` refuses
 up front what ``save`` could not write and ``load`` would refuse.
 
 Each is far above anything a fit needs, and low enough that a file within them

@@ -24,7 +24,7 @@ __all__ = ["AdapterConfig", "RankingAdapter", "dropout_generator"]
 # head, docs/model.md; no linear probe; no position code). CLIPRanker leaves
 # score_pooling and image_positions to its preset. The layers themselves are always
 # the reference's (docs/model.md, "The fidelity ablation"); what a model file from
-# before an option existed means is the loader's rule (skrank._schema_compat).
+# before an option existed means is the loader's rule (skrank.persistence._schema_compat).
 OPTIONS = {
     "score_pooling": ("mean_std", "mean"),
     "probe": ("none", "ridge"),

@@ -13,7 +13,6 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 
 from skrank import fitting, inputs, presets, training
-from skrank._pickling import PickleRules
 from skrank.backbone import load_backbone
 from skrank.cache import TokenStream
 from skrank.encoder import Encoder
@@ -24,7 +23,8 @@ from skrank.inference import Predictor, load_fitted_backbone
 from skrank.metrics import spearman_score
 from skrank.metrics._inputs import check_sample_weight
 from skrank.params import validate_params
-from skrank.persistence import check_storable
+from skrank.persistence._metadata import check_storable
+from skrank.persistence._pickling import PickleRules, older_defaults
 from skrank.training import train
 
 __all__ = ["CLIPRanker"]
@@ -523,8 +523,14 @@ class CLIPRanker(
         auto_stopping = self.early_stopping == "auto"
         fit = fitting.settings(params, backbone, len(scaling.instructions), auto_stopping)
         # Before any image is encoded: what save could not write is refused now.
+        defaults = older_defaults(type(self))
         check_storable(
-            self.get_params(deep=False), fit.adapter, backbone.info, scaling, fit.preset.name
+            self.get_params(deep=False),
+            defaults,
+            fit.adapter,
+            backbone.info,
+            scaling,
+            fit.preset.name,
         )
         adapter, data = fitting.prepare(self, fit, rows)
         try:

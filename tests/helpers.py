@@ -62,7 +62,7 @@ def as_format_1(meta):
     """``meta`` as skrank wrote it before skrank 0.1's architecture variants were removed
     (format 1): the reference's value of each removed option in the adapter config and
     the parameters."""
-    from skrank._schema_compat import REMOVED_OPTIONS
+    from skrank.persistence._schema_compat import REMOVED_OPTIONS
 
     reference = {name: values[0] for name, values in REMOVED_OPTIONS.items()}
     config, params = json.loads(meta["adapter_config"]), json.loads(meta["params"])

@@ -96,8 +96,8 @@ def test_history_attributes_need_a_fit():
 
 
 def test_history_is_capped_at_what_a_model_file_holds():
-    from skrank._schema import MAX_HISTORY
     from skrank.fitting import continued_history
+    from skrank.persistence._schema import MAX_HISTORY
 
     entry = dict(loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None, seconds=0.0)
     previous = [dict(entry, epoch=e) for e in range(1, MAX_HISTORY + 1)]

@@ -10,8 +10,8 @@ import pytest
 from safetensors.torch import save_file
 
 from skrank import CLIPRanker, InvalidParameterError, load, save
-from skrank._schema_compat import REMOVED_OPTIONS
 from skrank.adapter import OPTIONS, Block, PostLNBlock
+from skrank.persistence._schema_compat import REMOVED_OPTIONS
 from tests.helpers import as_format_1, parts, tiny_ranker
 
 # The removed options and skrank 0.1's value of each (what the tests ask files to hold).

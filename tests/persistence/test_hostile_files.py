@@ -93,7 +93,7 @@ def test_a_model_file_truncated_while_it_loads_is_a_clean_error(saved, tmp_path)
     script = textwrap.dedent(
         f"""
         import os
-        import skrank.persistence as p
+        import skrank.persistence._io as p
 
         original = p.check_tensor_table
 

@@ -29,7 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from skrank import load, save
-from skrank._schema import MAX_ABS_WEIGHT
+from skrank.persistence._schema import MAX_ABS_WEIGHT
 from tests.helpers import tiny_ranker
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*was saved by skrank:UserWarning")

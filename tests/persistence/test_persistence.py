@@ -305,7 +305,7 @@ def test_save_needs_an_existing_folder_and_a_file_name(tiny_fitted, tmp_path):
 def test_a_failed_save_leaves_no_temporary_and_the_old_file(
     tiny_fitted, tmp_path, monkeypatch, error
 ):
-    import safetensors.torch
+    import skrank.persistence._io
 
     path = tmp_path / "m.skrank"
     path.write_bytes(b"the previous model")
@@ -314,7 +314,7 @@ def test_a_failed_save_leaves_no_temporary_and_the_old_file(
         Path(filename).write_bytes(b"half")
         raise error
 
-    monkeypatch.setattr(safetensors.torch, "save_file", half_written)
+    monkeypatch.setattr(skrank.persistence._io, "save_file", half_written)
     with pytest.raises(type(error)):
         save(tiny_fitted, path)
     assert os.listdir(tmp_path) == ["m.skrank"]

@@ -4,7 +4,7 @@
 to know the names, shapes and dtype a file must hold; the loader compares the
 safetensors header with that before reading a tensor byte, then checks each
 tensor's values with :func:`check_values`. Part of the schema of
-:mod:`skrank._schema`.
+:mod:`skrank.persistence._schema`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from collections.abc import Mapping
 
 import torch
 
-from skrank._schema import MAX_ABS_WEIGHT, MAX_TENSOR_BYTES
-from skrank._schema_json import SchemaError, _shown
 from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank.persistence._schema import MAX_ABS_WEIGHT, MAX_TENSOR_BYTES
+from skrank.persistence._schema_json import SchemaError, _shown
 
 __all__ = [
     "check_tensor_names",

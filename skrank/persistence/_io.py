@@ -1,32 +1,18 @@
-"""Saving and loading fitted rankers without pickle.
-
-``save`` writes one safetensors file: the adapter's tensors, plus JSON metadata
-(format version, parameters, target scaling, history, backbone spec). Loading
-it parses JSON and raw tensor bytes only, so an untrusted file cannot run code,
-and checks the whole file against the schema of :mod:`skrank._schema` before
-it allocates anything. The frozen backbone is not stored: it is rebuilt from
-its spec on first use.
-
-Pickles (``pickle``, ``joblib.dump``) of a ranker also work and are small (no
-backbone inside), but loading a pickle executes code: only load pickles from
-sources you trust.
-
-The command line writes and reads its files through :func:`save_with_cli` and
-:func:`load_with_cli`, which add an optional ``cli`` record (the target
-column's name) to the same format; :func:`save` and :func:`load` are those
-without it.
-"""
+"""``save`` and ``load``: one safetensors file per fitted ranker (see :mod:`skrank.persistence`)."""
 
 from __future__ import annotations
 
 import json
-import numbers
 import os
 import struct
 import warnings
 
 import numpy as np
-import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
+from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_is_fitted
 
 from skrank._files import (
     FileTooLargeError,
@@ -35,12 +21,13 @@ from skrank._files import (
     check_destination,
     open_regular_file,
 )
-from skrank._pickling import _defaults, warn_if_other_version
 from skrank._quote import shown
-from skrank._schema import (
-    _CACHE_INFO_KEYS,
+from skrank.devices import resolve_device
+from skrank.params import PARAMETERS, validate_params
+from skrank.persistence._metadata import LOCAL_PARAMS, metadata_of
+from skrank.persistence._pickling import older_defaults, warn_if_other_version
+from skrank.persistence._schema import (
     FITTED,
-    FORMAT_NAME,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     MAX_TENSOR_BYTES,
@@ -49,21 +36,17 @@ from skrank._schema import (
     check_header_length,
     read_contents,
 )
-from skrank._schema_compat import RemovedVariantError
-from skrank._schema_json import _no_duplicate_keys
-from skrank._schema_tensors import (
+from skrank.persistence._schema_compat import RemovedVariantError
+from skrank.persistence._schema_json import _no_duplicate_keys
+from skrank.persistence._schema_tensors import (
     check_tensor_table,
     check_values,
     expected_tensors,
     tensor_table,
 )
-from skrank.params import PARAMETERS, validate_params
+from skrank.ranker import CLIPRanker
 
-__all__ = ["FORMAT_VERSION", "load", "save"]
-
-# Where skrank writes is the loading machine's choice, never a file's: these are
-# not saved, and a loaded ranker has their defaults unless load(...) is given them.
-LOCAL_PARAMS = ("cache", "cache_dir")
+__all__ = ["FORMAT_VERSION", "load", "load_with_cli", "save", "save_with_cli"]
 
 
 def _metadata(ranker, cli: dict | None = None) -> dict:
@@ -78,101 +61,7 @@ def _metadata(ranker, cli: dict | None = None) -> dict:
             stacklevel=3,
         )
     fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
-    return _metadata_of(params, ranker.adapter_.cfg.to_dict(), fitted, cli)
-
-
-def _metadata_of(params: dict, config: dict, fitted: dict, cli: dict | None = None) -> dict:
-    import skrank
-
-    stored = {}
-    for key, value in params.items():
-        if key in LOCAL_PARAMS:
-            continue
-        if key == "random_state" and isinstance(value, np.random.RandomState):
-            value = None
-        stored[key] = to_plain(value, f"params.{key}", scalar=True)
-    meta = {
-        "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
-        "skrank_version": skrank.__version__,
-        "params": json.dumps(stored, ensure_ascii=False),
-        "adapter_config": json.dumps(to_plain(config, "adapter_config")),
-        # NaN is allowed: a validation score is NaN when Spearman is undefined.
-        "fitted": json.dumps(to_plain(fitted, "fitted"), ensure_ascii=False),
-    }
-    if cli:
-        meta["cli"] = json.dumps(to_plain(dict(cli), "cli"), ensure_ascii=False)
-    return meta
-
-
-# What a refusal of check_storable is about, in the words of fit's arguments.
-_STORABLE_HINTS = {
-    "fitted.instructions_": "an instruction of X (its instruction column or the instruction "
-    "parameter)",
-    "fitted.y_mean_": "y: the targets' mean per instruction; rescale y",
-    "fitted.y_scale_": "y: the targets' spread per instruction; rescale y",
-    "fitted.backbone_info_": "the backbone",
-    "adapter_config": "the adapter these parameters build",
-}
-
-
-def check_storable(params: dict, config, backbone_info: dict, scaling, preset: str) -> None:
-    """Refuse, before any training, a fit whose result :func:`save` could not write.
-
-    Runs the checks of :func:`save` (the schema :func:`load` reads with) on
-    everything a fit fixes before it trains: the parameters as given
-    (``params``, the ranker's ``get_params``), the adapter ``config``, the
-    backbone's ``backbone_info``, the instructions and the targets' scaling.
-    Only the trained weights and the history are left for ``save`` to check.
-    A parameter JSON cannot hold (a tuple column label) is a warning: the
-    ranker fits, predicts and pickles, but :func:`save` will refuse it.
-
-    Raises
-    ------
-    skrank.InvalidParameterError
-        For a parameter or the adapter they build, naming it.
-    ValueError
-        For data (instructions, targets) the file could not hold, naming them.
-    """
-    from skrank.params import InvalidParameterError
-
-    storable = {}
-    for key, value in params.items():
-        try:
-            to_plain(value, f"params.{key}", scalar=True)
-        except SchemaError as exc:
-            warnings.warn(
-                f"save will refuse this ranker: {exc}; fit, predict and pickling (joblib) "
-                "are not affected",
-                UserWarning,
-                stacklevel=3,
-            )
-            value = _defaults()[key]
-        storable[key] = value
-    fitted = {
-        "instructions_": list(scaling.instructions),
-        "y_mean_": scaling.means,
-        "y_scale_": scaling.scales,
-        "history_": [],
-        "n_iter_": 0,
-        "preset_": preset,
-        "backbone_info_": backbone_info,
-        # no cache yet: kind None, every count 0
-        "cache_info_": {"kind": None, **dict.fromkeys(_CACHE_INFO_KEYS[1:], 0)},
-    }
-    try:
-        meta = _metadata_of(storable, config.to_dict(), fitted)
-        contents = read_contents(meta, _defaults())
-        expected_tensors(contents.config)
-    except SchemaError as exc:
-        about = next((v for k, v in _STORABLE_HINTS.items() if exc.field.startswith(k)), None)
-        text = (
-            f"fit refuses this before training: save could not write the fitted ranker "
-            f"({exc}{'' if about is None else f'; this is about {about}'})"
-        )
-        if exc.field.startswith(("params", "adapter_config")):
-            raise InvalidParameterError(text) from None
-        raise ValueError(text) from None
+    return metadata_of(params, ranker.adapter_.cfg.to_dict(), fitted, cli)
 
 
 def _check_destination(path: str) -> None:
@@ -191,51 +80,6 @@ def _check_destination(path: str) -> None:
         check_destination(path)
     except NotRegularFileError as exc:
         raise NotRegularFileError(f"cannot save to {exc}") from None
-
-
-def to_plain(value, field: str, scalar: bool = False):
-    """``value`` in plain JSON types: numpy scalars and arrays, paths, devices converted.
-
-    Parameters
-    ----------
-    value : object
-    field : str
-        Where ``value`` is, for the message of a refusal.
-    scalar : bool, default=False
-        Refuse containers (parameters are scalars: a tuple column label would
-        come back a list).
-
-    Returns
-    -------
-    None, bool, int, float, str, or lists and str-keyed dicts of them
-
-    Raises
-    ------
-    SchemaError
-        For anything JSON cannot hold as the same value.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.generic):
-        return to_plain(value.item(), field, scalar)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
-    if isinstance(value, torch.device):
-        return str(value)
-    if isinstance(value, os.PathLike):
-        return os.fsdecode(value)
-    if not scalar and isinstance(value, (list, tuple, np.ndarray)):
-        return [to_plain(v, f"{field}[{i}]") for i, v in enumerate(list(value))]
-    if not scalar and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: to_plain(v, f"{field}.{k}") for k, v in value.items()}
-    raise SchemaError(
-        field,
-        f"{_shown(value)} ({type(value).__name__}) cannot be stored in a skrank file, which "
-        "holds None, True/False, numbers, strings and paths"
-        + ("" if scalar else ", and lists and string-keyed dicts of them"),
-    )
 
 
 def save(ranker, path: str | os.PathLike) -> None:
@@ -306,9 +150,6 @@ def save(ranker, path: str | os.PathLike) -> None:
 
 def _not_a_ranker(obj) -> TypeError:
     """The refusal of ``save(obj)`` for anything but a CLIPRanker: what to do instead."""
-    from sklearn.pipeline import Pipeline
-
-    from skrank.ranker import CLIPRanker
 
     def ranker_last(pipeline) -> bool:
         steps = getattr(pipeline, "steps", None)
@@ -351,13 +192,9 @@ def _not_a_ranker(obj) -> TypeError:
 def save_with_cli(ranker, path: str | os.PathLike, cli: dict | None = None) -> None:
     """:func:`save`, plus the command line's optional ``cli`` record (``skrank fit``).
 
-    ``cli`` maps keys of :data:`skrank._schema.CLI_KEYS` to column names; it is
+    ``cli`` maps keys of :data:`skrank.persistence._schema.CLI_KEYS` to column names; it is
     checked as :func:`load` checks it. Empty or None: the file is :func:`save`'s.
     """
-    from safetensors.torch import save_file
-    from sklearn.utils.validation import check_is_fitted
-
-    from skrank.ranker import CLIPRanker
 
     if not isinstance(ranker, CLIPRanker):
         raise _not_a_ranker(ranker)
@@ -367,7 +204,7 @@ def save_with_cli(ranker, path: str | os.PathLike, cli: dict | None = None) -> N
     tensors = {k: v.detach().cpu().contiguous() for k, v in ranker.adapter_.state_dict().items()}
     try:
         meta = _metadata(ranker, cli)
-        contents = read_contents(meta, _defaults())
+        contents = read_contents(meta, older_defaults(CLIPRanker))
         _, expected, _ = expected_tensors(contents.config)
         check_tensor_table(tensor_table(tensors), expected)
         for name, tensor in tensors.items():
@@ -437,10 +274,8 @@ def load_with_cli(path: str | os.PathLike, **params):
     Used by the command line (``skrank evaluate`` defaults ``--target-column``
     to the recorded one); checks and raises exactly as :func:`load`.
     """
-    from skrank.ranker import CLIPRanker
-
     path = os.fspath(path)
-    defaults = _defaults()
+    defaults = older_defaults(CLIPRanker)
     if params:  # the caller's own mistakes are named as theirs, not the file's
         unknown = sorted(set(params) - set(PARAMETERS))
         if unknown:
@@ -481,8 +316,6 @@ def _check_device(path: str, device) -> None:
     The file still loads (its parameters and history can be read anywhere);
     ``predict`` would fail, and its error cannot say how the model was loaded.
     """
-    from skrank.devices import resolve_device
-
     try:
         resolve_device(device)
     except (TypeError, ValueError) as exc:
@@ -594,8 +427,6 @@ def _parse_header(header: bytes) -> tuple[dict | None, dict]:
 
 def _parse_tensors(data: bytes, unreadable: str) -> dict:
     """The tensors of a whole safetensors file held in ``data`` (copied out of it)."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_bytes
 
     try:
         return load_bytes(data)

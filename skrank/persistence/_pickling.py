@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 
-__all__ = ["PickleRules", "warn_if_other_version"]
+from skrank._version import __version__
+from skrank.persistence._schema_compat import check_pickled_state
+from skrank.presets import BEFORE
+
+__all__ = ["PickleRules", "older_defaults", "warn_if_other_version"]
 
 
 def warn_if_other_version(saved: str | None, what: str, stacklevel: int = 3) -> None:
     """Warn that ``what`` was written by another skrank version than this one."""
-    from skrank import __version__
-
     if saved != __version__:
         warnings.warn(
             f"{what} was saved by skrank {saved}; this is skrank {__version__}: it may not "
@@ -28,14 +31,10 @@ class PickleRules:
     pickle from another skrank version loads with a warning. A pickle from
     before skrank 0.1's architecture variants were removed loads when its
     adapter is the reference's and is refused when not; one whose adapter
-    predates a current option is refused (``skrank._schema_compat``).
+    predates a current option is refused (``skrank.persistence._schema_compat``).
     """
 
     def __getstate__(self):
-        import copy
-
-        from skrank import __version__
-
         state = dict(super().__getstate__())  # a copy: Python 3.11+ gives __dict__ itself
         if "adapter_" in state:
             state["adapter_"] = copy.deepcopy(state["adapter_"]).cpu()
@@ -43,30 +42,25 @@ class PickleRules:
         return state
 
     def __setstate__(self, state):
-        from skrank._schema_compat import check_pickled_state
-
         saved = state.pop("_skrank_version", None)
         if saved is not None:
             warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
         check_pickled_state(state)  # the loader's rules for older models
-        super().__setstate__({**_missing_params(state), **state})
+        super().__setstate__({**_missing_params(state, type(self)), **state})
 
 
-def _missing_params(state: dict) -> dict:
+def _missing_params(state: dict, cls) -> dict:
     """Parameters a pickle from before they existed lacks: the adapter's own architecture
     options where it has an adapter (so parameters and weights agree), else defaults
     (``preset``: the small-data settings every such fit used)."""
-    missing = {k: v for k, v in _defaults().items() if k not in state}
+    missing = {k: v for k, v in older_defaults(cls).items() if k not in state}
     adapter = state.get("adapter_")
     if adapter is not None:
         missing.update({k: getattr(adapter.cfg, k) for k in missing if hasattr(adapter.cfg, k)})
     return missing
 
 
-def _defaults() -> dict:
-    """What fills the parameters an older pickle or file lacks: ``CLIPRanker``'s defaults,
-    but ``preset`` is the one every fit made before it existed used."""
-    from skrank.presets import BEFORE
-    from skrank.ranker import CLIPRanker  # ranker imports this module (through PickleRules)
-
-    return {**CLIPRanker().get_params(deep=False), "preset": BEFORE}
+def older_defaults(cls) -> dict:
+    """What fills the parameters an older pickle or file lacks: the defaults of ``cls``
+    (``CLIPRanker``), but ``preset`` is the one every fit made before it existed used."""
+    return {**cls().get_params(deep=False), "preset": BEFORE}

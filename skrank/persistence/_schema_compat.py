@@ -2,8 +2,8 @@
 
 The one place that keeps compatibility with older models: the modules that build
 and run the adapter (:mod:`skrank.adapter`) know only the current one. Part of
-the schema of :mod:`skrank._schema`; pickles go through the same rules
-(:func:`check_pickled_state`, from :class:`skrank._pickling.PickleRules`).
+the schema of :mod:`skrank.persistence._schema`; pickles go through the same rules
+(:func:`check_pickled_state`, from :class:`skrank.persistence._pickling.PickleRules`).
 
 - **Options a file predates.** An adapter config of format 1 may lack an
   option that came after it was written; that file's adapter was built with
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from skrank._schema_json import SchemaError, _shown
+from skrank.persistence._schema_json import SchemaError, _shown
 
 __all__ = [
     "BEFORE_OPTIONS",

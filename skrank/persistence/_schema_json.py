@@ -1,4 +1,4 @@
-"""Checked JSON values for the model-file schema (:mod:`skrank._schema`).
+"""Checked JSON values for the model-file schema (:mod:`skrank.persistence._schema`).
 
 The leaves every field is checked with (bounded integers and reals, non-empty
 text, bounded lists, objects with known keys) and the parse of one JSON

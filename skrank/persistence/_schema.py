@@ -37,8 +37,10 @@ from skrank._bounds import (
     MAX_STRING,
     MAX_TARGET,
 )
-from skrank._schema_compat import BEFORE_OPTIONS, drop_removed_options
-from skrank._schema_json import (
+from skrank.adapter import OPTIONS, AdapterConfig
+from skrank.params import PARAMETERS, Interval, validate_params
+from skrank.persistence._schema_compat import BEFORE_OPTIONS, drop_removed_options
+from skrank.persistence._schema_json import (
     SchemaError,
     _int,
     _is_real,
@@ -49,8 +51,6 @@ from skrank._schema_json import (
     _text,
     parse,
 )
-from skrank.adapter import OPTIONS, AdapterConfig
-from skrank.params import PARAMETERS, Interval, validate_params
 from skrank.presets import BEFORE as PRESET_BEFORE
 from skrank.presets import PRESETS
 
@@ -68,7 +68,7 @@ __all__ = [
 FORMAT_NAME = "skrank-ranker"
 # 2: skrank 0.1's architecture options are gone from the adapter config and the
 # parameters, and the adapter config holds every field. Format 1 files load by the
-# rules of skrank._schema_compat.
+# rules of skrank.persistence._schema_compat.
 FORMAT_VERSION = 2
 
 # Bounds: the shared ones (the parameter table's too) are in skrank._bounds.
@@ -223,7 +223,8 @@ def _check_params(params, defaults: dict, overrides: dict, hint: str) -> dict:
 
 
 def _check_config(values, first: bool) -> AdapterConfig:
-    """The adapter config; ``first``: of a format 1 file (skrank._schema_compat's rules)."""
+    """The adapter config; ``first``: of a format 1 file (the rules of
+    :mod:`skrank.persistence._schema_compat`)."""
     fields = tuple(f.name for f in dataclasses.fields(AdapterConfig))
     if first:
         values = drop_removed_options(values, "adapter_config", absent_is_old=True)
