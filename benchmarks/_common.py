@@ -145,7 +145,7 @@ def probe_tasks(doc: str, default_dataset: str, argv=None):
     y, groups, folds, synthetic) per dataset, on the random backbone's input size."""
     import argparse
 
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("--backbone", default="ViT-B-32")
@@ -197,8 +197,8 @@ def embeddings(backbone, images):
 
 def frozen_tokens(backbone, images) -> torch.Tensor:
     """(N, L, C) float32: the tokens CLIPRanker's adapter is trained on."""
-    from skrank.cache import MemoryCache
-    from skrank.encoder import Encoder
+    from skrank._encoding.cache import MemoryCache
+    from skrank._encoding.encoder import Encoder
 
     cache = MemoryCache(Encoder(backbone, batch_size=32), images, augment=False)
     n = len(images)
@@ -208,7 +208,7 @@ def frozen_tokens(backbone, images) -> torch.Tensor:
 def hidden_states(backbone, images, batch_size=64):
     """Per batch of images: the frozen ViT's hidden states after the patch
     embedding and after each visual block, a list of (b, 1 + L, width)."""
-    from skrank.images import Preprocessor, iter_pixel_batches
+    from skrank._encoding.images import Preprocessor, iter_pixel_batches
 
     visual = backbone.model.visual
     pre = Preprocessor.from_info(backbone.info)
@@ -234,8 +234,8 @@ def train_head(tokens, y, train, pooling, seed, steps=300, lr=1e-4, d=512):
     """A trained linear projection of the frozen tokens and ``ScoreHead`` alone (no
     fusion, no pair branch): AdamW at a constant rate on the library's regression
     loss over the ``train`` rows; returns its scores for every row of ``tokens``."""
-    from skrank.adapter import ScoreHead
-    from skrank.losses import regression_loss
+    from skrank._model.adapter import ScoreHead
+    from skrank._model.losses import regression_loss
 
     torch.manual_seed(seed)
     model = torch.nn.Sequential(torch.nn.Linear(tokens.shape[-1], d), ScoreHead(d, pooling))

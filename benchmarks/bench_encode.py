@@ -8,10 +8,10 @@ Usage (from the repository root)::
 Runs with one torch thread (``torch.set_num_threads(1)``), random weights (speed
 does not depend on the weights) and writes ``results/encode-<machine>-1thread.json``.
 For each backbone: the image tower alone on already-decoded pixels (what
-``skrank.backbone.Backbone.image_tokens`` does), one forward pass of the
+``skrank._encoding.backbone.Backbone.image_tokens`` does), one forward pass of the
 default-size adapter on those tokens (what ``predict`` adds to encoding), and the
 ratio of the two. Separately: decoding and resizing one JPEG through
-``skrank.images`` (scikit-learn's ``china.jpg``, 640x427, a real photograph).
+``skrank._encoding.images`` (scikit-learn's ``china.jpg``, 640x427, a real photograph).
 Every time is the best of ``--repeats`` runs. The machine's load average is
 recorded beside the figures: on a shared machine, absolute rates are only as
 good as the machine was idle.
@@ -32,8 +32,8 @@ DEFAULT_BACKBONES = ("ViT-B-32", "ViT-B-16", "convnext_large_d_320")
 
 
 def measure_backbone(name: str, n: int, repeats: int) -> dict:
-    from skrank.adapter import AdapterConfig, RankingAdapter
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
 
     t0 = time.perf_counter()
     backbone = load_backbone(name, None, "cpu")
@@ -68,7 +68,7 @@ def measure_decode(n: int, repeats: int, size: int = 224) -> dict:
     import sklearn
     from PIL import Image
 
-    from skrank.images import Preprocessor, iter_pixel_batches
+    from skrank._encoding.images import Preprocessor, iter_pixel_batches
 
     path = Path(sklearn.__file__).parent / "datasets" / "images" / "china.jpg"
     with Image.open(path) as im:

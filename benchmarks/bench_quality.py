@@ -114,7 +114,7 @@ def _before_last_block(backbone, images):
 
 def _before_last_stage(backbone, images, batch_size=64):
     """A timm trunk's feature maps entering its last stage (frozen, computed once)."""
-    from skrank.images import Preprocessor, iter_pixel_batches
+    from skrank._encoding.images import Preprocessor, iter_pixel_batches
 
     trunk = backbone.model.visual.trunk
     pre = Preprocessor.from_info(backbone.info)
@@ -208,7 +208,7 @@ def fine_tuned(backbone, X_train, y_train, X_test, epochs=30, lr=1e-4, seed=0):
 
 def run(args, name: str) -> dict:
     from skrank import CLIPRanker
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     pretrained = None if args.pretrained in (None, "none") else args.pretrained
     backbone = load_backbone(args.backbone, pretrained, args.device)

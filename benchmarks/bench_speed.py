@@ -124,7 +124,7 @@ def sgemm_peak(device: str, n: int = 2048) -> float:
 
 
 def pair_branch_child(variant: str, quick: bool) -> dict:
-    from skrank.adapter import RelationAttention
+    from skrank._model.adapter import RelationAttention
 
     torch.manual_seed(0)
     B, L, d = (32, 98, 512) if quick else (64, 196, 512)
@@ -155,7 +155,7 @@ def pair_branch_child(variant: str, quick: bool) -> dict:
 
 
 def disk_fit_child(args) -> dict:
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     n = 200 if args.quick else 2000
     images, y, _ = images_for(n, 224)
@@ -177,9 +177,9 @@ def mfu(args, backbone) -> dict:
     """Achieved FLOP/s of cached training steps (adapter forward + backward + AdamW)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from skrank.adapter import AdapterConfig, RankingAdapter
-    from skrank.losses import ranking_loss, regression_loss
-    from skrank.training import build_optimizer
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
+    from skrank._model.losses import ranking_loss, regression_loss
+    from skrank._model.training import build_optimizer
 
     torch.manual_seed(0)
     dev = torch.device("cpu" if args.device == "auto" else args.device)
@@ -221,8 +221,8 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
     """Decode-only, tower-only and end-to-end images/s from JPEG files, side by side."""
     from PIL import Image
 
-    from skrank.encoder import Encoder
-    from skrank.images import Preprocessor, iter_pixel_batches
+    from skrank._encoding.encoder import Encoder
+    from skrank._encoding.images import Preprocessor, iter_pixel_batches
 
     photos, _, _ = images_for(n, 2 * backbone.image_size[0])  # decoding includes a resize
     preprocess = Preprocessor.from_info(backbone.info)
@@ -256,8 +256,8 @@ def pipeline(args, backbone, n: int, workers: tuple[int, ...]) -> dict:
 def run(args) -> dict:
     from sklearn.model_selection import GridSearchCV, GroupKFold
 
-    from skrank.backbone import Backbone, load_backbone
-    from skrank.encoder import Encoder
+    from skrank._encoding.backbone import Backbone, load_backbone
+    from skrank._encoding.encoder import Encoder
     from skrank.metrics import spearman_scorer
 
     device = "cpu" if args.device == "auto" else args.device

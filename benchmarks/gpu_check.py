@@ -6,7 +6,7 @@ From the repository root::
     python -m benchmarks.gpu_check --smoke      # here, on the CPU: every step, tiny sizes
 
 1. Training MFU: the paper's adapter size (d_model = 512 on ViT-B-16 tokens,
-   196 x 512, random init) trained by ``skrank.training.train`` in bf16 on
+   196 x 512, random init) trained by ``skrank._model.training.train`` in bf16 on
    tokens cached on the device, batch 64. FLOPs of one step are counted with
    ``torch.utils.flop_counter`` (forward, backward); MFU is the achieved
    FLOP/s over the GPU's bf16 dense peak (table below, or ``--peak-tflops``).
@@ -84,16 +84,16 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
     """bf16 training by the real loop on device-cached tokens; FLOPs counted per step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from skrank.backbone import load_backbone
-    from skrank.cache import MemoryCache
-    from skrank.encoder import Encoder
-    from skrank.fitting import initial_adapter, settings
-    from skrank.inference import text_bank
-    from skrank.losses import ranking_loss, regression_loss
-    from skrank.params import validate_params
-    from skrank.presets import resolve
-    from skrank.ranker import CLIPRanker
-    from skrank.training import TrainData, train
+    from skrank._encoding.backbone import load_backbone
+    from skrank._encoding.cache import MemoryCache
+    from skrank._encoding.encoder import Encoder
+    from skrank._estimator.fitting import initial_adapter, settings
+    from skrank._estimator.inference import text_bank
+    from skrank._estimator.params import validate_params
+    from skrank._estimator.presets import resolve
+    from skrank._estimator.ranker import CLIPRanker
+    from skrank._model.losses import ranking_loss, regression_loss
+    from skrank._model.training import TrainData, train
 
     bb = load_backbone(backbone_name, None, device)
     rng = np.random.default_rng(0)
@@ -158,7 +158,7 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
 
 def step_memory(device, quick: bool) -> dict:
     """Peak memory of one adapter step against the materialised pair branch, B=64."""
-    from skrank.adapter import AdapterConfig, RankingAdapter
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
 
     B, L, d = (8, 16, 64) if quick else (64, 196, 512)
     torch.manual_seed(0)
@@ -193,8 +193,8 @@ def encode_throughput(device, names: list[str], n_files: int, workers: list[int]
     """Images/s from JPEG files through a frozen tower at batch 256."""
     from PIL import Image
 
-    from skrank.backbone import load_backbone
-    from skrank.encoder import Encoder
+    from skrank._encoding.backbone import load_backbone
+    from skrank._encoding.encoder import Encoder
 
     instruction, (train_x, _), _ = blur_task(384)
     out: dict = {"n_files": n_files}

@@ -99,7 +99,7 @@ PAPER_STEPS = 3800  # the paper's optimiser steps on KonIQ-10k (~7k images, batc
 
 def _separated(method: str, d_model: int, n_train: int) -> dict:
     """The parameters of a ``SEPARATED`` row for a backbone of width ``d_model``."""
-    from skrank.training import resolve_lr
+    from skrank._model.training import resolve_lr
 
     if method == "deep@shallow-lr":
         return {**DEEP, "lr": resolve_lr("auto", d_model, 1, 0)}
@@ -424,7 +424,7 @@ def main(argv=None):
     if (args.merge or args.render) and stem.with_suffix(".json").exists():
         rows = json.loads(stem.with_suffix(".json").read_text())
     if not args.render:
-        from skrank.backbone import load_backbone
+        from skrank._encoding.backbone import load_backbone
 
         args.commit = git_commit()
         backbone = load_backbone(args.backbone, args.pretrained, args.device)

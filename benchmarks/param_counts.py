@@ -1,5 +1,5 @@
 """Adapter parameter counts for the paper's and the default backbones (random init),
-for each preset's adapter (skrank.presets: "paper" with pretrained weights, the
+for each preset's adapter (skrank._estimator.presets: "paper" with pretrained weights, the
 default regime of users; "small-data" with random towers).
 
 Run from the repository root: python -m benchmarks.param_counts
@@ -10,9 +10,9 @@ import argparse
 import warnings
 
 from benchmarks._common import RESULTS, write_json
-from skrank.adapter import AdapterConfig, RankingAdapter
-from skrank.backbone import load_backbone
-from skrank.presets import PRESETS
+from skrank._encoding.backbone import load_backbone
+from skrank._estimator.presets import PRESETS
+from skrank._model.adapter import AdapterConfig, RankingAdapter
 
 BACKBONES = ["skrank-tiny", "ViT-B-32", "ViT-B-16", "convnext_large_d_320"]
 

@@ -49,7 +49,7 @@ result as JSON. Protocols:
 The default backbone is the reference code's released configuration,
 ``convnext_large_d_320`` with ``laion2b_s29b_b131k_ft_soup`` weights, and the default
 training settings are the paper's model (``--settings paper``: ``preset="paper"``
-with its values written out, from ``skrank.presets.PRESETS["paper"]``: two fusion and
+with its values written out, from ``skrank._estimator.presets.PRESETS["paper"]``: two fusion and
 two post-fusion layers, the mean-pooled head, lr 5e-5, regression weight 0.2, and the
 paper's 30 epochs; weight decay 0.01 is the library's default);
 ``--settings defaults`` uses the library's. Every run prints what is not known about
@@ -230,15 +230,15 @@ def settings(name: str) -> dict:
     """The CLIPRanker parameters of ``--settings``: ``"paper"`` is the paper's model.
 
     ``"paper"``: ``preset="paper"`` with the values it resolves to written out, read
-    from ``skrank.presets.PRESETS["paper"]`` (two fusion and two post-fusion layers, the
+    from ``skrank._estimator.presets.PRESETS["paper"]`` (two fusion and two post-fusion layers, the
     mean-pooled head, regression weight 0.2, lr 5e-5) so the two cannot drift apart,
-    and the paper's 30 epochs (``skrank.training.PAPER_EPOCHS``) instead of the preset's
+    and the paper's 30 epochs (``skrank._model.training.PAPER_EPOCHS``) instead of the preset's
     step floor. This is the README's paper model. ``"defaults"``: nothing set.
     """
     if name == "defaults":
         return {}
-    from skrank.presets import FILLED, PRESETS
-    from skrank.training import PAPER_EPOCHS
+    from skrank._estimator.presets import FILLED, PRESETS
+    from skrank._model.training import PAPER_EPOCHS
 
     preset = PRESETS["paper"]
     values = {key: getattr(preset, key) for key in FILLED}

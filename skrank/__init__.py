@@ -6,12 +6,12 @@ and ``CLIPEmbedder``, the frozen CLIP image embeddings as a transformer, for
 the linear-probe baseline ``make_pipeline(CLIPEmbedder(), RidgeCV())``.
 """
 
+from skrank._encoding.images import ImageLoadError
+from skrank._estimator.embedder import CLIPEmbedder
+from skrank._estimator.params import InvalidParameterError
+from skrank._estimator.ranker import CLIPRanker
 from skrank._version import __version__
-from skrank.embedder import CLIPEmbedder
-from skrank.images import ImageLoadError
-from skrank.params import InvalidParameterError
-from skrank.persistence import load, save
-from skrank.ranker import CLIPRanker
+from skrank.persistence._io import load, save
 
 __all__ = [
     "CLIPEmbedder",

@@ -1,4 +1,4 @@
-"""The bounds shared by the parameter table (:mod:`skrank.params`) and the
+"""The bounds shared by the parameter table (:mod:`skrank._estimator.params`) and the
 model-file schema (:mod:`skrank.persistence._schema`): one constant each, so ``fit`` refuses
 up front what ``save`` could not write and ``load`` would refuse.
 

@@ -3,7 +3,7 @@
 Two entry points, both usable without a cluster (``client=None`` runs in this
 process):
 
-- :func:`encode` fills the shared disk cache (the :class:`~skrank.cache.DiskStore`
+- :func:`encode` fills the shared disk cache (the :class:`~skrank._encoding.cache.DiskStore`
   that ``CLIPRanker(cache="disk", cache_dir=...)`` reads) from many workers,
   chunk by chunk. Every token file is written atomically, so a run that stops
   half way is resumed by running it again: only the missing entries are encoded.
@@ -29,13 +29,13 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
+from skrank._devices import resolve_device
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.cache import resolve_cache_dir
+from skrank._encoding.diskstore import DiskStore
+from skrank._encoding.encoder import BOTH, PLAIN, Encoder
+from skrank._encoding.images import as_image_list, check_on_error
 from skrank._quote import shown
-from skrank.backbone import load_backbone
-from skrank.cache import resolve_cache_dir
-from skrank.devices import resolve_device
-from skrank.diskstore import DiskStore
-from skrank.encoder import BOTH, PLAIN, Encoder
-from skrank.images import as_image_list, check_on_error
 
 __all__ = ["encode", "predict"]
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skrank.images import as_image_list, load_image
+from skrank._encoding.images import as_image_list, load_image
 
 __all__ = ["plot_history", "plot_predictions", "plot_ranking"]
 

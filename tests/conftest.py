@@ -103,7 +103,7 @@ def tiny_checkpoint(tmp_path_factory):
     """skrank-tiny's towers saved as a file: pretrained weights, as far as a preset knows."""
     import torch
 
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     path = tmp_path_factory.mktemp("weights") / "tiny.pt"
     torch.save(load_backbone("skrank-tiny", None, torch.device("cpu")).model.state_dict(), path)

@@ -76,8 +76,8 @@ def as_format_1(meta):
 
 def capture_train(monkeypatch):
     """Replace the training loop by one that records its TrainData and trains nothing."""
-    import skrank.ranker
-    from skrank.training import Trained
+    import skrank._estimator.ranker
+    from skrank._model.training import Trained
 
     seen = {}
 
@@ -98,5 +98,5 @@ def capture_train(monkeypatch):
             1,
         )
 
-    monkeypatch.setattr(skrank.ranker, "train", fake)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", fake)
     return seen

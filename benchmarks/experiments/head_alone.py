@@ -52,7 +52,7 @@ def main(argv=None):
     p.add_argument("--lrs", nargs="*", type=float, default=[1e-4, 3e-4, 1e-3])
     p.add_argument("--steps", type=int, default=300)
     args = lc.parse_rows(p, argv)
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     backbone = load_backbone(args.backbone, None, "cpu")
     curves = lc.curve_scores(args.tag, RESULTS)

@@ -8,7 +8,7 @@ For each synthetic kind, on the folds of ``learning_curves.py`` (split by photo)
 one training size: CLIPRanker without a probe (``probe="none"``: the adapter alone),
 ``RidgeCV`` on the frozen tokens' mean and spread (the probe ``probe="ridge"``
 blends in) and on the pooled CLIP embedding, and the blends
-``(1 - m) * adapter + m * ridge-tokens`` for m in ``skrank.probe.WEIGHTS``,
+``(1 - m) * adapter + m * ridge-tokens`` for m in ``skrank._model.probe.WEIGHTS``,
 scored on the test photos (within-photo SRCC). An oracle analysis: it shows what
 the best fixed weight would give, not what a fit that has to choose it gets
 (``learning_curves.py`` measures that). Also printed: the adapter's SRCC on its
@@ -39,8 +39,8 @@ from benchmarks.learning_curves import fold_rows, task_for
 
 def score_blends(row: dict) -> dict:
     """Within-photo SRCC of the parts and of each blend, from a result row."""
+    from skrank._model.probe import WEIGHTS
     from skrank.metrics import spearman_score
-    from skrank.probe import WEIGHTS
 
     y, groups = np.asarray(row["y"]), np.asarray(row["groups"])
     adapter, probe = np.asarray(row["adapter"]), np.asarray(row["ridge_tokens"])
@@ -60,7 +60,7 @@ def score_blends(row: dict) -> dict:
 
 def main(argv=None):
     from skrank import CLIPRanker
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbone", default="skrank-tiny")

@@ -59,7 +59,7 @@ class LinearShortcut(nn.Module):
 
 def patch_adapter(shortcut: str = "linear") -> None:
     """Give every RankingAdapter built from now on the shortcut."""
-    from skrank.adapter import RankingAdapter, ScoreHead
+    from skrank._model.adapter import RankingAdapter, ScoreHead
 
     init, forward = RankingAdapter.__init__, RankingAdapter.forward
 
@@ -83,7 +83,7 @@ def main(argv=None):
     p.add_argument("--shortcut", choices=["linear", "head"], default="linear")
     args = lc.parse_rows(p, argv)
     from skrank import CLIPRanker
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     patch_adapter(args.shortcut)
     curves = lc.curve_scores(args.tag, RESULTS)

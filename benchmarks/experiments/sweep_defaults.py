@@ -53,7 +53,7 @@ SETTINGS = {
 
 def main(argv=None):
     from skrank import CLIPRanker
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbone", default="skrank-tiny")

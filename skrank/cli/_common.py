@@ -174,7 +174,7 @@ class CSVImages:
     @contextlib.contextmanager
     def reading(self):
         """Report an ``ImageLoadError`` inside the block in the CSV's terms (rows, cells)."""
-        from skrank.images import ImageLoadError
+        from skrank._encoding.images import ImageLoadError
 
         try:
             yield
@@ -417,8 +417,8 @@ def _same(a, b) -> bool:
 def load_model(path: str, device: str | None = None):
     """``(ranker, cli record)`` of the model file MODEL (on ``device`` when given); a
     refusal is about the file, as written."""
-    from skrank.devices import resolve_device
-    from skrank.persistence import load_with_cli
+    from skrank._devices import resolve_device
+    from skrank.persistence._io import load_with_cli
 
     if device is not None:
         resolve_device(device)  # a device this machine lacks is the option's fault, not the file's

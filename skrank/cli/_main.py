@@ -62,7 +62,7 @@ def _failure_line(exc: BaseException) -> str:
     written for users; a dependency's error (``SafetensorError``, a pickle or
     zlib error) or a bare ``KeyError`` means little without its type.
     """
-    from skrank.images import ImageLoadError
+    from skrank._encoding.images import ImageLoadError
 
     if isinstance(exc, ImageLoadError) and exc.failures:
         i, path, reason = exc.failures[0]
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
         print(f"{prefix}: {' '.join(line.splitlines())}", file=sys.stderr)
         return status
 
-    from skrank.images import ImageLoadError
+    from skrank._encoding.images import ImageLoadError
 
     with warnings.catch_warnings(), _sigterm_as_interrupt():  # both restored on exit
         warnings.showwarning = show_warning

@@ -44,13 +44,15 @@ def long_option(action) -> str:
 
 def checked_by_table(dest: str) -> bool:
     """Whether an option's value is a CLIPRanker parameter or a column name."""
-    from skrank.params import PARAMETERS
+    from skrank._estimator.params import PARAMETERS
 
     return dest in PARAMETERS or dest.endswith("_column")
 
 
 def check_options(parser) -> None:
-    """Make ``parser`` check each parameter option by ``skrank.params.PARAMETERS`` as it parses.
+    """Make ``parser`` check each parameter option by the parameter table as it parses.
+
+    The table is ``skrank._estimator.params.PARAMETERS``.
 
     Every option whose destination is a CLIPRanker parameter (``--batch-size``
     sets ``batch_size``), and every ``--*-column``, gets a ``type`` that converts
@@ -65,7 +67,7 @@ def check_options(parser) -> None:
 
 
 def _table_type(dest: str, convert):
-    from skrank.params import NONE, PARAMETERS
+    from skrank._estimator.params import NONE, PARAMETERS
 
     constraints = [c for c in PARAMETERS.get(dest, ()) if c is not NONE]
     if dest in EXPECTED:
@@ -117,7 +119,7 @@ class Vocabulary:
     """
 
     def __init__(self, parser, args=None, owner: str = "model"):
-        from skrank.params import PARAMETERS
+        from skrank._estimator.params import PARAMETERS
 
         self.args = args
         self.owner = owner

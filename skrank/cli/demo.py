@@ -48,7 +48,7 @@ def _metrics_row(name, y, pred, groups):
 
 
 def _choose_backbone(args) -> tuple[str, str | None, str]:
-    from skrank.backbone import TINY, weights_on_disk
+    from skrank._encoding.backbone import TINY, weights_on_disk
 
     if args.backbone:
         return args.backbone, args.pretrained, "asked for on the command line"
@@ -71,7 +71,7 @@ def run(args) -> int:
     from sklearn.pipeline import make_pipeline
 
     from skrank import CLIPEmbedder, CLIPRanker
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
     from skrank.datasets import holdout_by_source, make_ranking_task
     from skrank.plotting import plot_history, plot_predictions, plot_ranking
 

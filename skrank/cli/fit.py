@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from skrank._estimator.presets import PRESETS
 from skrank._quote import shown
 from skrank.cli._common import (
     HELP_FORMAT,
@@ -17,7 +18,6 @@ from skrank.cli._common import (
     targets,
     writing_stdout,
 )
-from skrank.presets import PRESETS
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
 # given); tests/test_cli_commands.py checks they match CLIPRanker's.
@@ -142,7 +142,7 @@ def run(args) -> int:
     import pandas as pd
 
     from skrank import CLIPRanker
-    from skrank.persistence import save_with_cli
+    from skrank.persistence._io import save_with_cli
 
     t0 = time.perf_counter()
     df = read_csv(args.csv)

@@ -20,10 +20,9 @@ Inside: ``_io`` (save and load), ``_metadata`` (the file's metadata, and the
 check ``fit`` runs so that it never trains what ``save`` could not write),
 ``_schema`` with ``_schema_json``, ``_schema_tensors`` and ``_schema_compat``
 (what a file may hold, and the rules for files of earlier versions), and
-``_pickling``. Only ``_io`` imports the estimator, which imports ``_pickling``
-and ``_metadata``: no cycle.
+``_pickling``. The public face is the package's, ``skrank.save`` and
+``skrank.load``; this ``__init__`` imports nothing, because the estimator
+imports ``_pickling`` and ``_metadata`` while ``_io`` imports the estimator (to
+build one on load): the modules form no cycle, and importing one of them never
+runs another first.
 """
-
-from skrank.persistence._io import FORMAT_VERSION, load, load_with_cli, save, save_with_cli
-
-__all__ = ["FORMAT_VERSION", "load", "load_with_cli", "save", "save_with_cli"]

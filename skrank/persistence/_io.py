@@ -14,6 +14,9 @@ from safetensors.torch import save_file
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from skrank._devices import resolve_device
+from skrank._estimator.params import PARAMETERS, validate_params
+from skrank._estimator.ranker import CLIPRanker
 from skrank._files import (
     FileTooLargeError,
     NotRegularFileError,
@@ -22,8 +25,6 @@ from skrank._files import (
     open_regular_file,
 )
 from skrank._quote import shown
-from skrank.devices import resolve_device
-from skrank.params import PARAMETERS, validate_params
 from skrank.persistence._metadata import LOCAL_PARAMS, metadata_of
 from skrank.persistence._pickling import older_defaults, warn_if_other_version
 from skrank.persistence._schema import (
@@ -44,7 +45,6 @@ from skrank.persistence._schema_tensors import (
     expected_tensors,
     tensor_table,
 )
-from skrank.ranker import CLIPRanker
 
 __all__ = ["FORMAT_VERSION", "load", "load_with_cli", "save", "save_with_cli"]
 

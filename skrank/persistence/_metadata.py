@@ -18,8 +18,8 @@ import warnings
 import numpy as np
 import torch
 
+from skrank._estimator.params import InvalidParameterError
 from skrank._version import __version__
-from skrank.params import InvalidParameterError
 from skrank.persistence._schema import (
     _CACHE_INFO_KEYS,
     FORMAT_NAME,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import warnings
 
+from skrank._estimator.presets import BEFORE
 from skrank._version import __version__
 from skrank.persistence._schema_compat import check_pickled_state
-from skrank.presets import BEFORE
 
 __all__ = ["PickleRules", "older_defaults", "warn_if_other_version"]
 

@@ -37,8 +37,10 @@ from skrank._bounds import (
     MAX_STRING,
     MAX_TARGET,
 )
-from skrank.adapter import OPTIONS, AdapterConfig
-from skrank.params import PARAMETERS, Interval, validate_params
+from skrank._estimator.params import PARAMETERS, Interval, validate_params
+from skrank._estimator.presets import BEFORE as PRESET_BEFORE
+from skrank._estimator.presets import PRESETS
+from skrank._model.adapter import OPTIONS, AdapterConfig
 from skrank.persistence._schema_compat import BEFORE_OPTIONS, drop_removed_options
 from skrank.persistence._schema_json import (
     SchemaError,
@@ -51,8 +53,6 @@ from skrank.persistence._schema_json import (
     _text,
     parse,
 )
-from skrank.presets import BEFORE as PRESET_BEFORE
-from skrank.presets import PRESETS
 
 __all__ = [
     "FITTED",
@@ -162,7 +162,7 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
         ``CLIPRanker``'s default parameters: they fill those a file predates.
     overrides : mapping, default=()
         Parameters that replace the file's (the arguments of ``load``) before
-        the whole set is validated by :func:`skrank.params.validate_params`,
+        the whole set is validated by :func:`skrank._estimator.params.validate_params`,
         the estimator's own rule.
     hint : str, default=""
         Appended to a refusal of the parameters.

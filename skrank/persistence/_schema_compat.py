@@ -1,7 +1,7 @@
 """What models written by earlier skrank code mean, and which of them are refused.
 
 The one place that keeps compatibility with older models: the modules that build
-and run the adapter (:mod:`skrank.adapter`) know only the current one. Part of
+and run the adapter (:mod:`skrank._model.adapter`) know only the current one. Part of
 the schema of :mod:`skrank.persistence._schema`; pickles go through the same rules
 (:func:`check_pickled_state`, from :class:`skrank.persistence._pickling.PickleRules`).
 
@@ -129,7 +129,7 @@ def check_pickled_state(state: dict) -> None:
         For an adapter or parameter of skrank 0.1's architecture, or an adapter
         pickled before a current option existed.
     """
-    from skrank.adapter import AdapterConfig
+    from skrank._model.adapter import AdapterConfig
 
     adapter = state.get("adapter_")
     try:

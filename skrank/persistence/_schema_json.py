@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from skrank._bounds import MAX_INT, text_problem
-from skrank.params import Interval
+from skrank._estimator.params import Interval
 
 
 class SchemaError(ValueError):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import torch
 
-from skrank.adapter import AdapterConfig, RankingAdapter
+from skrank._model.adapter import AdapterConfig, RankingAdapter
 from skrank.persistence._schema import MAX_ABS_WEIGHT, MAX_TENSOR_BYTES
 from skrank.persistence._schema_json import SchemaError, _shown
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from benchmarks import bench_quality
-from skrank.backbone import load_backbone
-from skrank.images import Preprocessor, iter_pixel_batches
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.images import Preprocessor, iter_pixel_batches
 
 CONVNEXT = {
     "embed_dim": 32,

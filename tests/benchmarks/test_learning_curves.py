@@ -131,7 +131,7 @@ def test_the_table_shows_methods_given_as_parameters(script):
 
 def test_separated_rows_change_one_thing_each(script):
     """Depth, rate and budget apart: each row differs from a reference row in one respect."""
-    from skrank.training import resolve_lr
+    from skrank._model.training import resolve_lr
 
     deep = script.variant_params("deep@shallow-lr", 64, 200)
     assert deep["n_fusion_layers"] == 2 and deep["n_post_layers"] == 2

@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 
 from benchmarks import reproduce_paper
-from skrank import CLIPRanker, presets
-from skrank.params import validate_params
+from skrank import CLIPRanker
+from skrank._estimator import presets
+from skrank._estimator.params import validate_params
 from tests.helpers import INSTRUCTION
 
 TINY = ["--backbone", "skrank-tiny", "--max-epochs", "1", "--batch-size", "8", "--device", "cpu"]

@@ -25,7 +25,7 @@ def assert_one_line_error(rc, err, command, *needles):
 
 # What only Python code calls things: a parameter's keyword, its name, None, X and y.
 def python_spellings(line: str) -> list:
-    from skrank.params import PARAMETERS
+    from skrank._estimator.params import PARAMETERS
 
     single, double = r"'(?:[^'\\]|\\.)*'", r'"(?:[^"\\]|\\.)*"'
     plain = re.sub(rf"(?<![\w'\"])(?:{single}|{double})", "''", line)

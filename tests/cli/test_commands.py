@@ -293,7 +293,7 @@ def test_version_prints_the_package_version(capsys):
 
 
 def test_fit_records_the_target_column_and_evaluate_defaults_to_it(fitted, data, capsys):
-    from skrank.persistence import load_with_cli
+    from skrank.persistence._io import load_with_cli
 
     model, _ = fitted
     assert load_with_cli(model)[1] == {"target_column": "brightness"}

@@ -124,7 +124,7 @@ def test_fit_refuses_to_write_over_its_training_table_or_images(data, capsys, no
 def test_fit_refuses_to_write_over_its_checkpoint(data, capsys, no_fit):
     import torch
 
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     checkpoint = data / "tiny.pt"
     torch.save(load_backbone("skrank-tiny", None).model.state_dict(), checkpoint)
@@ -399,8 +399,8 @@ def _errors():
     from safetensors import SafetensorError
 
     from skrank import ImageLoadError, InvalidParameterError
-    from skrank.training import TrainingDivergedError
-    from skrank.weights import WeightsUnavailableError
+    from skrank._encoding.weights import WeightsUnavailableError
+    from skrank._model.training import TrainingDivergedError
 
     return {
         "diverged": (TrainingDivergedError("training diverged at epoch 3"), 2, "epoch 3"),
@@ -482,8 +482,8 @@ COMMANDS = ("fit", "predict", "evaluate")
 
 def _options_to_check():
     """(command, dest, option) for each option whose value is a parameter or a column."""
+    from skrank._estimator.params import PARAMETERS
     from skrank.cli import _parser
-    from skrank.params import PARAMETERS
 
     parser = _parser()
     out = []

@@ -5,7 +5,7 @@ import pytest
 
 def count_images(monkeypatch, method: str) -> list:
     """Wrap ``Backbone.<method>`` to record how many images each forward pass gets."""
-    from skrank.backbone import Backbone
+    from skrank._encoding.backbone import Backbone
 
     counts = []
     original = getattr(Backbone, method)

@@ -8,7 +8,7 @@ import open_clip
 import pytest
 import torch
 
-from skrank.backbone import Backbone, WeightsUnavailableError, _Weights, load_backbone
+from skrank._encoding.backbone import Backbone, WeightsUnavailableError, _Weights, load_backbone
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_the_text_mask_ends_at_the_tokenizers_own_end_id(tiny, monkeypatch):
     id): CLIP's argmax rule would cut the instruction at that word."""
     from open_clip.tokenizer import SimpleTokenizer
 
-    from skrank import backbone as bb_module
+    from skrank._encoding import backbone as bb_module
 
     tokenizer = SimpleTokenizer(
         context_length=tiny.context_length, additional_special_tokens=["<x>"]
@@ -61,7 +61,7 @@ def test_the_text_mask_ends_at_the_tokenizers_own_end_id(tiny, monkeypatch):
 
 def test_the_text_mask_for_a_t5_style_vocabulary():
     """SigLIP-like ids: end-of-text is 1 and padding repeats it; no start marker."""
-    from skrank.backbone import end_of_text_id, text_mask
+    from skrank._encoding.backbone import end_of_text_id, text_mask
 
     class HFLike:  # the attribute layout of open_clip.tokenizer.HFTokenizer
         class tokenizer:  # noqa: N801
@@ -81,7 +81,7 @@ def test_the_text_mask_for_a_t5_style_vocabulary():
 
 
 def test_tiny_is_seeded_and_identical_when_rebuilt(tiny):
-    from skrank import backbone as bb_module
+    from skrank._encoding import backbone as bb_module
 
     bb_module._LOADED.clear()
     again = load_backbone("skrank-tiny", None)
@@ -129,8 +129,8 @@ def test_timm_convnext_tokens(tmp_path):
     assert not torch.allclose(tokens, fmap.flatten(2).transpose(1, 2), atol=1e-3)
     assert bb.info["tokens"] == "head_norm"
     # A ConvNeXt adapter fitted on the raw maps (before the head norm) is refused.
-    from skrank.backbone import backbone_mismatch
-    from skrank.diskstore import spec_digest
+    from skrank._encoding.backbone import backbone_mismatch
+    from skrank._encoding.diskstore import spec_digest
 
     old = {k: v for k, v in bb.info.items() if k != "tokens"}
     assert any(

@@ -9,10 +9,10 @@ from joblib import Parallel, delayed
 from PIL import Image
 from sklearn.model_selection import GridSearchCV, GroupKFold
 
-from skrank.backbone import Backbone, load_backbone
-from skrank.cache import TokenStream
-from skrank.diskstore import DiskStore, content_key
-from skrank.encoder import Encoder
+from skrank._encoding.backbone import Backbone, load_backbone
+from skrank._encoding.cache import TokenStream
+from skrank._encoding.diskstore import DiskStore, content_key
+from skrank._encoding.encoder import Encoder
 from skrank.metrics import spearman_scorer
 from tests.helpers import tiny_ranker as tiny
 
@@ -97,7 +97,7 @@ def test_concurrent_writers_leave_valid_entries(tmp_path, brightness_task):
 
 
 def test_cache_key_depends_on_backbone_weights(tmp_path):
-    from skrank.backbone import _Weights
+    from skrank._encoding.backbone import _Weights
 
     bb = load_backbone("skrank-tiny", None)
     other = Backbone(bb.model, "skrank-tiny", None, _Weights("file", None, "other"), "cpu")

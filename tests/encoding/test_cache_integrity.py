@@ -25,12 +25,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import skrank._encoding.diskstore
 import skrank._files
-import skrank.diskstore
-from skrank.backbone import load_backbone
-from skrank.cache import DiskCache
-from skrank.diskstore import DiskStore, content_key
-from skrank.encoder import BOTH, Encoder
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.cache import DiskCache
+from skrank._encoding.diskstore import DiskStore, content_key
+from skrank._encoding.encoder import BOTH, Encoder
 from tests import helpers
 from tests.helpers import needs_fifo, small_images, tiny_ranker
 
@@ -87,7 +87,7 @@ def cache_warnings(record, words):
 def _with_valid_checksum(store, key, flip, payload):
     """An entry whose checksum is right for ``payload``, as only a forger could write."""
     body = store._header + payload
-    return body + skrank.diskstore._MAGIC + store._checksum(key, flip, body)
+    return body + skrank._encoding.diskstore._MAGIC + store._checksum(key, flip, body)
 
 
 DAMAGE = {
@@ -241,7 +241,7 @@ def test_file_bytes_held_at_once_stay_within_a_few_batches(tmp_path, monkeypatch
         paths.append(str(tmp_path / f"{i}.png"))
         Image.fromarray(textured(6 * i, i, size=8)).save(paths[-1])
     alive, peak = [], [0]
-    real = skrank.diskstore.read_file
+    real = skrank._encoding.diskstore.read_file
 
     def tracked(item):
         blob = real(item)
@@ -249,7 +249,7 @@ def test_file_bytes_held_at_once_stay_within_a_few_batches(tmp_path, monkeypatch
         peak[0] = max(peak[0], sum(ref() is not None for ref in alive))
         return blob
 
-    monkeypatch.setattr(skrank.diskstore, "read_file", tracked)
+    monkeypatch.setattr(skrank._encoding.diskstore, "read_file", tracked)
     bb = load_backbone("skrank-tiny", None)
     store = DiskStore(bb, tmp_path / "cache")
     filled = Encoder(bb, batch_size=4).fill(store, paths, range(40), views=BOTH)
@@ -294,7 +294,7 @@ def test_temporaries_of_a_killed_writer_are_removed(tmp_path, monkeypatch):
     root_left.write_bytes(b"")
     os.utime(root_left, (hours_ago, hours_ago))
 
-    monkeypatch.setattr(skrank.diskstore, "_SWEPT", set())  # as in a new process
+    monkeypatch.setattr(skrank._encoding.diskstore, "_SWEPT", set())  # as in a new process
     store_at(tmp_path)
     assert not left.exists() and not root_left.exists()
     assert fresh.exists()  # it may be another process's write in progress
@@ -414,8 +414,8 @@ def test_a_folder_without_write_permission_is_read_as_is(clean, files, tmp_path)
 def test_a_backbone_name_never_becomes_a_path_in_the_cache(tmp_path):
     from types import SimpleNamespace
 
-    from skrank.backbone import load_backbone
-    from skrank.diskstore import DiskStore
+    from skrank._encoding.backbone import load_backbone
+    from skrank._encoding.diskstore import DiskStore
 
     real = load_backbone("skrank-tiny", None)
     hostile = SimpleNamespace(**vars(real))
@@ -455,7 +455,7 @@ def test_one_warning_per_prediction_with_several_instructions_and_in_compare(fil
 
 @needs_fifo
 def test_a_fifo_where_a_cache_entry_goes_is_left_and_reported(tmp_path):
-    from skrank.diskstore import content_key
+    from skrank._encoding.diskstore import content_key
 
     X, y = small_images(), np.arange(8.0)
     cache_dir = tmp_path / "cache"

@@ -17,11 +17,11 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
-import skrank.embedder
+import skrank._estimator.embedder
 from skrank import CLIPEmbedder, ImageLoadError, InvalidParameterError
-from skrank.backbone import load_backbone
-from skrank.diskstore import DiskStore, content_key
-from skrank.images import Preprocessor, load_image
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.diskstore import DiskStore, content_key
+from skrank._encoding.images import Preprocessor, load_image
 from tests import helpers
 
 N = 10
@@ -33,9 +33,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(autouse=True)
 def empty_memory_cache():
     """Every test starts (and leaves) the process-wide embedding cache empty."""
-    skrank.embedder.MEMORY_CACHE.clear()
+    skrank._estimator.embedder.MEMORY_CACHE.clear()
     yield
-    skrank.embedder.MEMORY_CACHE.clear()
+    skrank._estimator.embedder.MEMORY_CACHE.clear()
 
 
 textured = partial(helpers.textured, size=32)  # this module's images: 32 pixels
@@ -125,14 +125,16 @@ def test_memory_cache_serves_repeats_and_clones(images, embeds):
     assert sum(embeds) == N, "the second transform and the clone computed nothing"
     np.testing.assert_array_equal(again, first)
     np.testing.assert_array_equal(twin, first[::-1])
-    assert len(skrank.embedder.MEMORY_CACHE) == N
+    assert len(skrank._estimator.embedder.MEMORY_CACHE) == N
     # Same content under another container is the same entry; new content is computed.
     tiny().fit().transform([images[0].copy(), textured(7, 99)])
     assert sum(embeds) == N + 1
 
 
 def test_memory_cache_is_byte_bounded():
-    lru = skrank.embedder._EmbeddingLRU(3 * (256 + skrank.embedder._ENTRY_OVERHEAD))
+    lru = skrank._estimator.embedder._EmbeddingLRU(
+        3 * (256 + skrank._estimator.embedder._ENTRY_OVERHEAD)
+    )
     for k in range(5):
         lru.put(k, np.full(64, k, np.float32))  # 256 bytes each
     assert len(lru) == 3 and lru.get(0) is None and lru.get(4)[0] == 4
@@ -147,7 +149,7 @@ def test_cache_none_recomputes(images, embeds):
     embedder = tiny(cache=None).fit()
     np.testing.assert_array_equal(embedder.transform(images), embedder.transform(images))
     assert sum(embeds) == 2 * N
-    assert len(skrank.embedder.MEMORY_CACHE) == 0
+    assert len(skrank._estimator.embedder.MEMORY_CACHE) == 0
 
 
 def test_disk_cache_hits_after_the_first_call(files, tmp_path, embeds):
@@ -168,7 +170,7 @@ def test_disk_cache_hits_after_the_first_call(files, tmp_path, embeds):
     # Each entry is a plain .npy of the exact float32 vector (plus the verified trailer).
     entry = store.path(content_key(files[3]), False)
     np.testing.assert_array_equal(np.load(entry), first[3])
-    assert len(skrank.embedder.MEMORY_CACHE) == 0
+    assert len(skrank._estimator.embedder.MEMORY_CACHE) == 0
 
 
 @pytest.mark.parametrize(
@@ -248,7 +250,7 @@ def test_pickle_round_trip(images):
     blob = pickle.dumps(embedder)
     assert len(blob) < 10_000, "no backbone inside"
     restored = pickle.loads(blob)
-    skrank.embedder.MEMORY_CACHE.clear()
+    skrank._estimator.embedder.MEMORY_CACHE.clear()
     np.testing.assert_array_equal(restored.transform(images), embedder.transform(images))
     assert clone(embedder).get_params() == embedder.get_params()
 
@@ -321,8 +323,8 @@ def test_another_backbone_at_transform_is_refused(images):
 
 
 def test_missing_weights_fail_fast_offline():
-    from skrank.backbone import weights_on_disk
-    from skrank.weights import WeightsUnavailableError
+    from skrank._encoding.backbone import weights_on_disk
+    from skrank._encoding.weights import WeightsUnavailableError
 
     if weights_on_disk("ViT-B-16", "openai"):
         pytest.skip("ViT-B-16/openai weights are on this machine")
@@ -341,7 +343,7 @@ def test_threads_share_the_memory_cache(images):
         outs = list(pool.map(lambda _: embedder.transform(images), range(8)))
     for out in outs:
         np.testing.assert_allclose(out, expected, atol=1e-5)
-    assert len(skrank.embedder.MEMORY_CACHE) == N
+    assert len(skrank._estimator.embedder.MEMORY_CACHE) == N
 
 
 def test_sklearn_api_checks():

@@ -16,10 +16,10 @@ import open_clip
 import pytest
 import torch
 
-import skrank.backbone
-from skrank.backbone import backbone_mismatch, load_backbone
-from skrank.diskstore import DiskStore
-from skrank.weights import WeightsUnavailableError, architecture_digest, resolve_weights
+import skrank._encoding.backbone
+from skrank._encoding.backbone import backbone_mismatch, load_backbone
+from skrank._encoding.diskstore import DiskStore
+from skrank._encoding.weights import WeightsUnavailableError, architecture_digest, resolve_weights
 from tests.helpers import quick_ranker as quick
 from tests.helpers import textured
 
@@ -305,5 +305,5 @@ def test_warm_start_on_new_instructions_rescales_their_targets(fitted, data):
 
 
 def test_loaded_backbones_are_keyed_by_the_full_identity():
-    key_names = {key[1] for key in skrank.backbone._LOADED}
+    key_names = {key[1] for key in skrank._encoding.backbone._LOADED}
     assert all(IDENTITY.match(identity) for identity in key_names)

@@ -16,7 +16,7 @@ from PIL import Image  # noqa: E402
 from sklearn.model_selection import GridSearchCV, GroupKFold  # noqa: E402
 
 from skrank import CLIPRanker, parallel  # noqa: E402
-from skrank.diskstore import content_key  # noqa: E402
+from skrank._encoding.diskstore import content_key  # noqa: E402
 from skrank.metrics import spearman_scorer  # noqa: E402
 
 INSTR = "Sort the images by brightness."

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-import skrank.ranker
+import skrank._estimator.ranker
 from tests.helpers import INSTRUCTION as INSTR
 from tests.helpers import quick_ranker as quick
 from tests.helpers import textured
@@ -83,7 +83,7 @@ def test_bad_targets_and_parameters_fail_before_the_backbone_loads(case, monkeyp
     def no_backbone(*args, **kwargs):
         raise AssertionError("validation must happen before the backbone is loaded")
 
-    monkeypatch.setattr(skrank.ranker, "load_backbone", no_backbone)
+    monkeypatch.setattr(skrank._estimator.ranker, "load_backbone", no_backbone)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     ranker = quick(**params)
     with pytest.raises(error, match=match):
@@ -99,7 +99,7 @@ def test_complex_targets_are_refused():
 
 
 def test_complex_targets_are_one_clear_message(tiny_fitted):
-    from skrank.inputs import check_targets
+    from skrank._estimator.inputs import check_targets
 
     with pytest.raises(TypeError) as info:
         check_targets(np.array([1 + 2j, 3, 4]), 3)
@@ -114,7 +114,7 @@ def test_targets_too_large_to_standardise_are_refused():
 
 
 def test_instruction_longer_than_the_text_context_warns(probes):
-    from skrank.backbone import load_backbone
+    from skrank._encoding.backbone import load_backbone
 
     backbone = load_backbone("skrank-tiny", None)
     assert backbone.context_length == 32
@@ -139,7 +139,7 @@ def no_backbone(monkeypatch):
     def refuse_backbone(*args, **kwargs):
         raise AssertionError("validation must happen before the backbone is loaded")
 
-    monkeypatch.setattr(skrank.ranker, "load_backbone", refuse_backbone)
+    monkeypatch.setattr(skrank._estimator.ranker, "load_backbone", refuse_backbone)
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def test_with_a_probe_transform_adds_the_probes_part_of_the_score(brightness_tas
 
 @pytest.mark.parametrize("pooling, width", [("mean", 1), ("mean_std", 2)])
 def test_the_score_head_pools_what_its_mlp_reads(pooling, width):
-    from skrank.adapter import ScoreHead
+    from skrank._model.adapter import ScoreHead
 
     head = ScoreHead(16, pooling)
     tokens = torch.randn(3, 5, 16)

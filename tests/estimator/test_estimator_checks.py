@@ -26,7 +26,7 @@ from sklearn.base import clone
 from sklearn.exceptions import DataConversionWarning, NotFittedError
 
 import skrank
-from skrank.inputs import DEFAULT_INSTRUCTION
+from skrank._estimator.inputs import DEFAULT_INSTRUCTION
 from skrank.metrics import spearman_score
 from tests.helpers import INSTRUCTION, tiny_ranker
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-import skrank.ranker
-import skrank.training
+import skrank._estimator.ranker
+import skrank._model.training
 from skrank import ImageLoadError
-from skrank.sampling import BatchPlan, epoch_batches
-from skrank.training import TrainingDivergedError
+from skrank._model.sampling import BatchPlan, epoch_batches
+from skrank._model.training import TrainingDivergedError
 from tests.helpers import BATCH, N_TRAIN
 from tests.helpers import quick_ranker as quick
 
@@ -52,7 +52,7 @@ def assert_same_state(before, ranker):
 
 def interrupt_mid_epoch(monkeypatch):
     """Make ``train`` raise KeyboardInterrupt after the second optimiser step of epoch 1."""
-    original = skrank.ranker.train
+    original = skrank._estimator.ranker.train
     seen = []
 
     def on_step(epoch, step):
@@ -63,13 +63,13 @@ def interrupt_mid_epoch(monkeypatch):
     def train(*args, **kwargs):
         return original(*args, on_step=on_step, **kwargs)
 
-    monkeypatch.setattr(skrank.ranker, "train", train)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", train)
     return seen
 
 
 def failing_loss(monkeypatch, value=None, after=0):
     """Replace the ranking loss: raise (value None) or return ``value`` after ``after`` calls."""
-    original = skrank.training.ranking_loss
+    original = skrank._model.training.ranking_loss
     calls = []
 
     def loss(logits, y, mask):
@@ -80,7 +80,7 @@ def failing_loss(monkeypatch, value=None, after=0):
             raise RuntimeError("injected fault in the ranking loss")
         return original(logits, y, mask) * value
 
-    monkeypatch.setattr(skrank.training, "ranking_loss", loss)
+    monkeypatch.setattr(skrank._model.training, "ranking_loss", loss)
     return calls
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from skrank import CLIPRanker
-from skrank.inputs import DEFAULT_INSTRUCTION
+from skrank._estimator.inputs import DEFAULT_INSTRUCTION
 from tests.helpers import INSTRUCTION, tiny_ranker
 
 
@@ -23,7 +23,7 @@ def test_no_instruction_fits_and_predicts_with_the_neutral_default(data):
 
 
 def test_the_first_line_offline_fails_fast_with_the_missing_weights_message(data, monkeypatch):
-    from skrank.weights import WeightsUnavailableError
+    from skrank._encoding.weights import WeightsUnavailableError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     X, y, _, _ = data

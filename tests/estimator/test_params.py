@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from skrank import CLIPRanker, InvalidParameterError
-from skrank.params import PARAMETERS, validate_params
+from skrank._estimator.params import PARAMETERS, validate_params
 from tests.helpers import small_images
 
 
@@ -174,7 +174,7 @@ def _seed(random_state):
 def test_every_ranker_parameter_reaches_what_a_fit_builds(tmp_path, monkeypatch, capsys):
     import pandas as pd
 
-    import skrank.fitting
+    import skrank._estimator.fitting
 
     assert set(REACHES) == set(CLIPRanker().get_params())
     values = {name: value for name, (value, _) in REACHES.items()}
@@ -183,13 +183,13 @@ def test_every_ranker_parameter_reaches_what_a_fit_builds(tmp_path, monkeypatch,
     for name, value in values.items():
         assert value != defaults[name] or value is not defaults[name], name
     seen = []
-    real = skrank.fitting.prepare
+    real = skrank._estimator.fitting.prepare
 
     def recording(ranker, fit, rows):
         seen.append((fit, rows))
         return real(ranker, fit, rows)
 
-    monkeypatch.setattr(skrank.fitting, "prepare", recording)
+    monkeypatch.setattr(skrank._estimator.fitting, "prepare", recording)
     rng = np.random.default_rng(0)
     n = 30
     frame = pd.DataFrame(
@@ -223,7 +223,7 @@ def test_every_ranker_parameter_reaches_what_a_fit_builds(tmp_path, monkeypatch,
 def test_every_embedder_parameter_reaches_what_transform_builds(tmp_path, monkeypatch):
     import pandas as pd
 
-    import skrank.embedder
+    import skrank._estimator.embedder
     from skrank import CLIPEmbedder
 
     values = {
@@ -243,13 +243,13 @@ def test_every_embedder_parameter_reaches_what_transform_builds(tmp_path, monkey
     for name, value in values.items():
         assert value != defaults[name], name
     seen = []
-    real = skrank.embedder._embeddings
+    real = skrank._estimator.embedder._embeddings
 
     def recording(encoder, items, cache, cache_dir):
         seen.append((encoder, cache, cache_dir))
         return real(encoder, items, cache, cache_dir)
 
-    monkeypatch.setattr(skrank.embedder, "_embeddings", recording)
+    monkeypatch.setattr(skrank._estimator.embedder, "_embeddings", recording)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(5)]
     frame = pd.DataFrame({"img": images, "other": range(5)})

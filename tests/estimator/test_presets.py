@@ -11,8 +11,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from skrank import CLIPRanker, InvalidParameterError, load, presets, save
-from skrank.backbone import load_backbone
+from skrank import CLIPRanker, InvalidParameterError, load, save
+from skrank._encoding.backbone import load_backbone
+from skrank._estimator import presets
 from tests.helpers import INSTRUCTION
 
 IMAGES = [np.full((32, 32, 3), v, np.uint8) for v in range(0, 240, 10)]  # 24 images
@@ -169,7 +170,7 @@ def test_small_data_settings_on_pretrained_weights_and_much_data_warn(tiny_check
 
 
 def test_the_position_code_is_a_fixed_grid_code():
-    from skrank.adapter import grid_positions
+    from skrank._model.adapter import grid_positions
 
     square = grid_positions(49, 16)  # ViT-B-32's 7 x 7 patches
     assert square.shape == (49, 16) and square.abs().max() <= 1
@@ -183,7 +184,7 @@ def test_the_position_code_is_a_fixed_grid_code():
 
 def test_the_position_code_reaches_the_scores_and_none_is_the_papers():
     """Moving tokens to other places changes the score with positions, not without."""
-    from skrank.adapter import AdapterConfig, RankingAdapter
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
 
     tokens = torch.randn(2, 16, 8, generator=torch.Generator().manual_seed(0))
     text, valid = torch.randn(1, 3, 8), torch.ones(1, 3, dtype=torch.bool)

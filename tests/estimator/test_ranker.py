@@ -167,7 +167,7 @@ def test_auto_lr_follows_the_adapter_width_and_depth(brightness_task):
     ],
 )
 def test_resolve_lr_auto(d_model, fusion, post, expected):
-    from skrank.training import resolve_lr
+    from skrank._model.training import resolve_lr
 
     assert resolve_lr("auto", d_model, fusion, post) == pytest.approx(expected, rel=1e-12)
     assert resolve_lr(2e-5, d_model, fusion, post) == 2e-5

@@ -17,7 +17,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
-import skrank.training
+import skrank._model.training
 from skrank import CLIPRanker
 from skrank.metrics import get_scorer, mae_scorer, spearman_score, spearman_scorer
 from tests.helpers import INSTRUCTION as INSTR
@@ -166,14 +166,14 @@ def two_task_frame(brightness_task):
 def test_two_instructions_in_one_model(brightness_task, monkeypatch):
     frame, target, groups = two_task_frame(brightness_task)
     seen = []
-    original = skrank.training.epoch_batches
+    original = skrank._model.training.epoch_batches
 
     def recording(*args, **kwargs):
         batches = original(*args, **kwargs)
         seen.append((args[1], batches))  # (instruction ids of the rows, batches)
         return batches
 
-    monkeypatch.setattr(skrank.training, "epoch_batches", recording)
+    monkeypatch.setattr(skrank._model.training, "epoch_batches", recording)
     r = tiny(max_epochs=3).fit(frame, target)
     assert sorted(r.instructions_) == sorted(set(frame["instruction"]))
     for instr, batches in seen:
@@ -193,8 +193,8 @@ def test_pair_scope_group_never_pairs_across_groups(brightness_task, monkeypatch
     frame, target, groups = two_task_frame(brightness_task)
     frame["photo"] = groups
     batches_seen, masks_seen = [], []
-    original_batches = skrank.training.epoch_batches
-    original_loss = skrank.training.ranking_loss
+    original_batches = skrank._model.training.epoch_batches
+    original_loss = skrank._model.training.ranking_loss
 
     def record_batches(rng, instr, y, g, *rest):
         out = original_batches(rng, instr, y, g, *rest)
@@ -205,8 +205,8 @@ def test_pair_scope_group_never_pairs_across_groups(brightness_task, monkeypatch
         masks_seen.append(mask.clone())
         return original_loss(logits, y, mask)
 
-    monkeypatch.setattr(skrank.training, "epoch_batches", record_batches)
-    monkeypatch.setattr(skrank.training, "ranking_loss", record_loss)
+    monkeypatch.setattr(skrank._model.training, "epoch_batches", record_batches)
+    monkeypatch.setattr(skrank._model.training, "ranking_loss", record_loss)
     r = tiny(max_epochs=2, pair_scope="group", group_column="photo", batch_size=20)
     r.fit(frame, target)
     # The first call sizes the schedule; the others are the epochs, in step order.

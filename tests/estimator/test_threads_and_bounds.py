@@ -115,12 +115,12 @@ def test_a_dask_worker_with_two_threads_equals_the_fit_alone(data):
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if a fit gets as far as preparing its training (encoding images)."""
-    import skrank.fitting
+    import skrank._estimator.fitting
 
     def refuse(*args, **kwargs):
         raise AssertionError("fit went on to prepare training")
 
-    monkeypatch.setattr(skrank.fitting, "prepare", refuse)
+    monkeypatch.setattr(skrank._estimator.fitting, "prepare", refuse)
 
 
 TOO_BIG = {

@@ -96,7 +96,7 @@ def test_history_attributes_need_a_fit():
 
 
 def test_history_is_capped_at_what_a_model_file_holds():
-    from skrank.fitting import continued_history
+    from skrank._estimator.fitting import continued_history
     from skrank.persistence._schema import MAX_HISTORY
 
     entry = dict(loss=1.0, reg_loss=1.0, rank_loss=0.0, lr=0.0, val_score=None, seconds=0.0)

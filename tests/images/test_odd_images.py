@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from skrank import ImageLoadError
-from skrank.images import load_image
+from skrank._encoding.images import load_image
 from tests.helpers import textured, write
 
 pytestmark = pytest.mark.usefixtures("one_thread")

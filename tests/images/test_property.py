@@ -1,4 +1,4 @@
-"""Property tests of the input-conversion layer (skrank.images), with hypothesis.
+"""Property tests of the input-conversion layer (skrank._encoding.images), with hypothesis.
 
 Whatever is thrown at it, converting an input either gives a finite (3, 16, 16)
 float32 tensor or reports a documented failure (ImageLoadError, or the
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from skrank.images import (
+from skrank._encoding.images import (
     DECODED_FORMATS,
     ImageLoadError,
     Preprocessor,
@@ -186,7 +186,7 @@ def encoded(fmt, mode):
 
 FORMATS = [("PNG", "RGB"), ("PNG", "I;16"), ("JPEG", "RGB"), ("JPEG", "CMYK"), ("GIF", "P")]
 FORMATS += [("TIFF", "F"), ("BMP", "RGB"), ("WEBP", "RGB"), ("PPM", "RGB"), ("ICO", "RGBA")]
-# Formats skrank refuses (see skrank._imagefiles), damaged like the others.
+# Formats skrank refuses (see skrank._encoding.imagefiles), damaged like the others.
 FORMATS += [("TGA", "RGB"), ("EPS", "RGB"), ("PCX", "RGB"), ("SGI", "RGB"), ("QOI", "RGB")]
 BLOBS = {(fmt, mode): encoded(fmt, mode) for fmt, mode in FORMATS}
 

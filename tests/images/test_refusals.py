@@ -23,10 +23,10 @@ import pytest
 import torch
 from PIL import EpsImagePlugin, Image
 
-import skrank.ranker
+import skrank._estimator.ranker
 from skrank import ImageLoadError
-from skrank.diskstore import content_key
-from skrank.images import (
+from skrank._encoding.diskstore import content_key
+from skrank._encoding.images import (
     DECODED_FORMATS,
     Preprocessor,
     as_image_list,
@@ -418,7 +418,7 @@ def load_truncated(request, monkeypatch):
 )
 def test_a_truncated_image_file_is_refused(tmp_path, load_truncated, name, data, reason):
     from skrank import ImageLoadError
-    from skrank.images import load_image
+    from skrank._encoding.images import load_image
 
     path = tmp_path / name
     path.write_bytes(data)
@@ -445,7 +445,7 @@ def test_a_truncated_png_is_an_unreadable_image_in_predict(tiny_fitted, tmp_path
 def test_complete_pngs_of_every_kind_still_decode(tmp_path, load_truncated, mode):
     from PIL import Image
 
-    from skrank.images import load_image
+    from skrank._encoding.images import load_image
 
     rng = np.random.default_rng(0)
     image = Image.fromarray(rng.integers(0, 255, (37, 23, 3), dtype=np.uint8)).convert(mode)
@@ -482,7 +482,7 @@ def _interlaced_png(fraction: float, size: int = 16) -> bytes:
 
 def test_an_interlaced_png_is_checked_pass_by_pass(tmp_path, load_truncated):
     from skrank import ImageLoadError
-    from skrank.images import load_image
+    from skrank._encoding.images import load_image
 
     path = tmp_path / "interlaced.png"
     path.write_bytes(_interlaced_png(1.0))
@@ -562,7 +562,7 @@ def refuse(*args, **kwargs):
 @pytest.mark.parametrize("cache", ["memory", None, "disk"])
 def test_fit_gathers_every_unreadable_file_into_one_error(bad_files, tmp_path, monkeypatch, cache):
     items, bad = mixed(bad_files, tmp_path)
-    monkeypatch.setattr(skrank.ranker, "train", refuse)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", refuse)
     ranker = quick(cache=cache, cache_dir=str(tmp_path / "cache"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PIL's bomb warning is not shown: skrank refuses
@@ -672,7 +672,7 @@ def test_fit_names_every_bad_array(train_data, monkeypatch):
     for item, words in BAD_ARRAYS.values():
         bad[len(items)] = words
         items += [item, X[len(items) % len(X)]]
-    monkeypatch.setattr(skrank.ranker, "train", refuse)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", refuse)
     with pytest.raises(ImageLoadError) as info:
         quick().fit(items, np.arange(len(items), dtype=float))
     assert [i for i, _, _ in info.value.failures] == sorted(bad)

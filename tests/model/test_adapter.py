@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from skrank.adapter import AdapterConfig, RankingAdapter, ScoreHead
-from skrank.losses import pair_targets, ranking_loss, regression_loss
+from skrank._model.adapter import AdapterConfig, RankingAdapter, ScoreHead
+from skrank._model.losses import pair_targets, ranking_loss, regression_loss
 
 
 def naive_pair_features(rel, x):
@@ -179,7 +179,7 @@ def test_the_pair_probability_is_coherent():
 
 
 def test_the_reference_architecture_by_default():
-    from skrank.adapter import Block, PostLNBlock
+    from skrank._model.adapter import Block, PostLNBlock
 
     adapter = RankingAdapter(AdapterConfig(**SMALL, n_fusion_layers=2, n_post_layers=3))
     assert all(isinstance(b, Block) for b in adapter.fusion)

@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import save_file
 
 from skrank import CLIPRanker, InvalidParameterError, load, save
-from skrank.adapter import OPTIONS, Block, PostLNBlock
+from skrank._model.adapter import OPTIONS, Block, PostLNBlock
 from skrank.persistence._schema_compat import REMOVED_OPTIONS
 from tests.helpers import as_format_1, parts, tiny_ranker
 

@@ -2,7 +2,7 @@
 
 ``precision="fp32"`` must keep every forward pass in fp32 on the device it
 resolves to, CUDA included. A machine without a GPU cannot run CUDA, so these
-tests check the decision itself (:func:`skrank.devices.use_bf16`) and that
+tests check the decision itself (:func:`skrank._devices.use_bf16`) and that
 every forward pass of a fit and a prediction asks it with the ranker's own
 ``precision``: a call site that forgot it would ask with the default "auto",
 which means bf16 on CUDA.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from skrank import devices
+from skrank import _devices as devices
 from tests.helpers import tiny_ranker
 
 CUDA, CPU, MPS = torch.device("cuda"), torch.device("cpu"), torch.device("mps")
@@ -77,7 +77,7 @@ def test_every_forward_pass_uses_the_rankers_precision(forward_passes, precision
 
 
 def test_bf16_is_refused_without_cuda(monkeypatch):
-    from skrank.params import InvalidParameterError
+    from skrank._estimator.params import InvalidParameterError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InvalidParameterError, match="precision='bf16' needs a CUDA device"):

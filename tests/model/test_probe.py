@@ -10,9 +10,8 @@ from safetensors.torch import save_file
 from sklearn.linear_model import Ridge, RidgeCV
 
 from skrank import load, save
-from skrank.adapter import AdapterConfig, RankingAdapter
-from skrank.metrics import spearman_score
-from skrank.probe import (
+from skrank._model.adapter import AdapterConfig, RankingAdapter
+from skrank._model.probe import (
     ALPHAS,
     WEIGHTS,
     LinearProbe,
@@ -21,7 +20,8 @@ from skrank.probe import (
     fit_ridge,
     token_statistics,
 )
-from skrank.training import validation_scores
+from skrank._model.training import validation_scores
+from skrank.metrics import spearman_score
 from tests.helpers import INSTRUCTION as INSTR
 from tests.helpers import as_format_1, parts, tiny_ranker
 
@@ -99,17 +99,17 @@ def test_token_statistics_are_the_mean_and_spread_over_tokens():
 
 def capture_fit(monkeypatch):
     """Record the adapter, TrainData and TrainConfig a fit trains with, after training."""
-    import skrank.fitting
+    import skrank._estimator.fitting
 
     seen = {}
-    real = skrank.fitting.weigh_probe
+    real = skrank._estimator.fitting.weigh_probe
 
     def spy(adapter, data, cfg):
         seen.update(before=copy.deepcopy(adapter), data=data, cfg=cfg)
         seen["m"] = real(adapter, data, cfg)
         return seen["m"]
 
-    monkeypatch.setattr(skrank.fitting, "weigh_probe", spy)
+    monkeypatch.setattr(skrank._estimator.fitting, "weigh_probe", spy)
     return seen
 
 
@@ -222,7 +222,7 @@ def test_groups_are_held_out_whole(brightness_task, monkeypatch):
 
 
 def test_holdout_fraction():
-    from skrank.fitting import holdout_fraction
+    from skrank._estimator.fitting import holdout_fraction
 
     assert holdout_fraction(np.repeat(np.arange(9), 8), 0.1) is None  # 2 of 9 groups > 1/5
     assert holdout_fraction(np.repeat(np.arange(10), 8), 0.1) == pytest.approx(0.2)

@@ -13,9 +13,9 @@ import pytest
 import torch
 from scipy.stats import chisquare
 
-import skrank.fitting
-import skrank.training
-from skrank.sampling import N_BINS, BatchPlan, balanced_weights, epoch_batches, target_bins
+import skrank._estimator.fitting
+import skrank._model.training
+from skrank._model.sampling import N_BINS, BatchPlan, balanced_weights, epoch_batches, target_bins
 from tests.helpers import tiny_ranker
 
 
@@ -187,7 +187,7 @@ def test_a_fit_trains_negatives_on_their_relabelled_targets_and_own_weights(monk
     y = np.r_[np.arange(16.0), 10.0 + np.arange(16.0)]
     weight = np.linspace(0.5, 2.0, 32)
     seen, drawn = [], []
-    original = skrank.training.epoch_batches
+    original = skrank._model.training.epoch_batches
 
     def recording(*args):
         out = original(*args)
@@ -198,8 +198,8 @@ def test_a_fit_trains_negatives_on_their_relabelled_targets_and_own_weights(monk
         seen.append((target.clone(), weight.clone()))
         return scores.sum() * 0 + 1.0
 
-    monkeypatch.setattr(skrank.training, "epoch_batches", recording)
-    monkeypatch.setattr(skrank.training, "regression_loss", regression)
+    monkeypatch.setattr(skrank._model.training, "epoch_batches", recording)
+    monkeypatch.setattr(skrank._model.training, "regression_loss", regression)
     import pandas as pd
 
     frame = pd.DataFrame({"image": images, "instruction": instructions})
@@ -223,21 +223,21 @@ def test_a_fit_trains_negatives_on_their_relabelled_targets_and_own_weights(monk
 def dropout_hook(module, args):
     """A forward pre-hook: heavy dropout on the score head's input while training, drawn
     as the adapter's own dropout is (from the fit's generator, not torch's global one)."""
-    from skrank.adapter import _dropout
+    from skrank._model.adapter import _dropout
 
     dropout_hook.calls += module.training
     return (_dropout(args[0], 0.5) if module.training else args[0],)
 
 
 def test_same_random_state_same_fit_with_dropout_and_the_global_rng_untouched(monkeypatch):
-    original = skrank.fitting.initial_adapter
+    original = skrank._estimator.fitting.initial_adapter
 
     def with_dropout(*args, **kwargs):
         adapter = original(*args, **kwargs)
         adapter.score_head.register_forward_pre_hook(dropout_hook)
         return adapter
 
-    monkeypatch.setattr(skrank.fitting, "initial_adapter", with_dropout)
+    monkeypatch.setattr(skrank._estimator.fitting, "initial_adapter", with_dropout)
     images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 16)]
     y = np.arange(len(images), dtype=float)
     predictions = []
@@ -261,7 +261,7 @@ def test_steps_per_epoch_formula():
 
 
 def test_successive_sampling_by_rejection_is_the_keyed_draw():
-    from skrank.sampling import _other_rows, _successive
+    from skrank._model.sampling import _other_rows, _successive
 
     rng = np.random.default_rng(0)
     w = np.array([10, 1, 1, 1, 1, 1, 1, 1, 5, 3.0])

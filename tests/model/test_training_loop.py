@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from skrank.training import TrainingDivergedError
+from skrank._model.training import TrainingDivergedError
 from tests.helpers import tiny_ranker
 
 SYNCING = ("item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__")
@@ -36,14 +36,14 @@ def events(monkeypatch):
 
 
 def fit_logging(log, monkeypatch, **params):
-    import skrank.ranker
+    import skrank._estimator.ranker
 
-    original = skrank.ranker.train
+    original = skrank._estimator.ranker.train
 
     def train(*args, **kwargs):
         return original(*args, on_step=lambda epoch, step: log.append(("step", epoch)), **kwargs)
 
-    monkeypatch.setattr(skrank.ranker, "train", train)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", train)
     images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 8)]  # 32 images
     return tiny_ranker(batch_size=4, **params).fit(images, np.arange(32.0))
 
@@ -69,9 +69,9 @@ def test_history_is_still_the_mean_loss_of_each_epoch(monkeypatch):
 
 
 def test_a_loss_that_goes_nan_mid_epoch_is_named_at_its_step(monkeypatch):
-    import skrank.training
+    import skrank._model.training
 
-    original = skrank.training.regression_loss
+    original = skrank._model.training.regression_loss
     calls = []
 
     def loss(scores, y):
@@ -79,14 +79,14 @@ def test_a_loss_that_goes_nan_mid_epoch_is_named_at_its_step(monkeypatch):
         out = original(scores, y)
         return out * float("nan") if len(calls) == 3 else out
 
-    monkeypatch.setattr(skrank.training, "regression_loss", loss)
+    monkeypatch.setattr(skrank._model.training, "regression_loss", loss)
     with pytest.raises(TrainingDivergedError, match=r"epoch 1 \(step 3\).*nan"):
         fit_logging([], monkeypatch, max_epochs=2)
     assert len(calls) == 8  # the rest of epoch 1 ran; epoch 2 never started
 
 
 def test_tokens_go_to_the_gpu_only_when_they_fit_its_share(monkeypatch):
-    from skrank.cache import token_placement
+    from skrank._encoding.cache import token_placement
 
     cuda = torch.device("cuda")
     assert token_placement(10**12, torch.device("cpu")) == "host"
@@ -98,9 +98,9 @@ def test_tokens_go_to_the_gpu_only_when_they_fit_its_share(monkeypatch):
 
 @pytest.mark.parametrize("placement", ["host", "device"])
 def test_resident_and_disk_token_sources_give_identical_batches(tmp_path, placement):
-    from skrank.backbone import load_backbone
-    from skrank.cache import DiskCache, MemoryCache
-    from skrank.encoder import Encoder
+    from skrank._encoding.backbone import load_backbone
+    from skrank._encoding.cache import DiskCache, MemoryCache
+    from skrank._encoding.encoder import Encoder
 
     backbone = load_backbone("skrank-tiny", None, "cuda" if torch.cuda.is_available() else "cpu")
     rng = np.random.default_rng(0)

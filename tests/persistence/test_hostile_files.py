@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-import skrank.devices
+import skrank._devices
 from skrank import load, save
 from skrank._files import NotRegularFileError, atomic_write
 from tests.helpers import needs_fifo, small_images
@@ -150,7 +150,7 @@ def test_a_wrong_backbone_override_is_blamed_not_the_file(saved):
     assert "not a readable" not in message
 
 
-@pytest.mark.skipif(skrank.devices.resolve_device("auto").type == "cuda", reason="has CUDA")
+@pytest.mark.skipif(skrank._devices.resolve_device("auto").type == "cuda", reason="has CUDA")
 def test_a_file_saved_for_an_absent_device_warns_with_the_fix(saved, tmp_path):
     path = with_params(saved, tmp_path, device="cuda")
     with pytest.warns(UserWarning, match=r"saved with device='cuda'.*load\(path, device='cpu'\)"):

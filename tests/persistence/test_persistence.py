@@ -140,7 +140,7 @@ def test_truncated_missing_and_newer_files(tiny_fitted, tmp_path):
     save_file(tensors, str(newer), metadata=meta)
     with pytest.raises(ValueError, match="newer"):
         load(newer)
-    meta["format_version"] = str(skrank.persistence.FORMAT_VERSION)
+    meta["format_version"] = str(skrank.persistence._io.FORMAT_VERSION)
     meta["params"] = json.dumps({"no_such_parameter": 1})
     damaged = tmp_path / "damaged.skrank"
     save_file(tensors, str(damaged), metadata=meta)
@@ -150,7 +150,7 @@ def test_truncated_missing_and_newer_files(tiny_fitted, tmp_path):
 
 def test_files_saved_before_score_pooling_load_with_the_mean_head(tiny_fitted, tmp_path):
     # An older file: a mean-pooled head and no "score_pooling" in its adapter config.
-    from skrank.adapter import ScoreHead
+    from skrank._model.adapter import ScoreHead
 
     torch.manual_seed(0)
     old = a_copy(tiny_fitted)
@@ -568,7 +568,7 @@ def test_save_refuses_a_pipeline_or_a_search_saying_what_to_do(tiny_fitted, tmp_
 
 
 def test_the_command_lines_record_is_optional_and_round_trips(tiny_fitted, saved, tmp_path):
-    from skrank.persistence import load_with_cli, save_with_cli
+    from skrank.persistence._io import load_with_cli, save_with_cli
 
     assert "cli" not in parts(saved)[0]  # skrank.save writes none
     assert load_with_cli(saved)[1] == {}
@@ -611,7 +611,7 @@ def test_load_refuses_a_malformed_cli_record_by_name(saved, tmp_path, text, fiel
 
 
 def test_save_with_cli_refuses_a_record_load_would_refuse(tiny_fitted, tmp_path):
-    from skrank.persistence import save_with_cli
+    from skrank.persistence._io import save_with_cli
 
     for record, field in [({"target_column": ""}, "cli.target_column"), ({"y": "a"}, "cli.y")]:
         with pytest.raises(ValueError, match="cannot save") as info:

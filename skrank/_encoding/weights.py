@@ -4,7 +4,7 @@ An open_clip tag (looked up in the local caches first), an ``hf-hub:`` id, a
 local checkpoint file, or seeded random weights. A machine without network
 fails within seconds with :class:`WeightsUnavailableError`, never after
 minutes of download retries. skrank talks to open_clip's factory only here and
-in :mod:`skrank.backbone`.
+in :mod:`skrank._encoding.backbone`.
 """
 
 from __future__ import annotations

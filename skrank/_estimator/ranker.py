@@ -12,20 +12,21 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted
 
-from skrank import fitting, inputs, presets, training
-from skrank.backbone import load_backbone
-from skrank.cache import TokenStream
-from skrank.encoder import Encoder
-from skrank.fitting import FitHistory
-from skrank.images import check_on_error, report_failures
-from skrank.inference import PARAMS as PREDICTOR_PARAMS
-from skrank.inference import Predictor, load_fitted_backbone
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.cache import TokenStream
+from skrank._encoding.encoder import Encoder
+from skrank._encoding.images import check_on_error, report_failures
+from skrank._estimator import fitting, inputs, presets
+from skrank._estimator.fitting import FitHistory
+from skrank._estimator.inference import PARAMS as PREDICTOR_PARAMS
+from skrank._estimator.inference import Predictor, load_fitted_backbone
+from skrank._estimator.params import validate_params
+from skrank._model import training
+from skrank._model.training import train
 from skrank.metrics import spearman_score
 from skrank.metrics._inputs import check_sample_weight
-from skrank.params import validate_params
 from skrank.persistence._metadata import check_storable
 from skrank.persistence._pickling import PickleRules, older_defaults
-from skrank.training import train
 
 __all__ = ["CLIPRanker"]
 
@@ -65,7 +66,7 @@ class CLIPRanker(
         What to rank by, in plain words ("Sort the images by sharpness.").
         Rows of a DataFrame with an ``instruction_column`` take theirs from
         it. None: ``fit`` uses the neutral ``"Rank the images."``
-        (``skrank.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
+        (``skrank._estimator.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
         what to rank by; after ``fit``, rows without one take the fitted
         instruction when there is only one.
 

@@ -2,7 +2,7 @@
 
 A :class:`Predictor` holds what inference needs on one device: the frozen
 backbone, the instructions' text tokens, the adapter (the fitted one on the
-CPU, a copy elsewhere) and a :class:`~skrank.cache.TokenStream`. It never
+CPU, a copy elsewhere) and a :class:`~skrank._encoding.cache.TokenStream`. It never
 moves or changes the fitted ``adapter_``, so threads may predict with one
 ranker at once.
 """
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from skrank import devices
-from skrank.adapter import RankingAdapter
-from skrank.backbone import Backbone, backbone_mismatch, load_backbone
-from skrank.cache import TokenStream
+from skrank import _devices as devices
+from skrank._encoding.backbone import Backbone, backbone_mismatch, load_backbone
+from skrank._encoding.cache import TokenStream
+from skrank._model.adapter import RankingAdapter
 
 __all__ = [
     "PARAMS",

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from skrank._bounds import CONFIG_LIMITS, MAX_HISTORY, MAX_INT, MAX_STRING, text_problem
+from skrank._devices import PRECISIONS, resolve_device
+from skrank._estimator.presets import PRESETS
+from skrank._model.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank._quote import shown
-from skrank.adapter import OPTIONS as ADAPTER_OPTIONS
-from skrank.devices import PRECISIONS, resolve_device
-from skrank.presets import PRESETS
 
 __all__ = [
     "PARAMETERS",

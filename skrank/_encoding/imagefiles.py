@@ -3,7 +3,7 @@
 A file is read whole into memory (:func:`read_path`), after checks that it is
 a regular, non-empty file of a plausible size, and opened from those bytes
 (:func:`open_image`), so what is hashed for the disk cache is what is decoded.
-:mod:`skrank.images` turns the opened image into RGB.
+:mod:`skrank._encoding.images` turns the opened image into RGB.
 
 Pillow registers some forty formats. Several are not raster images at all,
 and one of them, EPS, renders PostScript by running Ghostscript, an external

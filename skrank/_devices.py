@@ -25,7 +25,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
 
     Examples
     --------
-    >>> from skrank.devices import resolve_device
+    >>> from skrank._devices import resolve_device
     >>> resolve_device("cpu")
     device(type='cpu')
     """
@@ -73,7 +73,7 @@ def use_bf16(device: torch.device, precision: str = "auto") -> bool:
     Examples
     --------
     >>> import torch
-    >>> from skrank.devices import use_bf16
+    >>> from skrank._devices import use_bf16
     >>> use_bf16(torch.device("cuda"), "auto"), use_bf16(torch.device("cuda"), "fp32")
     (True, False)
     >>> use_bf16(torch.device("cpu"), "auto")

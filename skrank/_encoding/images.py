@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from skrank._containers import as_image_list
-from skrank._imagefiles import (
+from skrank._encoding.containers import as_image_list
+from skrank._encoding.imagefiles import (
     DECODED_FORMATS,
     decodable,
     open_image,
@@ -61,7 +61,7 @@ from skrank._imagefiles import (
     truncation,
     unsupported,
 )
-from skrank._imagefiles import BadImage as _BadImage
+from skrank._encoding.imagefiles import BadImage as _BadImage
 from skrank._quote import MAX_SHOWN, shown
 
 __all__ = [
@@ -91,7 +91,7 @@ class ImageLoadError(ValueError):
 
     Examples
     --------
-    >>> from skrank.images import ImageLoadError, load_image
+    >>> from skrank._encoding.images import ImageLoadError, load_image
     >>> try:
     ...     load_image("/no/such/photo.jpg")
     ... except ImageLoadError as exc:

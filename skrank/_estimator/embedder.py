@@ -2,7 +2,7 @@
 
 The first baseline of any ranking task is a linear probe on the frozen CLIP
 image embedding, ``make_pipeline(CLIPEmbedder(...), RidgeCV())``. The
-embedder computes the embeddings with :class:`skrank.encoder.Encoder`
+embedder computes the embeddings with :class:`skrank._encoding.encoder.Encoder`
 (the same decoding and preprocessing as :class:`~skrank.CLIPRanker`) and
 caches them, keyed by image content, so that clones in a cross-validation or
 a grid search, and repeated calls, compute each image once:
@@ -10,13 +10,13 @@ a grid search, and repeated calls, compute each image once:
 - ``cache="memory"``: one process-wide LRU of at most
   :data:`MEMORY_CACHE_BYTES` (:data:`MEMORY_CACHE`), keyed by the backbone's
   spec digest (name, weights identity, preprocessing: the disk cache's
-  :func:`~skrank.diskstore.spec_digest`), the autocast mode (``"bf16"`` or
-  ``"fp32"``, :func:`skrank.devices.use_bf16`) and the image's content key
-  (:func:`~skrank.diskstore.content_key`). A hit is the exact float32 vector
+  :func:`~skrank._encoding.diskstore.spec_digest`), the autocast mode (``"bf16"`` or
+  ``"fp32"``, :func:`skrank._devices.use_bf16`) and the image's content key
+  (:func:`~skrank._encoding.diskstore.content_key`). A hit is the exact float32 vector
   computed before in that mode.
 - ``cache="disk"``: verified float32 files under
   ``cache_dir/embeddings/<name>-<digest>/`` (a
-  :class:`~skrank.diskstore.DiskStore` of ``kind="embeddings"``), keyed like
+  :class:`~skrank._encoding.diskstore.DiskStore` of ``kind="embeddings"``), keyed like
   the ranker's token files: by backbone, weights, preprocessing and image
   content, not by device or precision. A damaged entry is recomputed and
   replaced, with one warning per call.
@@ -35,16 +35,16 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from skrank._containers import as_image_list
-from skrank.backbone import load_backbone
-from skrank.cache import resolve_cache_dir
-from skrank.devices import use_bf16
-from skrank.diskstore import DiskStore, spec_digest
-from skrank.encoder import Encoder
-from skrank.images import ImageLoadError
-from skrank.inference import load_fitted_backbone
-from skrank.inputs import image_column_of
-from skrank.params import BOOL, PARAMETERS, Interval, validate_params
+from skrank._devices import use_bf16
+from skrank._encoding.backbone import load_backbone
+from skrank._encoding.cache import resolve_cache_dir
+from skrank._encoding.containers import as_image_list
+from skrank._encoding.diskstore import DiskStore, spec_digest
+from skrank._encoding.encoder import Encoder
+from skrank._encoding.images import ImageLoadError
+from skrank._estimator.inference import load_fitted_backbone
+from skrank._estimator.inputs import image_column_of
+from skrank._estimator.params import BOOL, PARAMETERS, Interval, validate_params
 
 __all__ = ["MEMORY_CACHE", "MEMORY_CACHE_BYTES", "CLIPEmbedder"]
 
@@ -148,7 +148,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     cache : {"memory", "disk", None}, default="memory"
         Where computed embeddings are kept, keyed by image content and
         backbone: ``"memory"``, a process-wide LRU of at most 512 MiB
-        (``skrank.embedder.MEMORY_CACHE_BYTES``) shared by every embedder, so
+        (``skrank._estimator.embedder.MEMORY_CACHE_BYTES``) shared by every embedder, so
         clones across folds and repeated calls compute each image once (keyed
         by precision too: a hit is the exact vector computed before);
         ``"disk"``, checksummed files under ``cache_dir`` shared with later
@@ -235,7 +235,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self : CLIPEmbedder
             Fitted. Offline, with weights that are not on this machine, a
-            ``skrank.weights.WeightsUnavailableError`` is raised within seconds.
+            ``skrank._encoding.weights.WeightsUnavailableError`` is raised within seconds.
         """
         params = _validate(self.get_params(deep=False))
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
@@ -327,8 +327,8 @@ def _embeddings(encoder: Encoder, items: list, cache: str | None, cache_dir) -> 
     """(n, embed_dim) float32 embeddings of ``items``, through the cache named ``cache``.
 
     The images a cache lacks are computed ``batch_size`` at a time by
-    :meth:`~skrank.encoder.Encoder.fill` (with nothing cached, in the same
-    batches as :meth:`~skrank.encoder.Encoder.embed` on ``items``). Every
+    :meth:`~skrank._encoding.encoder.Encoder.fill` (with nothing cached, in the same
+    batches as :meth:`~skrank._encoding.encoder.Encoder.embed` on ``items``). Every
     unreadable image is named in one ``ImageLoadError``.
     """
     if cache is None:

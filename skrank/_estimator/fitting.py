@@ -1,9 +1,9 @@
 """What a ``fit`` trains and what it leaves: the step between parsed inputs and the loop.
 
 :func:`prepare` builds a new (or warm-started) adapter, a
-:class:`~skrank.training.TrainData` (frozen token source, text bank,
+:class:`~skrank._model.training.TrainData` (frozen token source, text bank,
 standardised targets, the rows to train and validate on, a user's ``X_val``
-rows appended) and a :class:`~skrank.training.TrainConfig`, whose fields are
+rows appended) and a :class:`~skrank._model.training.TrainConfig`, whose fields are
 named after the ``CLIPRanker`` parameters they come from.
 :func:`fitted_state` is every fitted attribute a successful fit sets, at once;
 :class:`FitHistory` gives ``history_`` the names ``MLPRegressor`` uses.
@@ -22,16 +22,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._bounds import MAX_HISTORY
-from skrank.adapter import AdapterConfig, RankingAdapter
-from skrank.backbone import backbone_mismatch
-from skrank.cache import token_source
-from skrank.encoder import Encoder
-from skrank.inference import text_bank
-from skrank.inputs import TargetScaling, Validation
-from skrank.presets import Preset
-from skrank.probe import MIN_BLEND_ROWS, LinearProbe, blend, choose_weight, fit_probe
-from skrank.sampling import validation_split
-from skrank.training import TrainConfig, TrainData, resolve_lr, validation_scores
+from skrank._encoding.backbone import backbone_mismatch
+from skrank._encoding.cache import token_source
+from skrank._encoding.encoder import Encoder
+from skrank._estimator.inference import text_bank
+from skrank._estimator.inputs import TargetScaling, Validation
+from skrank._estimator.presets import Preset
+from skrank._model.adapter import AdapterConfig, RankingAdapter
+from skrank._model.probe import MIN_BLEND_ROWS, LinearProbe, blend, choose_weight, fit_probe
+from skrank._model.sampling import validation_split
+from skrank._model.training import TrainConfig, TrainData, resolve_lr, validation_scores
 
 __all__ = [
     "FitHistory",
@@ -122,8 +122,8 @@ class FitRows(NamedTuple):
 def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -> FitSettings:
     """The one place where a fit's validated parameters become its settings objects.
 
-    ``params`` are the ranker's parameters after :func:`skrank.params.validate_params`
-    and :func:`skrank.presets.resolve` (with ``device_`` and ``preset_``);
+    ``params`` are the ranker's parameters after :func:`skrank._estimator.params.validate_params`
+    and :func:`skrank._estimator.presets.resolve` (with ``device_`` and ``preset_``);
     ``backbone`` the loaded frozen towers; ``n_instructions`` the instructions
     of the fit (rows of a linear probe); ``auto_stopping``: the ranker's
     ``early_stopping`` was ``"auto"``. The seed of the adapter, the batches,
@@ -332,7 +332,7 @@ def weigh_probe(adapter, data, cfg) -> float | None:
     """After training: blend the probe into ``adapter``'s score; returns its weight.
 
     The weight is chosen on ``data.val_idx`` (the head and the ridge fitted
-    without those rows: :func:`skrank.probe.choose_weight`, Spearman within
+    without those rows: :func:`skrank._model.probe.choose_weight`, Spearman within
     instruction and group). Rows held out from the training set only for this
     (``data.holdout``) then join the ridge's fit. None, and the adapter
     unchanged, without a new probe to weigh (``data.weigh_probe``: a
@@ -385,7 +385,7 @@ def fitted_state(
 ) -> dict:
     """The fitted attributes a ``fit`` that succeeded sets on ``ranker``, all at once.
 
-    ``trained`` is what :func:`skrank.training.train` returned. A
+    ``trained`` is what :func:`skrank._model.training.train` returned. A
     ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the fit
     before (call this before setting any of them).
     """

@@ -1,9 +1,9 @@
-"""Optimiser, schedule and the epoch loop (batches come from :mod:`skrank.sampling`).
+"""Optimiser, schedule and the epoch loop (batches come from :mod:`skrank._model.sampling`).
 
 :class:`TrainData` (frozen token source, text bank, standardised targets, the
 rows to train and validate on) and :class:`TrainConfig` (fields named after the
 ``CLIPRanker`` parameters they come from) are what :func:`train` fits an
-adapter on, in place; :mod:`skrank.fitting` builds them.
+adapter on, in place; :mod:`skrank._estimator.fitting` builds them.
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from skrank import devices
-from skrank.adapter import RankingAdapter, dropout_generator
-from skrank.inference import TextBank, predict_tokens
-from skrank.losses import ranking_loss, regression_loss
+from skrank import _devices as devices
+from skrank._estimator.inference import TextBank, predict_tokens
+from skrank._model.adapter import RankingAdapter, dropout_generator
+from skrank._model.losses import ranking_loss, regression_loss
+from skrank._model.sampling import BatchPlan, epoch_batches
 from skrank.metrics import spearman_score
-from skrank.sampling import BatchPlan, epoch_batches
 
 __all__ = [
     "TrainConfig",
@@ -43,7 +43,7 @@ __all__ = [
 
 PAPER_EPOCHS = 30  # the default budget at the paper's scale of data
 MIN_STEPS = 300  # optimiser steps the default budget never goes below (small data)
-# lr="auto" under the small-data preset (skrank.presets): the rates measured best
+# lr="auto" under the small-data preset (skrank._estimator.presets): the rates measured best
 # at two widths on random towers, for a shallow adapter (at most one fusion layer,
 # no post-fusion layers: that preset's) and a deeper one.
 AUTO_LR_SHALLOW = {64: 1e-3, 512: 3e-4}
@@ -54,7 +54,7 @@ def resolve_lr(lr, d_model: int, n_fusion_layers: int = 1, n_post_layers: int = 
     """The peak learning rate: ``lr`` itself, or for ``"auto"`` the small-data preset's
     rate, measured best on random towers for the adapter's depth and width
     (``docs/model.md``, "What costs on little data"; the paper's preset replaces
-    ``"auto"`` by its 5e-5 before this: :func:`skrank.presets.resolve`).
+    ``"auto"`` by its 5e-5 before this: :func:`skrank._estimator.presets.resolve`).
 
     The shallow adapter (``n_fusion_layers <= 1`` and no post-fusion layers): 1e-3
     at d=64 (``skrank-tiny``) and 3e-4 at d=512 (ViT-B); at 1e-3 a random ViT-B-32's
@@ -111,7 +111,7 @@ class TrainConfig:
 class TrainData:
     """What a fit trains on: one token source and per-row labels, indexed alike."""
 
-    source: object  # a token source of skrank.cache: .tokens(idx, flip, device)
+    source: object  # a token source of skrank._encoding.cache: .tokens(idx, flip, device)
     text: TextBank
     y_std: np.ndarray  # targets standardised per instruction
     instr: np.ndarray  # instruction code per row
@@ -120,7 +120,7 @@ class TrainData:
     val_idx: np.ndarray | None = None
     weight: np.ndarray | None = None  # sample_weight per row, or None
     zero: np.ndarray | None = None  # per instruction: a target of 0, standardised (negatives)
-    # Whether the fit weighs a new linear probe (skrank.probe) on the val_idx rows
+    # Whether the fit weighs a new linear probe (skrank._model.probe) on the val_idx rows
     # after training, and whether those are training rows held out (the probe is
     # then refitted on them) rather than a user's X_val.
     weigh_probe: bool = False
@@ -169,7 +169,7 @@ def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -
     """Standardised scores of the ``data.val_idx`` rows, in that order.
 
     With ``parts``, an array (2, n_val): the score head's part and the linear
-    probe's ungated ridge scores (:meth:`skrank.probe.LinearProbe.ridge`).
+    probe's ungated ridge scores (:meth:`skrank._model.probe.LinearProbe.ridge`).
     Leaves the adapter in eval mode.
     """
     adapter.eval()
@@ -243,7 +243,7 @@ def train(
 
     Batches and flips come from a numpy generator seeded by ``cfg.seed``, and
     dropout from a torch generator on the training device seeded by it too
-    (:func:`skrank.adapter.dropout_generator`), never from torch's process-wide
+    (:func:`skrank._model.adapter.dropout_generator`), never from torch's process-wide
     one: a fit is reproduced by its seed even while other fits run in threads,
     and it leaves the caller's torch RNG as it was.
     """

@@ -43,7 +43,7 @@ class Preset:
     """The values a preset gives the parameters left to it (None, or ``"auto"``).
 
     ``lr`` is a rate, or ``"auto"``: the small-data rule of
-    :func:`skrank.training.resolve_lr` by the adapter's width and depth.
+    :func:`skrank._model.training.resolve_lr` by the adapter's width and depth.
     ``min_steps`` is the floor of optimiser steps that ``max_epochs=None`` raises
     the epochs to reach, at the same learning rate.
     """
@@ -118,7 +118,7 @@ def resolve(params: dict, weights_identity: str, instr: np.ndarray, groups) -> d
         ``score_pooling``, ``image_positions``, ``reg_weight``) left at None,
         and ``lr`` and ``early_stopping`` left at ``"auto"``, take the preset's
         values (the small-data ``lr`` stays ``"auto"``:
-        :func:`skrank.training.resolve_lr` sets it by width), and ``preset_``
+        :func:`skrank._model.training.resolve_lr` sets it by width), and ``preset_``
         is the :class:`Preset` (its ``min_steps`` is the step floor).
     """
     pretrained = is_pretrained(weights_identity)

@@ -1,12 +1,12 @@
 """Frozen open_clip towers: pixels to tokens and embeddings, and ``skrank-tiny``.
 
 A :class:`Backbone` wraps a frozen CLIP model (built by :func:`load_backbone`
-from weights that :mod:`skrank.weights` resolves) and offers what the adapter
+from weights that :mod:`skrank._encoding.weights` resolves) and offers what the adapter
 needs: per-image tokens, per-instruction text tokens with a padding mask,
 pooled image embeddings (for baselines) and the preprocessing constants (input
-size, mean, std). :class:`skrank.encoder.Encoder` turns decoded pixel batches
-(:mod:`skrank.images`) into those tokens and embeddings. Every forward pass
-enters :func:`skrank.devices.autocast` with the caller's ``precision``.
+size, mean, std). :class:`skrank._encoding.encoder.Encoder` turns decoded pixel batches
+(:mod:`skrank._encoding.images`) into those tokens and embeddings. Every forward pass
+enters :func:`skrank._devices.autocast` with the caller's ``precision``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import open_clip
 import torch
 from torch import nn
 
-from skrank import devices
-from skrank.weights import (
+from skrank import _devices as devices
+from skrank._encoding.weights import (
     TINY,
     WeightsUnavailableError,
     _Weights,
@@ -41,7 +41,7 @@ __all__ = [
     "weights_on_disk",
 ]
 
-_CONFIG_DIR = Path(__file__).parent / "model_configs"
+_CONFIG_DIR = Path(__file__).parents[1] / "model_configs"
 open_clip.add_model_config(_CONFIG_DIR)
 
 
@@ -305,7 +305,7 @@ def load_backbone(
 
     Examples
     --------
-    >>> from skrank.backbone import load_backbone
+    >>> from skrank._encoding.backbone import load_backbone
     >>> bb = load_backbone("skrank-tiny", None)
     >>> bb.image_size, bb.n_image_tokens, bb.image_dim
     ((64, 64), 64, 64)

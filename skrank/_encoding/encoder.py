@@ -1,6 +1,6 @@
 """Pixels to frozen tokens or embeddings, and a store filled with what it lacks.
 
-An :class:`Encoder` is a frozen :class:`~skrank.backbone.Backbone` with the
+An :class:`Encoder` is a frozen :class:`~skrank._encoding.backbone.Backbone` with the
 settings every encoding pass shares: ``batch_size``, ``num_workers`` (decode
 threads) and ``precision``. It is built once from the validated parameters of
 a :class:`~skrank.CLIPRanker` or a :class:`~skrank.CLIPEmbedder` (or from the
@@ -18,7 +18,7 @@ arguments of :func:`skrank.parallel.encode`) and passed whole.
 
 A store is anything with ``load(key, view) -> (array or None, why)``,
 ``write(key, view, array)``, ``kind`` ("tokens" or "embeddings") and
-``dtype`` (what it keeps): :class:`~skrank.diskstore.DiskStore` is one.
+``dtype`` (what it keeps): :class:`~skrank._encoding.diskstore.DiskStore` is one.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from skrank.backbone import Backbone
-from skrank.diskstore import keyed
-from skrank.images import ImageLoadError, Preprocessor, describe, iter_pixel_batches
+from skrank._encoding.backbone import Backbone
+from skrank._encoding.diskstore import keyed
+from skrank._encoding.images import ImageLoadError, Preprocessor, describe, iter_pixel_batches
 
 __all__ = ["Batch", "Encoder", "Filled"]
 
@@ -66,19 +66,19 @@ class Encoder:
     Parameters
     ----------
     backbone : Backbone
-        The frozen towers (:func:`skrank.backbone.load_backbone`).
+        The frozen towers (:func:`skrank._encoding.backbone.load_backbone`).
     batch_size : int, default=64
         Images per forward pass.
     num_workers : int, default=0
         Threads decoding images in parallel.
     precision : {"auto", "fp32", "bf16"}, default="auto"
-        As :func:`skrank.devices.autocast` reads it.
+        As :func:`skrank._devices.autocast` reads it.
 
     Examples
     --------
     >>> import numpy as np
-    >>> from skrank.backbone import load_backbone
-    >>> from skrank.encoder import Encoder
+    >>> from skrank._encoding.backbone import load_backbone
+    >>> from skrank._encoding.encoder import Encoder
     >>> encoder = Encoder(load_backbone("skrank-tiny", None), batch_size=4)
     >>> images = [np.full((32, 32, 3), v, np.uint8) for v in range(0, 250, 50)]
     >>> encoder.embed(images).shape

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import DataConversionWarning
 
+from skrank._encoding.images import as_image_list
 from skrank._quote import shown
-from skrank.images import as_image_list
 
 __all__ = [
     "Columns",

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skrank.probe import LinearProbe
+from skrank._model.probe import LinearProbe
 
 __all__ = ["AdapterConfig", "RankingAdapter", "dropout_generator"]
 
@@ -104,7 +104,7 @@ class AdapterConfig:
     score_pooling: str = "mean_std"
     # "none": the paper's head alone; "ridge": the head's score blended after
     # training with a ridge probe on the frozen tokens, by a weight chosen on
-    # held-out rows (skrank.probe).
+    # held-out rows (skrank._model.probe).
     probe: str = "none"
     n_instructions: int = 1  # rows of the probe: one per fitted instruction
     # "sincos": a fixed 2-D sine-cosine code of each image token's place in the

@@ -30,7 +30,7 @@ cannot store is computed for the call (kept in memory if training needs it
 again) and the call warns once.
 
 Image files are read once: their bytes are hashed for the key and those same
-bytes decoded (:class:`skrank.images.EncodedFile`), so a file that changes
+bytes decoded (:class:`skrank._encoding.images.EncodedFile`), so a file that changes
 meanwhile cannot store one image's tokens under another's key.
 """
 
@@ -51,6 +51,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from skrank._encoding.backbone import Backbone
+from skrank._encoding.images import ImageLoadError, load_image, read_file
 from skrank._files import (
     FileTooLargeError,
     NotRegularFileError,
@@ -58,8 +60,6 @@ from skrank._files import (
     read_regular_file,
     remove_stale_temporaries,
 )
-from skrank.backbone import Backbone
-from skrank.images import ImageLoadError, load_image, read_file
 
 __all__ = [
     "KINDS",
@@ -74,7 +74,7 @@ _MAGIC = b"SKRANK\x02\x00"
 _TRAILER = len(_MAGIC) + hashlib.sha256().digest_size
 _SWEPT: set[str] = set()  # stores whose stale temporaries this process has removed
 _SWEPT_LOCK = threading.Lock()
-_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # skrank/
 
 
 # What a store of each kind holds: entry dtype and the word its messages use. The
@@ -98,8 +98,8 @@ def spec_digest(info: dict, kind: str = "tokens") -> str:
 
     Examples
     --------
-    >>> from skrank.backbone import load_backbone
-    >>> from skrank.diskstore import spec_digest
+    >>> from skrank._encoding.backbone import load_backbone
+    >>> from skrank._encoding.diskstore import spec_digest
     >>> info = load_backbone("skrank-tiny", None).info
     >>> spec_digest(info) != spec_digest(info, "embeddings")
     True
@@ -118,7 +118,7 @@ def new_stats() -> dict:
 def keyed(item) -> tuple[str | None, object]:
     """``(content key, what to decode in the item's place)`` for one input.
 
-    A file is read once (:func:`skrank.images.read_file`): its key hashes the
+    A file is read once (:func:`skrank._encoding.images.read_file`): its key hashes the
     bytes that get decoded. A PIL image is keyed by, and replaced with, its
     decoded RGB pixels. Other types have no key (the decoder says why).
     Raises ``ImageLoadError`` as :func:`content_key` (and for bad paths).

@@ -6,12 +6,12 @@ when augmenting), keeps the tokens in fp16 and serves training batches from
 them. :class:`DiskCache` (``cache="disk"``) does the same with one fp16 file
 per image and view under ``cache_dir``, keyed by the image's content, the
 backbone's weights and the preprocessing, so clones, folds, fits and processes
-share the work; :mod:`skrank.diskstore` stores them and verifies every read, and
-:meth:`skrank.encoder.Encoder.fill` encodes what a store lacks.
+share the work; :mod:`skrank._encoding.diskstore` stores them and verifies every read, and
+:meth:`skrank._encoding.encoder.Encoder.fill` encodes what a store lacks.
 :class:`LiveEncoder` (``cache=None``) decodes and encodes every batch again:
 the reference code's cost model, kept for comparison. :class:`TokenStream`
 serves the tokens of images to predict on, through the disk cache when there
-is one. Encoding itself is :class:`skrank.encoder.Encoder`'s.
+is one. Encoding itself is :class:`skrank._encoding.encoder.Encoder`'s.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from skrank.diskstore import DiskStore, new_stats
-from skrank.encoder import BOTH, PLAIN, Encoder
-from skrank.images import ImageLoadError, Preprocessor, iter_pixel_batches
+from skrank._encoding.diskstore import DiskStore, new_stats
+from skrank._encoding.encoder import BOTH, PLAIN, Encoder
+from skrank._encoding.images import ImageLoadError, Preprocessor, iter_pixel_batches
 
 __all__ = [
     "DEFAULT_CACHE_DIR",

@@ -136,7 +136,7 @@ def fit_ridge(
 
 
 def fit_probe(probe: LinearProbe, data, rows: np.ndarray, batch_size: int) -> list[float]:
-    """Fit ``probe``'s ridge on ``rows`` of ``data`` (a :class:`skrank.training.TrainData`).
+    """Fit ``probe``'s ridge on ``rows`` of ``data`` (a :class:`skrank._model.training.TrainData`).
 
     One pass over the rows' unflipped frozen tokens; features standardised over
     the rows, one ridge per instruction on its own rows (an instruction with
