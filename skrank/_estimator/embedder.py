@@ -235,7 +235,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self : CLIPEmbedder
             Fitted. Offline, with weights that are not on this machine, a
-            ``skrank._encoding.weights.WeightsUnavailableError`` is raised within seconds.
+            ``skrank.WeightsUnavailableError`` is raised within seconds.
         """
         params = _validate(self.get_params(deep=False))
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])

@@ -667,17 +667,17 @@ def test_sigterm_while_fit_writes_the_model_leaves_no_temporary(cli_data, tmp_pa
     script = textwrap.dedent(
         f"""
         import sys, time
-        import safetensors.torch as st
+        import skrank.persistence._io as io
         from skrank.cli import main
 
-        real = st.save_file
+        real = io.save_file
 
         def slow_save(tensors, filename, metadata=None):
             real(tensors, filename, metadata=metadata)
             open({str(mark)!r}, "w").close()
             time.sleep(120)
 
-        st.save_file = slow_save
+        io.save_file = slow_save
         sys.exit(main(sys.argv[1:]))
         """
     )
