@@ -39,7 +39,22 @@ _PROBE_TIMEOUT_S = 3.0
 
 
 class WeightsUnavailableError(RuntimeError):
-    """The pretrained weights asked for are neither on disk nor downloadable."""
+    """The pretrained weights asked for are neither on disk nor downloadable.
+
+    Raised within seconds by ``fit`` (or ``skrank.load``) when the weights of
+    ``backbone`` and ``pretrained`` are not in the Hugging Face or open_clip
+    cache and there is no network (or ``HF_HUB_OFFLINE=1``); the message says
+    how to get them or which local checkpoint file to pass instead.
+
+    Examples
+    --------
+    >>> from skrank import CLIPEmbedder, WeightsUnavailableError
+    >>> try:  # offline, with no weights cached for this tag
+    ...     CLIPEmbedder("ViT-B-32", "openai").fit()
+    ... except WeightsUnavailableError as exc:
+    ...     print("offline:", str(exc)[:40])  # doctest: +SKIP
+    offline: Pretrained weights for backbone='ViT-B-3
+    """
 
 
 @dataclass(frozen=True)

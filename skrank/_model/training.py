@@ -76,7 +76,19 @@ def resolve_lr(lr, d_model: int, n_fusion_layers: int = 1, n_post_layers: int = 
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite.
+
+    ``fit`` raises it at the end of the epoch that diverged, naming the epoch
+    and the first bad step, and leaves the estimator as it was before the
+    call; a lower ``lr`` (or targets of a sane scale) is the usual fix. It is
+    a ``FloatingPointError``, so code that catches those catches it too.
+
+    Examples
+    --------
+    >>> from skrank import TrainingDivergedError
+    >>> issubclass(TrainingDivergedError, FloatingPointError)
+    True
+    """
 
 
 @dataclass
