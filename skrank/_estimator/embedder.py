@@ -142,7 +142,9 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     device : str, default="auto"
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
     precision : {"auto", "fp32", "bf16"}, default="auto"
-        "auto" uses bf16 autocast on CUDA and fp32 elsewhere.
+        "auto" uses bf16 autocast on CUDA and fp32 elsewhere; "bf16" uses it
+        on CUDA and on a CPU that computes bf16 natively (AVX512-BF16 or AMX),
+        and is refused elsewhere.
     num_workers : int, default=0
         Threads decoding images in parallel.
     cache : {"memory", "disk", None}, default="memory"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from skrank._bounds import CONFIG_LIMITS, MAX_HISTORY, MAX_INT, MAX_STRING, text_problem
-from skrank._devices import PRECISIONS, resolve_device
+from skrank._devices import PRECISIONS, resolve_device, use_bf16
 from skrank._estimator.presets import PRESETS
 from skrank._model.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank._quote import shown
@@ -297,8 +297,9 @@ def check_combinations(p: dict) -> None:
         raise InvalidParameterError(
             "reg_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
         )
-    if "device_" in p and p.get("precision") == "bf16" and p["device_"].type != "cuda":
+    if "device_" in p and p.get("precision") == "bf16" and not use_bf16(p["device_"], "bf16"):
         raise InvalidParameterError(
-            f"precision='bf16' needs a CUDA device; device={p['device']!r} "
-            f"resolved to {p['device_'].type!r}"
+            "precision='bf16' needs a CUDA device or a CPU that computes bf16 natively "
+            f"(AVX512-BF16 or AMX); device={p['device']!r} resolved to {p['device_'].type!r}"
+            + (", whose CPU does not" if p["device_"].type == "cpu" else "")
         )

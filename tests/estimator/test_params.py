@@ -101,7 +101,8 @@ def test_rules_across_parameters(monkeypatch):
         validate_params(params(reg_weight=0.0, rank_weight=0))
     validate_params(params(reg_weight=0.0))  # one loss is enough
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InvalidParameterError, match="precision='bf16' needs a CUDA device"):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    with pytest.raises(InvalidParameterError, match="bf16' needs a CUDA device or a CPU"):
         validate_params(params(precision="bf16"))
     with pytest.raises(InvalidParameterError, match="device='cuda'.*not available"):
         validate_params(params(device="cuda"))

@@ -76,9 +76,25 @@ def test_every_forward_pass_uses_the_rankers_precision(forward_passes, precision
     assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())
 
 
-def test_bf16_is_refused_without_cuda(monkeypatch):
+def test_bf16_is_refused_without_cuda_or_a_native_bf16_cpu(monkeypatch):
     from skrank._estimator.params import InvalidParameterError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(InvalidParameterError, match="precision='bf16' needs a CUDA device"):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert not devices.cpu_bf16_native()
+    with pytest.raises(InvalidParameterError, match="precision='bf16' needs a CUDA device or"):
         tiny_ranker(precision="bf16").fit([np.zeros((8, 8, 3), np.uint8)] * 2, [0.0, 1.0])
+
+
+def test_bf16_on_a_native_bf16_cpu_autocasts_every_forward_pass(forward_passes):
+    if not devices.cpu_bf16_native():
+        pytest.skip("this CPU does not compute bf16 natively")
+    assert devices.use_bf16(CPU, "bf16") and not devices.use_bf16(CPU, "auto")
+    with devices.autocast(CPU, "bf16"):
+        assert torch.is_autocast_enabled("cpu")
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 25)]
+    ranker = tiny_ranker(precision="bf16", max_epochs=1).fit(images, np.arange(10.0))
+    assert np.isfinite(ranker.predict(images)).all()
+    assert {p for _, p in forward_passes} == {"bf16"}
+    assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())

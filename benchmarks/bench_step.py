@@ -1,0 +1,258 @@
+"""Where one training step of the adapter goes, on cached ViT-B-32 tokens.
+
+For the paper's model (``preset="paper"``: 2 fusion + 2 post-fusion layers,
+mean head) and the small-data model (1 + 0, mean-and-spread head), at batch
+32 and 64, in fp32 and (where the CPU computes bf16 natively) bf16 autocast:
+
+- the time of one step as the training loop takes it (forward under
+  ``skrank._devices.autocast``, both losses, backward, gradient clipping,
+  AdamW), the median of several after a warm-up;
+- the FLOPs counted by ``torch.utils.flop_counter`` in total and per module,
+  and the share of this machine's fp32 sgemm rate (measured in the same run)
+  that the step reaches;
+- the peak resident memory of a child process that loads the frozen ViT-B-32
+  (both towers, random weights: speed and memory do not depend on them),
+  builds the text bank and runs steps: backbone included;
+- a profiler table of the fp32 paper step (``results/step-<machine>.txt``).
+
+``--variant`` names the state of the code the run measured, kept beside each
+row (``--variant before-kv`` ...), so runs before and after a change sit side by
+side in one file. Results go to ``results/step-<machine>.json``; the commit is
+recorded (a dirty tree as the hash of its diff).
+
+    python -m benchmarks.bench_step                 # everything (about 4 min on 2 cores)
+    python -m benchmarks.bench_step --quick          # fewer repeats
+    python -m benchmarks.bench_step --only memory    # just the child-process memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks._common import RESULTS, ROOT, git_commit, machine_name, write_json
+from skrank._devices import cpu_bf16_native
+
+BACKBONE = "ViT-B-32"
+INSTRUCTION = "Sort the images by how blurry they are."
+
+
+def sgemm_rate(n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n × n float32 matmul on this machine, now."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def model_for(preset_name: str, backbone):
+    """A seeded adapter of the preset's architecture, its optimiser and its loss weights."""
+    from skrank._estimator.presets import PRESETS
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
+    from skrank._model.training import build_optimizer
+
+    preset = PRESETS[preset_name]
+    cfg = AdapterConfig(
+        backbone.image_dim,
+        backbone.text_dim,
+        d_model=backbone.embed_dim,
+        n_fusion_layers=preset.n_fusion_layers,
+        n_post_layers=preset.n_post_layers,
+        score_pooling=preset.score_pooling,
+    )
+    adapter = RankingAdapter(cfg, torch.Generator().manual_seed(0)).train()
+    return adapter, build_optimizer(adapter, 1e-4, 0.01), preset.reg_weight
+
+
+def step_fn(adapter, optimizer, reg_weight: float, batch, precision: str):
+    """One training step as ``skrank._model.training`` takes it."""
+    from skrank import _devices as devices
+    from skrank._model.losses import ranking_loss, regression_loss
+
+    tokens, text, valid, y = batch
+    mask = ~torch.eye(len(y), dtype=torch.bool)
+
+    def step():
+        with devices.autocast(tokens.device, precision):
+            scores, fused = adapter(tokens, text, valid)
+            reg = regression_loss(scores, y)
+            rank = ranking_loss(adapter.pair_logits(fused), y, mask)
+            loss = reg_weight * reg + rank
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
+        optimizer.step()
+        return loss.detach()
+
+    return step
+
+
+def batch_for(backbone, batch_size: int, seed: int = 0):
+    """Cached-token stand-ins (random, fp16-rounded as the cache stores them) and targets."""
+    from skrank._estimator.inference import text_bank
+
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randn(batch_size, backbone.n_image_tokens, backbone.image_dim, generator=g)
+    tokens = tokens.half().float()
+    text, valid = text_bank(backbone, [INSTRUCTION]).get(0)
+    return tokens, text, valid, torch.randn(batch_size, generator=g)
+
+
+def flops_by_module(step) -> tuple[int, dict]:
+    """Total FLOPs of one step and the FLOPs of each top-level module of the adapter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    counts = counter.get_flop_counts()
+    per = {}
+    for name, ops in counts.items():
+        parts = name.split(".")
+        if len(parts) == 2 or (len(parts) == 3 and parts[1] in ("fusion", "post")):
+            per[".".join(parts[1:])] = int(sum(ops.values()))
+    return int(counter.get_total_flops()), per
+
+
+def time_steps(step, repeats: int) -> float:
+    """Median seconds of one step after two warm-up steps."""
+    step()
+    step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def profile_table(step, rows: int = 25) -> str:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        step()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
+def memory_child(preset_name: str, batch_size: int, precision: str) -> dict:
+    """Peak resident memory of a process that loads the backbone and trains 3 steps."""
+    code = (
+        "import json, sys; from benchmarks.bench_step import _memory; "
+        f"print(json.dumps(_memory({preset_name!r}, {batch_size}, {precision!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _memory(preset_name: str, batch_size: int, precision: str) -> dict:
+    from skrank._encoding.backbone import load_backbone
+
+    backbone = load_backbone(BACKBONE, None, "cpu")
+    batch = batch_for(backbone, batch_size)
+    loaded = _status_mib("VmRSS")
+    adapter, optimizer, reg_weight = model_for(preset_name, backbone)
+    step = step_fn(adapter, optimizer, reg_weight, batch, precision)
+    for _ in range(3):
+        step()
+    return {"backbone_loaded_mib": loaded, "peak_rss_mib": _status_mib("VmHWM")}
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def measure_step(preset_name: str, backbone, batch, precision: str, repeats: int, rate) -> dict:
+    """Time and FLOPs of one step of ``preset_name``'s model on ``batch``."""
+    adapter, optimizer, reg_weight = model_for(preset_name, backbone)
+    step = step_fn(adapter, optimizer, reg_weight, batch, precision)
+    flops, per_module = flops_by_module(step)
+    seconds = time_steps(step, repeats)
+    return {
+        "seconds_per_step": seconds,
+        "gflop_per_step": flops / 1e9,
+        "share_of_fp32_sgemm": flops / seconds / rate,
+        "gflop_by_module": {k: v / 1e9 for k, v in per_module.items()},
+    }
+
+
+def _shown(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def run(args) -> dict:
+    from skrank._encoding.backbone import load_backbone
+
+    backbone = load_backbone(BACKBONE, None, "cpu")
+    precisions = ["fp32"] + (["bf16"] if cpu_bf16_native() else [])
+    res: dict = {
+        "machine": machine_name("cpu"),
+        "backbone": BACKBONE,
+        "tokens": [backbone.n_image_tokens, backbone.image_dim],
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "native_bf16": cpu_bf16_native(),
+        "variant": args.variant,
+        "commit": git_commit(),
+        "rows": [],
+    }
+    rate = sgemm_rate()
+    res["sgemm_gflops"] = rate / 1e9
+    print(f"fp32 sgemm: {rate / 1e9:.0f} GFLOP/s; bf16 native: {res['native_bf16']}")
+    repeats = 3 if args.quick else 7
+    for preset_name in ("paper", "small-data"):
+        for batch_size in (32, 64):
+            batch = batch_for(backbone, batch_size)
+            for precision in precisions:
+                row = {"preset": preset_name, "batch_size": batch_size, "precision": precision}
+                if args.only != "memory":
+                    row.update(measure_step(preset_name, backbone, batch, precision, repeats, rate))
+                if args.only != "time" and batch_size == 64:
+                    row.update(memory_child(preset_name, batch_size, precision))
+                print(
+                    ", ".join(f"{k} {_shown(v)}" for k, v in row.items() if k != "gflop_by_module")
+                )
+                res["rows"].append(row)
+    if args.only is None:
+        adapter, optimizer, reg_weight = model_for("paper", backbone)
+        step = step_fn(adapter, optimizer, reg_weight, batch_for(backbone, 64), "fp32")
+        table = profile_table(step)
+        (RESULTS / f"step-{res['machine']}-{args.variant}.txt").write_text(table)
+        print(table)
+    return res
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variant", default="current", help="a name for the code's state")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=["time", "memory"], default=None)
+    args = p.parse_args(argv)
+    res = run(args)
+    path = RESULTS / f"step-{res['machine']}.json"
+    previous = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    runs = [r for r in previous["runs"] if r.get("variant") != args.variant] + [res]
+    write_json(path, {"runs": runs})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
