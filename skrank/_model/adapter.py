@@ -127,6 +127,9 @@ class AdapterConfig:
 class Attention(nn.Module):
     """Multi-head attention; queries from ``x``, keys/values from ``context``.
 
+    ``context`` (and ``key_valid``) may have batch size 1 while ``x`` has B:
+    the instruction and prompt a batch of images shares. Its keys and values
+    are then projected once and broadcast to the B images, not once per image.
     ``dropout`` drops attention weights while training (the post-LN layers').
     ``generator`` draws the initial weights (None: torch's global generator).
     """
@@ -143,8 +146,10 @@ class Attention(nn.Module):
         B, Lq, d = x.shape
         h = self.n_heads
         q = self.q(x).view(B, Lq, h, d // h).transpose(1, 2)  # (B, h, Lq, c)
-        k, v = self.kv(context).view(B, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (B, h, Lk, c)
-        mask = None if key_valid is None else key_valid[:, None, None, :]  # (B, 1, 1, Lk)
+        Bc = context.shape[0]  # B, or 1 for a context every image shares
+        k, v = self.kv(context).view(Bc, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)  # (Bc, h, Lk, c)
+        k, v = k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)  # a view: no copy
+        mask = None if key_valid is None else key_valid[:, None, None, :]  # (Bc, 1, 1, Lk)
         if self.training and self.dropout > 0:
             y = _attend_with_dropout(q, k, v, mask, self.dropout)
         else:
@@ -337,9 +342,14 @@ class PairHead(nn.Module):
         self.ln = _norm(d)
         self.mlp = _mlp_stack(d, 3, generator=generator)
 
+    def raw(self, feats):  # (..., d) → (...)
+        """The MLP's logit g(f), not yet made odd."""
+        return self.mlp(self.ln(feats)).squeeze(-1)
+
     def forward(self, feats):  # (..., d)
-        logits = self.mlp(self.ln(feats)).squeeze(-1)  # (...)
-        return 0.5 * (logits - self.mlp(self.ln(-feats)).squeeze(-1))
+        """The odd logit (g(f) − g(−f)) / 2, both halves in one pass of the MLP."""
+        both = self.raw(torch.stack([feats, -feats]))  # (2, ...)
+        return 0.5 * (both[0] - both[1])
 
 
 def _fusion_blocks(cfg: AdapterConfig, generator=None) -> list[nn.Module]:
@@ -425,12 +435,12 @@ class RankingAdapter(nn.Module):
 
         ``image_tokens`` (B, L, C_img); ``text`` (1, T, C_txt); ``text_valid`` (1, T) bool.
         """
-        B = image_tokens.shape[0]
         x = self.image_in(image_tokens)  # (B, L, d)
         if self.cfg.image_positions == "sincos":
             x = x + grid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
-        ctx, valid = self.context(text, text_valid)
-        ctx, valid = ctx.expand(B, -1, -1), valid.expand(B, -1)  # (B, T + P, d), (B, T + P)
+        # One context for the batch: the cross-attention projects its keys and values
+        # once, not once per image (Attention broadcasts them).
+        ctx, valid = self.context(text, text_valid)  # (1, T + P, d), (1, T + P)
         for block in self.fusion:
             x = block(x, ctx, valid)
         x = self.fusion_out(self.fusion_ln(x))
@@ -464,15 +474,21 @@ class RankingAdapter(nn.Module):
 
     def pair_logits(self, tokens, max_pairs: int = 16384):
         """Logits (B, B) that image i ranks above image j, computed in row chunks
-        of at most ``max_pairs`` pairs so peak memory stays bounded."""
+        of at most ``max_pairs`` pairs so peak memory stays bounded.
+
+        The pair feature is antisymmetric, f(j, i) = −f(i, j), so the odd logit
+        (g(f) − g(−f)) / 2 of every pair is (G − Gᵀ) / 2 with G = g(f) over all
+        ordered pairs: one pass of the pair head's MLP, not two.
+        """
         u, log_z = self.relation.stats(tokens)
         B = tokens.shape[0]
         step = max(1, max_pairs // B)
         rows = [
-            self.pair_head(self.relation.all_pairs(u, log_z, slice(i, i + step)))
+            self.pair_head.raw(self.relation.all_pairs(u, log_z, slice(i, i + step)))
             for i in range(0, B, step)
         ]
-        return torch.cat(rows, dim=0)  # (B, B)
+        g = torch.cat(rows, dim=0)  # (B, B)
+        return 0.5 * (g - g.T)
 
     def compare_logits(self, tokens_a, tokens_b):
         """Logits (N,) that a_n ranks above b_n, for explicit pairs."""
