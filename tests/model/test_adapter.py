@@ -73,6 +73,50 @@ def test_pair_logits_chunking_is_exact(adapter):
     assert torch.allclose(whole, chunked, atol=1e-6)
 
 
+def test_pair_logits_in_one_pass_equal_the_odd_logit_of_every_pair(adapter):
+    """(G - G^T) / 2 from one pass of the pair MLP is (g(f) - g(-f)) / 2 per pair, and
+    it is exactly antisymmetric with a zero diagonal."""
+    x = torch.randn(9, 5, 24)
+    text, valid = torch.randn(1, 6, 20), torch.ones(1, 6, dtype=torch.bool)
+    with torch.no_grad():
+        _, fused = adapter(x, text, valid)
+        logits = adapter.pair_logits(fused)
+        u, log_z = adapter.relation.stats(fused)
+        feats = adapter.relation.all_pairs(u, log_z)  # (9, 9, d)
+        head = adapter.pair_head
+        two_passes = 0.5 * (head.raw(feats) - head.raw(-feats))
+    assert torch.allclose(logits, two_passes, atol=1e-5, rtol=0)
+    assert torch.equal(logits, -logits.T)
+    assert torch.equal(logits.diagonal(), torch.zeros(9))
+    # Explicit pairs (compare) give the same logits as the batch of all pairs.
+    with torch.no_grad():
+        a, b = torch.arange(9).repeat_interleave(9), torch.arange(9).repeat(9)
+        explicit = adapter.compare_logits(fused[a], fused[b]).view(9, 9)
+    assert torch.allclose(explicit, logits, atol=1e-5, rtol=0)
+
+
+def test_cross_attention_projects_a_shared_context_once_and_equals_it_per_image(adapter):
+    """A context of batch 1 (the instruction and prompt every image shares) gives what the
+    same context repeated per image gives, in the outputs and in the weights' gradients,
+    and its keys and values are projected once (1 row of the batch, not B)."""
+    torch.manual_seed(2)
+    block = next(b for b in adapter.fusion if b.cross)
+    x, ctx = torch.randn(6, 5, 32), torch.randn(1, 7, 32)
+    valid = torch.tensor([[True] * 5 + [False] * 2])
+    rows = []
+    hook = block.cross_attn.kv.register_forward_hook(lambda m, i, o: rows.append(i[0].shape[0]))
+    shared = block(x, ctx, valid)
+    shared.square().sum().backward()
+    grad = block.cross_attn.kv.weight.grad.clone()
+    block.zero_grad()
+    repeated = block(x, ctx.expand(6, -1, -1), valid.expand(6, -1))
+    repeated.square().sum().backward()
+    hook.remove()
+    assert rows == [1, 6]
+    assert torch.allclose(shared, repeated, atol=1e-6, rtol=0)
+    assert torch.allclose(block.cross_attn.kv.weight.grad, grad, atol=1e-4, rtol=1e-5)
+
+
 def test_padding_of_the_instruction_is_ignored(adapter):
     x = torch.randn(3, 5, 24)
     text = torch.randn(1, 8, 20)
