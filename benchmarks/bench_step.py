@@ -7,9 +7,9 @@ mean head) and the small-data model (1 + 0, mean-and-spread head), at batch
 - the time of one step as the training loop takes it (forward under
   ``skrank._devices.autocast``, both losses, backward, gradient clipping,
   AdamW), the median of several after a warm-up;
-- the FLOPs counted by ``torch.utils.flop_counter`` in total and per module,
-  and the share of this machine's fp32 sgemm rate (measured in the same run)
-  that the step reaches;
+- the FLOPs counted by ``torch.utils.flop_counter``: of the whole step, and of
+  each piece of the forward pass (counted piece by piece); and the share of
+  this machine's fp32 sgemm rate (measured in the same run) the step reaches;
 - the peak resident memory of a child process that loads the frozen ViT-B-32
   (both towers, random weights: speed and memory do not depend on them),
   builds the text bank and runs steps: backbone included;
@@ -110,20 +110,42 @@ def batch_for(backbone, batch_size: int, seed: int = 0):
     return tokens, text, valid, torch.randn(batch_size, generator=g)
 
 
-def flops_by_module(step) -> tuple[int, dict]:
-    """Total FLOPs of one step and the FLOPs of each top-level module of the adapter."""
+def step_flops(step) -> int:
+    """FLOPs of one step (forward, backward, optimiser), counted by torch."""
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter:
         step()
-    counts = counter.get_flop_counts()
-    per = {}
-    for name, ops in counts.items():
-        parts = name.split(".")
-        if len(parts) == 2 or (len(parts) == 3 and parts[1] in ("fusion", "post")):
-            per[".".join(parts[1:])] = int(sum(ops.values()))
-    return int(counter.get_total_flops()), per
+    return int(counter.get_total_flops())
+
+
+def forward_flops(adapter, batch) -> dict:
+    """GFLOP of each piece of the adapter's forward pass, counted piece by piece (the
+    backward costs about twice each piece again)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    tokens, text, valid, _ = batch
+    out: dict = {}
+
+    def counted(name, fn, *args):
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            result = fn(*args)
+        out[name] = out.get(name, 0.0) + counter.get_total_flops() / 1e9
+        return result
+
+    x = counted("image_in", adapter.image_in, tokens)
+    ctx, ctx_valid = counted("text_in + prompt", adapter.context, text, valid)
+    for k, block in enumerate(adapter.fusion):
+        kind = "cross-attention" if block.cross else "self-attention"
+        x = counted(f"fusion layer {k // 2}: {kind} block", block, x, ctx, ctx_valid)
+    x = counted("fusion_out", lambda v: adapter.fusion_out(adapter.fusion_ln(v)), x)
+    for k, block in enumerate(adapter.post):
+        x = counted(f"post-fusion layer {k}", block, x)
+    counted("score head", adapter.score_head, x)
+    counted("pair branch (relation attention + pair head)", adapter.pair_logits, x)
+    return out
 
 
 def time_steps(step, repeats: int) -> float:
@@ -185,13 +207,13 @@ def measure_step(preset_name: str, backbone, batch, precision: str, repeats: int
     """Time and FLOPs of one step of ``preset_name``'s model on ``batch``."""
     adapter, optimizer, reg_weight = model_for(preset_name, backbone)
     step = step_fn(adapter, optimizer, reg_weight, batch, precision)
-    flops, per_module = flops_by_module(step)
+    flops = step_flops(step)
     seconds = time_steps(step, repeats)
     return {
         "seconds_per_step": seconds,
         "gflop_per_step": flops / 1e9,
         "share_of_fp32_sgemm": flops / seconds / rate,
-        "gflop_by_module": {k: v / 1e9 for k, v in per_module.items()},
+        "forward_gflop_by_piece": forward_flops(adapter, batch),
     }
 
 
@@ -278,7 +300,9 @@ def run(args) -> dict:
                 if args.only != "time" and batch_size == 64:
                     row.update(memory_child(preset_name, batch_size, precision))
                 print(
-                    ", ".join(f"{k} {_shown(v)}" for k, v in row.items() if k != "gflop_by_module")
+                    ", ".join(
+                        f"{k} {_shown(v)}" for k, v in row.items() if k != "forward_gflop_by_piece"
+                    )
                 )
                 res["rows"].append(row)
     if args.only is None:
