@@ -165,11 +165,13 @@ def profile_table(step, rows: int = 25) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def memory_child(preset_name: str, batch_size: int, precision: str) -> dict:
-    """Peak resident memory of a process that loads the backbone and trains 3 steps."""
+def memory_child(preset_name: str, batch_size: int, precision: str, release: bool) -> dict:
+    """Peak resident memory of a process that loads the backbone and trains 3 steps
+    (``release``: with the towers dropped before the steps, as a fit whose tokens are
+    cached could)."""
     code = (
         "import json, sys; from benchmarks.bench_step import _memory; "
-        f"print(json.dumps(_memory({preset_name!r}, {batch_size}, {precision!r})))"
+        f"print(json.dumps(_memory({preset_name!r}, {batch_size}, {precision!r}, {release})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
@@ -177,17 +179,27 @@ def memory_child(preset_name: str, batch_size: int, precision: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _memory(preset_name: str, batch_size: int, precision: str) -> dict:
-    from skrank._encoding.backbone import load_backbone
+def _memory(preset_name: str, batch_size: int, precision: str, release: bool) -> dict:
+    import gc
 
-    backbone = load_backbone(BACKBONE, None, "cpu")
+    from skrank._encoding import backbone as backbones
+
+    backbone = backbones.load_backbone(BACKBONE, None, "cpu")
     batch = batch_for(backbone, batch_size)
     loaded = _status_mib("VmRSS")
     adapter, optimizer, reg_weight = model_for(preset_name, backbone)
+    if release:
+        backbones._LOADED.clear()
+        del backbone
+        gc.collect()
     step = step_fn(adapter, optimizer, reg_weight, batch, precision)
     for _ in range(3):
         step()
-    return {"backbone_loaded_mib": loaded, "peak_rss_mib": _status_mib("VmHWM")}
+    return {
+        "backbone_loaded_mib": loaded,
+        "peak_rss_mib": _status_mib("VmHWM"),
+        "towers_released": release,
+    }
 
 
 def _status_mib(field: str) -> float:
@@ -293,7 +305,7 @@ def run(args) -> dict:
                 if args.only != "memory":
                     row.update(measure_step(preset_name, backbone, batch, precision, repeats, rate))
                 if args.only != "time" and batch_size == 64:
-                    row.update(memory_child(preset_name, batch_size, precision))
+                    row.update(memory_child(preset_name, batch_size, precision, args.release))
                 print(
                     ", ".join(
                         f"{k} {_shown(v)}" for k, v in row.items() if k != "forward_gflop_by_piece"
@@ -315,6 +327,12 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", choices=["time", "memory", "ranking"], default=None)
     p.add_argument("--epochs", type=int, default=8, help="epochs of the ranking fits")
+    p.add_argument(
+        "--release-towers",
+        dest="release",
+        action="store_true",
+        help="memory with the frozen towers dropped before the steps (not what fit does)",
+    )
     args = p.parse_args(argv)
     res = run(args)
     path = RESULTS / f"step-{res['machine']}.json"
