@@ -168,7 +168,7 @@ def profile_table(step, rows: int = 25) -> str:
 def memory_child(preset_name: str, batch_size: int, precision: str, release: bool) -> dict:
     """Peak resident memory of a process that loads the backbone and trains 3 steps
     (``release``: with the towers dropped before the steps, as a fit whose tokens are
-    cached could)."""
+    cached does)."""
     code = (
         "import json, sys; from benchmarks.bench_step import _memory; "
         f"print(json.dumps(_memory({preset_name!r}, {batch_size}, {precision!r}, {release})))"
@@ -200,6 +200,32 @@ def _memory(preset_name: str, batch_size: int, precision: str, release: bool) ->
         "peak_rss_mib": _status_mib("VmHWM"),
         "towers_released": release,
     }
+
+
+def fit_memory_child(precision: str) -> dict:
+    """Peak resident memory of a process that runs a whole ``fit`` of the paper's model
+    (encoding included) on 64 images at 224 px, one step of batch 64."""
+    code = (
+        "import json; from benchmarks.bench_step import _fit_memory; "
+        f"print(json.dumps(_fit_memory({precision!r})))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _fit_memory(precision: str) -> dict:
+    from skrank import CLIPRanker
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(64)]
+    ranker = CLIPRanker(
+        INSTRUCTION, backbone=BACKBONE, pretrained=None, preset="paper", max_epochs=1,
+        batch_size=64, precision=precision, device="cpu", random_state=0,
+    )  # fmt: skip
+    ranker.fit(images, rng.normal(size=64))
+    return {"precision": precision, "fit_peak_rss_mib": _status_mib("VmHWM")}
 
 
 def _status_mib(field: str) -> float:
@@ -289,6 +315,10 @@ def run(args) -> dict:
         "commit": git_commit(),
         "rows": [],
     }
+    if args.only == "fit-memory":
+        res["fit_memory"] = [fit_memory_child(p) for p in precisions]
+        print(json.dumps(res["fit_memory"]))
+        return res
     if args.only == "ranking":
         res["ranking"] = ranking(args.epochs)
         print(json.dumps(res["ranking"], indent=1))
@@ -325,13 +355,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", default="current", help="a name for the code's state")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["time", "memory", "ranking"], default=None)
+    p.add_argument("--only", choices=["time", "memory", "ranking", "fit-memory"], default=None)
     p.add_argument("--epochs", type=int, default=8, help="epochs of the ranking fits")
     p.add_argument(
         "--release-towers",
         dest="release",
         action="store_true",
-        help="memory with the frozen towers dropped before the steps (not what fit does)",
+        help="memory with the frozen towers dropped before the steps, as fit drops them "
+        "(skrank._estimator.fitting.release_towers)",
     )
     args = p.parse_args(argv)
     res = run(args)

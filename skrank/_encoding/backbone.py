@@ -36,6 +36,7 @@ __all__ = [
     "WeightsUnavailableError",
     "backbone_mismatch",
     "end_of_text_id",
+    "forget_backbone",
     "load_backbone",
     "text_mask",
     "weights_on_disk",
@@ -280,6 +281,32 @@ def backbone_mismatch(fitted: dict, current: dict) -> list[str]:
 _LOADED: dict[tuple, Backbone] = {}
 _MAX_LOADED = 4
 _LOADING = threading.Lock()  # threads of one process (Dask workers) build each backbone once
+# Towers at least this large are dropped from the process while an adapter trains on
+# their cached tokens (forget_backbone): their memory serves training, and rebuilding
+# them for the next use costs seconds. Smaller ones (skrank-tiny) stay.
+FORGET_BYTES = 256 * 2**20
+
+
+def weight_bytes(backbone: Backbone) -> int:
+    """Bytes held by the frozen towers' parameters and buffers."""
+    tensors = [*backbone.model.parameters(), *backbone.model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def forget_backbone(backbone: Backbone, at_least: int | None = None) -> bool:
+    """Drop ``backbone`` from the process-wide cache if its towers take ``at_least`` bytes
+    (None: :data:`FORGET_BYTES`).
+
+    Its memory is freed once no caller holds it any more (a fit drops its own
+    references; another fit or thread still using it keeps it alive); the next
+    :func:`load_backbone` builds it again. Returns whether it was dropped.
+    """
+    if weight_bytes(backbone) < (FORGET_BYTES if at_least is None else at_least):
+        return False
+    with _LOADING:
+        for key in [k for k, v in _LOADED.items() if v is backbone]:
+            del _LOADED[key]
+    return True
 
 
 def load_backbone(

@@ -22,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._bounds import MAX_HISTORY
-from skrank._encoding.backbone import backbone_mismatch
+from skrank._encoding.backbone import backbone_mismatch, forget_backbone
 from skrank._encoding.cache import token_source
 from skrank._encoding.encoder import Encoder
 from skrank._estimator.inference import text_bank
@@ -42,6 +42,7 @@ __all__ = [
     "holdout_fraction",
     "initial_adapter",
     "prepare",
+    "release_towers",
     "settings",
     "train_data",
     "weigh_probe",
@@ -101,7 +102,8 @@ class FitSettings(NamedTuple):
 
     adapter: AdapterConfig  # a new adapter's architecture
     train: TrainConfig  # how the loop trains it
-    encoder: Encoder  # the frozen backbone and how it encodes
+    encoder: Encoder | None  # the frozen backbone and how it encodes (None: released)
+    backbone_info: dict  # the backbone's identity (backbone_info_), kept when it is released
     cache: str | None  # where the training tokens are kept: "memory", "disk" or None
     cache_dir: object  # the disk cache's folder (None: the default one)
     preset: Preset  # the preset the fit resolved "auto" to
@@ -176,6 +178,7 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
         adapter=adapter,
         train=train,
         encoder=encoder,
+        backbone_info=backbone.info,
         cache=params["cache"],
         cache_dir=params["cache_dir"],
         preset=params["preset_"],
@@ -272,6 +275,22 @@ def prepare(ranker, fit: FitSettings, rows: FitRows) -> tuple[RankingAdapter, Tr
         data.weigh_probe = True
         fit_probe(adapter.probe, data, data.train_idx, cfg.batch_size)
     return adapter, data
+
+
+def release_towers(fit: FitSettings) -> FitSettings:
+    """``fit`` without its frozen towers, when the adapter trains on cached tokens.
+
+    With ``cache="memory"`` or ``"disk"`` every token the loop reads is encoded
+    before it starts (and the text bank built), so the towers are not needed
+    until the next fit or ``predict``: large ones are dropped from the process
+    (:func:`skrank._encoding.backbone.forget_backbone`) and from ``fit``, and
+    their memory serves training (``docs/model.md``, "Speed of a training
+    step"). The caller must drop its own references too. ``cache=None``
+    encodes at every step and keeps them.
+    """
+    if fit.cache is None or not forget_backbone(fit.encoder.backbone):
+        return fit
+    return fit._replace(encoder=None)
 
 
 # Early stopping that validates on fewer images (or held-out groups) than these
@@ -400,7 +419,7 @@ def fitted_state(
         "n_iter_": (ranker.n_iter_ if warm else 0) + trained.n_iter,
         "lr_": fit.train.lr,
         "preset_": fit.preset.name,
-        "backbone_info_": fit.encoder.backbone.info,
+        "backbone_info_": fit.backbone_info,
         "cache_info_": dict(data.source.info),
     }
 

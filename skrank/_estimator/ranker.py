@@ -537,6 +537,9 @@ class CLIPRanker(
             fit.preset.name,
         )
         adapter, data = fitting.prepare(self, fit, rows)
+        # The tokens are cached: large towers make room for training (predict reloads them).
+        fit = fitting.release_towers(fit)
+        del backbone
         try:
             trained = train(adapter, data, fit.train)
             fitting.weigh_probe(adapter, data, fit.train)

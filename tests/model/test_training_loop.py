@@ -120,3 +120,37 @@ def test_resident_and_disk_token_sources_give_identical_batches(tmp_path, placem
         resident.tokens(idx, np.zeros(6, bool), backbone.device),
         resident.tokens(idx, np.ones(6, bool), backbone.device),
     )
+
+
+@pytest.mark.parametrize("cache", ["memory", "disk", None])
+def test_large_towers_are_released_while_the_adapter_trains_on_cached_tokens(
+    cache, tmp_path, monkeypatch
+):
+    """With cached tokens the fit drops the frozen towers before training (when they are
+    large: here any size) and predict rebuilds them; predictions are those of a fit that
+    kept them. Without a cache (tokens encoded every step) they stay."""
+    import gc
+    import weakref
+
+    import skrank._encoding.backbone as backbones
+    import skrank._estimator.ranker
+
+    images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 25)]
+    y = np.arange(10.0)
+    common = dict(max_epochs=2, cache=cache, cache_dir=tmp_path / "cache", random_state=0)
+    kept = tiny_ranker(**common).fit(images, y).predict(images)
+    towers = weakref.ref(backbones.load_backbone("skrank-tiny", None, "cpu"))
+    alive = []
+    real = skrank._estimator.ranker.train
+
+    def spying(adapter, data, cfg):
+        gc.collect()
+        alive.append(towers() is not None)
+        return real(adapter, data, cfg)
+
+    monkeypatch.setattr(backbones, "FORGET_BYTES", 0)
+    monkeypatch.setattr(skrank._estimator.ranker, "train", spying)
+    ranker = tiny_ranker(**common).fit(images, y)
+    assert alive == [cache is None]
+    np.testing.assert_array_equal(ranker.predict(images), kept)
+    assert backbones.weight_bytes(backbones.load_backbone("skrank-tiny", None)) < 2**30
