@@ -254,6 +254,48 @@ def _shown(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def blur_split():
+    """The blur task at 224 px with its photos held out: (instruction, train, test, groups)."""
+    from skrank.datasets import holdout_by_source, make_ranking_task
+
+    task = make_ranking_task("blur", image_size=224, random_state=0)
+    groups = np.asarray(task.groups)
+    test = holdout_by_source(groups)
+    X_train = [im for im, t in zip(task.images, test) if not t]
+    X_test = [im for im, t in zip(task.images, test) if t]
+    return (
+        task.instruction,
+        (X_train, task.target[~test]),
+        (X_test, task.target[test]),
+        groups[test],
+    )
+
+
+def fp32_spread(epochs: int) -> dict:
+    """How far two fp32 fits of one seed part when only float rounding differs (1 torch
+    thread against 2): the yardstick for a bf16 fit against an fp32 one."""
+    from scipy.stats import spearmanr
+
+    from skrank import CLIPRanker
+
+    instruction, (X_train, y_train), (X_test, _), _ = blur_split()
+    predictions = []
+    threads = torch.get_num_threads()
+    for n in (1, threads):
+        torch.set_num_threads(n)
+        ranker = CLIPRanker(
+            instruction, backbone=BACKBONE, pretrained=None, preset="paper",
+            max_epochs=epochs, precision="fp32", device="cpu", random_state=0,
+        )  # fmt: skip
+        predictions.append(ranker.fit(X_train, y_train).predict(X_test))
+    torch.set_num_threads(threads)
+    return {
+        "epochs": epochs,
+        "threads": [1, threads],
+        "two_fp32_fits_srcc_1_vs_2_threads": float(spearmanr(*predictions).statistic),
+    }
+
+
 def ranking(epochs: int) -> dict:
     """Whether bf16 ranks as fp32 does: the paper's model on the blur task (ViT-B-32,
     random towers, 224 px, photos held out), fitted in each precision from one seed.
@@ -265,20 +307,14 @@ def ranking(epochs: int) -> dict:
     from scipy.stats import spearmanr
 
     from skrank import CLIPRanker
-    from skrank.datasets import holdout_by_source, make_ranking_task
     from skrank.metrics import spearman_score
 
-    task = make_ranking_task("blur", image_size=224, random_state=0)
-    groups = np.asarray(task.groups)
-    test = holdout_by_source(groups)
-    X_train = [im for im, t in zip(task.images, test) if not t]
-    X_test = [im for im, t in zip(task.images, test) if t]
-    y_train, y_test = task.target[~test], task.target[test]
+    instruction, (X_train, y_train), (X_test, y_test), test_groups = blur_split()
     out: dict = {"task": "blur", "n_train": len(X_train), "n_test": len(X_test), "epochs": epochs}
     predictions = {}
     for precision in ("fp32", "bf16"):
         ranker = CLIPRanker(
-            task.instruction, backbone=BACKBONE, pretrained=None, preset="paper",
+            instruction, backbone=BACKBONE, pretrained=None, preset="paper",
             max_epochs=epochs, precision=precision, device="cpu", random_state=0,
         )  # fmt: skip
         t0 = time.perf_counter()
@@ -286,7 +322,7 @@ def ranking(epochs: int) -> dict:
         out[f"fit_seconds_{precision}"] = time.perf_counter() - t0
         predictions[precision] = ranker.predict(X_test)
         out[f"srcc_within_{precision}"] = float(
-            spearman_score(y_test, predictions[precision], groups=groups[test])
+            spearman_score(y_test, predictions[precision], groups=test_groups)
         )
         if precision == "fp32":
             same = ranker.set_params(precision="bf16").predict(X_test)
@@ -318,6 +354,10 @@ def run(args) -> dict:
     if args.only == "fit-memory":
         res["fit_memory"] = [fit_memory_child(p) for p in precisions]
         print(json.dumps(res["fit_memory"]))
+        return res
+    if args.only == "fp32-spread":
+        res["fp32_spread"] = fp32_spread(args.epochs)
+        print(json.dumps(res["fp32_spread"]))
         return res
     if args.only == "ranking":
         res["ranking"] = ranking(args.epochs)
@@ -355,7 +395,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variant", default="current", help="a name for the code's state")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["time", "memory", "ranking", "fit-memory"], default=None)
+    p.add_argument(
+        "--only",
+        choices=["time", "memory", "ranking", "fp32-spread", "fit-memory"],
+        default=None,
+    )
     p.add_argument("--epochs", type=int, default=8, help="epochs of the ranking fits")
     p.add_argument(
         "--release-towers",
