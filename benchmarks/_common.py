@@ -90,6 +90,21 @@ def write_json(path: Path, data, indent: int | None = 2) -> None:
     path.write_text(json.dumps(data, indent=indent) + "\n")
 
 
+def status_mib(field: str) -> float:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``, ...) in MiB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def json_from_child(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a fresh process from the repository; the JSON of its last line."""
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def machine_name(device: str) -> str:
     """A CUDA device's name, or ``<arch>-<cores>cpu`` (``x86_64-2cpu``)."""
     if device.startswith("cuda"):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,22 +26,15 @@ import torch
 
 from benchmarks._common import (
     RESULTS,
-    ROOT,
+    json_from_child,
     machine_name,
     naive_pair_features,
+    status_mib,
     timed,
     write_json,
 )
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
 
 
 def rss_mib() -> float:
@@ -52,11 +44,11 @@ def rss_mib() -> float:
     """
     with open("/proc/self/clear_refs", "w") as fh:
         fh.write("5")  # reset VmHWM to the current RSS
-    return _status_mib("VmRSS")
+    return status_mib("VmRSS")
 
 
 def peak_rss_mib() -> float:
-    return _status_mib("VmHWM")
+    return status_mib("VmHWM")
 
 
 def images_for(n: int, size: int) -> tuple[list, np.ndarray, np.ndarray]:
@@ -99,8 +91,7 @@ def child(mode: str, args) -> dict:
     ]
     if args.quick:
         cmd.append("--quick")
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json_from_child(cmd)
 
 
 # --------------------------------------------------------------------------- measurements

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 
@@ -37,7 +36,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmarks._common import RESULTS, ROOT, git_commit, machine_name, write_json
+from benchmarks._common import (
+    RESULTS,
+    git_commit,
+    json_from_child,
+    machine_name,
+    status_mib,
+    write_json,
+)
 from skrank._devices import cpu_bf16_native
 
 BACKBONE = "ViT-B-32"
@@ -165,31 +171,31 @@ def profile_table(step, rows: int = 25) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
+def _in_child(call: str) -> dict:
+    """``call`` (a function of this module, with its arguments) in a fresh process."""
+    name = call.split("(")[0]
+    code = f"import json; from benchmarks.bench_step import {name}; print(json.dumps({call}))"
+    return json_from_child([sys.executable, "-c", code])
+
+
 def memory_child(preset_name: str, batch_size: int, precision: str, release: bool) -> dict:
     """Peak resident memory of a process that loads the backbone and trains 3 steps
     (``release``: with the towers dropped before the steps, as a fit whose tokens are
     cached does)."""
-    code = (
-        "import json, sys; from benchmarks.bench_step import _memory; "
-        f"print(json.dumps(_memory({preset_name!r}, {batch_size}, {precision!r}, {release})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _in_child(f"_memory({preset_name!r}, {batch_size}, {precision!r}, {release})")
 
 
 def _memory(preset_name: str, batch_size: int, precision: str, release: bool) -> dict:
     import gc
 
-    from skrank._encoding import backbone as backbones
+    from skrank._encoding.backbone import forget_backbone, load_backbone
 
-    backbone = backbones.load_backbone(BACKBONE, None, "cpu")
+    backbone = load_backbone(BACKBONE, None, "cpu")
     batch = batch_for(backbone, batch_size)
-    loaded = _status_mib("VmRSS")
+    loaded = status_mib("VmRSS")
     adapter, optimizer, reg_weight = model_for(preset_name, backbone)
-    if release:
-        backbones._LOADED.clear()
+    if release:  # as fit releases them (ViT-B-32's towers are over its threshold)
+        forget_backbone(backbone)
         del backbone
         gc.collect()
     step = step_fn(adapter, optimizer, reg_weight, batch, precision)
@@ -197,7 +203,7 @@ def _memory(preset_name: str, batch_size: int, precision: str, release: bool) ->
         step()
     return {
         "backbone_loaded_mib": loaded,
-        "peak_rss_mib": _status_mib("VmHWM"),
+        "peak_rss_mib": status_mib("VmHWM"),
         "towers_released": release,
     }
 
@@ -205,35 +211,25 @@ def _memory(preset_name: str, batch_size: int, precision: str, release: bool) ->
 def fit_memory_child(precision: str) -> dict:
     """Peak resident memory of a process that runs a whole ``fit`` of the paper's model
     (encoding included) on 64 images at 224 px, one step of batch 64."""
-    code = (
-        "import json; from benchmarks.bench_step import _fit_memory; "
-        f"print(json.dumps(_fit_memory({precision!r})))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _in_child(f"_fit_memory({precision!r})")
 
 
 def _fit_memory(precision: str) -> dict:
-    from skrank import CLIPRanker
-
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for _ in range(64)]
-    ranker = CLIPRanker(
-        INSTRUCTION, backbone=BACKBONE, pretrained=None, preset="paper", max_epochs=1,
-        batch_size=64, precision=precision, device="cpu", random_state=0,
-    )  # fmt: skip
+    ranker = paper_ranker(INSTRUCTION, epochs=1, precision=precision).set_params(batch_size=64)
     ranker.fit(images, rng.normal(size=64))
-    return {"precision": precision, "fit_peak_rss_mib": _status_mib("VmHWM")}
+    return {"precision": precision, "fit_peak_rss_mib": status_mib("VmHWM")}
 
 
-def _status_mib(field: str) -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
+def paper_ranker(instruction: str, epochs: int, precision: str):
+    """The paper's model on random ViT-B-32 towers, on the CPU, from one seed."""
+    from skrank import CLIPRanker
+
+    return CLIPRanker(
+        instruction, backbone=BACKBONE, pretrained=None, preset="paper",
+        max_epochs=epochs, precision=precision, device="cpu", random_state=0,
+    )  # fmt: skip
 
 
 def measure_step(preset_name: str, backbone, batch, precision: str, repeats: int, rate) -> dict:
@@ -276,17 +272,12 @@ def fp32_spread(epochs: int) -> dict:
     thread against 2): the yardstick for a bf16 fit against an fp32 one."""
     from scipy.stats import spearmanr
 
-    from skrank import CLIPRanker
-
     instruction, (X_train, y_train), (X_test, _), _ = blur_split()
     predictions = []
     threads = torch.get_num_threads()
     for n in (1, threads):
         torch.set_num_threads(n)
-        ranker = CLIPRanker(
-            instruction, backbone=BACKBONE, pretrained=None, preset="paper",
-            max_epochs=epochs, precision="fp32", device="cpu", random_state=0,
-        )  # fmt: skip
+        ranker = paper_ranker(instruction, epochs, "fp32")
         predictions.append(ranker.fit(X_train, y_train).predict(X_test))
     torch.set_num_threads(threads)
     return {
@@ -306,17 +297,13 @@ def ranking(epochs: int) -> dict:
     """
     from scipy.stats import spearmanr
 
-    from skrank import CLIPRanker
     from skrank.metrics import spearman_score
 
     instruction, (X_train, y_train), (X_test, y_test), test_groups = blur_split()
     out: dict = {"task": "blur", "n_train": len(X_train), "n_test": len(X_test), "epochs": epochs}
     predictions = {}
     for precision in ("fp32", "bf16"):
-        ranker = CLIPRanker(
-            instruction, backbone=BACKBONE, pretrained=None, preset="paper",
-            max_epochs=epochs, precision=precision, device="cpu", random_state=0,
-        )  # fmt: skip
+        ranker = paper_ranker(instruction, epochs, precision)
         t0 = time.perf_counter()
         ranker.fit(X_train, y_train)
         out[f"fit_seconds_{precision}"] = time.perf_counter() - t0

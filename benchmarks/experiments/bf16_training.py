@@ -19,12 +19,11 @@ import json
 import time
 
 from benchmarks._common import RESULTS, git_commit, write_json
-from benchmarks.bench_step import BACKBONE, blur_split
+from benchmarks.bench_step import blur_split, paper_ranker
 
 
 def fit_variant(towers: str, adapter: str, epochs: int) -> dict:
     """Fit with the towers' forward passes in ``towers`` and the adapter's in ``adapter``."""
-    from skrank import CLIPRanker
     from skrank._encoding import backbone as backbones
     from skrank.metrics import spearman_score
 
@@ -39,10 +38,7 @@ def fit_variant(towers: str, adapter: str, epochs: int) -> dict:
     backbones.Backbone.image_tokens, backbones.Backbone.text_tokens = image_tokens, text_tokens
     try:
         instruction, (X_train, y_train), (X_test, y_test), groups = blur_split()
-        ranker = CLIPRanker(
-            instruction, backbone=BACKBONE, pretrained=None, preset="paper",
-            max_epochs=epochs, precision=adapter, device="cpu", random_state=0,
-        )  # fmt: skip
+        ranker = paper_ranker(instruction, epochs, adapter)
         t0 = time.perf_counter()
         ranker.fit(X_train, y_train)
         seconds = time.perf_counter() - t0
