@@ -42,7 +42,7 @@ from skrank._encoding.containers import as_image_list
 from skrank._encoding.diskstore import DiskStore, spec_digest
 from skrank._encoding.encoder import Encoder
 from skrank._encoding.images import ImageLoadError
-from skrank._estimator.inference import load_fitted_backbone
+from skrank._estimator.inference import encoder_for, load_fitted_backbone
 from skrank._estimator.inputs import image_column_of
 from skrank._estimator.params import BOOL, PARAMETERS, Interval, validate_params
 
@@ -276,12 +276,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         params = _validate(self.get_params(deep=False))
         items = self._images(X)
         backbone = load_fitted_backbone(self, params["device_"], "this CLIPEmbedder")
-        encoder = Encoder(
-            backbone,
-            batch_size=params["batch_size"],
-            num_workers=params["num_workers"],
-            precision=params["precision"],
-        )
+        encoder = encoder_for(backbone, params)
         out = _embeddings(encoder, items, params["cache"], params["cache_dir"])
         if params["normalize"]:
             norms = np.linalg.norm(out, axis=1, keepdims=True)

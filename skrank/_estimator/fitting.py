@@ -25,7 +25,7 @@ from skrank._bounds import MAX_HISTORY
 from skrank._encoding.backbone import backbone_mismatch, forget_backbone
 from skrank._encoding.cache import token_source
 from skrank._encoding.encoder import Encoder
-from skrank._estimator.inference import text_bank
+from skrank._estimator.inference import encoder_for, text_bank
 from skrank._estimator.inputs import TargetScaling, Validation
 from skrank._estimator.presets import Preset
 from skrank._model.adapter import AdapterConfig, RankingAdapter
@@ -168,12 +168,7 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
         negative_fraction=params["negative_fraction"],
         min_steps=params["preset_"].min_steps,
     )
-    encoder = Encoder(
-        backbone,
-        batch_size=params["batch_size"],
-        num_workers=params["num_workers"],
-        precision=params["precision"],
-    )
+    encoder = encoder_for(backbone, params)
     return FitSettings(
         adapter=adapter,
         train=train,

@@ -19,12 +19,14 @@ import torch
 from skrank import _devices as devices
 from skrank._encoding.backbone import Backbone, backbone_mismatch, load_backbone
 from skrank._encoding.cache import TokenStream
+from skrank._encoding.encoder import Encoder
 from skrank._model.adapter import RankingAdapter
 
 __all__ = [
     "PARAMS",
     "Predictor",
     "TextBank",
+    "encoder_for",
     "load_fitted_backbone",
     "predict_tokens",
     "text_bank",
@@ -86,6 +88,18 @@ def predict_tokens(
     with devices.autocast(tokens.device, precision):
         scores, fused = adapter(tokens, text, valid, instruction)
     return scores.float(), fused
+
+
+def encoder_for(backbone: Backbone, params: dict) -> Encoder:
+    """The :class:`~skrank._encoding.encoder.Encoder` an estimator's validated ``params``
+    ask for (``batch_size``, ``num_workers``, ``precision``): the one place a fit, a
+    prediction and ``CLIPEmbedder.transform`` build it."""
+    return Encoder(
+        backbone,
+        batch_size=params["batch_size"],
+        num_workers=params["num_workers"],
+        precision=params["precision"],
+    )
 
 
 def load_fitted_backbone(estimator, device, what: str = "this ranker") -> Backbone:

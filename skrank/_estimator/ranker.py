@@ -14,12 +14,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from skrank._encoding.backbone import load_backbone
 from skrank._encoding.cache import TokenStream
-from skrank._encoding.encoder import Encoder
 from skrank._encoding.images import check_on_error, report_failures
 from skrank._estimator import fitting, inputs, presets
 from skrank._estimator.fitting import FitHistory
 from skrank._estimator.inference import PARAMS as PREDICTOR_PARAMS
-from skrank._estimator.inference import Predictor, load_fitted_backbone
+from skrank._estimator.inference import Predictor, encoder_for, load_fitted_backbone
 from skrank._estimator.params import validate_params
 from skrank._model import training
 from skrank._model.training import train
@@ -588,12 +587,7 @@ class CLIPRanker(
     def _predictor(self, params: dict) -> Predictor:
         """Inference with the fitted adapter, as the parameters ``params`` now ask."""
         backbone = load_fitted_backbone(self, params["device_"])
-        encoder = Encoder(
-            backbone,
-            batch_size=params["batch_size"],
-            num_workers=params["num_workers"],
-            precision=params["precision"],
-        )
+        encoder = encoder_for(backbone, params)
         return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
 
     def _per_image(self, X, on_error, method):
