@@ -12,6 +12,7 @@ MAX_STRING = 4096  # characters of any text: an instruction (CLIP reads ~300), a
 MAX_INSTRUCTIONS = 1024  # predict encodes every instruction: (K, T, C) text tokens
 MAX_HISTORY = 10_000  # epochs recorded, and max_epochs; a fit runs 30 by default
 MAX_EPOCH = 2**31  # the number of an epoch, and n_iter_, across warm starts
+MAX_VALIDATION_SETS = 16  # named validation sets of a fit, each scored every epoch
 MAX_TARGET = 1e250  # |y_mean_| and y_scale_: scores * scale + mean stays finite
 MAX_INT = 2**63 - 1  # every integer of a file (JSON numbers are read as 64-bit)
 # Upper bounds of the adapter config. Widths: open_clip's widest embedding is 1536

@@ -81,7 +81,7 @@ def capture_train(monkeypatch):
 
     seen = {}
 
-    def fake(adapter, data, cfg):
+    def fake(adapter, data, cfg, on_epoch=None):
         seen["data"], seen["cfg"] = data, cfg
         return Trained(
             [
@@ -95,6 +95,7 @@ def capture_train(monkeypatch):
                     seconds=0.0,
                 )
             ],
+            1,
             1,
         )
 

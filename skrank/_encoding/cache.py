@@ -21,11 +21,11 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from skrank._encoding.diskstore import DiskStore, new_stats
 from skrank._encoding.encoder import BOTH, PLAIN, Encoder
 from skrank._encoding.images import ImageLoadError, Preprocessor, iter_pixel_batches
+from skrank._progress import bar
 
 __all__ = [
     "DEFAULT_CACHE_DIR",
@@ -193,16 +193,14 @@ def token_source(
     cache: str | None,
     augment: bool,
     cache_dir: str | os.PathLike | None = None,
-    verbose: int = 0,
+    verbose: int | str = 0,
 ):
     """The training token source for ``cache``: "memory", "disk" or None.
 
-    With ``verbose`` a progress bar counts the images encoded (or, for None,
-    decoded once to check them).
+    A progress bar as ``verbose`` asks (:func:`skrank._progress.bar`) counts the
+    images encoded (or, for None, decoded once to check them).
     """
-    progress = None
-    if verbose:
-        progress = tqdm(total=len(items), desc="encoding", unit="img", leave=False)
+    progress = bar(verbose, len(items), "encoding", "img")
     try:
         if cache == "disk":
             cache_dir = resolve_cache_dir(cache_dir)

@@ -18,26 +18,32 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from sklearn.base import clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from skrank import _progress as progress
 from skrank._bounds import MAX_HISTORY
 from skrank._encoding.backbone import backbone_mismatch, forget_backbone
 from skrank._encoding.cache import token_source
 from skrank._encoding.encoder import Encoder
 from skrank._estimator.inference import encoder_for, text_bank
-from skrank._estimator.inputs import TargetScaling, Validation
+from skrank._estimator.inputs import TargetScaling
 from skrank._estimator.presets import Preset
+from skrank._estimator.validation import Validation
 from skrank._model.adapter import AdapterConfig, RankingAdapter
+from skrank._model.evaluation import EvalSet, check_sets, standardised_scores
 from skrank._model.probe import MIN_BLEND_ROWS, LinearProbe, blend, choose_weight, fit_probe
 from skrank._model.sampling import validation_split
-from skrank._model.training import TrainConfig, TrainData, resolve_lr, validation_scores
+from skrank._model.training import TrainConfig, TrainData, Trained, resolve_lr
 
 __all__ = [
     "FitHistory",
     "FitRows",
     "FitSettings",
     "continued_history",
+    "continues",
+    "epoch_hook",
     "fitted_state",
     "holdout_fraction",
     "initial_adapter",
@@ -108,17 +114,21 @@ class FitSettings(NamedTuple):
     cache_dir: object  # the disk cache's folder (None: the default one)
     preset: Preset  # the preset the fit resolved "auto" to
     auto_stopping: bool  # early stopping was turned on by early_stopping="auto"
+    verbose: int | str  # 0, 1, 2 or "auto" (skrank._estimator.progress)
+    callbacks: tuple  # the user's epoch callbacks
 
 
 class FitRows(NamedTuple):
-    """What ``fit`` parsed from ``X``, ``y``, ``groups``, ``sample_weight`` and ``X_val``."""
+    """What ``fit`` parsed from ``X``, ``y``, ``groups``, ``sample_weight``, ``X_val`` and
+    ``validation_data``."""
 
     items: list  # the training images
     y: np.ndarray  # their targets
     scaling: TargetScaling  # per-instruction standardisation, and each row's code
     groups: np.ndarray | None  # integer group codes
     weight: np.ndarray | None  # sample_weight
-    val: Validation | None  # a user's validation set
+    val: Validation | None  # a user's validation set (X_val)
+    named: tuple[Validation, ...] = ()  # the named validation sets (validation_data)
 
 
 def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -> FitSettings:
@@ -162,9 +172,10 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
         early_stopping=params["early_stopping"],
         validation_fraction=params["validation_fraction"],
         precision=params["precision"],
-        verbose=params["verbose"],
         device=params["device_"],
         seed=seed,
+        tol=params["tol"],
+        scoring=params["scoring"],
         negative_fraction=params["negative_fraction"],
         min_steps=params["preset_"].min_steps,
     )
@@ -178,40 +189,60 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
         cache_dir=params["cache_dir"],
         preset=params["preset_"],
         auto_stopping=auto_stopping,
+        verbose=params["verbose"],
+        callbacks=tuple(params["callbacks"] or ()),
     )
 
 
-def train_data(source, text, rows: FitRows, fraction: float | None, seed: int) -> TrainData:
-    """The rows of a fit: the training rows, then those of ``rows.val`` (a user's validation set).
+def train_data(
+    source, text, rows: FitRows, fraction: float | None, seed: int, monitor_named: bool = False
+) -> TrainData:
+    """The rows of a fit: the training rows, then ``X_val``'s, then each named set's.
 
-    With a validation set, ``source`` must serve the training images followed
-    by ``rows.val.items``; its rows are validated on and never trained on
-    (unit weight, a group of their own). Without it, ``fraction``
-    (``validation_fraction`` under ``early_stopping``, else None) holds out
-    rows of the training set.
+    ``source`` must serve the training images followed by ``rows.val.items``
+    and the named sets' items, in that order; the rows after the training
+    rows are validated on and never trained on (unit weight, a group of their
+    own). The monitored rows (early stopping's, ``val_idx``) are ``X_val``'s;
+    else, with ``monitor_named``, the first named set's; else ``fraction``
+    (``validation_fraction`` under ``early_stopping``, else None) of the
+    training rows, held out.
     """
-    scaling, val, groups, weight = rows.scaling, rows.val, rows.groups, rows.weight
-    y_std, instr = scaling.standardise(rows.y), scaling.codes
-    zero = -scaling.means / scaling.scales  # per instruction: a target of 0, standardised
-    if val is None:
-        train_idx, val_idx = validation_split(instr, groups, fraction, seed)
-        return TrainData(source, text, y_std, instr, groups, train_idx, val_idx, weight, zero)
-    n, m = len(y_std), len(val.y_std)
+    scaling, groups, weight = rows.scaling, rows.groups, rows.weight
+    extra = ([] if rows.val is None else [rows.val]) + list(rows.named)
+    n = len(rows.y)
+    sizes = [len(v.y) for v in extra]
+    starts = n + np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    blocks = [np.arange(a, a + m) for a, m in zip(starts, sizes)]
+    m = sum(sizes)
     if groups is not None:
         groups = np.concatenate([groups, np.full(m, -1, dtype=groups.dtype)])
     if weight is not None:
         weight = np.concatenate([weight, np.ones(m)])
-    return TrainData(
+    data = TrainData(
         source,
         text,
-        np.concatenate([y_std, val.y_std]),
-        np.concatenate([instr, val.codes]),
+        np.concatenate([scaling.standardise(rows.y), *(v.y_std for v in extra)]),
+        np.concatenate([scaling.codes, *(v.codes for v in extra)]),
         groups,
         np.arange(n),
-        np.arange(n, n + m),
-        weight,
-        zero,
+        zero=-scaling.means / scaling.scales,  # per instruction: a target of 0, standardised
+        weight=weight,
+        y=np.concatenate([rows.y, *(v.y for v in extra)]),
+        means=scaling.means,
+        scales=scaling.scales,
     )
+    named = blocks[len(blocks) - len(rows.named) :]
+    data.eval_sets = tuple(
+        EvalSet(v.name, idx, v.groups, v.weight) for v, idx in zip(rows.named, named)
+    )
+    if rows.val is not None:
+        data.val_idx = blocks[0]
+    elif monitor_named and rows.named:
+        data.val_idx, data.monitored = named[0], rows.named[0].name
+    else:
+        split = validation_split(scaling.codes, rows.groups, fraction, seed)
+        data.train_idx, data.val_idx = split
+    return data
 
 
 def prepare(ranker, fit: FitSettings, rows: FitRows) -> tuple[RankingAdapter, TrainData]:
@@ -224,36 +255,42 @@ def prepare(ranker, fit: FitSettings, rows: FitRows) -> tuple[RankingAdapter, Tr
     cfg, encoder, scaling = fit.train, fit.encoder, rows.scaling
     text = text_bank(encoder.backbone, scaling.instructions, encoder.precision)
     previous = (None, None)
-    continues = _continues(ranker)
-    if continues:
+    warm = continues(ranker)
+    if warm:
         previous = (ranker.adapter_, getattr(ranker, "backbone_info_", None))
     adapter = initial_adapter(fit.adapter, encoder.backbone, cfg.seed, *previous)
-    if continues and adapter.probe is not None:
+    if warm and adapter.probe is not None:
         _carry_probe(adapter, ranker.instructions_, scaling.instructions)
     val = rows.val
     items = rows.items + ([] if val is None else val.items)
+    items += [item for named in rows.named for item in named.items]
     source = token_source(
         encoder,
         items,
         cache=fit.cache,
         augment=cfg.augment,
         cache_dir=fit.cache_dir,
-        verbose=cfg.verbose,
+        verbose=fit.verbose,
     )
+    given = val is not None or (cfg.early_stopping and bool(rows.named))
     fraction = cfg.validation_fraction if cfg.early_stopping else None
-    blending = adapter.probe is not None and not continues
-    if blending and val is None and fraction is None and rows.groups is not None:
+    blending = adapter.probe is not None and not warm
+    if blending and not given and fraction is None and rows.groups is not None:
         fraction = holdout_fraction(rows.groups, cfg.validation_fraction)
     try:
-        data = train_data(source, text, rows, fraction, cfg.seed)
+        data = train_data(source, text, rows, fraction, cfg.seed, cfg.early_stopping)
     except ValueError:
         if cfg.early_stopping:
             raise
         # Too few rows (or groups) to hold any out: the adapter stands alone.
         data = train_data(source, text, rows, None, cfg.seed)
-    data.holdout = val is None and data.val_idx is not None
+    data.holdout = not given and data.val_idx is not None
+    check_sets(data, cfg.scoring)
     if cfg.early_stopping:
-        warn_small_validation(data, val is not None, cfg.validation_fraction, fit.auto_stopping)
+        where = None
+        if given:
+            where = "X_val" if val is not None else f"validation_data[{data.monitored!r}]"
+        warn_small_validation(data, where, cfg.validation_fraction, fit.auto_stopping)
     if cfg.reg_weight == 0:
         warnings.warn(
             "reg_weight=0 leaves the score head untrained, and predict, transform and score "
@@ -294,11 +331,12 @@ MIN_VALIDATION_IMAGES = 10
 MIN_VALIDATION_GROUPS = 3
 
 
-def warn_small_validation(data: TrainData, given: bool, fraction: float, auto: bool) -> None:
+def warn_small_validation(data: TrainData, given: str | None, fraction: float, auto: bool) -> None:
     """Warn when early stopping validates on too few images, or too few groups.
 
-    ``given``: the validation rows are the user's ``X_val``; else the
-    ``validation_fraction`` split (``fraction``) (whole groups when groups are known).
+    ``given``: the validation rows are the user's, named so (``"X_val"``, or the
+    named set's ``validation_data[...]``); None: the ``validation_fraction``
+    split (``fraction``) (whole groups when groups are known).
     ``auto``: ``early_stopping="auto"`` turned it on (the message says so).
     """
     idx = data.val_idx
@@ -309,7 +347,7 @@ def warn_small_validation(data: TrainData, given: bool, fraction: float, auto: b
         return
     held = f"{n_images} image(s)" + ("" if n_groups is None else f" in {n_groups} group(s)")
     if given:
-        where, fix = "X_val", "pass an X_val and y_val of more images"
+        where, fix = given, f"give {given} more images"
     else:
         where = f"validation_fraction={fraction} of the training rows"
         fix = "raise validation_fraction, or pass X_val and y_val with more images" + (
@@ -355,7 +393,7 @@ def weigh_probe(adapter, data, cfg) -> float | None:
     val = data.val_idx
     if not data.weigh_probe or val is None or len(val) < 2:
         return None
-    head, ridge = validation_scores(adapter, data, cfg, parts=True)
+    head, ridge = standardised_scores(adapter, data, cfg, val, parts=True)
     groups = data.instr[val]
     if data.groups is not None:
         groups = np.unique(np.stack([groups, data.groups[val]]), axis=1, return_inverse=True)[1]
@@ -389,7 +427,28 @@ def _carry_probe(adapter, before: list[str], now: list[str]) -> None:
     adapter.cfg.n_instructions = len(now)
 
 
-def _continues(ranker) -> bool:
+def epoch_hook(ranker, fit: FitSettings, data: TrainData, rows: FitRows):
+    """This fit's ``on_epoch`` (:func:`skrank._progress.epoch_hook`) and its closer.
+
+    Its checkpoints (:meth:`skrank.callbacks.EpochState.ranker`) are clones of
+    ``ranker`` given the fitted state a fit ending at that epoch would set.
+    """
+    warm = continues(ranker)
+    offset = ranker.history_[-1]["epoch"] if warm and ranker.history_ else 0
+
+    def snapshot(end, records: list) -> object:
+        checkpoint = clone(ranker)
+        adapter = copy.deepcopy(end.adapter).cpu().eval()
+        trained = Trained(list(records), len(records), len(records))
+        state = fitted_state(ranker, adapter, data, fit, rows, trained)
+        for name, value in state.items():
+            setattr(checkpoint, name, value)
+        return checkpoint
+
+    return progress.epoch_hook(fit.verbose, fit.callbacks, fit.train.scoring, offset, snapshot)
+
+
+def continues(ranker) -> bool:
     """Whether ``ranker.fit`` continues the fitted adapter (``warm_start``)."""
     return bool(ranker.warm_start) and hasattr(ranker, "adapter_")
 
@@ -403,7 +462,7 @@ def fitted_state(
     ``warm_start`` fit continues the ``history_`` and ``n_iter_`` of the fit
     before (call this before setting any of them).
     """
-    warm = _continues(ranker)
+    warm = continues(ranker)
     scaling = rows.scaling
     return {
         "adapter_": adapter,
@@ -412,6 +471,7 @@ def fitted_state(
         "y_scale_": scaling.scales,
         "history_": continued_history(ranker.history_ if warm else None, trained.history),
         "n_iter_": (ranker.n_iter_ if warm else 0) + trained.n_iter,
+        "best_epoch_": (ranker.n_iter_ if warm else 0) + trained.best_epoch,
         "lr_": fit.train.lr,
         "preset_": fit.preset.name,
         "backbone_info_": fit.backbone_info,

@@ -26,7 +26,6 @@ __all__ = [
     "DEFAULT_INSTRUCTION",
     "Inputs",
     "TargetScaling",
-    "Validation",
     "check_targets",
     "encode_groups",
     "instruction_codes",
@@ -34,7 +33,6 @@ __all__ = [
     "parse_inputs",
     "ranking_groups",
     "to_target_units",
-    "validation_set",
 ]
 
 
@@ -318,6 +316,16 @@ class TargetScaling:
             _check_spread(yk, means[k], scales[k], text)
         return cls(instructions, means, scales, codes)
 
+    def keeping(self, instructions: list[str], means, scales) -> TargetScaling:
+        """This scaling, with the mean and scale of each of ``instructions`` that it
+        has replaced by ``means`` and ``scales`` (a ``warm_start`` fit keeps them)."""
+        kept_means, kept_scales = self.means.copy(), self.scales.copy()
+        for k, text in enumerate(self.instructions):
+            if text in instructions:
+                j = list(instructions).index(text)
+                kept_means[k], kept_scales[k] = means[j], scales[j]
+        return TargetScaling(self.instructions, kept_means, kept_scales, self.codes)
+
     def standardise(self, y: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
         """``y`` in standard units of each row's instruction (``codes``: the fitted rows')."""
         codes = self.codes if codes is None else codes
@@ -360,41 +368,6 @@ def _check_spread(y: np.ndarray, mean: float, scale: float, text: str) -> None:
             f"(mean {mean:.3g}, std {scale:.3g}; float64 squares of deviations over "
             f"{_MAX_SCALE:.1e} overflow); rescale y (e.g. divide it by a power of ten)"
         )
-
-
-@dataclass
-class Validation:
-    """A validation set of the user's own (``fit(X, y, X_val=..., y_val=...)``)."""
-
-    items: list
-    codes: np.ndarray  # instruction codes of the fitted instructions
-    y_std: np.ndarray  # targets standardised with the training rows' scaling
-
-
-def validation_set(parsed: Inputs | None, y_val, scaling: TargetScaling) -> Validation | None:
-    """``X_val`` (parsed) and ``y_val`` checked against the training rows, or None.
-
-    Both or neither must be given; every validation instruction must be one
-    the training rows have, and its targets are standardised with their
-    scaling, so validation scores what training optimises.
-    """
-    if parsed is None and y_val is None:
-        return None
-    if parsed is None or y_val is None:
-        given, missing = ("X_val", "y_val") if y_val is None else ("y_val", "X_val")
-        raise ValueError(f"{given} was given without {missing}: pass both, or neither")
-    y_val = check_targets(y_val, len(parsed.items), ("X_val", "y_val"))
-    if len(y_val) < 2:
-        raise ValueError(f"X_val has {len(y_val)} image(s); a validation ranking needs at least 2")
-    known = {t: k for k, t in enumerate(scaling.instructions)}
-    unknown = sorted({t for t in parsed.instructions if t not in known})
-    if unknown:
-        raise ValueError(
-            f"X_val has instruction(s) {unknown[:5]} that the training rows do not; they have "
-            f"{scaling.instructions}"
-        )
-    codes = np.array([known[t] for t in parsed.instructions], dtype=np.int64)
-    return Validation(parsed.items, codes, scaling.standardise(y_val, codes))
 
 
 def instruction_codes(instruction_texts: np.ndarray, known: list[str]) -> np.ndarray:

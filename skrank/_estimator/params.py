@@ -26,6 +26,7 @@ from skrank._devices import PRECISIONS, resolve_device, use_bf16
 from skrank._estimator.presets import PRESETS
 from skrank._model.adapter import OPTIONS as ADAPTER_OPTIONS
 from skrank._quote import shown
+from skrank.metrics._scorers import scoring, scoring_names
 
 __all__ = [
     "PARAMETERS",
@@ -159,6 +160,15 @@ RANDOM_STATE = _Kind(
     lambda v: v if isinstance(v, np.random.RandomState) else int(v),
 )
 DEVICE = _Kind("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: _device_spelling(v))
+SCORING = _Kind(
+    "a name of skrank.metrics.get_scorer's own: " + ", ".join(map(repr, scoring_names())),
+    lambda v: scoring(v) is not None,
+)
+CALLBACKS = _Kind(
+    "a list of callables, each called with an skrank.callbacks.EpochState after every epoch",
+    lambda v: isinstance(v, (list, tuple)) and all(callable(c) for c in v),
+    tuple,
+)
 
 
 def _device_spelling(value) -> bool:
@@ -228,6 +238,8 @@ PARAMETERS: dict[str, list] = {
     "early_stopping": [AUTO, BOOL],
     "validation_fraction": [Interval(float, 0, 1, closed="neither")],
     "n_iter_no_change": [_count(1)],
+    "tol": [Interval(float, 0, None, note="the least improvement early stopping counts")],
+    "scoring": [SCORING],
     "sampling": [Options(("balanced", "uniform"))],
     "augment": [BOOL],
     "cache": [Options(("memory", "disk", None))],
@@ -236,7 +248,8 @@ PARAMETERS: dict[str, list] = {
     "precision": [Options(PRECISIONS)],
     "num_workers": [_count(0)],
     "random_state": [NONE, RANDOM_STATE],
-    "verbose": [_count(0)],
+    "verbose": [AUTO, _count(0)],
+    "callbacks": [NONE, CALLBACKS],
     "warm_start": [BOOL],
     "image_column": [COLUMN],
     "instruction_column": [COLUMN],

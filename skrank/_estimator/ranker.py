@@ -20,6 +20,7 @@ from skrank._estimator.fitting import FitHistory
 from skrank._estimator.inference import PARAMS as PREDICTOR_PARAMS
 from skrank._estimator.inference import Predictor, encoder_for, load_fitted_backbone
 from skrank._estimator.params import validate_params
+from skrank._estimator.validation import validation_set, validation_sets
 from skrank._model import training
 from skrank._model.training import train
 from skrank.metrics import spearman_score
@@ -196,8 +197,25 @@ class CLIPRanker(
 
     n_iter_no_change : int, default=10
         With early stopping, the epochs without an improvement of the
-        validation Spearman (by more than 1e-4) after which training stops;
-        the best epoch's adapter is kept. At least 1.
+        validation score (by more than ``tol``) after which training stops;
+        the best epoch's adapter is kept (``best_epoch_``). At least 1.
+
+    tol : float, default=1e-4
+        With early stopping, the least rise of the validation score that
+        counts as an improvement. At least 0.
+
+    scoring : str, default="spearman"
+        The validation score after each epoch (``val_score`` and
+        ``validation`` of ``history_``), which early stopping maximises: a
+        name of :func:`skrank.metrics.get_scorer`'s own (``"spearman"``,
+        ``"kendall"``, ``"plcc"``, ``"pairwise_accuracy"``, ``"ndcg"``,
+        ``"ndcg@K"`` such as ``"ndcg@10"``, ``"neg_mean_absolute_error"``,
+        ``"ordinal_accuracy"``, ``"ordinal_mae"``; errors are negated, so
+        greater is better). Computed in the units of ``y`` within each
+        instruction (and, for the ranking metrics, within each group of a
+        named validation set). Validation rows with unequal weights need a
+        metric that takes them (``"spearman"``, ``"neg_mean_absolute_error"``
+        and the ordinal ones).
 
     sampling : {"balanced", "uniform"}, default="balanced"
         Which distinct rows a batch draws: "balanced" sees every target value
@@ -237,13 +255,33 @@ class CLIPRanker(
     random_state : int, RandomState instance or None, default=None
         Seeds the adapter's initialisation, batches, flips and dropout.
 
-    verbose : int, default=0
-        0 is silent; 1 shows progress bars and a summary line.
+    verbose : int or "auto", default="auto"
+        What a fit shows. 0: nothing. "auto": progress bars for encoding and
+        training that appear only once a step has run for 10 s, and only on a
+        terminal or in a notebook (short fits, searches and logs stay silent).
+        1: the bars from the start and a summary line. 2: one line per epoch
+        (epoch, losses, validation scores, learning rate, seconds), as
+        ``MLPRegressor`` prints, and the summary. Whatever the value, each
+        epoch's line is also logged to the ``skrank`` logger at level INFO.
+
+    callbacks : list of callable or None, default=None
+        Called after every epoch with an :class:`skrank.callbacks.EpochState`
+        (the epoch's ``history_`` record, the validation predictions, and a
+        checkpoint of the ranker on request); one that returns True stops
+        training after that epoch, and one that raises ends ``fit`` with the
+        estimator unchanged (Optuna's pruning). Not saved by
+        :func:`skrank.save`; ``clone`` deep-copies them.
 
     warm_start : bool, default=False
-        Continue training the fitted adapter on the next ``fit``. The
-        parameters that shape the adapter, and the backbone, must be those
-        it was built with.
+        Continue training the fitted adapter on the next ``fit``: its
+        weights, its linear probe and ``history_`` carry on. The optimiser
+        (AdamW's moments) and the learning-rate schedule (warm-up, then
+        cosine decay over the new fit's epochs) start again. The targets'
+        standardisation (``y_mean_``, ``y_scale_``) of every instruction
+        fitted before is kept, so the adapter's scores keep their units
+        (an instruction new to this fit is standardised on its own
+        targets). The parameters that shape the adapter, and the backbone,
+        must be those it was built with.
 
     image_column : str, default="image"
         Column of images read when ``X`` is a DataFrame.
@@ -284,21 +322,27 @@ class CLIPRanker(
         ``y_scale_``.
 
     history_ : list of dict
-        Per epoch: epoch, loss, reg_loss, rank_loss, lr, val_score, seconds.
-        A ``warm_start`` fit appends to it (epochs numbered on).
+        Per epoch: epoch, loss, reg_loss, rank_loss, lr, val_score (the
+        monitored validation rows' score by ``scoring``, or None), seconds,
+        and with ``validation_data`` a ``validation`` dict of each named
+        set's score. A ``warm_start`` fit appends to it (epochs numbered on).
 
     loss_curve_ : list of float
         Mean training loss per epoch of ``history_``.
 
     validation_scores_ : list or None
-        Validation Spearman per epoch of the adapter alone (``early_stopping``
-        or ``X_val``), else None.
+        The monitored validation score (``scoring``) per epoch of the adapter
+        alone (``early_stopping``, ``X_val``), else None.
 
     best_validation_score_ : float or None
         The best of ``validation_scores_``.
 
     n_iter_ : int
         Epochs run, counted on across ``warm_start`` fits.
+
+    best_epoch_ : int
+        The epoch whose adapter the ranker has, numbered as ``history_``:
+        with early stopping the best one, else the last one run.
 
     lr_ : float
         The peak learning rate used (``lr`` resolved).
@@ -406,6 +450,8 @@ class CLIPRanker(
         early_stopping="auto",
         validation_fraction=0.1,
         n_iter_no_change=10,
+        tol=1e-4,
+        scoring="spearman",
         sampling="balanced",
         augment=True,
         cache="memory",
@@ -414,7 +460,8 @@ class CLIPRanker(
         precision="auto",
         num_workers=0,
         random_state=None,
-        verbose=0,
+        verbose="auto",
+        callbacks=None,
         warm_start=False,
         image_column="image",
         instruction_column="instruction",
@@ -445,6 +492,8 @@ class CLIPRanker(
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.scoring = scoring
         self.sampling = sampling
         self.augment = augment
         self.cache = cache
@@ -454,6 +503,7 @@ class CLIPRanker(
         self.num_workers = num_workers
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
         self.warm_start = warm_start
         self.image_column = image_column
         self.instruction_column = instruction_column
@@ -478,7 +528,9 @@ class CLIPRanker(
             default=default,
         )
 
-    def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None):
+    def fit(
+        self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None, validation_data=None
+    ):
         """Train the adapter on images ``X`` and targets ``y``.
 
         Parameters
@@ -496,17 +548,28 @@ class CLIPRanker(
             the ranking loss pair (i, j) by w_i * w_j, validation is weighted.
         X_val : sequence of images, pandas Series or DataFrame, default=None
             A validation set of your own, as in ``HistGradientBoostingRegressor``
-            (images as in ``X``; give ``y_val`` with it): scored (Spearman,
+            (images as in ``X``; give ``y_val`` with it): scored (``scoring``,
             within each instruction) after every epoch into
             ``validation_scores_``; with ``early_stopping=True`` it replaces the
             ``validation_fraction`` split. Its instructions must be among
             ``X``'s; it is never trained on. In a scikit-learn search
             (``GridSearchCV``, ``cross_validate``) a validation set of exactly
             ``len(X)`` rows is cut, like ``sample_weight``, to each fold's
-            training rows; give it another length to have every fold validate
-            on all of it.
+            training rows; give it another length, or pass it in
+            ``validation_data``, to have every fold validate on all of it.
         y_val : array-like of shape (n_val_samples,), default=None
             The targets of ``X_val``, in the units of ``y``.
+        validation_data : dict or list of tuples, default=None
+            Named validation sets, each scored by ``scoring`` after every
+            epoch into the ``validation`` entry of ``history_``:
+            ``{"faces": (X_faces, y_faces)}`` or ``[("faces", X_faces,
+            y_faces)]``, each optionally ending with a dict of its own
+            ``"groups"`` and ``"sample_weight"``. Images and instructions as
+            for ``X_val``; never trained on. scikit-learn's searches pass
+            them to every fit whole, which they do not for ``X_val`` of
+            ``len(X)`` rows (as many sets as ``X`` has rows are refused for
+            that reason). With ``early_stopping=True`` and no ``X_val`` the
+            first set is the one early stopping reads.
 
         Returns
         -------
@@ -521,9 +584,12 @@ class CLIPRanker(
         weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
         groups = inputs.encode_groups(parsed.groups, self.pair_scope)
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
+        if fitting.continues(self):  # the units the adapter's scores were trained in
+            scaling = scaling.keeping(self.instructions_, self.y_mean_, self.y_scale_)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
-        val = inputs.validation_set(parsed_val, y_val, scaling)
-        rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val)
+        val = validation_set(parsed_val, y_val, scaling)
+        named = validation_sets(validation_data, self._validation_inputs, scaling, len(y))
+        rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val, tuple(named))
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
         params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
         auto_stopping = self.early_stopping == "auto"
@@ -542,17 +608,24 @@ class CLIPRanker(
         # The tokens are cached: large towers make room for training (predict reloads them).
         fit = fitting.release_towers(fit)
         del backbone
+        on_epoch, close_progress = fitting.epoch_hook(self, fit, data, rows)
         try:
-            trained = train(adapter, data, fit.train)
+            trained = train(adapter, data, fit.train, on_epoch=on_epoch)
             fitting.weigh_probe(adapter, data, fit.train)
         finally:
+            close_progress()
             adapter.cpu()
         # Everything succeeded: only now does the estimator change (atomic fit).
         for name, value in fitting.fitted_state(self, adapter, data, fit, rows, trained).items():
             setattr(self, name, value)
-        if self.verbose:
-            print(training.summary_line(trained.history, time.perf_counter() - t_start))
+        if self.verbose not in (0, "auto"):
+            seconds = time.perf_counter() - t_start
+            print(training.summary_line(trained, seconds, fit.train.scoring), flush=True)
         return self
+
+    def _validation_inputs(self, X, groups, argument):
+        """A named validation set's images parsed as ``fit`` parses ``X``."""
+        return self._inputs(X, groups, argument=argument, fitted=False)
 
     def predict(self, X, on_error="raise"):
         """Predict targets, in the units of ``y``, for images ``X``.

@@ -18,16 +18,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from skrank import _devices as devices
-from skrank._estimator.inference import TextBank, predict_tokens
+from skrank._estimator.inference import TextBank
 from skrank._model.adapter import RankingAdapter, dropout_generator
+from skrank._model.evaluation import EpochScores, EvalSet, evaluate
 from skrank._model.losses import ranking_loss, regression_loss
 from skrank._model.sampling import BatchPlan, epoch_batches
-from skrank.metrics import spearman_score
 
 __all__ = [
+    "EpochEnd",
     "TrainConfig",
     "TrainData",
     "Trained",
@@ -36,7 +36,6 @@ __all__ = [
     "resolve_lr",
     "summary_line",
     "train",
-    "validation_scores",
     "warmup_cosine",
 ]
 
@@ -93,7 +92,7 @@ class TrainingDivergedError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """How to train; every field but device, seed, grad_clip, tol and min_steps (the
+    """How to train; every field but device, seed, grad_clip and min_steps (the
     preset's step floor) is the ``CLIPRanker`` parameter of its name."""
 
     lr: float  # resolved: never "auto"
@@ -110,11 +109,11 @@ class TrainConfig:
     early_stopping: bool  # with val_idx: stop and keep the best epoch (else only score it)
     validation_fraction: float  # the share held out for early stopping (whole groups if known)
     precision: str
-    verbose: int
     device: torch.device
     seed: int
     grad_clip: float = 1.0
-    tol: float = 1e-4
+    tol: float = 1e-4  # early stopping: an improvement of the score by more than this
+    scoring: str = "spearman"  # the validation score (a skrank.metrics.get_scorer name)
     negative_fraction: float = 0.0
     min_steps: int = MIN_STEPS  # the preset's step floor (max_epochs=None), at the same lr
 
@@ -137,6 +136,13 @@ class TrainData:
     # then refitted on them) rather than a user's X_val.
     weigh_probe: bool = False
     holdout: bool = False
+    # Validation is scored in the units of y: each row's target, and per instruction
+    # the standardisation's mean and scale (predictions are mapped back with them).
+    y: np.ndarray | None = None
+    means: np.ndarray | None = None
+    scales: np.ndarray | None = None
+    eval_sets: tuple[EvalSet, ...] = ()  # named validation sets (never trained on)
+    monitored: str | None = None  # the named set early stopping reads (else val_idx's rows)
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -177,46 +183,6 @@ def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, devi
     return mask
 
 
-def validation_scores(adapter, data: TrainData, cfg: TrainConfig, parts=False) -> np.ndarray:
-    """Standardised scores of the ``data.val_idx`` rows, in that order.
-
-    With ``parts``, an array (2, n_val): the score head's part and the linear
-    probe's ungated ridge scores (:meth:`skrank._model.probe.LinearProbe.ridge`).
-    Leaves the adapter in eval mode.
-    """
-    adapter.eval()
-    val_idx, instr = data.val_idx, data.instr
-    preds = np.empty((2, len(val_idx)) if parts else len(val_idx))
-    no_flip = np.zeros(cfg.batch_size, dtype=bool)
-    for k in np.unique(instr[val_idx]):
-        rows = val_idx[instr[val_idx] == k]
-        text, valid = data.text.get(int(k))
-        for start in range(0, len(rows), cfg.batch_size):
-            chunk = rows[start : start + cfg.batch_size]
-            toks = data.source.tokens(chunk, no_flip[: len(chunk)], cfg.device)
-            at = np.searchsorted(val_idx, chunk)
-            scores, _ = predict_tokens(adapter, toks, text, valid, cfg.precision, int(k))
-            if not parts:
-                preds[at] = scores.cpu().numpy()
-                continue
-            with torch.no_grad(), devices.autocast(toks.device, cfg.precision):
-                ridge = adapter.probe.ridge(toks, int(k)).float()
-            gated = adapter.probe.gate[int(k)].float() * ridge  # what the score added
-            preds[0, at] = (scores - gated).cpu().numpy()
-            preds[1, at] = ridge.cpu().numpy()
-    return preds
-
-
-def _validation_score(adapter, data: TrainData, cfg: TrainConfig) -> float:
-    preds = validation_scores(adapter, data, cfg)
-    adapter.train()
-    val_idx = data.val_idx
-    weight = None if data.weight is None else data.weight[val_idx]
-    return float(
-        spearman_score(data.y_std[val_idx], preds, groups=data.instr[val_idx], sample_weight=weight)
-    )
-
-
 def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: float) -> list:
     """Epoch means of (loss, reg, rank); raises at the first step whose loss was not finite.
 
@@ -239,6 +205,16 @@ class Trained(NamedTuple):
 
     history: list[dict]  # one entry per epoch run (``CLIPRanker.history_``)
     n_iter: int  # epochs run
+    best_epoch: int  # the epoch whose weights the adapter has (the best, early stopping)
+
+
+class EpochEnd(NamedTuple):
+    """What the loop reports after each epoch to :func:`train`'s ``on_epoch``."""
+
+    record: dict  # the epoch's history entry
+    max_epochs: int  # the epochs the budget allows (the loop may stop before)
+    adapter: RankingAdapter  # as trained so far, in eval mode while on_epoch runs
+    scores: EpochScores | None  # the validation, None without validation rows
 
 
 def train(
@@ -246,12 +222,17 @@ def train(
     data: TrainData,
     cfg: TrainConfig,
     on_step: Callable[[int, int], None] | None = None,
+    on_epoch: Callable[[EpochEnd], bool | None] | None = None,
 ) -> Trained:
-    """Train ``adapter`` in place on rows ``data.train_idx``; returns (history, n_epochs).
+    """Train ``adapter`` in place on rows ``data.train_idx``.
 
-    ``data.source.tokens(idx, flip, device)`` gives frozen tokens. With
-    ``data.val_idx`` the best epoch by validation Spearman is kept and training
-    stops after ``n_iter_no_change`` epochs without improvement.
+    ``data.source.tokens(idx, flip, device)`` gives frozen tokens. After each
+    epoch the validation rows are scored (:func:`skrank._model.evaluation.evaluate`);
+    with ``cfg.early_stopping`` the best epoch by the monitored rows' score is
+    kept and training stops after ``n_iter_no_change`` epochs without an
+    improvement of more than ``cfg.tol``. ``on_step(epoch, step)`` is called
+    after every optimiser step, ``on_epoch`` (an :class:`EpochEnd`) after every
+    epoch; a true return stops training there.
 
     Batches and flips come from a numpy generator seeded by ``cfg.seed``, and
     dropout from a torch generator on the training device seeded by it too
@@ -261,7 +242,7 @@ def train(
     """
     generator = torch.Generator(device=cfg.device).manual_seed(cfg.seed)
     with dropout_generator(generator):
-        return _train(adapter, data, cfg, on_step)
+        return _train(adapter, data, cfg, on_step, on_epoch)
 
 
 def _step_labels(batch, idx, weight, device):
@@ -273,19 +254,62 @@ def _step_labels(batch, idx, weight, device):
     return both[0], {"weight": both[1]}
 
 
-def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
-    y_std, instr, groups = data.y_std, data.instr, data.groups
-    train_idx, val_idx = data.train_idx, data.val_idx
-    rng = np.random.default_rng(cfg.seed)
+class _Loop(NamedTuple):
+    """What every step of one fit shares."""
+
+    adapter: RankingAdapter
+    data: TrainData
+    cfg: TrainConfig
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LRScheduler
+    rng: np.random.Generator
+
+
+def _run_epoch(loop: _Loop, batches: list, epoch: int, step: int, on_step) -> list:
+    """One epoch's optimiser steps; returns the epoch means of (loss, reg, rank)."""
+    adapter, data, cfg = loop.adapter, loop.data, loop.cfg
     device = cfg.device
-    adapter.to(device).train()
+    # Losses stay on the device: one host sync per epoch, not three per step.
+    step_losses = torch.empty(len(batches), 3, dtype=torch.float32, device=device)
+    for n, batch in enumerate(batches):
+        idx = data.train_idx[batch.rows]
+        flip = loop.rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
+        tokens = data.source.tokens(idx, flip, device)
+        text, valid = data.text.get(batch.instruction)
+        # Targets from the batch: a negative's is a target 0 of this instruction.
+        y, w = _step_labels(batch, idx, data.weight, device)
+        with devices.autocast(device, cfg.precision):
+            scores, fused = adapter(tokens, text, valid, batch.instruction)
+            reg = regression_loss(scores, y, **w)
+            if cfg.rank_weight > 0 and len(idx) > 1:
+                logits = adapter.pair_logits(fused)
+                mask = _pair_mask(idx, data.groups, cfg.pair_scope, device)
+                rank = ranking_loss(logits, y, mask, **w)
+            else:
+                rank = reg.new_zeros(())
+            loss = cfg.reg_weight * reg + cfg.rank_weight * rank
+        loop.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
+        loop.optimizer.step()
+        loop.schedule.step()
+        step_losses[n] = torch.stack([loss.detach(), reg.detach(), rank.detach()]).float()
+        if on_step is not None:
+            on_step(epoch, step + n + 1)
+    return _check_finite(step_losses, epoch, step, cfg.lr)
+
+
+def _train(adapter, data: TrainData, cfg: TrainConfig, on_step, on_epoch) -> Trained:
+    rng = np.random.default_rng(cfg.seed)
+    adapter.to(cfg.device).train()
     optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
-    sub_instr = instr[train_idx]
-    sub_groups = None if groups is None else groups[train_idx]
+    train_idx = data.train_idx
+    sub_groups = None if data.groups is None else data.groups[train_idx]
     plan = BatchPlan(cfg.batch_size, cfg.sampling, cfg.pair_scope, cfg.negative_fraction)
 
     def draw(generator):
-        return epoch_batches(generator, sub_instr, y_std[train_idx], sub_groups, plan, data.zero)
+        instr, y_std = data.instr[train_idx], data.y_std[train_idx]
+        return epoch_batches(generator, instr, y_std, sub_groups, plan, data.zero)
 
     steps_per_epoch = len(draw(np.random.default_rng(0)))
     max_epochs = cfg.max_epochs
@@ -295,45 +319,15 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
     )
+    loop = _Loop(adapter, data, cfg, optimizer, schedule, rng)
     history: list[dict] = []
-    best_score, best_state, stale = -np.inf, None, 0
-    epochs_run = 0
+    best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
     step = 0
-    bar = None
-    if cfg.verbose:
-        bar = tqdm(total=max_epochs, desc="epochs", unit="epoch", leave=False)
     for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
-        local = draw(rng)
-        # Losses stay on the device: one host sync per epoch, not three per step.
-        step_losses = torch.empty(len(local), 3, dtype=torch.float32, device=device)
-        for n, batch in enumerate(local):
-            idx = train_idx[batch.rows]
-            flip = rng.random(len(idx)) < 0.5 if cfg.augment else np.zeros(len(idx), bool)
-            tokens = data.source.tokens(idx, flip, device)
-            text, valid = data.text.get(batch.instruction)
-            # Targets from the batch: a negative's is a target 0 of this instruction.
-            y, w = _step_labels(batch, idx, data.weight, device)
-            with devices.autocast(device, cfg.precision):
-                scores, fused = adapter(tokens, text, valid, batch.instruction)
-                reg = regression_loss(scores, y, **w)
-                if cfg.rank_weight > 0 and len(idx) > 1:
-                    logits = adapter.pair_logits(fused)
-                    mask = _pair_mask(idx, groups, cfg.pair_scope, device)
-                    rank = ranking_loss(logits, y, mask, **w)
-                else:
-                    rank = reg.new_zeros(())
-                loss = cfg.reg_weight * reg + cfg.rank_weight * rank
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
-            step += 1
-            step_losses[n] = torch.stack([loss.detach(), reg.detach(), rank.detach()]).float()
-            if on_step is not None:
-                on_step(epoch, step)
-        means = _check_finite(step_losses, epoch, step - len(local), cfg.lr)
+        batches = draw(rng)
+        means = _run_epoch(loop, batches, epoch, step, on_step)
+        step += len(batches)
         record = {
             "epoch": epoch,
             "loss": means[0],
@@ -342,39 +336,42 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step) -> Trained:
             "lr": optimizer.param_groups[0]["lr"],
             "val_score": None,
         }
-        epochs_run = epoch
+        scores = evaluate(adapter, data, cfg)
         stop = False
-        # Rows held out only to weigh the probe (no early stopping) are not scored here.
-        if val_idx is not None and len(val_idx) and (cfg.early_stopping or not data.holdout):
-            score = _validation_score(adapter, data, cfg)
-            record["val_score"] = score
-            if cfg.early_stopping:  # else a validation set of the user's own, only scored
-                if score > best_score + cfg.tol:
-                    best_score, stale = score, 0
-                    best_state = copy.deepcopy(adapter.state_dict())
-                else:
-                    stale += 1
-                    stop = stale >= cfg.n_iter_no_change
+        if scores is not None:
+            record["val_score"] = scores.monitored
+            if scores.named:
+                record["validation"] = dict(scores.named)
+        if cfg.early_stopping and scores is not None and scores.monitored is not None:
+            if scores.monitored > best_score + cfg.tol:
+                best_score, best_epoch, stale = scores.monitored, epoch, 0
+                best_state = copy.deepcopy(adapter.state_dict())
+            else:
+                stale += 1
+                stop = stale >= cfg.n_iter_no_change
+        else:
+            best_epoch = epoch
         record["seconds"] = time.perf_counter() - t0
         history.append(record)
-        if bar is not None:
-            bar.update(1)
-            shown = {"loss": f"{record['loss']:.4f}"}
-            if record["val_score"] is not None:
-                shown["val"] = f"{record['val_score']:.4f}"
-            bar.set_postfix(shown)
+        if on_epoch is not None:
+            adapter.eval()
+            stop = bool(on_epoch(EpochEnd(record, max_epochs, adapter, scores))) or stop
+        adapter.train()
         if stop:
             break
-    if bar is not None:
-        bar.close()
     if best_state is not None:
         adapter.load_state_dict(best_state)
+    else:  # no epoch improved on the first score (NaN throughout): the last is kept
+        best_epoch = len(history)
     adapter.eval()
-    return Trained(history, epochs_run)
+    return Trained(history, len(history), best_epoch)
 
 
-def summary_line(history: list[dict], seconds: float) -> str:
-    """The line ``verbose`` prints after a fit: epochs, best validation score, time."""
-    scores = [h["val_score"] for h in history if h["val_score"] is not None]
-    best = f", best validation Spearman {max(scores):.4f}" if scores else ""
-    return f"CLIPRanker: {len(history)} epoch(s){best}, {seconds:.1f} s"
+def summary_line(trained: Trained, seconds: float, scoring: str) -> str:
+    """The line ``verbose`` prints after a fit: epochs, the kept epoch's validation, time."""
+    scores = {h["epoch"]: h["val_score"] for h in trained.history if h["val_score"] is not None}
+    kept = ""
+    if trained.best_epoch in scores:
+        best = trained.best_epoch
+        kept = f", kept epoch {best} (validation {scoring} {scores[best]:.4f})"
+    return f"CLIPRanker: {len(trained.history)} epoch(s){kept}, {seconds:.1f} s"

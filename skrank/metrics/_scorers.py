@@ -51,6 +51,7 @@ import copy
 import functools
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from numpy.typing import ArrayLike
 from sklearn import config_context
@@ -67,6 +68,7 @@ from skrank.metrics._ranking import (
 )
 
 __all__ = [
+    "Scoring",
     "get_scorer",
     "kendall_scorer",
     "mae_scorer",
@@ -76,6 +78,8 @@ __all__ = [
     "ordinal_mae_scorer",
     "pairwise_accuracy_scorer",
     "plcc_scorer",
+    "scoring",
+    "scoring_names",
     "spearman_scorer",
 ]
 
@@ -111,13 +115,6 @@ def _with_groups_request(scorer: Callable, requested: bool) -> Callable:
         return scorer.set_score_request(groups=requested)
 
 
-_METRICS = {
-    "spearman": spearman_score,
-    "kendall": kendall_score,
-    "plcc": plcc_score,
-    "pairwise_accuracy": pairwise_accuracy,
-    "ndcg": ndcg_score,
-}
 _NDCG_AT = re.compile(r"ndcg@([1-9][0-9]*)")
 
 
@@ -133,26 +130,64 @@ def _metric(name: str) -> Callable[..., float] | None:
     return metric
 
 
-spearman_scorer = _with_groups_request(make_scorer(spearman_score), False)
-kendall_scorer = _with_groups_request(make_scorer(kendall_score), False)
-plcc_scorer = _with_groups_request(make_scorer(plcc_score), False)
-pairwise_accuracy_scorer = _with_groups_request(make_scorer(pairwise_accuracy), False)
-ndcg_scorer = _with_groups_request(make_scorer(ndcg_score), False)
-mae_scorer = make_scorer(mean_absolute_error, greater_is_better=False)
-# Default classes: the distinct y_true of the scored fold (see the module docstring).
-ordinal_accuracy_scorer = make_scorer(ordinal_accuracy)
-ordinal_mae_scorer = make_scorer(ordinal_mae, greater_is_better=False)
+class Scoring(NamedTuple):
+    """What a scorer name scores: its metric and how to call it (early stopping reads it)."""
 
-_SCORERS = {
-    "spearman": spearman_scorer,
-    "kendall": kendall_scorer,
-    "plcc": plcc_scorer,
-    "pairwise_accuracy": pairwise_accuracy_scorer,
-    "ndcg": ndcg_scorer,
-    "neg_mean_absolute_error": mae_scorer,
-    "ordinal_accuracy": ordinal_accuracy_scorer,
-    "ordinal_mae": ordinal_mae_scorer,
+    metric: Callable[..., float]  # metric(y_true, y_pred, **keywords)
+    greater_is_better: bool
+    grouped: bool  # takes groups= (ranking metrics: within each group, averaged)
+    weighted: bool  # takes sample_weight=
+
+
+# Every name of get_scorer's own, but "ndcg@K" (scoring() builds those).
+_SCORINGS = {
+    "spearman": Scoring(spearman_score, True, True, True),
+    "kendall": Scoring(kendall_score, True, True, False),
+    "plcc": Scoring(plcc_score, True, True, False),
+    "pairwise_accuracy": Scoring(pairwise_accuracy, True, True, False),
+    "ndcg": Scoring(ndcg_score, True, True, False),
+    "neg_mean_absolute_error": Scoring(mean_absolute_error, False, False, True),
+    # Default classes: the distinct y_true of the scored fold (see the module docstring).
+    "ordinal_accuracy": Scoring(ordinal_accuracy, True, False, True),
+    "ordinal_mae": Scoring(ordinal_mae, False, False, True),
 }
+
+
+# The ranking metrics, which a grouped scorer averages over groups.
+_METRICS = {name: entry.metric for name, entry in _SCORINGS.items() if entry.grouped}
+
+
+def scoring(name: str) -> Scoring | None:
+    """The :class:`Scoring` of one of :func:`get_scorer`'s own names (``"ndcg@K"``
+    included), or None for any other value."""
+    if not isinstance(name, str):
+        return None
+    if name in _SCORINGS:
+        return _SCORINGS[name]
+    metric = _metric(name)
+    return None if metric is None else Scoring(metric, True, True, False)
+
+
+def scoring_names() -> list[str]:
+    """The names :func:`scoring` knows, ``"ndcg@K"`` standing for every K."""
+    return [*_SCORINGS, "ndcg@K"]
+
+
+def _scorer(entry: Scoring) -> Callable:
+    scorer = make_scorer(entry.metric, greater_is_better=entry.greater_is_better)
+    # Ranking scorers pool the fold: with routing on, groups reach the splitter only.
+    return _with_groups_request(scorer, False) if entry.grouped else scorer
+
+
+_SCORERS = {name: _scorer(entry) for name, entry in _SCORINGS.items()}
+spearman_scorer = _SCORERS["spearman"]
+kendall_scorer = _SCORERS["kendall"]
+plcc_scorer = _SCORERS["plcc"]
+pairwise_accuracy_scorer = _SCORERS["pairwise_accuracy"]
+ndcg_scorer = _SCORERS["ndcg"]
+mae_scorer = _SCORERS["neg_mean_absolute_error"]
+ordinal_accuracy_scorer = _SCORERS["ordinal_accuracy"]
+ordinal_mae_scorer = _SCORERS["ordinal_mae"]
 
 
 def make_grouped_scorer(name: str) -> Callable:
@@ -244,7 +279,7 @@ def get_scorer(name: str | Callable | None) -> Callable | None:
     if isinstance(name, str) and name in _SCORERS:
         return copy.deepcopy(_SCORERS[name])
     if isinstance(name, str) and _NDCG_AT.fullmatch(name):
-        return _with_groups_request(make_scorer(_metric(name)), False)
+        return _scorer(scoring(name))
     try:
         return _sklearn_get_scorer(name)
     except ValueError as exc:

@@ -32,9 +32,10 @@ from skrank.persistence._schema_tensors import expected_tensors
 
 __all__ = ["LOCAL_PARAMS", "check_storable", "metadata_of", "to_plain"]
 
-# Where skrank writes is the loading machine's choice, never a file's: these are
-# not saved, and a loaded ranker has their defaults unless load(...) is given them.
-LOCAL_PARAMS = ("cache", "cache_dir")
+# Where skrank writes is the loading machine's choice, never a file's, and callbacks
+# are code of the fitting session: these are not saved, and a loaded ranker has
+# their defaults unless load(...) is given them.
+LOCAL_PARAMS = ("cache", "cache_dir", "callbacks")
 
 
 def metadata_of(params: dict, config: dict, fitted: dict, cli: dict | None = None) -> dict:
@@ -93,6 +94,9 @@ def check_storable(
     """
     storable = {}
     for key, value in params.items():
+        if key in LOCAL_PARAMS:
+            storable[key] = defaults[key]
+            continue
         try:
             to_plain(value, f"params.{key}", scalar=True)
         except SchemaError as exc:

@@ -46,6 +46,8 @@ class PickleRules:
         if saved is not None:
             warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
         check_pickled_state(state)  # the loader's rules for older models
+        if "adapter_" in state and "best_epoch_" not in state:
+            state["best_epoch_"] = None  # pickled before it was recorded: unknown
         super().__setstate__({**_missing_params(state, type(self)), **state})
 
 

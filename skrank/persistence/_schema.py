@@ -36,6 +36,7 @@ from skrank._bounds import (
     MAX_INT,
     MAX_STRING,
     MAX_TARGET,
+    MAX_VALIDATION_SETS,
 )
 from skrank._estimator.params import PARAMETERS, Interval, validate_params
 from skrank._estimator.presets import BEFORE as PRESET_BEFORE
@@ -44,6 +45,7 @@ from skrank._model.adapter import OPTIONS, AdapterConfig
 from skrank.persistence._schema_compat import BEFORE_OPTIONS, drop_removed_options
 from skrank.persistence._schema_json import (
     SchemaError,
+    _child,
     _int,
     _is_real,
     _keys,
@@ -92,24 +94,27 @@ _MAX_CHARS = {
 }
 # Metadata a file may lack: the command line's record (files saved from Python have none).
 _METADATA_OPTIONAL = ("cli",)
-_MAX_JSON_ITEMS = 16 * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
-_MAX_DEPTH = 4  # fitted -> history_ -> entry -> value is the deepest a file needs
+_MAX_JSON_ITEMS = (16 + 2 * MAX_VALIDATION_SETS) * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
+_MAX_DEPTH = 5  # fitted -> history_ -> entry -> validation -> score is the deepest
 
-# The fitted attributes a file sets: exactly these. lr_ and preset_ came after
-# format 1 did (a file without preset_ was fitted with the small-data settings).
+# The fitted attributes a file sets: exactly these. lr_, preset_ and best_epoch_ came
+# after format 1 did (a file without preset_ was fitted with the small-data settings;
+# one without best_epoch_ loads with None: which epoch early stopping kept is unknown).
 FITTED = (
     "instructions_",
     "y_mean_",
     "y_scale_",
     "history_",
     "n_iter_",
+    "best_epoch_",
     "lr_",
     "preset_",
     "backbone_info_",
     "cache_info_",
 )
-_FITTED_OPTIONAL = ("lr_", "preset_")
+_FITTED_OPTIONAL = ("lr_", "preset_", "best_epoch_")
 _HISTORY_KEYS = ("epoch", "loss", "reg_loss", "rank_loss", "lr", "val_score", "seconds")
+_HISTORY_OPTIONAL = ("validation",)  # the named validation sets' scores
 _CACHE_INFO_KEYS = ("kind", "hits", "misses", "images_encoded", "bytes")
 # The keys of the ``cli`` document, each optional: the column names ``skrank fit`` read
 # that no parameter records (the image, instruction and group columns are parameters).
@@ -268,10 +273,13 @@ def _check_fitted(fitted) -> dict:
     for i, entry in enumerate(_list(fitted["history_"], "fitted.history_", 0, MAX_HISTORY)):
         _check_epoch(entry, f"fitted.history_[{i}]")
     _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_EPOCH)  # across warm starts
+    out["best_epoch_"] = fitted.get("best_epoch_")
+    if out["best_epoch_"] is not None:
+        _int(out["best_epoch_"], "fitted.best_epoch_", 1, MAX_EPOCH)
     if "lr_" in fitted:
         _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
     out["preset_"] = fitted.get("preset_", PRESET_BEFORE)
-    if out["preset_"] not in PRESETS:
+    if not isinstance(out["preset_"], str) or out["preset_"] not in PRESETS:
         raise SchemaError(
             "fitted.preset_", f"{_shown(out['preset_'])} is not one of {list(PRESETS)}"
         )
@@ -302,14 +310,26 @@ def _check_cli(values) -> dict:
 
 
 def _check_epoch(entry, field: str) -> None:
-    _keys(entry, field, _HISTORY_KEYS)
+    _keys(entry, field, _HISTORY_KEYS + _HISTORY_OPTIONAL, optional=_HISTORY_OPTIONAL)
     _int(entry["epoch"], f"{field}.epoch", 1, MAX_EPOCH)
     for key in ("loss", "reg_loss", "rank_loss", "lr", "seconds"):
         _real(entry[key], f"{field}.{key}", 0.0, math.inf)
-    score = entry["val_score"]
+    _check_score(entry["val_score"], f"{field}.val_score")
+    scores = entry.get("validation", {})
+    if not isinstance(scores, dict) or len(scores) > MAX_VALIDATION_SETS:
+        raise SchemaError(
+            f"{field}.validation", f"is not a dict of at most {MAX_VALIDATION_SETS} scores"
+        )
+    for name, score in scores.items():
+        _text(name, f"{field}.validation")
+        _check_score(score, _child(f"{field}.validation", name))
+
+
+def _check_score(score, field: str) -> None:
+    """A validation score: None, a finite number (a scorer's: errors negated) or NaN."""
     # NaN is what Spearman gives on constant predictions: a record, not a weight.
-    if score is not None and not (_is_real(score) and (math.isnan(score) or -1 <= score <= 1)):
-        raise SchemaError(f"{field}.val_score", f"{_shown(score)} is not None or in [-1, 1]")
+    if score is not None and not (_is_real(score) and not math.isinf(score)):
+        raise SchemaError(field, f"{_shown(score)} is not None or a finite number")
 
 
 def _check_backbone_info(info) -> None:

@@ -40,7 +40,10 @@ BAD = {
     "precision": ["fp16", None],
     "early_stopping": [1, "yes", None],
     "random_state": [-1, 2**32, 1.5, "0"],
-    "verbose": [-1, 0.5],
+    "verbose": [-1, 0.5, "loud"],
+    "tol": [-1e-4, math.nan, "0"],
+    "scoring": ["r2", None, "ndcg@0"],
+    "callbacks": [print, ["f"], "f"],
     "instruction": ["", "   ", 7, b"Sort"],
     "backbone": ["", None, 3],
     "image_column": [None, ["image"]],
@@ -120,6 +123,10 @@ def test_refusal_happens_in_fit_not_in_init():
 # Every constructor parameter, set to a valid value other than its default (and other
 # than what the preset would fill in), and where a fit shows it: in the settings objects
 # fitting.settings builds (``fit``), the rows fit parsed (``rows``) or the fitted ranker.
+def _callback(state):
+    return None
+
+
 REACHES = {
     "instruction": ("Sort by brightness.", lambda f, r, m: m.instructions_ == [f_instr()]),
     "backbone": ("skrank-tiny", lambda f, r, m: f.encoder.backbone.name == "skrank-tiny"),
@@ -144,6 +151,8 @@ REACHES = {
     "early_stopping": (True, lambda f, r, m: f.train.early_stopping is True),
     "validation_fraction": (0.3, lambda f, r, m: f.train.validation_fraction == 0.3),
     "n_iter_no_change": (3, lambda f, r, m: f.train.n_iter_no_change == 3),
+    "tol": (0.5, lambda f, r, m: f.train.tol == 0.5),
+    "scoring": ("kendall", lambda f, r, m: f.train.scoring == "kendall"),
     "sampling": ("uniform", lambda f, r, m: f.train.sampling == "uniform"),
     "augment": (False, lambda f, r, m: f.train.augment is False and m.cache_info_["misses"]),
     "cache": ("disk", lambda f, r, m: f.cache == "disk" == m.cache_info_["kind"]),
@@ -152,7 +161,8 @@ REACHES = {
     "precision": ("fp32", lambda f, r, m: f.encoder.precision == "fp32" == f.train.precision),
     "num_workers": (1, lambda f, r, m: f.encoder.num_workers == 1),
     "random_state": (7, lambda f, r, m: f.train.seed == _seed(7)),
-    "verbose": (1, lambda f, r, m: f.train.verbose == 1),
+    "verbose": (1, lambda f, r, m: f.verbose == 1),
+    "callbacks": ([_callback], lambda f, r, m: f.callbacks == (_callback,)),
     "warm_start": (True, None),  # shown by a second fit continuing the first
     "image_column": ("img", None),  # shown by fitting on a frame with these columns
     "instruction_column": ("task", None),

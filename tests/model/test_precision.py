@@ -69,8 +69,8 @@ def test_every_forward_pass_uses_the_rankers_precision(forward_passes, precision
     callers = {name for name, _ in forward_passes}
     # Both frozen towers, the training step and inference all decided, and all
     # with the ranker's precision (so on CUDA, fp32 stays fp32 everywhere).
-    # (_train: the epoch loop, which train runs under a forked, seeded RNG)
-    assert {"image_tokens", "text_tokens", "_train", "predict_tokens"} <= callers
+    # (_run_epoch: an epoch's training steps)
+    assert {"image_tokens", "text_tokens", "_run_epoch", "predict_tokens"} <= callers
     assert {(name, p) for name, p in forward_passes if p != precision} == set()
     assert all(devices.use_bf16(CUDA, p) is (precision != "fp32") for _, p in forward_passes)
     assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())

@@ -11,6 +11,7 @@ from sklearn.linear_model import Ridge, RidgeCV
 
 from skrank import load, save
 from skrank._model.adapter import AdapterConfig, RankingAdapter
+from skrank._model.evaluation import standardised_scores
 from skrank._model.probe import (
     ALPHAS,
     WEIGHTS,
@@ -20,7 +21,6 @@ from skrank._model.probe import (
     fit_ridge,
     token_statistics,
 )
-from skrank._model.training import validation_scores
 from skrank.metrics import spearman_score
 from tests.helpers import INSTRUCTION as INSTR
 from tests.helpers import as_format_1, parts, tiny_ranker
@@ -133,7 +133,7 @@ def test_the_weight_is_chosen_on_held_out_groups_and_the_ridge_refitted_on_all(
     assert ranker.probe_weight_ == seen["m"] and ranker.probe_weight_ in WEIGHTS
     # The chosen weight is the best blend of the two parts on those rows.
     before = seen["before"]
-    head, ridge = validation_scores(before, d, seen["cfg"], parts=True)
+    head, ridge = standardised_scores(before, d, seen["cfg"], d.val_idx, parts=True)
     val_groups = groups[d.val_idx]
     scores = [
         spearman_score(d.y_std[d.val_idx], (1 - m) * head + m * ridge, groups=val_groups)

@@ -143,10 +143,10 @@ def test_large_towers_are_released_while_the_adapter_trains_on_cached_tokens(
     alive = []
     real = skrank._estimator.ranker.train
 
-    def spying(adapter, data, cfg):
+    def spying(adapter, data, cfg, **hooks):
         gc.collect()
         alive.append(towers() is not None)
-        return real(adapter, data, cfg)
+        return real(adapter, data, cfg, **hooks)
 
     monkeypatch.setattr(backbones, "FORGET_BYTES", 0)
     monkeypatch.setattr(skrank._estimator.ranker, "train", spying)
