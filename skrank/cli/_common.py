@@ -25,6 +25,17 @@ RELATIVE_PATHS = (
     "is there, against the current folder."
 )
 
+# The commands, in the order `skrank --help` lists them, with the line it shows for each.
+# Each is defined, parser and all, in the module skrank.cli.<name>, which skrank.cli._main
+# imports only to run that command (or show its --help): `skrank --version` and
+# `skrank --help` need this table alone.
+COMMANDS = {
+    "demo": "fit a ranker on a synthetic task and write a report",
+    "fit": "fit a ranker on images and targets listed in a CSV file, and save it",
+    "predict": "score images (a folder or a CSV file) with a saved ranker",
+    "evaluate": "score the images of a CSV file and print ranking metrics against its targets",
+}
+
 
 class CLIError(Exception):
     """An error reported as one line on stderr with a non-zero exit code."""

@@ -9,14 +9,14 @@ import os
 import time
 
 from skrank._files import atomic_write
-from skrank.cli._common import CLIError, format_table, prepare_out
+from skrank.cli._common import COMMANDS, CLIError, format_table, prepare_out
 
 _DEMO_REAL = ("ViT-B-32", "openai")
 
 
 def add_parser(sub) -> None:
     """Add the ``demo`` command to the sub-parsers ``sub``."""
-    d = sub.add_parser("demo", help="fit a ranker on a synthetic task and write a report")
+    d = sub.add_parser("demo", help=COMMANDS["demo"])
     d.add_argument("--out", default="skrank-demo", help="folder for report.html")
     d.add_argument(
         "--backbone", help="open_clip model name (default: ViT-B-32 if cached, else skrank-tiny)"

@@ -7,6 +7,7 @@ import math
 
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
@@ -40,7 +41,7 @@ def add_parser(sub) -> None:
     """Add the ``evaluate`` command to the sub-parsers ``sub``."""
     e = sub.add_parser(
         "evaluate",
-        help="score the images of a CSV file and print ranking metrics against its targets",
+        help=COMMANDS["evaluate"],
         description=(
             "Predict the images listed in a CSV file with a model written by `skrank fit`\n"
             "and print every metric against the CSV's targets: SRCC (Spearman), KRCC\n"

@@ -8,6 +8,7 @@ import time
 from skrank._estimator.presets import PRESETS
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
@@ -46,7 +47,7 @@ def add_parser(sub) -> None:
     """Add the ``fit`` command to the sub-parsers ``sub``."""
     f = sub.add_parser(
         "fit",
-        help="fit a ranker on images and targets listed in a CSV file, and save it",
+        help=COMMANDS["fit"],
         description=(
             "Fit a CLIPRanker on the images and numeric targets listed in a CSV file, and\n"
             "save it as one safetensors file (no pickle) for `skrank predict` and\n"

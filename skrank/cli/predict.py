@@ -7,6 +7,7 @@ import sys
 
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
@@ -45,7 +46,7 @@ def add_parser(sub) -> None:
     """Add the ``predict`` command to the sub-parsers ``sub``."""
     p = sub.add_parser(
         "predict",
-        help="score images (a folder or a CSV file) with a saved ranker",
+        help=COMMANDS["predict"],
         description=(
             "Score images with a model written by `skrank fit`, and write a CSV file of\n"
             "path,score rows (higher score: more of what the instruction asks for).\n"

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import skrank
-from skrank.cli import FIT_DEFAULTS, main
+from skrank.cli import main
+from skrank.cli.fit import FIT_DEFAULTS
 from skrank.metrics import spearman_score
 from tests.cli.helpers import assert_one_line_error, python_spellings, run
 
