@@ -60,6 +60,54 @@ def add_instruction_option(parser) -> None:
     )
 
 
+# --threads: more than this is a typo, not a machine.
+MAX_THREADS = 1024
+
+
+def add_threads_option(parser) -> None:
+    """Add ``--threads`` to a command that fits or predicts (:func:`torch_threads` applies it)."""
+    parser.add_argument(
+        "--threads",
+        type=thread_count,
+        metavar="N",
+        help="CPU threads for torch's computations (default: torch's own, about one per "
+        "core); on a machine shared with other work, 1 is often fastest",
+    )
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: an integer in [1, MAX_THREADS]."""
+    expected = f"an integer in [1, {MAX_THREADS}]"
+    if text == "":
+        raise argparse.ArgumentTypeError(f"is empty; expected {expected}")
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not {expected}") from None
+    if not 1 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not valid; expected {expected}")
+    return n
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` inside the block (unchanged for None), then restored.
+
+    Restored so that ``main`` called in a process (tests, a notebook) leaves it as it was.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def format_table(rows) -> str:
     """``rows`` (dicts with the same keys) as an aligned text table; numbers to 3 decimals."""
     keys = list(rows[0])

@@ -13,7 +13,7 @@ import warnings
 
 from skrank._quote import shown
 from skrank._version import __version__
-from skrank.cli._common import COMMANDS, CLIError, UnreadableImages, flush_stdout
+from skrank.cli._common import COMMANDS, CLIError, UnreadableImages, flush_stdout, torch_threads
 from skrank.cli._words import Vocabulary, check_options
 
 
@@ -159,7 +159,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(), _sigterm_as_interrupt():  # both restored on exit
         warnings.showwarning = show_warning
         try:
-            status = args.func(args)
+            with torch_threads(getattr(args, "threads", None)):  # fit, predict, evaluate, demo
+                status = args.func(args)
             flush_stdout()  # a failed write (a full disk) is not a success
             return status
         except Terminated:

@@ -9,7 +9,7 @@ import os
 import time
 
 from skrank._files import atomic_write
-from skrank.cli._common import COMMANDS, CLIError, format_table, prepare_out
+from skrank.cli._common import COMMANDS, CLIError, add_threads_option, format_table, prepare_out
 
 _DEMO_REAL = ("ViT-B-32", "openai")
 
@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     d.add_argument("--pretrained", help="open_clip tag or checkpoint file for --backbone")
     d.add_argument("--kind", default="blur", help="synthetic task kind (default: blur)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_threads_option(d)
     d.set_defaults(func=run)
 
 

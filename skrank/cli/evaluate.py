@@ -12,6 +12,7 @@ from skrank.cli._common import (
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    add_threads_option,
     check_stdout,
     format_table,
     instructions,
@@ -78,6 +79,7 @@ def add_parser(sub) -> None:
         "was fitted on, if any and if the CSV has it)",
     )
     add_instruction_option(e)
+    add_threads_option(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=run)
 

@@ -12,6 +12,7 @@ from skrank.cli._common import (
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
+    add_threads_option,
     image_paths,
     labels,
     prepare_out,
@@ -133,6 +134,7 @@ def add_parser(sub) -> None:
     model.add_argument(
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
+    add_threads_option(model)
     model.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     # --pretrained none is the estimator's pretrained=None: messages say it so.
     f.set_defaults(func=run, none_words={"pretrained": "none"})

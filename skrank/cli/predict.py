@@ -12,6 +12,7 @@ from skrank.cli._common import (
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    add_threads_option,
     check_stdout,
     instructions,
     load_model,
@@ -81,6 +82,7 @@ def add_parser(sub) -> None:
         help="unreadable images: stop with an error, or score them NaN (default: raise)",
     )
     add_instruction_option(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 
