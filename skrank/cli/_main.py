@@ -25,9 +25,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser(commands=tuple(COMMANDS)) -> argparse.ArgumentParser:
-    """The ``skrank`` parser; ``commands`` maps each command's name to its sub-parser.
+    """The ``skrank`` parser; its ``commands`` maps each command built in full to its sub-parser.
 
-    Each command in ``commands`` (all by default) gets its full sub-parser, from
+    Each command named in ``commands`` (all by default) gets its full sub-parser, from
     its module ``skrank.cli.<name>``, imported here; every other command gets a
     stub that carries only its line of ``skrank --help``, so that ``skrank
     --version``, ``skrank --help`` and a command's ``--help`` import neither torch
