@@ -24,6 +24,7 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 exclude_patterns = [
     "_build",
+    "_templates",
     "auto_examples/*.ipynb",
     "auto_examples/*.py",
     "auto_examples/*.zip",
@@ -31,6 +32,10 @@ exclude_patterns = [
     "auto_examples/*.md5",
 ]
 autosummary_generate = True
+# A class's page documents its methods through docs/_templates/autosummary/class.rst,
+# which names them one by one; autodoc adds no members on its own, and numpydoc adds
+# no second table of them.
+templates_path = ["_templates"]
 autodoc_default_options = {"members": False, "inherited-members": False}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False

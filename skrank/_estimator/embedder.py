@@ -264,7 +264,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Returns
         -------
-        ndarray of shape (n_samples, embed_dim_), dtype float32
+        ndarray of shape (n_samples, ``embed_dim_``), dtype float32
             Unit rows when ``normalize=True``.
 
         Raises

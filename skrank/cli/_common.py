@@ -25,6 +25,17 @@ RELATIVE_PATHS = (
     "is there, against the current folder."
 )
 
+# The commands, in the order `skrank --help` lists them, with the line it shows for each.
+# Each is defined, parser and all, in the module skrank.cli.<name>, which skrank.cli._main
+# imports only to run that command (or show its --help): `skrank --version` and
+# `skrank --help` need this table alone.
+COMMANDS = {
+    "demo": "fit a ranker on a synthetic task and write a report",
+    "fit": "fit a ranker on images and targets listed in a CSV file, and save it",
+    "predict": "score images (a folder or a CSV file) with a saved ranker",
+    "evaluate": "score the images of a CSV file and print ranking metrics against its targets",
+}
+
 
 class CLIError(Exception):
     """An error reported as one line on stderr with a non-zero exit code."""
@@ -47,6 +58,54 @@ def add_instruction_option(parser) -> None:
         help="where to score: auto, cpu, cuda, cuda:N or mps (default: the model's own; "
         "a model fitted on a GPU scores on a CPU-only machine with --device cpu)",
     )
+
+
+# --threads: more than this is a typo, not a machine.
+MAX_THREADS = 1024
+
+
+def add_threads_option(parser) -> None:
+    """Add ``--threads`` to a command that fits or predicts (:func:`torch_threads` applies it)."""
+    parser.add_argument(
+        "--threads",
+        type=thread_count,
+        metavar="N",
+        help="CPU threads for torch's computations (default: torch's own, about one per "
+        "core); on a machine shared with other work, 1 is often fastest",
+    )
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: an integer in [1, MAX_THREADS]."""
+    expected = f"an integer in [1, {MAX_THREADS}]"
+    if text == "":
+        raise argparse.ArgumentTypeError(f"is empty; expected {expected}")
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not {expected}") from None
+    if not 1 <= n <= MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is not valid; expected {expected}")
+    return n
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Torch's intra-op threads set to ``n`` inside the block (unchanged for None), then restored.
+
+    Restored so that ``main`` called in a process (tests, a notebook) leaves it as it was.
+    """
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def format_table(rows) -> str:

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import signal
 import sys
 import threading
 import warnings
 
-import skrank.cli.demo as demo
-import skrank.cli.evaluate as evaluate
-import skrank.cli.fit as fit
-import skrank.cli.predict as predict
 from skrank._quote import shown
 from skrank._version import __version__
-from skrank.cli._common import CLIError, UnreadableImages, flush_stdout
+from skrank.cli._common import COMMANDS, CLIError, UnreadableImages, flush_stdout, torch_threads
 from skrank.cli._words import Vocabulary, check_options
 
 
@@ -27,22 +24,44 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The ``skrank`` parser; ``commands`` maps each command's name to its sub-parser.
+def _parser(commands=tuple(COMMANDS)) -> argparse.ArgumentParser:
+    """The ``skrank`` parser; its ``commands`` maps each command built in full to its sub-parser.
 
-    Every option of every command that sets a CLIPRanker parameter or names a
-    column is checked by the parameter table as it is parsed (``check_options``).
+    Each command named in ``commands`` (all by default) gets its full sub-parser, from
+    its module ``skrank.cli.<name>``, imported here; every other command gets a
+    stub that carries only its line of ``skrank --help``, so that ``skrank
+    --version``, ``skrank --help`` and a command's ``--help`` import neither torch
+    nor scikit-learn (seconds), nor the other commands. Every option of a full
+    sub-parser that sets a CLIPRanker parameter or names a column is checked by
+    the parameter table as it is parsed (``check_options``).
     """
 
     p = _Parser(prog="skrank", description="Rank images by an instruction.")
     p.add_argument("--version", action="version", version=f"skrank {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    for command in (demo, fit, predict, evaluate):
-        command.add_parser(sub)
-    p.commands = dict(sub.choices)
+    for name, summary in COMMANDS.items():
+        if name in commands:
+            importlib.import_module(f"skrank.cli.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary)
+    p.commands = {name: sub.choices[name] for name in commands}
     for command_parser in p.commands.values():
         check_options(command_parser)
     return p
+
+
+def _command(argv: list[str]) -> tuple[str, ...]:
+    """The command ``argv`` names, as a tuple of its name, or ``()`` where it names none.
+
+    ``skrank`` has no option that takes a value, so the first argument that is
+    not an option is the command (or a word argparse will refuse).
+    """
+    for arg in argv:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            return (arg,) if arg in COMMANDS else ()
+    return ()
 
 
 def _one_line(text: str) -> str:
@@ -110,7 +129,8 @@ def main(argv=None) -> int:
     error; 130: interrupted (Ctrl-C); 143: terminated (SIGTERM), cleaned up as
     after Ctrl-C. Every error is one line on stderr, never a traceback.
     """
-    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _parser(_command(argv))  # only the command that runs is imported
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) or a usage error, already printed (2)
@@ -139,7 +159,8 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(), _sigterm_as_interrupt():  # both restored on exit
         warnings.showwarning = show_warning
         try:
-            status = args.func(args)
+            with torch_threads(getattr(args, "threads", None)):  # fit, predict, evaluate, demo
+                status = args.func(args)
             flush_stdout()  # a failed write (a full disk) is not a success
             return status
         except Terminated:

@@ -60,10 +60,30 @@ def check_options(parser) -> None:
     names the option (``argument --batch-size: '1' is not valid; expected an
     integer >= 2 ...``) and comes before any file is read. None is what an option
     left out means, so it is never offered; an empty value is refused.
+
+    The table is read when the first value is converted, not here: it imports
+    torch, which a command's ``--help`` has no use for. Until then every option
+    that takes a value holds a ``type`` that decides on its first call whether
+    the table checks it, and otherwise converts as before.
     """
     for dest, action in options(parser).items():
-        if checked_by_table(dest) and not getattr(action.type, "checked_by_table", False):
-            action.type = _table_type(dest, action.type)
+        if not getattr(action.type, "checked_by_table", False):
+            action.type = _lazy_type(dest, action.type)
+
+
+def _lazy_type(dest: str, convert):
+    """``convert`` (``None``: the text as it is), checked by the table if ``dest`` is in it."""
+    resolved = None
+
+    def parse(text: str):
+        nonlocal resolved
+        if resolved is None:
+            resolved = _table_type(dest, convert) if checked_by_table(dest) else convert or str
+        return resolved(text)
+
+    parse.checked_by_table = True
+    parse.__name__ = getattr(convert, "__name__", "str")  # argparse names a type in messages
+    return parse
 
 
 def _table_type(dest: str, convert):

@@ -9,14 +9,27 @@ import os
 import time
 
 from skrank._files import atomic_write
-from skrank.cli._common import CLIError, format_table, prepare_out
+from skrank.cli._common import COMMANDS, CLIError, add_threads_option, format_table, prepare_out
 
 _DEMO_REAL = ("ViT-B-32", "openai")
+# Images on the report's contact sheet.
+_SHEET = 24
+
+# Printed and put in the report when the towers are random (skrank-tiny, the offline
+# fallback): what such a fit can show and what it cannot.
+RANDOM_WEIGHTS_NOTE = (
+    "With random weights (skrank-tiny, used when no pretrained CLIP weights are cached) "
+    "the instruction's text means nothing to the model: it learns the task from the targets "
+    "alone, through low-level cues, and some photos get nearly flat predictions, whose order "
+    "the smallest difference in the fit decides: within-photo SRCC changes with the number "
+    "of torch threads (--threads; it changes the float rounding), though it repeats from run "
+    "to run at one thread count. The numbers show the machinery working, not CLIP's quality."
+)
 
 
 def add_parser(sub) -> None:
     """Add the ``demo`` command to the sub-parsers ``sub``."""
-    d = sub.add_parser("demo", help="fit a ranker on a synthetic task and write a report")
+    d = sub.add_parser("demo", help=COMMANDS["demo"])
     d.add_argument("--out", default="skrank-demo", help="folder for report.html")
     d.add_argument(
         "--backbone", help="open_clip model name (default: ViT-B-32 if cached, else skrank-tiny)"
@@ -24,6 +37,7 @@ def add_parser(sub) -> None:
     d.add_argument("--pretrained", help="open_clip tag or checkpoint file for --backbone")
     d.add_argument("--kind", default="blur", help="synthetic task kind (default: blur)")
     d.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_threads_option(d)
     d.set_defaults(func=run)
 
 
@@ -99,8 +113,11 @@ def run(args) -> int:
     )
     # 200 steps (50 epochs of 112 images at batch 32) keep the demo under a minute on
     # 2 CPU cores; the default budget (300 steps at batch 64) takes about twice as long.
-    # Measured on this task with skrank-tiny: within-photo SRCC 0.90 here, 0.98-1.00
-    # with the defaults (benchmarks/results/quality-skrank-tiny-fidelity-*.md: blur).
+    # Measured with skrank-tiny on 2 CPU cores: within-photo SRCC 0.735 with one torch
+    # thread and 0.988 with two, pooled 0.401 and 0.421, each the same on every run:
+    # three of the eight test photos get nearly flat predictions (a range of 0.005 to
+    # 0.1 against 0.6 to 1.6), which float rounding orders. With the default budget:
+    # 0.98-1.00 (benchmarks/results/quality-skrank-tiny-fidelity-*.md: blur).
     # The small-data preset even with cached pretrained weights: the paper's deeper
     # model at its lr of 5e-5 needs thousands of steps, not a minute's 200.
     ranker = CLIPRanker(
@@ -130,13 +147,15 @@ def run(args) -> int:
     print()
     print(format_table(rows))
     print(
-        "\nSRCC pooled over photos is bounded by how the photos differ before blurring;"
-        " within-photo SRCC is the fair measure."
+        "\nSRCC pooled over photos is bounded by how the photos differ to begin with;"
+        " within-photo SRCC is the fair measure. report.html says what each column means."
     )
+    if pretrained is None:
+        print(f"\nNote: {RANDOM_WEIGHTS_NOTE}")
     os.makedirs(args.out, exist_ok=True)
     figures = {
         "Test images in predicted order (highest first), with their true level": plot_ranking(
-            X_test, pred, y_true=y_test, n=24
+            X_test, pred, y_true=y_test, n=_SHEET
         ),
         "Predicted vs true (test set, colour = source photo)": plot_predictions(
             y_test, pred, groups=groups[test]
@@ -144,12 +163,60 @@ def run(args) -> int:
         "Training curves": plot_history(ranker.history_),
     }
     report = os.path.join(args.out, "report.html")
-    _write_report(report, task, name, pretrained, why, rows, figures)
+    key = _legend(len(X_test), _target(args.kind))
+    _write_report(report, task, (name, pretrained, why), rows, figures, key)
     print(f"\nreport: {report}  ({time.perf_counter() - t0:.0f} s in all)")
     return 0
 
 
-def _write_report(path, task, name, pretrained, why, rows, figures):
+def _target(kind: str) -> str:
+    """What the targets of the synthetic task ``kind`` measure."""
+    from skrank.datasets._degradations import _DEGRADATIONS
+
+    return _DEGRADATIONS[kind].target
+
+
+def _legend(n_test: int, target: str) -> list[str]:
+    """The report's key: the methods, the metrics and the figures' labels."""
+    terms = {
+        "CLIPRanker": "the ranking adapter, trained on the training photos' images and "
+        "targets, on top of the frozen CLIP towers.",
+        "ridge probe": "the linear-probe baseline: ridge regression (RidgeCV) on the frozen "
+        "CLIP image embeddings (CLIPEmbedder), trained on the same images.",
+        "y (true target)": f"the {target}. A larger target means more of what the "
+        "instruction asks for.",
+        "SRCC within photo": "Spearman's rank correlation between predicted and true "
+        "targets, computed among the test images of each source photo (within a photo only "
+        "the synthetic change differs) and averaged over the test photos: can the method "
+        "order one scene's images? 1 is the true order, 0 no relation, -1 reversed.",
+        "SRCC pooled": "Spearman's rank correlation over all test images at once, across "
+        "photos: it also asks whether a degraded image of one scene ranks against another "
+        "scene, which the photos' own differences (one is softer or busier than another "
+        "before any change) bound below 1.",
+        "PLCC": "Pearson's linear correlation between predicted and true targets, pooled: "
+        "whether the predictions are linear in the targets, not just in the right order.",
+        "MAE": "mean absolute error of the predictions, pooled, in the units of the targets "
+        "(predictions are in the units of y).",
+        "Contact sheet": f"test images sorted by predicted score, highest first, left to "
+        f"right and top to bottom ({_SHEET} of the {n_test}, evenly spaced over the ranking, "
+        "when there are more). Above each: #k, its rank among the test images by predicted "
+        "score (#1 highest); s=, its predicted score, in the units of y; y=, its true "
+        "target.",
+        "Predicted vs true": "one dot per test image, coloured by source photo; the dashed "
+        "line is predicted = true. The title gives Spearman pooled and within group.",
+        "Training curves": "per epoch, the training loss (loss) and its parts: the "
+        "regression loss on the score (reg_loss) and the pairwise ranking loss of the pair "
+        "branch (rank_loss).",
+    }
+    items = "".join(
+        f"<dt>{html.escape(term)}</dt><dd>{html.escape(text)}</dd>" for term, text in terms.items()
+    )
+    return ["<h2 id='key'>How to read this report</h2>", f"<dl>{items}</dl>"]
+
+
+def _write_report(path, task, backbone, rows, figures, key):
+    """The report: the backbone, the metrics table, the figures, then ``key`` (the legend)."""
+    name, pretrained, why = backbone
     cells = "".join(f"<th>{html.escape(k)}</th>" for k in rows[0])
     body = "".join(
         "<tr>"
@@ -161,15 +228,23 @@ def _write_report(path, task, name, pretrained, why, rows, figures):
     )
     parts = [
         "<!doctype html><meta charset='utf-8'><title>skrank demo</title>",
+        # Figures scale down to the page's width: the contact sheet (about 1,230 px wide)
+        # would otherwise run past the 1,100 px column, its right edge cut off in a window
+        # narrower than about 1,370 px.
         "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
-        "td,th{padding:4px 10px;border-bottom:1px solid #ddd}</style>",
+        "td,th{padding:4px 10px;border-bottom:1px solid #ddd}"
+        "img{max-width:100%;height:auto}dt{font-weight:bold;margin-top:.5em}</style>",
         f"<h1>skrank demo: {html.escape(task.instruction)}</h1>",
         f"<p>Backbone <b>{html.escape(name)}</b> (pretrained={html.escape(str(pretrained))}):"
         f" {html.escape(why)}.</p>",
-        f"<table><tr>{cells}</tr>{body}</table>",
     ]
+    if pretrained is None:
+        parts.append(f"<p><b>Note:</b> {html.escape(RANDOM_WEIGHTS_NOTE)}</p>")
+    parts.append(f"<table><tr>{cells}</tr>{body}</table>")
+    parts.append("<p>What each method, column and label means: <a href='#key'>below</a>.</p>")
     for title, fig in figures.items():
         parts.append(f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{_png(fig)}'>")
+    parts += key
     # Atomic, like every output: an interrupted demo leaves no half report, and a
     # device or a pipe put there since prepare_out is refused, not replaced.
     atomic_write(path, "\n".join(parts).encode("utf-8"))

@@ -7,10 +7,12 @@ import math
 
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    add_threads_option,
     check_stdout,
     format_table,
     instructions,
@@ -40,7 +42,7 @@ def add_parser(sub) -> None:
     """Add the ``evaluate`` command to the sub-parsers ``sub``."""
     e = sub.add_parser(
         "evaluate",
-        help="score the images of a CSV file and print ranking metrics against its targets",
+        help=COMMANDS["evaluate"],
         description=(
             "Predict the images listed in a CSV file with a model written by `skrank fit`\n"
             "and print every metric against the CSV's targets: SRCC (Spearman), KRCC\n"
@@ -77,6 +79,7 @@ def add_parser(sub) -> None:
         "was fitted on, if any and if the CSV has it)",
     )
     add_instruction_option(e)
+    add_threads_option(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
     e.set_defaults(func=run)
 

@@ -8,9 +8,11 @@ import time
 from skrank._estimator.presets import PRESETS
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
+    add_threads_option,
     image_paths,
     labels,
     prepare_out,
@@ -46,7 +48,7 @@ def add_parser(sub) -> None:
     """Add the ``fit`` command to the sub-parsers ``sub``."""
     f = sub.add_parser(
         "fit",
-        help="fit a ranker on images and targets listed in a CSV file, and save it",
+        help=COMMANDS["fit"],
         description=(
             "Fit a CLIPRanker on the images and numeric targets listed in a CSV file, and\n"
             "save it as one safetensors file (no pickle) for `skrank predict` and\n"
@@ -132,6 +134,7 @@ def add_parser(sub) -> None:
     model.add_argument(
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
+    add_threads_option(model)
     model.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     # --pretrained none is the estimator's pretrained=None: messages say it so.
     f.set_defaults(func=run, none_words={"pretrained": "none"})

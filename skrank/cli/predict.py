@@ -7,10 +7,12 @@ import sys
 
 from skrank._quote import shown
 from skrank.cli._common import (
+    COMMANDS,
     HELP_FORMAT,
     RELATIVE_PATHS,
     CLIError,
     add_instruction_option,
+    add_threads_option,
     check_stdout,
     instructions,
     load_model,
@@ -45,7 +47,7 @@ def add_parser(sub) -> None:
     """Add the ``predict`` command to the sub-parsers ``sub``."""
     p = sub.add_parser(
         "predict",
-        help="score images (a folder or a CSV file) with a saved ranker",
+        help=COMMANDS["predict"],
         description=(
             "Score images with a model written by `skrank fit`, and write a CSV file of\n"
             "path,score rows (higher score: more of what the instruction asks for).\n"
@@ -80,6 +82,7 @@ def add_parser(sub) -> None:
         help="unreadable images: stop with an error, or score them NaN (default: raise)",
     )
     add_instruction_option(p)
+    add_threads_option(p)
     p.set_defaults(func=run)
 
 

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 import skrank
-from skrank.cli import FIT_DEFAULTS, main
+from skrank.cli import main
+from skrank.cli.fit import FIT_DEFAULTS
 from skrank.metrics import spearman_score
 from tests.cli.helpers import assert_one_line_error, python_spellings, run
 
@@ -567,3 +568,43 @@ def test_fit_preset_chooses_the_model_and_is_saved(data, tmp_path, capsys):
     assert len(ranker.adapter_.post) == 2 and ranker.adapter_.score_head.pooling == "mean"
     rc, _, err = run(capsys, "fit", "--csv", data / "data.csv", "--preset", "papers")
     assert_one_line_error(rc, err, "fit", "--preset", "'papers'")
+
+
+def test_threads_sets_torchs_threads_while_the_command_runs(fitted, data, tmp_path, capsys):
+    import torch
+
+    import skrank.cli.predict
+
+    model, _ = fitted
+    seen = []
+    real_run = skrank.cli.predict.run
+
+    def run_and_look(args):
+        seen.append(torch.get_num_threads())
+        return real_run(args)
+
+    before = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(skrank.cli.predict, "run", run_and_look)
+        out = tmp_path / "scores.csv"
+        rc, _, err = run(capsys, "predict", model, data / "imgs", "--out", out, "--threads", "2")
+    assert rc == 0, err
+    assert seen == [2] and torch.get_num_threads() == before  # restored after the command
+    assert len(pd.read_csv(out)) == 24  # every image of the folder, nested ones too
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "", "1.5", "100000"])
+@pytest.mark.parametrize("command", ["demo", "fit", "predict", "evaluate"])
+def test_a_bad_threads_value_is_one_line_naming_the_option(fitted, data, capsys, command, value):
+    model, _ = fitted
+    argv = {
+        "demo": ["demo"],
+        "fit": ["fit", "--csv", data / "data.csv", "--image-column", "file"]
+        + ["--target-column", "brightness", "--instruction", INSTRUCTION, "--out", "m.skrank"],
+        "predict": ["predict", model, data / "imgs", "--out", "scores.csv"],
+        "evaluate": ["evaluate", model, "--csv", data / "data.csv"],
+    }[command]
+    rc, out, err = run(capsys, *argv, "--threads", value)
+    assert rc == 2 and out == ""
+    expected = "an integer in [1, 1024]"
+    assert_one_line_error(rc, err, command, "argument --threads:", expected)

@@ -127,3 +127,65 @@ def test_the_rankers_fitted_properties_document_what_they_return(name):
     from skrank import CLIPRanker
 
     assert "Returns" in sections(getattr(CLIPRanker, name).__doc__), name
+
+
+# --------------------------------------------------------------- what the API pages show
+
+DOCS = API.parent
+RANKER_METHODS = ["fit", "predict", "transform", "score", "compare"]
+
+
+def test_the_api_reference_lists_every_public_metric_and_scorer():
+    import skrank.metrics
+
+    text = API.read_text()
+    listed = {name for mod, name in public_names() if mod == "skrank.metrics"}
+    listed |= set(re.findall(r"^\.\. py:data:: (\w+)$", text, re.MULTILINE))
+    missing = set(skrank.metrics.__all__) - listed
+    assert not missing, f"skrank.metrics names missing from docs/api.rst: {sorted(missing)}"
+
+
+def _class_page(cls) -> str:
+    """The page source autosummary writes for ``cls`` from docs/_templates (no Sphinx run).
+
+    ``methods`` and ``inherited_members`` as autosummary passes them to the template:
+    the public methods (and ``__init__``), and those the class does not define itself.
+    """
+    jinja2 = pytest.importorskip("jinja2")
+    public = [n for n in dir(cls) if not n.startswith("_") and inspect.isroutine(getattr(cls, n))]
+    names = ["__init__", *public]
+    namespace = {
+        "objname": cls.__name__,
+        "name": cls.__name__,
+        "module": "skrank",
+        "methods": names,
+        "inherited_members": [n for n in names if n not in vars(cls)],
+    }
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(DOCS / "_templates"))
+    env.filters["escape"] = lambda text: text
+    env.filters["underline"] = lambda text, line="=": f"{text}\n{line * len(text)}"
+    return env.get_template("autosummary/class.rst").render(**namespace)
+
+
+def test_sphinx_uses_the_class_template():
+    conf = (DOCS / "conf.py").read_text()
+    assert re.search(r'^templates_path = \["_templates"\]$', conf, re.MULTILINE)
+    assert re.search(r'^    "_templates",$', conf, re.MULTILINE), "not excluded as a source"
+
+
+@pytest.mark.parametrize(
+    ("name", "methods"), [("CLIPRanker", RANKER_METHODS), ("CLIPEmbedder", ["fit", "transform"])]
+)
+def test_a_class_page_documents_each_method_it_defines(name, methods):
+    import skrank
+
+    page = _class_page(getattr(skrank, name))
+    documented = re.findall(r"^   \.\. automethod:: (\w+)$", page, re.MULTILINE)
+    assert set(methods) <= set(documented), page
+    tabled = re.findall(rf"^      ~{name}\.(\w+)$", page, re.MULTILINE)
+    assert tabled == documented, "the table of methods and the methods documented differ"
+    # scikit-learn's own (get_params, set_params, set_*_request) are named, not documented:
+    # their docstrings link to scikit-learn's pages.
+    assert "get_params" not in documented and "``get_params``" in page
+    assert not [n for n in documented if n.endswith("_request")], documented
+    assert "__init__" not in documented
