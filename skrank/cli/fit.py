@@ -135,7 +135,16 @@ def add_parser(sub) -> None:
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     add_threads_option(model)
-    model.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    shown = model.add_mutually_exclusive_group()
+    shown.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars and no training summary"
+    )
+    shown.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="one line per epoch (losses, validation, learning rate, seconds)",
+    )
     # --pretrained none is the estimator's pretrained=None: messages say it so.
     f.set_defaults(func=run, none_words={"pretrained": "none"})
 
@@ -188,7 +197,7 @@ def run(args) -> int:
         "backbone": args.backbone,
         "pretrained": pretrained,
         "device": args.device,
-        "verbose": 0 if args.quiet else 1,
+        "verbose": 0 if args.quiet else 2 if args.verbose else 1,
         "image_column": args.image_column,
         "group_column": args.group_column,
     }
@@ -202,10 +211,13 @@ def run(args) -> int:
         ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
     save_with_cli(ranker, args.out, cli={"target_column": args.target_column})
     with writing_stdout():
-        print(
-            f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
-            f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
-        )
+        if args.quiet:  # the one line: the estimator printed no summary
+            print(
+                f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
+                f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
+            )
+        else:  # after the estimator's summary line (epochs, the epoch kept, seconds)
+            print(f"{len(paths)} images; saved to {args.out}")
     return 0
 
 

@@ -70,8 +70,11 @@ def fitted(data, tmp_path_factory):
 def test_fit_saves_a_model_and_prints_a_summary(fitted):
     model, stdout = fitted
     assert model.is_file()
-    summary = stdout.strip().splitlines()[-1]
-    assert "2 epoch(s)" in summary and "24 images" in summary and str(model) in summary
+    lines = stdout.strip().splitlines()
+    # One summary (the estimator's), then where the model went: epochs are said once.
+    assert [line for line in lines if "epoch(s)" in line] == [lines[-2]]
+    assert lines[-2].startswith("CLIPRanker: 2 epoch(s)")
+    assert lines[-1] == f"24 images; saved to {model}"
     ranker = skrank.load(model)
     assert ranker.n_iter_ == 2 and ranker.instructions_ == [INSTRUCTION]
     assert ranker.backbone == "skrank-tiny" and ranker.image_column == "file"
@@ -135,6 +138,24 @@ def test_evaluate_prints_every_metric_pooled_and_per_group(fitted, data, capsys)
         spearman_score(y, pred, groups=frame["photo"])
     )
     assert result["pooled"]["mae"] == pytest.approx(np.mean(np.abs(y - pred)))
+
+
+@pytest.mark.parametrize("flag", ["--quiet", "--verbose"])
+def test_fit_quiet_prints_one_line_and_verbose_one_per_epoch(data, tmp_path, capsys, flag):
+    model = tmp_path / "m.skrank"
+    rc = main(
+        ["fit", "--csv", str(data / "data.csv"), "--image-column", "file", flag]
+        + ["--target-column", "brightness", "--instruction", INSTRUCTION, "--out", str(model)]
+        + ["--backbone", "skrank-tiny"]
+        + ["--epochs", "2", "--batch-size", "8", "--random-state", "0", "--device", "cpu"]
+    )
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0
+    if flag == "--quiet":
+        assert len(out) == 1 and out[0].startswith("fitted 2 epoch(s) on 24 images in ")
+    else:
+        assert [line.split(",")[0] for line in out[:2]] == ["epoch 1/2", "epoch 2/2"]
+        assert out[2].startswith("CLIPRanker: 2 epoch(s)") and len(out) == 4
 
 
 def test_fit_with_instruction_and_group_columns(data, tmp_path, capsys):
