@@ -64,7 +64,8 @@ class CLIPRanker(
     instruction : str or None, default=None
         What to rank by, in plain words ("Sort the images by sharpness.").
         Rows of a DataFrame with an ``instruction_column`` take theirs from
-        it. None: ``fit`` uses the neutral ``"Rank the images."``
+        it, with a ``UserWarning`` when this is set too. None: ``fit`` uses
+        the neutral ``"Rank the images."``
         (``skrank._estimator.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
         what to rank by; after ``fit``, rows without one take the fitted
         instruction when there is only one.
@@ -251,7 +252,7 @@ class CLIPRanker(
     instruction_column : str, default="instruction"
         Column of instructions read when ``X`` is a DataFrame that has it;
         its rows then take their instruction from it rather than from
-        ``instruction``.
+        ``instruction`` (a call warns when ``instruction`` is set too).
 
     group_column : str or None, default=None
         DataFrame column with query groups (see ``pair_scope``); ``groups``
@@ -478,6 +479,12 @@ class CLIPRanker(
             default=default,
         )
 
+    def _warn_column_overrides(self, stacklevel=2, **parsed):
+        """One warning per call when an instruction column overrides ``instruction``
+        (``parsed``: the call's inputs by name; ``stacklevel`` counts from the caller)."""
+        column = self.instruction_column
+        inputs.warn_column_overrides(self.instruction, column, parsed, stacklevel + 1)
+
     def fit(self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None):
         """Train the adapter on images ``X`` and targets ``y``.
 
@@ -523,6 +530,7 @@ class CLIPRanker(
         scaling = inputs.TargetScaling.fit(y, parsed.instructions)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = inputs.validation_set(parsed_val, y_val, scaling)
+        self._warn_column_overrides(X=parsed, X_val=parsed_val)
         rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val)
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
         params = presets.resolve(params, backbone.weights_identity, scaling.codes, groups)
@@ -595,6 +603,11 @@ class CLIPRanker(
         check_on_error(on_error)
         params = self._params_after_fit()
         parsed = self._inputs(X)
+        self._warn_column_overrides(3, X=parsed)  # the caller of predict or transform
+        return self._per_parsed(params, parsed, on_error, method)
+
+    def _per_parsed(self, params, parsed, on_error, method):
+        """``_per_image`` on ``X`` parsed already (``score`` parses it for ``y``'s check)."""
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
         out, failures = method(self._predictor(params), parsed.items, codes)
         report_failures(failures, on_error)
@@ -670,13 +683,17 @@ class CLIPRanker(
             Spearman's rank correlation (its mean over the instructions and
             groups, as above).
         """
-        self._params_after_fit()  # before X is parsed with them
+        params = self._params_after_fit()  # before X is parsed with them
         parsed = self._inputs(X, groups)
+        self._warn_column_overrides(X=parsed)
         y = inputs.check_targets(y, len(parsed.items))
         if len(y) < 2:
             raise ValueError(f"score needs at least 2 images to rank; X has {len(y)}")
+        # X parsed once (predict(X) would parse it, and warn, again).
+        scores, codes = self._per_parsed(params, parsed, "raise", Predictor.scores)
+        pred = inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
         groups = inputs.ranking_groups(parsed.instructions, parsed.groups)
-        return float(spearman_score(y, self.predict(X), groups=groups, sample_weight=sample_weight))
+        return float(spearman_score(y, pred, groups=groups, sample_weight=sample_weight))
 
     def compare(self, images_a, images_b):
         """Probability that each ``images_a[n]`` ranks above ``images_b[n]``.
@@ -702,6 +719,7 @@ class CLIPRanker(
         params = self._params_after_fit()
         a = self._inputs(images_a, argument="images_a")
         b = self._inputs(images_b, argument="images_b")
+        self._warn_column_overrides(images_a=a, images_b=b)
         codes = inputs.paired_codes(a, b, self.instructions_)
         out, failures = self._predictor(params).compare(a.items, b.items, codes)
         report_failures(failures)

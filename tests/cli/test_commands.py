@@ -107,6 +107,15 @@ def test_predict_csv_resolves_paths_and_writes_them_as_given(
     np.testing.assert_allclose(table["score"], direct, rtol=1e-6, atol=1e-9)
 
 
+def test_predict_by_the_models_own_instruction_does_not_warn(fitted, data, tmp_path, capsys):
+    model, _ = fitted  # fitted with --instruction: the model's instruction= is set
+    for command in ("predict", "evaluate"):
+        argv = [command, model, "--csv", data / "data.csv", "--instruction", INSTRUCTION]
+        argv += ["--out", tmp_path / "p.csv"] if command == "predict" else []
+        rc, _, err = run(capsys, *argv)
+        assert rc == 0 and "warning" not in err, err
+
+
 def test_evaluate_prints_every_metric_pooled_and_per_group(fitted, data, capsys):
     model, _ = fitted
     csv = data / "data.csv"

@@ -174,7 +174,7 @@ def test_two_instructions_in_one_model(brightness_task, monkeypatch):
         return batches
 
     monkeypatch.setattr(skrank._model.training, "epoch_batches", recording)
-    r = tiny(max_epochs=3).fit(frame, target)
+    r = tiny(None, max_epochs=3).fit(frame, target)  # the column gives the instructions
     assert sorted(r.instructions_) == sorted(set(frame["instruction"]))
     for instr, batches in seen:
         for b in batches:
@@ -207,7 +207,7 @@ def test_pair_scope_group_never_pairs_across_groups(brightness_task, monkeypatch
 
     monkeypatch.setattr(skrank._model.training, "epoch_batches", record_batches)
     monkeypatch.setattr(skrank._model.training, "ranking_loss", record_loss)
-    r = tiny(max_epochs=2, pair_scope="group", group_column="photo", batch_size=20)
+    r = tiny(None, max_epochs=2, pair_scope="group", group_column="photo", batch_size=20)
     r.fit(frame, target)
     # The first call sizes the schedule; the others are the epochs, in step order.
     steps = [b for epoch in batches_seen[1:] for b in epoch]
