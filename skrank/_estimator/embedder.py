@@ -45,6 +45,7 @@ from skrank._encoding.images import ImageLoadError
 from skrank._estimator.inference import encoder_for, load_fitted_backbone
 from skrank._estimator.inputs import image_column_of
 from skrank._estimator.params import BOOL, PARAMETERS, Interval, validate_params
+from skrank._version import API_PAGE
 
 __all__ = ["MEMORY_CACHE", "MEMORY_CACHE_BYTES", "CLIPEmbedder"]
 
@@ -197,6 +198,10 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     >>> probe.fit(images, y).predict(images[:3]).shape
     (3,)
     """
+
+    # The "?" link of the notebook repr: this class's page in skrank's API reference.
+    _doc_link_module = "skrank"
+    _doc_link_template = API_PAGE
 
     def __init__(
         self,

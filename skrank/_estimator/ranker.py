@@ -22,6 +22,7 @@ from skrank._estimator.inference import Predictor, encoder_for, load_fitted_back
 from skrank._estimator.params import validate_params
 from skrank._model import training
 from skrank._model.training import train
+from skrank._version import API_PAGE
 from skrank.metrics import spearman_score
 from skrank.metrics._inputs import check_sample_weight
 from skrank.persistence._metadata import check_storable
@@ -377,6 +378,9 @@ class CLIPRanker(
     (3,)
     """
 
+    # The "?" link of the notebook repr: this class's page in skrank's API reference.
+    _doc_link_module = "skrank"
+    _doc_link_template = API_PAGE
     # Pipeline.predict(X, on_error="nan") reaches the ranker with metadata routing on.
     __metadata_request__predict = {"on_error": True}
     __metadata_request__transform = {"on_error": True}

@@ -113,6 +113,14 @@ def test_sklearn_tags():
     assert tags.requires_fit is True and tags.transformer_tags is not None
 
 
+def test_html_repr_links_to_the_api_page():
+    from skrank._version import DOCS_URL
+
+    html = tiny()._repr_html_()
+    assert f'href="{DOCS_URL}generated/skrank.CLIPEmbedder.html"' in html
+    assert "scikit-learn.org/" not in html  # (its CSS comment names the site)
+
+
 # --------------------------------------------------------------------------- caches
 
 

@@ -131,8 +131,13 @@ def test_clone_and_params_round_trip(tiny_fitted):
 
 
 def test_html_repr(tiny_fitted):
+    from skrank._version import DOCS_URL
+
     html = tiny_fitted._repr_html_()
     assert "CLIPRanker" in html and "skrank-tiny" in html
+    # The "?" link goes to skrank's API page, not to scikit-learn's site.
+    assert f'href="{DOCS_URL}generated/skrank.CLIPRanker.html"' in html
+    assert "scikit-learn.org/" not in html  # (its CSS comment names the site)
 
 
 def test_tags():
