@@ -302,6 +302,9 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         tags.requires_fit = True
+        # transform gives float32 whatever X holds: float32 images keep their dtype,
+        # and float32 is what every other input becomes (the list's first entry).
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
 

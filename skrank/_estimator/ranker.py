@@ -735,4 +735,7 @@ class CLIPRanker(
         tags.input_tags.string = True
         tags.non_deterministic = self.random_state is None
         tags.regressor_tags.poor_score = True
+        # transform gives float32 whatever X holds: float32 images keep their dtype,
+        # and float32 is what every other input becomes (the list's first entry).
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

@@ -146,6 +146,16 @@ def test_tags():
     assert tags.input_tags.two_d_array is False
 
 
+def test_preserves_dtype_tag_is_what_transform_gives(tiny_fitted):
+    # The tag lists the input dtypes transform keeps, the first being what the
+    # others become: transform always gives float32.
+    assert tiny_fitted.__sklearn_tags__().transformer_tags.preserves_dtype == ["float32"]
+    pixels = np.linspace(0, 1, 3 * 16 * 16 * 3).reshape(3, 16, 16, 3)
+    for dtype in (np.float32, np.float64):
+        assert tiny_fitted.transform(pixels.astype(dtype)).dtype == np.float32
+    assert tiny_fitted.transform((pixels * 255).astype(np.uint8)).dtype == np.float32
+
+
 def test_fit_returns_self(small):
     X, y, _ = small
     r = tiny(max_epochs=1)
