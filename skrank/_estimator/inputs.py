@@ -20,6 +20,7 @@ from sklearn.exceptions import DataConversionWarning
 
 from skrank._encoding.images import as_image_list
 from skrank._quote import shown
+from skrank.metrics._inputs import complex_kind
 
 __all__ = [
     "Columns",
@@ -280,8 +281,9 @@ def check_targets(y, n: int, names: tuple[str, str] = ("X", "y")) -> np.ndarray:
     x_name, name = names
     if y is None:
         raise ValueError(f"{name} is required: one numeric target per image")
-    if np.iscomplexobj(y):  # outside the try below, whose message would wrap this one
-        raise TypeError(f"{name} must be real numbers; got complex values ({np.asarray(y).dtype})")
+    kind = complex_kind(y)  # before the conversion below, which would drop imaginary parts
+    if kind is not None:  # a ValueError, as scikit-learn's for complex data
+        raise ValueError(f"{name} must be real numbers; got complex values ({kind})")
     try:
         y = np.asarray(y, dtype=np.float64)
     except OverflowError as exc:  # Python integers beyond float64's range
