@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from skrank._estimator.inputs import DEFAULT_INSTRUCTION
 from skrank._estimator.presets import PRESETS
 from skrank._quote import shown
 from skrank.cli._common import (
@@ -67,11 +68,14 @@ def add_parser(sub) -> None:
     data.add_argument(
         "--target-column", required=True, metavar="COL", help="column of numeric targets"
     )
-    what = data.add_mutually_exclusive_group(required=True)
+    # Neither given: CLIPRanker's own default instruction, as CLIPRanker() fits with.
+    what = data.add_mutually_exclusive_group()
     what.add_argument(
         "--instruction",
         metavar="TEXT",
-        help='what to rank by, e.g. "Sort the images by sharpness."',
+        help='what to rank by, e.g. "Sort the images by sharpness." (default, with no '
+        f"--instruction-column: {shown(DEFAULT_INSTRUCTION)}, a neutral request: the "
+        "targets alone say what to rank by)",
     )
     what.add_argument(
         "--instruction-column",

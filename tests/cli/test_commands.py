@@ -560,6 +560,26 @@ def test_predict_and_evaluate_take_a_device(fitted, data, tmp_path, capsys):
     assert_one_line_error(rc, err, "predict", "--device")
 
 
+def test_fit_without_an_instruction_uses_the_librarys_default(data, tmp_path, capsys):
+    from skrank._estimator.inputs import DEFAULT_INSTRUCTION
+
+    model = tmp_path / "neutral.skrank"
+    rc, out, err = run(
+        capsys,
+        *("fit", "--csv", data / "data.csv", "--image-column", "file", "--quiet"),
+        *("--target-column", "brightness", "--out", model),
+        *("--backbone", "skrank-tiny", "--epochs", "1", "--batch-size", "8", "--device", "cpu"),
+    )
+    assert rc == 0, err
+    ranker = skrank.load(model)
+    # As CLIPRanker().fit(images, y): instruction=None, fitted on the neutral default.
+    assert ranker.instruction is None and ranker.instructions_ == [DEFAULT_INSTRUCTION]
+    rc, out, err = run(capsys, "predict", model, data / "imgs", "--out", tmp_path / "p.csv")
+    assert rc == 0 and "wrote 24 score(s)" in out, err
+    _, out, _ = run(capsys, "fit", "--help")
+    assert repr(DEFAULT_INSTRUCTION) in " ".join(out.split())  # the help states the default
+
+
 def test_fit_preset_chooses_the_model_and_is_saved(data, tmp_path, capsys):
     """--preset paper on a random tower trains the paper's model (auto would not)."""
     model = tmp_path / "paper.skrank"
