@@ -89,7 +89,9 @@ class CLIPRanker(
         - ``"paper"``: the paper's model and training (2 fusion and 2
           post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
           ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
-          stopping on held-out groups when ``groups`` name at least 30).
+          stopping on held-out groups when ``groups`` name at least 30). Where
+          the rate and epochs are read: ``docs/model.md``, "Where the paper's
+          settings come from".
         - ``"small-data"``: the shallow adapter measured better on random
           towers (1 fusion layer, no post-fusion layers, mean-and-spread
           head, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
@@ -159,7 +161,8 @@ class CLIPRanker(
 
     lr : float or "auto", default="auto"
         Peak AdamW learning rate. "auto": the preset's. ``"paper"``: 5e-5 (the
-        rate the reference's README passes; its code's own default is 5e-4).
+        rate the reference's README passes; its code's own default is 5e-4:
+        ``docs/model.md``, "Where the paper's settings come from").
         ``"small-data"``: measured best by width and depth on random towers,
         3e-4 for ViT-B and 1e-3 for skrank-tiny with the shallow adapter
         (log-linear in the width), 1e-4 · sqrt(512 / d_model) with more than

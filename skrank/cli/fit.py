@@ -124,7 +124,8 @@ def add_parser(sub) -> None:
         "--lr",
         type=_lr,
         metavar="X",
-        help="peak learning rate, or auto: the preset's (the paper's 5e-5, or measured by "
+        help="peak learning rate, or auto: the preset's (the paper's 5e-5, from its "
+        "reference's training command, or measured by "
         f"adapter width and depth for small-data) (default: {FIT_DEFAULTS['lr']})",
     )
     model.add_argument(
