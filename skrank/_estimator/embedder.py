@@ -45,6 +45,7 @@ from skrank._encoding.images import ImageLoadError
 from skrank._estimator.inference import encoder_for, load_fitted_backbone
 from skrank._estimator.inputs import image_column_of
 from skrank._estimator.params import BOOL, PARAMETERS, Interval, validate_params
+from skrank._version import API_PAGE
 
 __all__ = ["MEMORY_CACHE", "MEMORY_CACHE_BYTES", "CLIPEmbedder"]
 
@@ -198,6 +199,10 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     (3,)
     """
 
+    # The "?" link of the notebook repr: this class's page in skrank's API reference.
+    _doc_link_module = "skrank"
+    _doc_link_template = API_PAGE
+
     def __init__(
         self,
         backbone="ViT-B-16",
@@ -297,6 +302,9 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         tags.input_tags.two_d_array = False
         tags.input_tags.string = True
         tags.requires_fit = True
+        # transform gives float32 whatever X holds: float32 images keep their dtype,
+        # and float32 is what every other input becomes (the list's first entry).
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
 

@@ -20,6 +20,7 @@ from sklearn.exceptions import DataConversionWarning
 
 from skrank._encoding.images import as_image_list
 from skrank._quote import shown
+from skrank.metrics._inputs import complex_kind
 
 __all__ = [
     "Columns",
@@ -33,6 +34,7 @@ __all__ = [
     "parse_inputs",
     "ranking_groups",
     "to_target_units",
+    "warn_column_overrides",
 ]
 
 
@@ -43,11 +45,16 @@ DEFAULT_INSTRUCTION = "Rank the images."
 
 @dataclass
 class Inputs:
-    """Per-row images, instruction texts (object array) and groups (or None)."""
+    """Per-row images, instruction texts (object array) and groups (or None).
+
+    ``from_column`` is True when the texts were read from the DataFrame's
+    instruction column (not from ``instruction`` or the default).
+    """
 
     items: list
     instructions: np.ndarray
     groups: np.ndarray | None
+    from_column: bool = False
 
 
 class Columns(NamedTuple):
@@ -116,6 +123,7 @@ def parse_inputs(
                 "images, or a DataFrame (pandas.DataFrame(...) for a dict of columns)"
             )
         items = as_image_list(X)
+    from_column = instr is not None
     if instr is None:
         if instruction is None:
             instruction = default
@@ -130,7 +138,28 @@ def parse_inputs(
         raise ValueError(f"{argument} holds no images")
     if groups is not None:
         groups = _check_groups(groups, len(items), groups_from)
-    return Inputs(items, instr, groups)
+    return Inputs(items, instr, groups, from_column)
+
+
+def warn_column_overrides(
+    instruction: str | None, column, parsed: Mapping[str, Inputs | None], stacklevel: int = 2
+) -> None:
+    """One warning when an instruction column overrides a ``instruction=`` that was set.
+
+    ``parsed`` maps what a call names its inputs (``"X"``, ``"X_val"``) to them
+    parsed; a call warns once however many of them read the column. Silent
+    when ``instruction`` is None: the column is then the only instruction given.
+    """
+    read = [name for name, p in parsed.items() if p is not None and p.from_column]
+    if instruction is None or not read:
+        return
+    warnings.warn(
+        f"instruction_column={shown(column)} of {' and '.join(read)} gives each row its "
+        f"instruction, so instruction={shown(instruction)} is not used; drop the column, or "
+        "set instruction=None, to silence this warning",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
 
 
 def image_column_of(X, image_column="image", instruction_column="instruction", argument="X"):
@@ -250,8 +279,9 @@ def check_targets(y, n: int, names: tuple[str, str] = ("X", "y")) -> np.ndarray:
     x_name, name = names
     if y is None:
         raise ValueError(f"{name} is required: one numeric target per image")
-    if np.iscomplexobj(y):  # outside the try below, whose message would wrap this one
-        raise TypeError(f"{name} must be real numbers; got complex values ({np.asarray(y).dtype})")
+    kind = complex_kind(y)  # before the conversion below, which would drop imaginary parts
+    if kind is not None:  # a ValueError, as scikit-learn's for complex data
+        raise ValueError(f"{name} must be real numbers; got complex values ({kind})")
     try:
         y = np.asarray(y, dtype=np.float64)
     except OverflowError as exc:  # Python integers beyond float64's range

@@ -6,7 +6,9 @@ checkpoint file), the image tokens carry meaning and the instruction means
 something to the text tower: that is the regime the paper measured, so the
 ``"paper"`` preset trains its model (two fusion and two post-fusion layers, the
 mean-pooled head, ``lr=5e-5``, ``reg_weight=0.2``, 30 epochs and at least 1,000
-steps) and stops early on held-out groups where there are enough of them. With **random** towers
+steps; where the rate and epochs are read: ``docs/model.md``, "Where the paper's
+settings come from") and stops early on held-out groups where there are enough of
+them. With **random** towers
 (``skrank-tiny``, ``pretrained=None``), the ``"small-data"`` preset trains the
 shallow adapter that measured better there (``docs/model.md``, "What costs on
 little data"). ``preset="auto"`` picks by the weights; every parameter a user sets
@@ -67,7 +69,7 @@ PRESETS = {
         score_pooling="mean",
         image_positions="none",
         reg_weight=0.2,
-        lr=5e-5,
+        lr=5e-5,  # the reference README's command, not its code's 5e-4 (docs/model.md)
         # On random towers (E0, docs/model.md) the paper's model at 5e-5 gained 0.25
         # from 120 to 1,000 steps and 0.07 more at 3,800 (the paper's KonIQ budget):
         # the floor takes most of the gain without hundreds of epochs of few images.

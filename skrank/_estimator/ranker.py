@@ -23,6 +23,7 @@ from skrank._estimator.params import validate_params
 from skrank._estimator.validation import validation_set, validation_sets
 from skrank._model import training
 from skrank._model.training import train
+from skrank._version import API_PAGE
 from skrank.metrics import spearman_score
 from skrank.metrics._inputs import check_sample_weight
 from skrank.persistence._metadata import check_storable
@@ -65,7 +66,8 @@ class CLIPRanker(
     instruction : str or None, default=None
         What to rank by, in plain words ("Sort the images by sharpness.").
         Rows of a DataFrame with an ``instruction_column`` take theirs from
-        it. None: ``fit`` uses the neutral ``"Rank the images."``
+        it, with a ``UserWarning`` when this is set too. None: ``fit`` uses
+        the neutral ``"Rank the images."``
         (``skrank._estimator.inputs.DEFAULT_INSTRUCTION``), so the targets alone say
         what to rank by; after ``fit``, rows without one take the fitted
         instruction when there is only one.
@@ -88,7 +90,9 @@ class CLIPRanker(
         - ``"paper"``: the paper's model and training (2 fusion and 2
           post-fusion layers, mean-pooled head, ``reg_weight=0.2``,
           ``lr=5e-5``, 30 epochs or at least 1,000 steps at that rate, early
-          stopping on held-out groups when ``groups`` name at least 30).
+          stopping on held-out groups when ``groups`` name at least 30). Where
+          the rate and epochs are read: ``docs/model.md``, "Where the paper's
+          settings come from".
         - ``"small-data"``: the shallow adapter measured better on random
           towers (1 fusion layer, no post-fusion layers, mean-and-spread
           head, ``reg_weight=1``, ``lr`` by width, at least 300 steps).
@@ -158,7 +162,8 @@ class CLIPRanker(
 
     lr : float or "auto", default="auto"
         Peak AdamW learning rate. "auto": the preset's. ``"paper"``: 5e-5 (the
-        rate the reference's README passes; its code's own default is 5e-4).
+        rate the reference's README passes; its code's own default is 5e-4:
+        ``docs/model.md``, "Where the paper's settings come from").
         ``"small-data"``: measured best by width and depth on random towers,
         3e-4 for ViT-B and 1e-3 for skrank-tiny with the shallow adapter
         (log-linear in the width), 1e-4 · sqrt(512 / d_model) with more than
@@ -289,7 +294,7 @@ class CLIPRanker(
     instruction_column : str, default="instruction"
         Column of instructions read when ``X`` is a DataFrame that has it;
         its rows then take their instruction from it rather than from
-        ``instruction``.
+        ``instruction`` (a call warns when ``instruction`` is set too).
 
     group_column : str or None, default=None
         DataFrame column with query groups (see ``pair_scope``); ``groups``
@@ -420,6 +425,9 @@ class CLIPRanker(
     (3,)
     """
 
+    # The "?" link of the notebook repr: this class's page in skrank's API reference.
+    _doc_link_module = "skrank"
+    _doc_link_template = API_PAGE
     # Pipeline.predict(X, on_error="nan") reaches the ranker with metadata routing on.
     __metadata_request__predict = {"on_error": True}
     __metadata_request__transform = {"on_error": True}
@@ -528,6 +536,12 @@ class CLIPRanker(
             default=default,
         )
 
+    def _warn_column_overrides(self, stacklevel=2, **parsed):
+        """One warning per call when an instruction column overrides ``instruction``
+        (``parsed``: the call's inputs by name; ``stacklevel`` counts from the caller)."""
+        column = self.instruction_column
+        inputs.warn_column_overrides(self.instruction, column, parsed, stacklevel + 1)
+
     def fit(
         self, X, y, groups=None, sample_weight=None, X_val=None, y_val=None, validation_data=None
     ):
@@ -588,6 +602,7 @@ class CLIPRanker(
             scaling = scaling.keeping(self.instructions_, self.y_mean_, self.y_scale_)
         parsed_val = None if X_val is None else self._inputs(X_val, argument="X_val", fitted=False)
         val = validation_set(parsed_val, y_val, scaling)
+        self._warn_column_overrides(X=parsed, X_val=parsed_val)
         named = validation_sets(validation_data, self._validation_inputs, scaling, len(y))
         rows = fitting.FitRows(parsed.items, y, scaling, groups, weight, val, tuple(named))
         backbone = load_backbone(self.backbone, self.pretrained, params["device_"])
@@ -668,6 +683,11 @@ class CLIPRanker(
         check_on_error(on_error)
         params = self._params_after_fit()
         parsed = self._inputs(X)
+        self._warn_column_overrides(3, X=parsed)  # the caller of predict or transform
+        return self._per_parsed(params, parsed, on_error, method)
+
+    def _per_parsed(self, params, parsed, on_error, method):
+        """``_per_image`` on ``X`` parsed already (``score`` parses it for ``y``'s check)."""
         codes = inputs.instruction_codes(parsed.instructions, self.instructions_)
         out, failures = method(self._predictor(params), parsed.items, codes)
         report_failures(failures, on_error)
@@ -743,13 +763,17 @@ class CLIPRanker(
             Spearman's rank correlation (its mean over the instructions and
             groups, as above).
         """
-        self._params_after_fit()  # before X is parsed with them
+        params = self._params_after_fit()  # before X is parsed with them
         parsed = self._inputs(X, groups)
+        self._warn_column_overrides(X=parsed)
         y = inputs.check_targets(y, len(parsed.items))
         if len(y) < 2:
             raise ValueError(f"score needs at least 2 images to rank; X has {len(y)}")
+        # X parsed once (predict(X) would parse it, and warn, again).
+        scores, codes = self._per_parsed(params, parsed, "raise", Predictor.scores)
+        pred = inputs.to_target_units(scores, codes, self.y_mean_, self.y_scale_)
         groups = inputs.ranking_groups(parsed.instructions, parsed.groups)
-        return float(spearman_score(y, self.predict(X), groups=groups, sample_weight=sample_weight))
+        return float(spearman_score(y, pred, groups=groups, sample_weight=sample_weight))
 
     def compare(self, images_a, images_b):
         """Probability that each ``images_a[n]`` ranks above ``images_b[n]``.
@@ -775,6 +799,7 @@ class CLIPRanker(
         params = self._params_after_fit()
         a = self._inputs(images_a, argument="images_a")
         b = self._inputs(images_b, argument="images_b")
+        self._warn_column_overrides(images_a=a, images_b=b)
         codes = inputs.paired_codes(a, b, self.instructions_)
         out, failures = self._predictor(params).compare(a.items, b.items, codes)
         report_failures(failures)
@@ -786,4 +811,7 @@ class CLIPRanker(
         tags.input_tags.string = True
         tags.non_deterministic = self.random_state is None
         tags.regressor_tags.poor_score = True
+        # transform gives float32 whatever X holds: float32 images keep their dtype,
+        # and float32 is what every other input becomes (the list's first entry).
+        tags.transformer_tags.preserves_dtype = ["float32"]
         return tags

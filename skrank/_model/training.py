@@ -53,7 +53,8 @@ def resolve_lr(lr, d_model: int, n_fusion_layers: int = 1, n_post_layers: int = 
     """The peak learning rate: ``lr`` itself, or for ``"auto"`` the small-data preset's
     rate, measured best on random towers for the adapter's depth and width
     (``docs/model.md``, "What costs on little data"; the paper's preset replaces
-    ``"auto"`` by its 5e-5 before this: :func:`skrank._estimator.presets.resolve`).
+    ``"auto"`` by its 5e-5 before this: :func:`skrank._estimator.presets.resolve`;
+    where 5e-5 is read: ``docs/model.md``, "Where the paper's settings come from").
 
     The shallow adapter (``n_fusion_layers <= 1`` and no post-fusion layers): 1e-3
     at d=64 (``skrank-tiny``) and 3e-4 at d=512 (ViT-B); at 1e-3 a random ViT-B-32's

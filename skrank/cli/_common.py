@@ -545,6 +545,9 @@ def predict_scores(ranker, images, row_instructions, on_error: str):
             return ranker.predict(paths, on_error=on_error)
         paths = pd.Series(paths, dtype=object)  # pandas' string dtype refuses non-UTF-8 names
         X = pd.DataFrame({ranker.image_column: paths, ranker.instruction_column: row_instructions})
+        # The rows say their instruction (--instruction chose it): the model's own
+        # instruction= is not overridden by surprise, so no warning is due.
+        ranker.set_params(instruction=None)
         return ranker.predict(X, on_error=on_error)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 
+from skrank._estimator.inputs import DEFAULT_INSTRUCTION
 from skrank._estimator.presets import PRESETS
 from skrank._quote import shown
 from skrank.cli._common import (
@@ -69,11 +70,14 @@ def add_parser(sub) -> None:
     data.add_argument(
         "--target-column", required=True, metavar="COL", help="column of numeric targets"
     )
-    what = data.add_mutually_exclusive_group(required=True)
+    # Neither given: CLIPRanker's own default instruction, as CLIPRanker() fits with.
+    what = data.add_mutually_exclusive_group()
     what.add_argument(
         "--instruction",
         metavar="TEXT",
-        help='what to rank by, e.g. "Sort the images by sharpness."',
+        help='what to rank by, e.g. "Sort the images by sharpness." (default, with no '
+        f"--instruction-column: {shown(DEFAULT_INSTRUCTION)}, a neutral request: the "
+        "targets alone say what to rank by)",
     )
     what.add_argument(
         "--instruction-column",
@@ -122,7 +126,8 @@ def add_parser(sub) -> None:
         "--lr",
         type=_lr,
         metavar="X",
-        help="peak learning rate, or auto: the preset's (the paper's 5e-5, or measured by "
+        help="peak learning rate, or auto: the preset's (the paper's 5e-5, from its "
+        "reference's training command, or measured by "
         f"adapter width and depth for small-data) (default: {FIT_DEFAULTS['lr']})",
     )
     model.add_argument(
@@ -135,11 +140,11 @@ def add_parser(sub) -> None:
         "--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)"
     )
     add_threads_option(model)
-    shown = model.add_mutually_exclusive_group()
-    shown.add_argument(
+    output = model.add_mutually_exclusive_group()
+    output.add_argument(
         "-q", "--quiet", action="store_true", help="no progress bars and no training summary"
     )
-    shown.add_argument(
+    output.add_argument(
         "-v",
         "--verbose",
         action="store_true",

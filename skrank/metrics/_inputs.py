@@ -8,10 +8,35 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["check_sample_weight"]
+__all__ = ["check_sample_weight", "complex_kind"]
+
+
+def complex_kind(values: ArrayLike) -> str | None:
+    """The dtype of ``values`` when they hold complex numbers, else None.
+
+    Checked before a conversion to float64, which would otherwise drop the
+    imaginary part of a complex array with no more than a ``ComplexWarning``,
+    or refuse a Python complex in an object array with a message that does not
+    say so. A complex dtype counts even with every imaginary part zero, as in
+    scikit-learn's ``check_array``.
+    """
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError):  # ragged or odd: the float conversion says why
+        return None
+    if array.dtype.kind == "c":
+        return str(array.dtype)
+    if array.dtype == object and any(
+        isinstance(v, (complex, np.complexfloating)) for v in array.flat
+    ):
+        return "object"
+    return None
 
 
 def _as_finite_1d(values: ArrayLike, name: str) -> np.ndarray:
+    kind = complex_kind(values)
+    if kind is not None:
+        raise ValueError(f"{name} must contain real numbers; got complex values ({kind}).")
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:

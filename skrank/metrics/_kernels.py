@@ -4,7 +4,7 @@
 """
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import kendalltau, rankdata
 
 
 def _is_constant(x: np.ndarray) -> bool:
@@ -113,12 +113,14 @@ def _pair_counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[int, int, int,
 
 
 def _kendall(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Kendall's tau-b, scipy's: it equalled skrank's own pair count to 2.2e-16 on tied,
+    constant and 100,000-long inputs, and ran 3 to 13 times faster at 100,000
+    (``benchmarks/experiments/library_kernels.py``). A constant input is NaN before
+    scipy sees it, so no version of scipy warns."""
     if _is_constant(y_true) or _is_constant(y_pred):
         return float("nan")
-    n_pairs, tied_true, tied_pred, tied_both, discordant = _pair_counts(y_true, y_pred)
-    concordant = n_pairs - tied_true - tied_pred + tied_both - discordant
-    denominator = np.sqrt(float(n_pairs - tied_true) * float(n_pairs - tied_pred))
-    return float(np.clip((concordant - discordant) / denominator, -1.0, 1.0))
+    tau, _ = kendalltau(y_true, y_pred, variant="b")
+    return float(np.clip(tau, -1.0, 1.0))
 
 
 def _pairwise_accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:

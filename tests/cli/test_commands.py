@@ -111,6 +111,15 @@ def test_predict_csv_resolves_paths_and_writes_them_as_given(
     np.testing.assert_allclose(table["score"], direct, rtol=1e-6, atol=1e-9)
 
 
+def test_predict_by_the_models_own_instruction_does_not_warn(fitted, data, tmp_path, capsys):
+    model, _ = fitted  # fitted with --instruction: the model's instruction= is set
+    for command in ("predict", "evaluate"):
+        argv = [command, model, "--csv", data / "data.csv", "--instruction", INSTRUCTION]
+        argv += ["--out", tmp_path / "p.csv"] if command == "predict" else []
+        rc, _, err = run(capsys, *argv)
+        assert rc == 0 and "warning" not in err, err
+
+
 def test_evaluate_prints_every_metric_pooled_and_per_group(fitted, data, capsys):
     model, _ = fitted
     csv = data / "data.csv"
@@ -571,6 +580,26 @@ def test_predict_and_evaluate_take_a_device(fitted, data, tmp_path, capsys):
     assert json.loads(out) == json.loads(same)
     rc, _, err = run(capsys, "predict", model, "--csv", csv, "--device", "tpu")
     assert_one_line_error(rc, err, "predict", "--device")
+
+
+def test_fit_without_an_instruction_uses_the_librarys_default(data, tmp_path, capsys):
+    from skrank._estimator.inputs import DEFAULT_INSTRUCTION
+
+    model = tmp_path / "neutral.skrank"
+    rc, out, err = run(
+        capsys,
+        *("fit", "--csv", data / "data.csv", "--image-column", "file", "--quiet"),
+        *("--target-column", "brightness", "--out", model),
+        *("--backbone", "skrank-tiny", "--epochs", "1", "--batch-size", "8", "--device", "cpu"),
+    )
+    assert rc == 0, err
+    ranker = skrank.load(model)
+    # As CLIPRanker().fit(images, y): instruction=None, fitted on the neutral default.
+    assert ranker.instruction is None and ranker.instructions_ == [DEFAULT_INSTRUCTION]
+    rc, out, err = run(capsys, "predict", model, data / "imgs", "--out", tmp_path / "p.csv")
+    assert rc == 0 and "wrote 24 score(s)" in out, err
+    _, out, _ = run(capsys, "fit", "--help")
+    assert repr(DEFAULT_INSTRUCTION) in " ".join(out.split())  # the help states the default
 
 
 def test_fit_preset_chooses_the_model_and_is_saved(data, tmp_path, capsys):

@@ -189,3 +189,97 @@ def test_a_class_page_documents_each_method_it_defines(name, methods):
     assert "get_params" not in documented and "``get_params``" in page
     assert not [n for n in documented if n.endswith("_request")], documented
     assert "__init__" not in documented
+
+
+# --------------------------------------------------------------- scorer names in searches
+
+ROOT = Path(__file__).parents[2]
+# A string given to scoring= (alone, or in a list or tuple of them): what scikit-learn's
+# searches look up among scikit-learn's own scorer names only.
+SCORING_STRINGS = re.compile(r"""scoring\s*=\s*[\[(]?\s*((?:["'][^"'\n]*["']\s*,?\s*)+)""")
+
+
+def skrank_only_names(text: str) -> list:
+    """The scorer names in ``scoring=`` strings of ``text`` that only skrank's
+    ``get_scorer`` knows."""
+    from sklearn.metrics import get_scorer_names
+
+    from skrank.metrics._scorers import _NDCG_AT, _SCORERS
+
+    sklearn_names = set(get_scorer_names())
+    found = []
+    for match in SCORING_STRINGS.finditer(text):
+        for name in re.findall(r"""["']([^"'\n]*)["']""", match.group(1)):
+            skrank_name = name in _SCORERS or _NDCG_AT.fullmatch(name)
+            if skrank_name and name not in sklearn_names:
+                found.append(name)
+    return found
+
+
+def test_the_scan_finds_skrank_names_given_to_scoring_as_strings():
+    assert skrank_only_names('GridSearchCV(m, g, scoring="spearman")') == ["spearman"]
+    assert skrank_only_names("cross_val_score(m, X, y, scoring='ndcg@10')") == ["ndcg@10"]
+    assert skrank_only_names('scoring=["kendall", "r2"]') == ["kendall"]
+    assert skrank_only_names('scoring="neg_mean_absolute_error"') == []  # scikit-learn's
+    assert skrank_only_names('scoring=get_scorer("spearman")') == []
+    assert skrank_only_names("scoring=spearman_scorer") == []
+
+
+def test_skrank_names_given_to_scoring_as_strings_fail_in_sklearn_searches():
+    # Why the docs must not show them: scikit-learn's searches do not know skrank's names.
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import cross_val_score
+
+    from skrank.metrics import get_scorer
+
+    X, y = [[0], [1], [2], [3], [4], [5]], [0, 2, 1, 3, 5, 4]
+    with pytest.raises(ValueError, match="spearman"):
+        cross_val_score(LinearRegression(), X, y, cv=2, scoring="spearman")
+    scores = cross_val_score(LinearRegression(), X, y, cv=2, scoring=get_scorer("spearman"))
+    assert len(scores) == 2
+
+
+# A scorer name shown alone as Markdown code (`"ndcg@10"`), which reads as a value to
+# pass as scoring=; the docs show it as get_scorer("ndcg@10") instead.
+NAME_AS_CODE = re.compile(r"""`["']([^"'`\n]+)["']`""")
+
+
+def test_the_markdown_docs_show_skrank_scorer_names_only_through_get_scorer():
+    from sklearn.metrics import get_scorer_names
+
+    from skrank.metrics._scorers import _NDCG_AT, _SCORERS
+
+    # The changelog records what each release said, in its words.
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    pages = [page for page in pages if page.name != "changelog.md"]
+    found = {}
+    for page in pages:
+        names = [
+            name
+            for name in NAME_AS_CODE.findall(page.read_text(encoding="utf-8"))
+            if (name in _SCORERS or _NDCG_AT.fullmatch(name))
+            and name not in set(get_scorer_names())
+        ]
+        if names:
+            found[page.name] = names
+    assert not found, f"show these as get_scorer(name), which a search accepts: {found}"
+
+
+def test_docs_and_docstrings_never_give_scoring_a_name_only_skrank_knows():
+    files = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "docs").glob("*.rst")),
+        *sorted((ROOT / "docs" / "examples").glob("*.py")),
+        *sorted((ROOT / "skrank").rglob("*.py")),  # docstrings and messages
+    ]
+    assert len(files) > 50
+    found = {
+        str(path.relative_to(ROOT)): names
+        for path in files
+        if (names := skrank_only_names(path.read_text(encoding="utf-8")))
+    }
+    assert not found, (
+        "scikit-learn's searches refuse these names: pass get_scorer(name) or the "
+        f"scorer object (spearman_scorer, ...) instead: {found}"
+    )

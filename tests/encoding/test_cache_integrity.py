@@ -433,7 +433,7 @@ def test_one_warning_per_prediction_with_several_instructions_and_in_compare(fil
         {"image": X, "instruction": ["Sort by brightness.", "Sort by darkness."] * (N // 2)}
     )
     target = np.where(frame.index % 2 == 0, y, -y)
-    ranker = tiny_ranker(cache="disk", cache_dir=tmp_path, max_epochs=1, batch_size=BATCH)
+    ranker = tiny_ranker(None, cache="disk", cache_dir=tmp_path, max_epochs=1, batch_size=BATCH)
     ranker.fit(frame, target)
     store = store_at(tmp_path)
     for i in (0, 1):  # one bad entry under each instruction

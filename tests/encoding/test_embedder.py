@@ -113,6 +113,25 @@ def test_sklearn_tags():
     assert tags.requires_fit is True and tags.transformer_tags is not None
 
 
+def test_preserves_dtype_tag_is_what_transform_gives():
+    # The tag lists the input dtypes transform keeps, the first being what the
+    # others become: transform always gives float32.
+    embedder = tiny(cache=None).fit()
+    assert embedder.__sklearn_tags__().transformer_tags.preserves_dtype == ["float32"]
+    pixels = np.linspace(0, 1, 3 * 16 * 16 * 3).reshape(3, 16, 16, 3)
+    for dtype in (np.float32, np.float64):
+        assert embedder.transform(pixels.astype(dtype)).dtype == np.float32
+    assert embedder.transform((pixels * 255).astype(np.uint8)).dtype == np.float32
+
+
+def test_html_repr_links_to_the_api_page():
+    from skrank._version import DOCS_URL
+
+    html = tiny()._repr_html_()
+    assert f'href="{DOCS_URL}generated/skrank.CLIPEmbedder.html"' in html
+    assert "scikit-learn.org/" not in html  # (its CSS comment names the site)
+
+
 # --------------------------------------------------------------------------- caches
 
 

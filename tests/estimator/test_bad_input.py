@@ -93,17 +93,37 @@ def test_bad_targets_and_parameters_fail_before_the_backbone_loads(case, monkeyp
 
 def test_complex_targets_are_refused():
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
-        with pytest.raises(TypeError, match="y must be real numbers; got complex"):
+        warnings.simplefilter("error")  # no ComplexWarning: refused before any cast
+        with pytest.raises(ValueError, match="y must be real numbers; got complex"):
             quick().fit(X4, np.array(Y4) + 1j)
 
 
-def test_complex_targets_are_one_clear_message(tiny_fitted):
+@pytest.mark.parametrize(
+    "y, kind",
+    [
+        (np.array([1 + 2j, 3, 4]), "complex128"),
+        ([1 + 2j, 3, 4], "complex128"),
+        (np.array([1, 3, 4], dtype=np.complex64), "complex64"),  # even with no imaginary part
+        (np.array([1 + 2j, 3.0, 4.0], dtype=object), "object"),
+    ],
+)
+def test_complex_targets_are_one_clear_value_error(y, kind):
+    # A ValueError, as scikit-learn's check_array raises for complex data.
     from skrank._estimator.inputs import check_targets
 
-    with pytest.raises(TypeError) as info:
-        check_targets(np.array([1 + 2j, 3, 4]), 3)
-    assert str(info.value) == "y must be real numbers; got complex values (complex128)"
+    with pytest.raises(ValueError) as info:
+        check_targets(y, 3)
+    assert str(info.value) == f"y must be real numbers; got complex values ({kind})"
+
+
+def test_complex_targets_are_refused_by_score_and_as_y_val(tiny_fitted, monkeypatch):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="y must be real numbers; got complex"):
+            tiny_fitted.score(X4, np.array(Y4) + 1j)
+        no_backbone(monkeypatch)
+        with pytest.raises(ValueError, match="y_val must be real numbers; got complex"):
+            quick().fit(X4, Y4, X_val=X4, y_val=np.array(Y4) + 1j)
 
 
 def test_targets_too_large_to_standardise_are_refused():

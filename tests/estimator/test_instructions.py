@@ -50,3 +50,81 @@ def test_after_fit_on_several_instructions_a_bare_list_is_refused(data):
     ranker = tiny_ranker(instruction=None, max_epochs=1).fit(frame, np.r_[y, -y])
     with pytest.raises(ValueError, match="fitted on several instructions"):
         ranker.predict(X_test)
+
+
+# ------------------------------------------------- a column overriding instruction=
+
+
+def overrides(record) -> list:
+    """The warnings of ``record`` that say an instruction column overrode instruction=."""
+    return [w for w in record if "is not used; drop the column" in str(w.message)]
+
+
+@pytest.fixture(scope="module")
+def column_fit(data):
+    """A ranker with instruction= set, fitted on a DataFrame whose column overrides it
+    (the warnings that fit gave, and the ranker)."""
+    X, y, _, _ = data
+    frame = pd.DataFrame({"image": X, "instruction": INSTRUCTION})
+    with pytest.warns(UserWarning) as record:
+        ranker = tiny_ranker(instruction="Sort by something else.", max_epochs=1).fit(frame, y)
+    return record, ranker
+
+
+def test_a_column_overriding_instruction_warns_once_naming_both_and_the_cure(column_fit):
+    record, ranker = column_fit
+    (warning,) = overrides(record)
+    assert warning.category is UserWarning and warning.filename == __file__
+    text = str(warning.message)
+    assert "instruction_column='instruction'" in text and "of X " in text
+    assert "instruction='Sort by something else.'" in text
+    assert "set instruction=None" in text
+    assert ranker.instructions_ == [INSTRUCTION]  # the column still wins
+
+
+def test_predict_score_and_compare_warn_once_per_call_when_the_column_overrides(column_fit, data):
+    import warnings
+
+    _, ranker = column_fit
+    _, _, X_test, y_test = data
+    frame = pd.DataFrame({"image": X_test, "instruction": INSTRUCTION})
+    calls = {
+        "predict": lambda: ranker.predict(frame),
+        "transform": lambda: ranker.transform(frame),
+        "score": lambda: ranker.score(frame, y_test),  # parses X once, not again in predict
+        "compare": lambda: ranker.compare(frame[:4], frame[4:]),
+    }
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as record:
+            warnings.simplefilter("always")
+            call()
+        assert len(overrides(record)) == 1, name
+        # The caller's line (transform's is sklearn's set_output wrapper, one frame deeper).
+        if name != "transform":
+            assert overrides(record)[0].filename == __file__, name
+
+
+def test_no_warning_without_the_column_or_without_instruction(data):
+    import warnings
+
+    X, y, X_test, y_test = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # A ranker with instruction= set, on frames without the column.
+        ranker = tiny_ranker(max_epochs=1).fit(pd.DataFrame({"image": X}), y)
+        ranker.predict(pd.DataFrame({"image": X_test}))
+        ranker.score(pd.DataFrame({"image": X_test, "other": 1}), y_test)
+        ranker.predict(X_test)
+        # instruction=None: the column is the only instruction given.
+        frame = pd.DataFrame({"image": X, "instruction": INSTRUCTION})
+        tiny_ranker(instruction=None, max_epochs=1).fit(frame, y).predict(frame)
+
+
+def test_a_fit_warns_once_when_x_and_x_val_both_have_the_column(data):
+    X, y, X_test, y_test = data
+    frame = pd.DataFrame({"image": X, "instruction": INSTRUCTION})
+    val = pd.DataFrame({"image": X_test, "instruction": INSTRUCTION})
+    with pytest.warns(UserWarning) as record:
+        tiny_ranker(instruction="Other.", max_epochs=1).fit(frame, y, X_val=val, y_val=y_test)
+    (warning,) = overrides(record)
+    assert "of X and X_val " in str(warning.message)

@@ -131,14 +131,29 @@ def test_clone_and_params_round_trip(tiny_fitted):
 
 
 def test_html_repr(tiny_fitted):
+    from skrank._version import DOCS_URL
+
     html = tiny_fitted._repr_html_()
     assert "CLIPRanker" in html and "skrank-tiny" in html
+    # The "?" link goes to skrank's API page, not to scikit-learn's site.
+    assert f'href="{DOCS_URL}generated/skrank.CLIPRanker.html"' in html
+    assert "scikit-learn.org/" not in html  # (its CSS comment names the site)
 
 
 def test_tags():
     tags = tiny().__sklearn_tags__()
     assert tags.estimator_type == "regressor"
     assert tags.input_tags.two_d_array is False
+
+
+def test_preserves_dtype_tag_is_what_transform_gives(tiny_fitted):
+    # The tag lists the input dtypes transform keeps, the first being what the
+    # others become: transform always gives float32.
+    assert tiny_fitted.__sklearn_tags__().transformer_tags.preserves_dtype == ["float32"]
+    pixels = np.linspace(0, 1, 3 * 16 * 16 * 3).reshape(3, 16, 16, 3)
+    for dtype in (np.float32, np.float64):
+        assert tiny_fitted.transform(pixels.astype(dtype)).dtype == np.float32
+    assert tiny_fitted.transform((pixels * 255).astype(np.uint8)).dtype == np.float32
 
 
 def test_fit_returns_self(small):
@@ -174,7 +189,7 @@ def test_two_instructions_in_one_model(brightness_task, monkeypatch):
         return batches
 
     monkeypatch.setattr(skrank._model.training, "epoch_batches", recording)
-    r = tiny(max_epochs=3).fit(frame, target)
+    r = tiny(None, max_epochs=3).fit(frame, target)  # the column gives the instructions
     assert sorted(r.instructions_) == sorted(set(frame["instruction"]))
     for instr, batches in seen:
         for b in batches:
@@ -207,7 +222,7 @@ def test_pair_scope_group_never_pairs_across_groups(brightness_task, monkeypatch
 
     monkeypatch.setattr(skrank._model.training, "epoch_batches", record_batches)
     monkeypatch.setattr(skrank._model.training, "ranking_loss", record_loss)
-    r = tiny(max_epochs=2, pair_scope="group", group_column="photo", batch_size=20)
+    r = tiny(None, max_epochs=2, pair_scope="group", group_column="photo", batch_size=20)
     r.fit(frame, target)
     # The first call sizes the schedule; the others are the epochs, in step order.
     steps = [b for epoch in batches_seen[1:] for b in epoch]

@@ -252,6 +252,30 @@ def test_non_1d_and_non_numeric_inputs_are_rejected(metric):
         metric([1, 2], [1, 2], groups=[[0, 1]])
 
 
+COMPLEX = {
+    "complex128": np.array([1 + 2j, 2, 3]),
+    "complex64 with zero imaginary parts": np.array([1, 2, 3], dtype=np.complex64),
+    "list": [1 + 2j, 2, 3],
+    "object": np.array([1 + 2j, 2.0, 3.0], dtype=object),
+}
+
+
+@pytest.mark.parametrize("metric", [*METRICS, evaluation])
+@pytest.mark.parametrize("values", sorted(COMPLEX))
+def test_complex_input_is_a_value_error_not_a_dropped_imaginary_part(metric, values):
+    # numpy's cast to float64 drops imaginary parts with only a ComplexWarning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for args, name in [
+            ((COMPLEX[values], [1, 2, 3]), "y_true"),
+            (([1, 2, 3], COMPLEX[values]), "y_pred"),
+        ]:
+            with pytest.raises(ValueError, match=f"{name} must contain real numbers; got complex"):
+                metric(*args)
+        with pytest.raises(ValueError, match="sample_weight must contain real numbers"):
+            spearman_score([1, 2, 3], [1, 2, 3], sample_weight=COMPLEX[values])
+
+
 # ---------------------------------------------------------------------------
 # evaluation: every metric at once
 

@@ -203,7 +203,7 @@ def test_a_fit_trains_negatives_on_their_relabelled_targets_and_own_weights(monk
     import pandas as pd
 
     frame = pd.DataFrame({"image": images, "instruction": instructions})
-    r = tiny_ranker(batch_size=8, max_epochs=1, negative_fraction=0.25, rank_weight=0.0)
+    r = tiny_ranker(None, batch_size=8, max_epochs=1, negative_fraction=0.25, rank_weight=0.0)
     r.fit(frame, y, sample_weight=weight)
     steps = drawn[1]  # the first draw only sizes the schedule
     assert len(seen) == len(steps) == 4  # 16 / 8 + 16 / 8: as many steps as without negatives
