@@ -130,7 +130,9 @@ def _callback(state):
 REACHES = {
     "instruction": ("Sort by brightness.", lambda f, r, m: m.instructions_ == [f_instr()]),
     "backbone": ("skrank-tiny", lambda f, r, m: f.encoder.backbone.name == "skrank-tiny"),
-    "pretrained": (None, lambda f, r, m: f.encoder.backbone.pretrained is None),
+    # What the fit asked load_backbone for (a Backbone is shared by the spellings of
+    # its weights: skrank-tiny's None and "openai" are one, and the first names it).
+    "pretrained": (None, lambda f, r, m: _LOADS[-1] == ("skrank-tiny", None)),
     "preset": ("paper", lambda f, r, m: f.preset.name == "paper" == m.preset_),
     "d_model": (32, lambda f, r, m: f.adapter.d_model == 32 == m.adapter_.cfg.d_model),
     "n_fusion_layers": (1, lambda f, r, m: f.adapter.n_fusion_layers == 1),
@@ -176,6 +178,9 @@ def f_instr():
     return REACHES["instruction"][0]
 
 
+_LOADS = []  # (backbone, pretrained) of each load_backbone call of the ranker
+
+
 def _seed(random_state):
     from sklearn.utils import check_random_state
 
@@ -201,6 +206,15 @@ def test_every_ranker_parameter_reaches_what_a_fit_builds(tmp_path, monkeypatch,
         return real(ranker, fit, rows)
 
     monkeypatch.setattr(skrank._estimator.fitting, "prepare", recording)
+    import skrank._estimator.ranker as ranker_module
+
+    real_load = ranker_module.load_backbone
+
+    def loading(name, pretrained, device):
+        _LOADS.append((name, pretrained))
+        return real_load(name, pretrained, device)
+
+    monkeypatch.setattr(ranker_module, "load_backbone", loading)
     rng = np.random.default_rng(0)
     n = 30
     frame = pd.DataFrame(
@@ -262,12 +276,23 @@ def test_every_embedder_parameter_reaches_what_transform_builds(tmp_path, monkey
         return real(encoder, items, cache, cache_dir)
 
     monkeypatch.setattr(skrank._estimator.embedder, "_embeddings", recording)
+    loads = []
+    for module in (skrank._estimator.embedder, skrank._estimator.inference):
+        real_load = module.load_backbone
+
+        def loading(name, pretrained, device, real_load=real_load):
+            loads.append((name, pretrained))
+            return real_load(name, pretrained, device)
+
+        monkeypatch.setattr(module, "load_backbone", loading)
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (16, 16, 3), dtype=np.uint8) for _ in range(5)]
     frame = pd.DataFrame({"img": images, "other": range(5)})
     out = CLIPEmbedder(**values).fit().transform(frame)
     [(encoder, cache, cache_dir)] = seen
-    assert encoder.backbone.name == "skrank-tiny" and encoder.backbone.pretrained is None
+    # (the Backbone is shared by skrank-tiny's None and "openai": what was asked for counts)
+    assert loads and set(loads) == {("skrank-tiny", None)}
+    assert encoder.backbone.name == "skrank-tiny"
     assert (encoder.batch_size, encoder.num_workers, encoder.precision) == (3, 1, "fp32")
     assert encoder.backbone.device == torch.device("cpu")
     assert cache == "disk" and cache_dir == tmp_path / "cache"
