@@ -26,6 +26,7 @@ from skrank._version import __version__
 # Each public name and the module that defines it.
 _PUBLIC = {
     "CLIPEmbedder": "skrank._estimator.embedder",
+    "CLIPPreferenceRanker": "skrank._estimator.preference_ranker",
     "CLIPRanker": "skrank._estimator.ranker",
     "ImageLoadError": "skrank._encoding.images",
     "InvalidParameterError": "skrank._estimator.params",
@@ -37,6 +38,7 @@ _PUBLIC = {
 
 __all__ = [
     "CLIPEmbedder",
+    "CLIPPreferenceRanker",
     "CLIPRanker",
     "ImageLoadError",
     "InvalidParameterError",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from skrank._encoding.weights import WeightsUnavailableError
     from skrank._estimator.embedder import CLIPEmbedder
     from skrank._estimator.params import InvalidParameterError
+    from skrank._estimator.preference_ranker import CLIPPreferenceRanker
     from skrank._estimator.ranker import CLIPRanker
     from skrank._model.training import TrainingDivergedError
     from skrank.persistence._io import load, save

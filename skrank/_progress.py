@@ -44,9 +44,13 @@ def bar(verbose, total: int, desc: str, unit: str):
 
 def epoch_line(record: dict, max_epochs: int, scoring: str) -> str:
     """One epoch of the training log: losses, validation scores, learning rate, seconds."""
+    # The score head's loss: the regression's (CLIPRanker), or the comparisons' on the
+    # scores (CLIPPreferenceRanker).
+    head = "reg" if "reg_loss" in record else "score"
     parts = [
         f"epoch {record['epoch']}/{max_epochs}",
-        f"loss {record['loss']:.4f} (reg {record['reg_loss']:.4f}, rank {record['rank_loss']:.4f})",
+        f"loss {record['loss']:.4f} ({head} {record[head + '_loss']:.4f}, "
+        f"rank {record['rank_loss']:.4f})",
     ]
     if record.get("val_score") is not None:
         parts.append(f"val {scoring} {record['val_score']:.4f}")
@@ -84,7 +88,7 @@ def epoch_hook(
             state["bar"] = bar(verbose, end.max_epochs, "epochs", "epoch")
         if state["bar"] is not None:
             state["bar"].update(1)
-            if record["val_score"] is not None:
+            if record.get("val_score") is not None:
                 state["bar"].set_postfix(val=f"{record['val_score']:.4f}", refresh=False)
         stop = False
         if callbacks:

@@ -41,6 +41,7 @@ __all__ = [
     "FitHistory",
     "FitRows",
     "FitSettings",
+    "adapter_config",
     "continued_history",
     "continues",
     "epoch_hook",
@@ -142,20 +143,7 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
     the flips and dropout is drawn here from ``random_state``.
     """
     seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
-    adapter = AdapterConfig(
-        image_dim=backbone.image_dim,
-        text_dim=backbone.text_dim,
-        d_model=params["d_model"] or backbone.embed_dim,
-        n_fusion_layers=params["n_fusion_layers"],
-        n_post_layers=params["n_post_layers"],
-        n_heads=params["n_heads"],
-        n_prompt_tokens=params["n_prompt_tokens"],
-        n_relation_tokens=params["n_relation_tokens"],
-        score_pooling=params["score_pooling"],
-        probe=params["probe"],
-        n_instructions=n_instructions,
-        image_positions=params["image_positions"],
-    )
+    adapter = adapter_config(params, backbone, n_instructions)
     lr = resolve_lr(params["lr"], adapter.d_model, adapter.n_fusion_layers, adapter.n_post_layers)
     train = TrainConfig(
         lr=lr,
@@ -191,6 +179,25 @@ def settings(params: dict, backbone, n_instructions: int, auto_stopping: bool) -
         auto_stopping=auto_stopping,
         verbose=params["verbose"],
         callbacks=tuple(params["callbacks"] or ()),
+    )
+
+
+def adapter_config(params: dict, backbone, n_instructions: int) -> AdapterConfig:
+    """The architecture of a new adapter for ``backbone``'s tokens, from an estimator's
+    validated, preset-resolved parameters, with a probe row per instruction."""
+    return AdapterConfig(
+        image_dim=backbone.image_dim,
+        text_dim=backbone.text_dim,
+        d_model=params["d_model"] or backbone.embed_dim,
+        n_fusion_layers=params["n_fusion_layers"],
+        n_post_layers=params["n_post_layers"],
+        n_heads=params["n_heads"],
+        n_prompt_tokens=params["n_prompt_tokens"],
+        n_relation_tokens=params["n_relation_tokens"],
+        score_pooling=params["score_pooling"],
+        probe=params.get("probe", "none"),
+        n_instructions=n_instructions,
+        image_positions=params["image_positions"],
     )
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "PARAMETERS",
     "InvalidParameterError",
     "Interval",
+    "Kind",
     "Options",
     "check_combinations",
     "validate_params",
@@ -114,7 +115,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class _Kind:
+class Kind:
     """A value of a kind that a predicate recognises (text, paths, flags, ...)."""
 
     description: str
@@ -133,38 +134,38 @@ class _Kind:
 
 NONE = Options((None,))
 AUTO = Options(("auto",))
-BOOL = _Kind("True or False", lambda v: isinstance(v, (bool, np.bool_)), bool)
+BOOL = Kind("True or False", lambda v: isinstance(v, (bool, np.bool_)), bool)
 # Text a model file stores is bounded as the file's schema bounds it (skrank._bounds):
 # what fit accepts, save can write and load reads back.
-TEXT = _Kind(
+TEXT = Kind(
     f"a non-empty string of valid Unicode, at most {MAX_STRING} characters, such as "
     "'Sort the images by sharpness.'",
     lambda v: isinstance(v, str) and v.strip() and _storable_text(v),
 )
-NAME = _Kind(
+NAME = Kind(
     f"a non-empty string of valid Unicode, at most {MAX_STRING} characters",
     lambda v: isinstance(v, str) and v and _storable_text(v),
 )
-PATH = _Kind("a path", lambda v: isinstance(v, (str, os.PathLike)))
-STORED_PATH = _Kind(  # a path a model file records (pretrained): its text is bounded
+PATH = Kind("a path", lambda v: isinstance(v, (str, os.PathLike)))
+STORED_PATH = Kind(  # a path a model file records (pretrained): its text is bounded
     f"a path of valid Unicode, at most {MAX_STRING} characters",
     lambda v: isinstance(v, (str, os.PathLike)) and _storable_text(_path_text(v)),
 )
-COLUMN = _Kind(
+COLUMN = Kind(
     f"a column label (a string: valid Unicode, at most {MAX_STRING} characters)",
     lambda v: v is not None and _hashable(v) and (not isinstance(v, str) or _storable_text(v)),
 )
-RANDOM_STATE = _Kind(
+RANDOM_STATE = Kind(
     "None, an integer in [0, 2**32 - 1] or a numpy RandomState",
     lambda v: isinstance(v, np.random.RandomState) or Interval(int, 0, 2**32 - 1).accepts(v),
     lambda v: v if isinstance(v, np.random.RandomState) else int(v),
 )
-DEVICE = _Kind("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: _device_spelling(v))
-SCORING = _Kind(
+DEVICE = Kind("'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'", lambda v: _device_spelling(v))
+SCORING = Kind(
     "a name of skrank.metrics.get_scorer's own: " + ", ".join(map(repr, scoring_names())),
     lambda v: scoring(v) is not None,
 )
-CALLBACKS = _Kind(
+CALLBACKS = Kind(
     "a list of callables, each called with an skrank.callbacks.EpochState after every epoch",
     lambda v: isinstance(v, (list, tuple)) and all(callable(c) for c in v),
     tuple,

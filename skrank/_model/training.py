@@ -33,6 +33,7 @@ __all__ = [
     "Trained",
     "TrainingDivergedError",
     "build_optimizer",
+    "check_finite",
     "resolve_lr",
     "summary_line",
     "train",
@@ -184,7 +185,7 @@ def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, devi
     return mask
 
 
-def _check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: float) -> list:
+def check_finite(step_losses: torch.Tensor, epoch: int, first_step: int, lr: float) -> list:
     """Epoch means of (loss, reg, rank); raises at the first step whose loss was not finite.
 
     Read once per epoch (one host sync): a diverged step is still named, and
@@ -297,7 +298,7 @@ def _run_epoch(loop: _Loop, batches: list, epoch: int, step: int, on_step) -> li
         step_losses[n] = torch.stack([loss.detach(), reg.detach(), rank.detach()]).float()
         if on_step is not None:
             on_step(epoch, step + n + 1)
-    return _check_finite(step_losses, epoch, step, cfg.lr)
+    return check_finite(step_losses, epoch, step, cfg.lr)
 
 
 def _train(adapter, data: TrainData, cfg: TrainConfig, on_step, on_epoch) -> Trained:
