@@ -75,6 +75,18 @@ class EpochState:
         without them.
     predictions : dict
         Per named validation set, ``(y_true, y_pred)`` in the units of ``y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skrank import CLIPRanker
+    >>> images = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 250, 25)]
+    >>> seen = []
+    >>> ranker = CLIPRanker(backbone="skrank-tiny", max_epochs=3, verbose=0,
+    ...                     callbacks=[lambda state: seen.append(state.epoch)])
+    >>> ranker = ranker.fit(images, np.arange(10.0))
+    >>> seen
+    [1, 2, 3]
     """
 
     epoch: int

@@ -19,6 +19,7 @@ import pandas as pd
 from sklearn.exceptions import DataConversionWarning
 
 from skrank._encoding.images import as_image_list
+from skrank._instruction import DEFAULT_INSTRUCTION
 from skrank._quote import shown
 from skrank.metrics._inputs import complex_kind
 
@@ -36,11 +37,6 @@ __all__ = [
     "to_target_units",
     "warn_column_overrides",
 ]
-
-
-# What rows rank by when neither ``instruction`` nor an instruction column says:
-# a neutral request that names no property, so the targets alone define the order.
-DEFAULT_INSTRUCTION = "Rank the images."
 
 
 @dataclass

@@ -205,7 +205,7 @@ class CLIPRanker(
         validation score (by more than ``tol``) after which training stops;
         the best epoch's adapter is kept (``best_epoch_``). At least 1.
 
-    tol : float, default=1e-4
+    tol : float, default=0.0001
         With early stopping, the least rise of the validation score that
         counts as an improvement. At least 0.
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-from skrank._estimator.inputs import DEFAULT_INSTRUCTION
 from skrank._estimator.presets import PRESETS
+from skrank._instruction import DEFAULT_INSTRUCTION
 from skrank._quote import shown
 from skrank.cli._common import (
     COMMANDS,

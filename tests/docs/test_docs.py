@@ -197,6 +197,11 @@ ROOT = Path(__file__).parents[2]
 # A string given to scoring= (alone, or in a list or tuple of them): what scikit-learn's
 # searches look up among scikit-learn's own scorer names only.
 SCORING_STRINGS = re.compile(r"""scoring\s*=\s*[\[(]?\s*((?:["'][^"'\n]*["']\s*,?\s*)+)""")
+# What takes scikit-learn's scoring= (a scorer name it knows, or a scorer), shortly before.
+SEARCH = re.compile(
+    r"SearchCV|cross_val|cross_validate|learning_curve|validation_curve|permutation_importance"
+    r"|check_scoring"
+)
 
 
 def skrank_only_names(text: str) -> list:
@@ -209,6 +214,8 @@ def skrank_only_names(text: str) -> list:
     sklearn_names = set(get_scorer_names())
     found = []
     for match in SCORING_STRINGS.finditer(text):
+        if not SEARCH.search(text[max(0, match.start() - 300) : match.start()]):
+            continue  # not a search's: CLIPRanker's own scoring (early stopping) takes these
         for name in re.findall(r"""["']([^"'\n]*)["']""", match.group(1)):
             skrank_name = name in _SCORERS or _NDCG_AT.fullmatch(name)
             if skrank_name and name not in sklearn_names:
@@ -219,10 +226,12 @@ def skrank_only_names(text: str) -> list:
 def test_the_scan_finds_skrank_names_given_to_scoring_as_strings():
     assert skrank_only_names('GridSearchCV(m, g, scoring="spearman")') == ["spearman"]
     assert skrank_only_names("cross_val_score(m, X, y, scoring='ndcg@10')") == ["ndcg@10"]
-    assert skrank_only_names('scoring=["kendall", "r2"]') == ["kendall"]
+    assert skrank_only_names('cross_validate(m, X, y, scoring=["kendall", "r2"])') == ["kendall"]
     assert skrank_only_names('scoring="neg_mean_absolute_error"') == []  # scikit-learn's
     assert skrank_only_names('scoring=get_scorer("spearman")') == []
     assert skrank_only_names("scoring=spearman_scorer") == []
+    # CLIPRanker's own scoring (early stopping's score) takes skrank's names.
+    assert skrank_only_names('CLIPRanker(early_stopping=True, scoring="ndcg@10")') == []
 
 
 def test_skrank_names_given_to_scoring_as_strings_fail_in_sklearn_searches():
