@@ -20,7 +20,14 @@ import pandas as pd
 from skrank._estimator.inputs import check_targets
 from skrank._quote import shown
 
-__all__ = ["Parsed", "check_labels", "image_keys", "parse_comparisons", "pair_columns"]
+__all__ = [
+    "Parsed",
+    "check_labels",
+    "failed_rows",
+    "image_keys",
+    "pair_columns",
+    "parse_comparisons",
+]
 
 
 class Parsed(NamedTuple):
@@ -140,3 +147,19 @@ def check_labels(y, n: int) -> np.ndarray:
             f"{y[bad[0]]!r}"
         )
     return y
+
+
+def failed_rows(failures: list, parsed: Parsed) -> list:
+    """Image failures (item index, path, reason) as the comparisons that hold them.
+
+    Each failed image is named once, at the first comparison that has it
+    (``X[row]``, first or second image), as the row a user can find in ``X``.
+    """
+    out = []
+    for i, path, reason in failures:
+        side, rows = "first", np.flatnonzero(parsed.a == i)
+        if not len(rows):
+            side, rows = "second", np.flatnonzero(parsed.b == i)
+        row = int(rows[0])
+        out.append((row, path, f"X[{row}], {side} image: {reason}"))
+    return out

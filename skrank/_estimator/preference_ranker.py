@@ -12,9 +12,9 @@ from sklearn.utils.validation import check_is_fitted
 from skrank import _progress as progress
 from skrank._encoding.backbone import load_backbone
 from skrank._encoding.cache import TokenStream, token_source
-from skrank._encoding.images import check_on_error, report_failures
+from skrank._encoding.images import ImageLoadError, check_on_error, report_failures
 from skrank._estimator import inputs, presets
-from skrank._estimator.comparisons import check_labels, parse_comparisons
+from skrank._estimator.comparisons import check_labels, failed_rows, parse_comparisons
 from skrank._estimator.fitting import adapter_config, initial_adapter
 from skrank._estimator.inference import (
     Predictor,
@@ -339,14 +339,17 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         lr = resolve_lr(params["lr"], config.d_model, config.n_fusion_layers, config.n_post_layers)
         encoder = encoder_for(backbone, params)
         text = text_bank(backbone, instructions, encoder.precision)
-        source = token_source(
-            encoder,
-            parsed.items,
-            cache=params["cache"],
-            augment=params["augment"],
-            cache_dir=params["cache_dir"],
-            verbose=params["verbose"],
-        )
+        try:
+            source = token_source(
+                encoder,
+                parsed.items,
+                cache=params["cache"],
+                augment=params["augment"],
+                cache_dir=params["cache_dir"],
+                verbose=params["verbose"],
+            )
+        except ImageLoadError as exc:  # named by the comparisons that hold them
+            raise ImageLoadError(failed_rows(exc.failures, parsed)) from None
         adapter = initial_adapter(config, backbone, seed)
         comps = Comparisons(parsed.a, parsed.b, y, codes, weight)
         cfg = PreferenceConfig(
@@ -390,10 +393,13 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         encoder = encoder_for(backbone, params)
         return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
 
-    def _item_scores(self, items, item_instructions, on_error):
+    def _item_scores(self, items, item_instructions, on_error, parsed=None):
+        """Each item's score; failures reported as their comparisons of ``parsed``."""
         codes = inputs.instruction_codes(item_instructions.astype(str), self.instructions_)
         scores, failures = self._predictor().scores(items, codes)
-        report_failures(failures, on_error)
+        if parsed is not None:
+            failures = failed_rows(failures, parsed)
+        report_failures(failures, on_error, stacklevel=4)
         return scores
 
     def predict_proba(self, X, on_error="raise"):
@@ -419,7 +425,7 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         check_on_error(on_error)
         check_is_fitted(self, "adapter_")
         parsed = self._comparisons(X)
-        scores = self._item_scores(parsed.items, parsed.item_instructions, on_error)
+        scores = self._item_scores(parsed.items, parsed.item_instructions, on_error, parsed)
         p = 1.0 / (1.0 + np.exp(-(scores[parsed.a] - scores[parsed.b])))
         return np.stack([1.0 - p, p], axis=1)
 
