@@ -18,24 +18,23 @@ batches.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from skrank import _devices as devices
 from skrank._model.adapter import RankingAdapter, dropout_generator
 from skrank._model.training import (
-    PAPER_EPOCHS,
     EpochEnd,
     Trained,
     build_optimizer,
     check_finite,
-    warmup_cosine,
+    epoch_budget,
+    optimizer_step,
+    warmup_schedule,
 )
 
 __all__ = [
@@ -169,12 +168,8 @@ def _train(adapter, source, text, comps, cfg, on_epoch) -> Trained:
     adapter.to(cfg.device).train()
     optimizer = build_optimizer(adapter, cfg.lr, cfg.weight_decay)
     steps_per_epoch = len(comparison_batches(np.random.default_rng(0), comps, cfg.batch_size))
-    max_epochs = cfg.max_epochs
-    if max_epochs is None:
-        max_epochs = max(PAPER_EPOCHS, math.ceil(cfg.min_steps / steps_per_epoch))
-    total = steps_per_epoch * max_epochs
-    warmup = max(1, round(cfg.warmup_fraction * total))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup))
+    max_epochs = epoch_budget(cfg.max_epochs, cfg.min_steps, steps_per_epoch)
+    schedule = warmup_schedule(optimizer, steps_per_epoch * max_epochs, cfg.warmup_fraction)
     history, step = [], 0
     for epoch in range(1, max_epochs + 1):
         t0 = time.perf_counter()
@@ -182,11 +177,7 @@ def _train(adapter, source, text, comps, cfg, on_epoch) -> Trained:
         losses = torch.empty(len(batches), 3, dtype=torch.float32, device=cfg.device)
         for n, rows in enumerate(batches):
             loss, score_loss, pair_loss = _step(adapter, source, text, comps, rows, cfg, rng)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
-            optimizer.step()
-            schedule.step()
+            optimizer_step(loss, adapter, optimizer, schedule, cfg.grad_clip)
             losses[n] = torch.stack([loss.detach(), score_loss.detach(), pair_loss.detach()])
         means = check_finite(losses, epoch, step, cfg.lr)
         step += len(batches)

@@ -34,10 +34,13 @@ __all__ = [
     "TrainingDivergedError",
     "build_optimizer",
     "check_finite",
+    "epoch_budget",
+    "optimizer_step",
     "resolve_lr",
     "summary_line",
     "train",
     "warmup_cosine",
+    "warmup_schedule",
 ]
 
 
@@ -176,6 +179,29 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
+def epoch_budget(max_epochs: int | None, min_steps: int, steps_per_epoch: int) -> int:
+    """The epochs a fit runs: ``max_epochs``, or for None ``PAPER_EPOCHS`` raised so that
+    training takes at least ``min_steps`` optimiser steps (the preset's floor)."""
+    if max_epochs is not None:
+        return max_epochs
+    return max(PAPER_EPOCHS, math.ceil(min_steps / steps_per_epoch))
+
+
+def warmup_schedule(optimizer, total_steps: int, warmup_fraction: float):
+    """Linear warm-up over ``warmup_fraction`` of ``total_steps``, then cosine decay to 0."""
+    warmup = max(1, round(warmup_fraction * total_steps))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup))
+
+
+def optimizer_step(loss, adapter: nn.Module, optimizer, schedule, grad_clip: float) -> None:
+    """One step on ``loss``: gradients clipped to norm ``grad_clip``, then the schedule's."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(adapter.parameters(), grad_clip)
+    optimizer.step()
+    schedule.step()
+
+
 def _pair_mask(idx: np.ndarray, groups: np.ndarray | None, pair_scope: str, device):
     B = len(idx)
     mask = ~torch.eye(B, dtype=torch.bool, device=device)
@@ -290,11 +316,7 @@ def _run_epoch(loop: _Loop, batches: list, epoch: int, step: int, on_step) -> li
             else:
                 rank = reg.new_zeros(())
             loss = cfg.reg_weight * reg + cfg.rank_weight * rank
-        loop.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(adapter.parameters(), cfg.grad_clip)
-        loop.optimizer.step()
-        loop.schedule.step()
+        optimizer_step(loss, adapter, loop.optimizer, loop.schedule, cfg.grad_clip)
         step_losses[n] = torch.stack([loss.detach(), reg.detach(), rank.detach()]).float()
         if on_step is not None:
             on_step(epoch, step + n + 1)
@@ -314,13 +336,8 @@ def _train(adapter, data: TrainData, cfg: TrainConfig, on_step, on_epoch) -> Tra
         return epoch_batches(generator, instr, y_std, sub_groups, plan, data.zero)
 
     steps_per_epoch = len(draw(np.random.default_rng(0)))
-    max_epochs = cfg.max_epochs
-    if max_epochs is None:
-        max_epochs = max(PAPER_EPOCHS, math.ceil(cfg.min_steps / steps_per_epoch))
-    total = steps_per_epoch * max_epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_cosine(total, max(1, round(cfg.warmup_fraction * total)))
-    )
+    max_epochs = epoch_budget(cfg.max_epochs, cfg.min_steps, steps_per_epoch)
+    schedule = warmup_schedule(optimizer, steps_per_epoch * max_epochs, cfg.warmup_fraction)
     loop = _Loop(adapter, data, cfg, optimizer, schedule, rng)
     history: list[dict] = []
     best_score, best_state, best_epoch, stale = -np.inf, None, 0, 0
