@@ -22,7 +22,7 @@ from skrank._estimator.inference import (
     load_fitted_backbone,
     text_bank,
 )
-from skrank._estimator.params import COLUMN, PARAMETERS, Interval, Kind, validate_params
+from skrank._estimator.params import PREFERENCE_PARAMETERS, validate_params
 from skrank._model.preferences import Comparisons, PreferenceConfig, train_preferences
 from skrank._model.training import resolve_lr
 from skrank.metrics._inputs import check_sample_weight
@@ -30,29 +30,8 @@ from skrank.persistence._pickling import PickleRules
 
 __all__ = ["CLIPPreferenceRanker"]
 
-_COLUMN_PAIR = Kind(
-    "a pair of two different column labels, such as ('image_a', 'image_b')",
-    lambda v: (
-        isinstance(v, (tuple, list))
-        and len(v) == 2
-        and all(COLUMN.accepts(c) for c in v)
-        and v[0] != v[1]
-    ),
-    tuple,
-)
-# The CLIPRanker parameters this estimator shares keep their constraints.
-_SHARED = (
-    "instruction", "backbone", "pretrained", "preset", "d_model", "n_fusion_layers",
-    "n_post_layers", "n_heads", "n_prompt_tokens", "n_relation_tokens", "score_pooling",
-    "image_positions", "rank_weight", "lr", "weight_decay", "batch_size", "max_epochs",
-    "warmup_fraction", "augment", "cache", "cache_dir", "device", "precision",
-    "num_workers", "random_state", "verbose", "instruction_column",
-)  # fmt: skip
-TABLE = {
-    **{name: PARAMETERS[name] for name in _SHARED},
-    "score_weight": [Interval(float, 0, None)],
-    "image_columns": [_COLUMN_PAIR],
-}
+# Its parameter table lives with CLIPRanker's (the model-file schema reads it).
+TABLE = PREFERENCE_PARAMETERS
 # What inference reads (checked again at every prediction: set_params may change them).
 _AFTER_FIT = ("backbone", "pretrained", "device", "precision", "batch_size", "cache",
               "cache_dir", "num_workers", "instruction", "image_columns",
