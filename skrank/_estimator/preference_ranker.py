@@ -26,6 +26,7 @@ from skrank._estimator.params import PREFERENCE_PARAMETERS, validate_params
 from skrank._model.preferences import Comparisons, PreferenceConfig, train_preferences
 from skrank._model.training import resolve_lr
 from skrank.metrics._inputs import check_sample_weight
+from skrank.persistence._metadata import check_storable
 from skrank.persistence._pickling import PickleRules
 
 __all__ = ["CLIPPreferenceRanker"]
@@ -316,6 +317,14 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
         config = adapter_config(params, backbone, len(instructions))
         lr = resolve_lr(params["lr"], config.d_model, config.n_fusion_layers, config.n_post_layers)
+        # Before any image is encoded: what save could not write is refused now.
+        fixed = {
+            "instructions_": instructions,
+            "lr_": lr,
+            "preset_": params["preset_"].name,
+            "backbone_info_": backbone.info,
+        }
+        check_storable(self, config, fixed)
         encoder = encoder_for(backbone, params)
         text = text_bank(backbone, instructions, encoder.precision)
         source = token_source(
