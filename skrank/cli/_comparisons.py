@@ -9,6 +9,7 @@ one with a preference model; ``skrank predict`` scores single images with it (th
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass
 
 from skrank._quote import shown
@@ -29,6 +30,8 @@ OPTIONS = {
 }
 # The words a winner cell may hold (any letter case), as P(the first image ranks above).
 WINNER_WORDS = {"a": 1.0, "b": 0.0, "tie": 0.5}
+# How the estimator may name a failed image, by its comparison (X[3], first image: ...).
+_BY_COMPARISON = re.compile(r"^X\[\d+\], (?:first|second) image: ")
 WINNER_HELP = (
     "column saying which image ranks above: a (the first), b (the second) or tie, in "
     "any letter case; or a number in [0, 1], the probability that the first ranks above "
@@ -108,12 +111,13 @@ class ComparisonImages:
     def unreadable(self, failures) -> str:
         """One line: how many could not be read, and the first, by its column, row and cell.
 
-        The estimator numbers distinct images, not cells: the first failure is
-        found by its path, at the first cell that names it.
+        The estimator numbers distinct images or comparisons, not cells: the
+        first failure is found by its path, at the first cell that names it.
         """
         _, path, reason = failures[0]
         side = self.b if path not in self.a.paths and path in self.b.paths else self.a
         row = side.paths.index(path) if path in side.paths else len(side.given)
+        reason = _BY_COMPARISON.sub("", reason)  # the CSV's row and column say it here
         return side.unreadable([(row, path, reason), *failures[1:]])
 
 
