@@ -1,4 +1,4 @@
-"""CLIPRanker's parameters: one declarative table of what each may be.
+"""The estimators' parameters: one declarative table of what each may be.
 
 Every parameter has a list of constraints; a value is valid when one of them
 accepts it. :func:`validate_params` checks the whole table at the start of
@@ -30,6 +30,7 @@ from skrank.metrics._scorers import scoring, scoring_names
 
 __all__ = [
     "PARAMETERS",
+    "PREFERENCE_PARAMETERS",
     "InvalidParameterError",
     "Interval",
     "Kind",
@@ -261,6 +262,32 @@ PARAMETERS: dict[str, list] = {
     ],
 }
 
+_COLUMN_PAIR = Kind(
+    "a pair of two different column labels, such as ('image_a', 'image_b')",
+    lambda v: (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(COLUMN.accepts(c) for c in v)
+        and v[0] != v[1]
+    ),
+    tuple,
+)
+# CLIPPreferenceRanker's: the CLIPRanker parameters it shares keep their constraints.
+# Here, not in its module, so that the model-file schema reads it without importing the
+# estimator (which imports the schema, to check before training what save could write).
+_PREFERENCE_SHARED = (
+    "instruction", "backbone", "pretrained", "preset", "d_model", "n_fusion_layers",
+    "n_post_layers", "n_heads", "n_prompt_tokens", "n_relation_tokens", "score_pooling",
+    "image_positions", "rank_weight", "lr", "weight_decay", "batch_size", "max_epochs",
+    "warmup_fraction", "augment", "cache", "cache_dir", "device", "precision",
+    "num_workers", "random_state", "verbose", "instruction_column",
+)  # fmt: skip
+PREFERENCE_PARAMETERS: dict[str, list] = {
+    **{name: PARAMETERS[name] for name in _PREFERENCE_SHARED},
+    "score_weight": [Interval(float, 0, None)],
+    "image_columns": [_COLUMN_PAIR],
+}
+
 
 def _refuse(name: str, value, allowed: str) -> InvalidParameterError:
     why = ""
@@ -310,6 +337,10 @@ def check_combinations(p: dict) -> None:
     if p.get("reg_weight") == 0 and p.get("rank_weight") == 0:
         raise InvalidParameterError(
             "reg_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
+        )
+    if p.get("score_weight") == 0 and p.get("rank_weight") == 0:
+        raise InvalidParameterError(
+            "score_weight=0 and rank_weight=0 leave nothing to train; make one of them > 0"
         )
     if "device_" in p and p.get("precision") == "bf16" and not use_bf16(p["device_"], "bf16"):
         raise InvalidParameterError(

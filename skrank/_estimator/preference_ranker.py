@@ -22,37 +22,17 @@ from skrank._estimator.inference import (
     load_fitted_backbone,
     text_bank,
 )
-from skrank._estimator.params import COLUMN, PARAMETERS, Interval, Kind, validate_params
+from skrank._estimator.params import PREFERENCE_PARAMETERS, validate_params
 from skrank._model.preferences import Comparisons, PreferenceConfig, train_preferences
 from skrank._model.training import resolve_lr
 from skrank.metrics._inputs import check_sample_weight
+from skrank.persistence._metadata import check_storable
 from skrank.persistence._pickling import PickleRules
 
 __all__ = ["CLIPPreferenceRanker"]
 
-_COLUMN_PAIR = Kind(
-    "a pair of two different column labels, such as ('image_a', 'image_b')",
-    lambda v: (
-        isinstance(v, (tuple, list))
-        and len(v) == 2
-        and all(COLUMN.accepts(c) for c in v)
-        and v[0] != v[1]
-    ),
-    tuple,
-)
-# The CLIPRanker parameters this estimator shares keep their constraints.
-_SHARED = (
-    "instruction", "backbone", "pretrained", "preset", "d_model", "n_fusion_layers",
-    "n_post_layers", "n_heads", "n_prompt_tokens", "n_relation_tokens", "score_pooling",
-    "image_positions", "rank_weight", "lr", "weight_decay", "batch_size", "max_epochs",
-    "warmup_fraction", "augment", "cache", "cache_dir", "device", "precision",
-    "num_workers", "random_state", "verbose", "instruction_column",
-)  # fmt: skip
-TABLE = {
-    **{name: PARAMETERS[name] for name in _SHARED},
-    "score_weight": [Interval(float, 0, None)],
-    "image_columns": [_COLUMN_PAIR],
-}
+# Its parameter table lives with CLIPRanker's (the model-file schema reads it).
+TABLE = PREFERENCE_PARAMETERS
 # What inference reads (checked again at every prediction: set_params may change them).
 _AFTER_FIT = ("backbone", "pretrained", "device", "precision", "batch_size", "cache",
               "cache_dir", "num_workers", "instruction", "image_columns",
@@ -337,6 +317,14 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         seed = int(check_random_state(params["random_state"]).randint(np.iinfo(np.int32).max))
         config = adapter_config(params, backbone, len(instructions))
         lr = resolve_lr(params["lr"], config.d_model, config.n_fusion_layers, config.n_post_layers)
+        # Before any image is encoded: what save could not write is refused now.
+        fixed = {
+            "instructions_": instructions,
+            "lr_": lr,
+            "preset_": params["preset_"].name,
+            "backbone_info_": backbone.info,
+        }
+        check_storable(self, config, fixed)
         encoder = encoder_for(backbone, params)
         text = text_bank(backbone, instructions, encoder.precision)
         try:

@@ -27,7 +27,7 @@ from skrank._version import API_PAGE
 from skrank.metrics import spearman_score
 from skrank.metrics._inputs import check_sample_weight
 from skrank.persistence._metadata import check_storable
-from skrank.persistence._pickling import PickleRules, older_defaults
+from skrank.persistence._pickling import PickleRules
 
 __all__ = ["CLIPRanker"]
 
@@ -610,15 +610,14 @@ class CLIPRanker(
         auto_stopping = self.early_stopping == "auto"
         fit = fitting.settings(params, backbone, len(scaling.instructions), auto_stopping)
         # Before any image is encoded: what save could not write is refused now.
-        defaults = older_defaults(type(self))
-        check_storable(
-            self.get_params(deep=False),
-            defaults,
-            fit.adapter,
-            backbone.info,
-            scaling,
-            fit.preset.name,
-        )
+        fixed = {
+            "instructions_": list(scaling.instructions),
+            "y_mean_": scaling.means,
+            "y_scale_": scaling.scales,
+            "preset_": fit.preset.name,
+            "backbone_info_": backbone.info,
+        }
+        check_storable(self, fit.adapter, fixed)
         adapter, data = fitting.prepare(self, fit, rows)
         # The tokens are cached: large towers make room for training (predict reloads them).
         fit = fitting.release_towers(fit)

@@ -31,9 +31,9 @@ RELATIVE_PATHS = (
 # `skrank --help` need this table alone.
 COMMANDS = {
     "demo": "fit a ranker on a synthetic task and write a report",
-    "fit": "fit a ranker on images and targets listed in a CSV file, and save it",
+    "fit": "fit a ranker on images and targets (or comparisons) listed in a CSV file; save it",
     "predict": "score images (a folder or a CSV file) with a saved ranker",
-    "evaluate": "score the images of a CSV file and print ranking metrics against its targets",
+    "evaluate": "score the images (or comparisons) of a CSV file and print ranking metrics",
 }
 
 
@@ -533,27 +533,47 @@ def _listed(items, limit: int = 5) -> str:
     return listed if len(items) <= limit else f"{len(items)} instructions: {listed}, ..."
 
 
+def is_preference(model) -> bool:
+    """Whether a loaded model is a CLIPPreferenceRanker (fitted on comparisons)."""
+    from skrank._estimator.preference_ranker import CLIPPreferenceRanker
+
+    return isinstance(model, CLIPPreferenceRanker)
+
+
 def predict_scores(ranker, images, row_instructions, on_error: str):
-    """The ranker's scores of ``images`` (paths, or CSVImages), by ``row_instructions`` if given."""
+    """The ranker's scores of ``images`` (paths, or CSVImages), by ``row_instructions`` if given.
+
+    A preference model's are its per-image scores (``score_images``).
+    """
     import pandas as pd
 
-    ranker.set_params(group_column=None)  # groups play no part in predictions
+    if is_preference(ranker):
+        score, column = ranker.score_images, "image"  # the column score_images reads
+    else:
+        ranker.set_params(group_column=None)  # groups play no part in predictions
+        score, column = ranker.predict, ranker.image_column
     paths = images.paths if isinstance(images, CSVImages) else images
     reading = images.reading() if isinstance(images, CSVImages) else contextlib.nullcontext()
     with reading:
         if row_instructions is None:
-            return ranker.predict(paths, on_error=on_error)
+            return score(paths, on_error=on_error)
         paths = pd.Series(paths, dtype=object)  # pandas' string dtype refuses non-UTF-8 names
-        X = pd.DataFrame({ranker.image_column: paths, ranker.instruction_column: row_instructions})
+        X = pd.DataFrame({column: paths, ranker.instruction_column: row_instructions})
         # The rows say their instruction (--instruction chose it): the model's own
         # instruction= is not overridden by surprise, so no warning is due.
         ranker.set_params(instruction=None)
-        return ranker.predict(X, on_error=on_error)
+        return score(X, on_error=on_error)
 
 
 def model_images(args, ranker, df) -> CSVImages:
     """Image paths of the CSV, from --image-column or else the column the model was fitted on."""
     if args.image_column is not None:
         return image_paths(df, args.image_column, "--image-column", args.csv)
+    if is_preference(ranker):  # fitted on two columns: which one to score is the user's choice
+        raise CLIError(
+            f"--image-column is needed: the model was fitted on comparisons, of the columns "
+            f"{shown(ranker.image_columns[0])} and {shown(ranker.image_columns[1])}; name the "
+            "column of --csv whose images to score"
+        )
     what = "image column (the model's; set --image-column)"
     return image_paths(df, ranker.image_column, what, args.csv)

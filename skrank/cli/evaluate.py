@@ -1,4 +1,8 @@
-"""``skrank evaluate``: predict the images of a CSV file and print metrics against its targets."""
+"""``skrank evaluate``: predict the images of a CSV file and print metrics against its targets.
+
+With a preference model (fitted on comparisons), the CSV's rows are comparisons and
+the metrics say how its predictions agree with their winners.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from skrank.cli._common import (
     check_stdout,
     format_table,
     instructions,
+    is_preference,
     labels,
     load_model,
     model_images,
@@ -24,6 +29,7 @@ from skrank.cli._common import (
     targets,
     writing_stdout,
 )
+from skrank.cli._comparisons import WINNER_HELP, ComparisonImages, given_options, metrics, winners
 
 # The keys of skrank.metrics.evaluation's tables, with the labels printed for them.
 METRICS = {
@@ -35,6 +41,17 @@ METRICS = {
     # Integer targets of at most 20 values (age groups, decades): the paper's ordinal metrics.
     "ordinal_accuracy": "accuracy (rounded to classes)",
     "ordinal_mae": "MAE (rounded to classes)",
+}
+# ... and of a preference model's comparisons (skrank.cli._comparisons.metrics).
+COMPARISON_METRICS = {
+    "pairwise_accuracy": "pairwise accuracy (ties half)",
+    "log_loss": "log loss (0.693: chance)",
+    "brier": "Brier score (0.25: chance)",
+}
+_RANKER_ONLY = {
+    "image_column": "--image-column",
+    "target_column": "--target-column",
+    "group_column": "--group-column",
 }
 
 
@@ -49,13 +66,19 @@ def add_parser(sub) -> None:
             "(Kendall tau-b), PLCC (Pearson), pairwise accuracy and MAE. With a group\n"
             "column, each metric is also computed within every group and averaged over\n"
             "groups (unweighted). The image, target and group columns default to those\n"
-            "the model was fitted on by `skrank fit`.\n" + RELATIVE_PATHS
+            "the model was fitted on by `skrank fit`.\n"
+            "With a preference model (`skrank fit --winner-column`), the CSV's rows are\n"
+            "comparisons: it prints the pairwise accuracy (the share ordered as the winner\n"
+            "column says; a tie counts half), the log loss and the Brier score of the\n"
+            "predicted probabilities. Its image and winner columns default to the model's.\n"
+            + RELATIVE_PATHS
         ),
         epilog=(
             "examples:\n"
             "  skrank evaluate quality.skrank --csv test.csv\n"
             "  skrank evaluate quality.skrank --csv test.csv --image-column file \\\n"
-            "      --target-column quality --group-column photo"
+            "      --target-column quality --group-column photo\n"
+            "  skrank evaluate votes.skrank --csv test-votes.csv --winner-column winner"
         ),
         formatter_class=HELP_FORMAT,
     )
@@ -78,6 +101,22 @@ def add_parser(sub) -> None:
         help="column of groups for per-group means (default: the group column the model "
         "was fitted on, if any and if the CSV has it)",
     )
+    pairs = e.add_argument_group("comparisons (with a model fitted on them)")
+    pairs.add_argument(
+        "--image-a-column",
+        metavar="COL",
+        help="column of each comparison's first image (default: the model's first)",
+    )
+    pairs.add_argument(
+        "--image-b-column",
+        metavar="COL",
+        help="column of the second image (default: the model's second)",
+    )
+    pairs.add_argument(
+        "--winner-column",
+        metavar="COL",
+        help=WINNER_HELP + " (default: the column the model was fitted on)",
+    )
     add_instruction_option(e)
     add_threads_option(e)
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -94,7 +133,10 @@ def run(args) -> int:
 
     check_stdout("the metrics")
     ranker, record = load_model(args.model, args.device)
+    _check_options(args, is_preference(ranker))
     df = read_csv(args.csv)
+    if is_preference(ranker):
+        return _evaluate_comparisons(args, ranker, record, df)
     images = model_images(args, ranker, df)
     if args.target_column is not None:
         target, what = args.target_column, "--target-column"
@@ -143,3 +185,67 @@ def run(args) -> int:
         print(f"{len(y)} images{in_groups}; model {args.model}; targets {shown(target)}")
         print(format_table(rows))
     return 0
+
+
+def _check_options(args, preference: bool) -> None:
+    """Refuse the options of the other kind of model, naming the model's kind."""
+    if preference:
+        wrong = [flag for dest, flag in _RANKER_ONLY.items() if getattr(args, dest) is not None]
+        kind = "a preference model (fitted on comparisons): give --winner-column"
+    else:
+        wrong = given_options(args)
+        kind = "a ranker (fitted on targets): give --image-column and --target-column"
+    if wrong:
+        raise CLIError(f"{wrong[0]} does not apply: MODEL {shown(args.model)} is {kind}")
+
+
+def _evaluate_comparisons(args, model, record: dict, df) -> int:
+    """Predict the comparisons of ``df`` with a preference model and print the metrics."""
+    images = _comparison_images(args, model, df)
+    winner, what = _winner_column(args, record)
+    y = winners(df, winner, args.csv, what)
+    texts = instructions(model, len(y), args.instruction, df, args.csv)
+    if texts is not None:  # the rows say their instruction: the model's own is not used
+        model.set_params(instruction=None)
+        texts = (model.instruction_column, texts)
+    with images.reading():
+        p = model.predict_proba(images.frame(model.image_columns, texts))[:, 1]
+    result = metrics(y, p)
+    with writing_stdout():
+        if args.json:
+            print(json.dumps({"n_comparisons": len(y), **result}, indent=2))
+            return 0
+        print(f"{len(y)} comparisons; model {args.model}; winners {shown(winner)}")
+        named = COMPARISON_METRICS.items()
+        print(format_table([{"metric": label, "value": result[k]} for k, label in named]))
+    return 0
+
+
+def _comparison_images(args, model, df) -> ComparisonImages:
+    """The CSV's two image columns: the options', else those the model was fitted on."""
+    names, whats = [], []
+    for flag, given, fitted, which in zip(
+        ("--image-a-column", "--image-b-column"),
+        (args.image_a_column, args.image_b_column),
+        model.image_columns,
+        ("first", "second"),
+    ):
+        names.append(fitted if given is None else given)
+        whats.append(
+            flag if given is not None else f"{which} image column (the model's; set {flag})"
+        )
+    if names[0] == names[1]:
+        raise CLIError(f"{whats[1]} {shown(names[1])} is also the {whats[0]}")
+    return ComparisonImages.of(df, tuple(names), tuple(whats), args.csv)
+
+
+def _winner_column(args, record: dict) -> tuple[str, str]:
+    """The winner column, and how to name it: --winner-column's, else the model's record."""
+    if args.winner_column is not None:
+        return args.winner_column, "--winner-column"
+    if record.get("winner_column") is not None:
+        return record["winner_column"], "winner column (the model's; set --winner-column)"
+    raise CLIError(
+        f"{shown(args.model)} records no winner column (it was saved by skrank.save): "
+        "pass --winner-column COL"
+    )

@@ -1,4 +1,9 @@
-"""``skrank fit``: fit a ranker on the images and targets of a CSV file and save it."""
+"""``skrank fit``: fit a ranker on the images and targets of a CSV file and save it.
+
+With ``--image-a-column``, ``--image-b-column`` and ``--winner-column`` instead of
+``--image-column`` and ``--target-column``, the CSV's rows are comparisons of two
+images and the model is a CLIPPreferenceRanker.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from skrank.cli._common import (
     targets,
     writing_stdout,
 )
+from skrank.cli._comparisons import OPTIONS as COMPARISON_OPTIONS
+from skrank.cli._comparisons import WINNER_HELP, ComparisonImages, given_options, winners
 
 # Shown in --help only (the estimator's own defaults apply when an option is not
 # given); tests/test_cli_commands.py checks they match CLIPRanker's.
@@ -38,9 +45,9 @@ def _lr(text: str):
     return "auto" if text == "auto" else float(text)
 
 
-def _unused(name: str, data: dict) -> str:
-    """``name``, or ``name`` with underscores appended until no key of ``data`` has it."""
-    while name in data:
+def _unused(name: str, columns) -> str:
+    """``name``, or ``name`` with underscores appended until none of ``columns`` has it."""
+    while name in columns:
         name += "_"
     return name
 
@@ -55,21 +62,28 @@ def add_parser(sub) -> None:
             "save it as one safetensors file (no pickle) for `skrank predict` and\n"
             "`skrank evaluate`; the file records the target column's name, which\n"
             "`skrank evaluate` reads unless given --target-column.\n"
-            "Larger targets mean more of what the instruction asks for.\n" + RELATIVE_PATHS
+            "Larger targets mean more of what the instruction asks for.\n"
+            "With --image-a-column, --image-b-column and --winner-column instead, each row\n"
+            "is a comparison of two images and the model a CLIPPreferenceRanker, which\n"
+            "scores single images (`skrank predict`) and comparisons (`skrank evaluate`);\n"
+            "the file records the winner column's name.\n" + RELATIVE_PATHS
         ),
         epilog=(
-            "example:\n"
+            "examples:\n"
             "  skrank fit --csv photos.csv --image-column file --target-column quality \\\n"
-            '      --instruction "Sort the images by image quality." --out quality.skrank'
+            '      --instruction "Sort the images by image quality." --out quality.skrank\n'
+            "  skrank fit --csv votes.csv --image-a-column left --image-b-column right \\\n"
+            '      --winner-column winner --instruction "Sort the images by image quality." \\\n'
+            "      --out votes.skrank    # winner cells: a, b, tie, or a number in [0, 1]"
         ),
         formatter_class=HELP_FORMAT,
     )
     data = f.add_argument_group("data")
     data.add_argument("--csv", required=True, metavar="FILE", help="CSV file with a header row")
-    data.add_argument("--image-column", required=True, metavar="COL", help="column of image paths")
     data.add_argument(
-        "--target-column", required=True, metavar="COL", help="column of numeric targets"
+        "--image-column", metavar="COL", help="column of image paths (with --target-column)"
     )
+    data.add_argument("--target-column", metavar="COL", help="column of numeric targets")
     # Neither given: CLIPRanker's own default instruction, as CLIPRanker() fits with.
     what = data.add_mutually_exclusive_group()
     what.add_argument(
@@ -91,6 +105,14 @@ def add_parser(sub) -> None:
         "averages metrics over them)",
     )
     data.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    pairs = f.add_argument_group(
+        "comparisons (instead of --image-column and --target-column; no --group-column)"
+    )
+    pairs.add_argument(
+        "--image-a-column", metavar="COL", help="column of the first image of each comparison"
+    )
+    pairs.add_argument("--image-b-column", metavar="COL", help="column of the second image")
+    pairs.add_argument("--winner-column", metavar="COL", help=WINNER_HELP)
     model = f.add_argument_group("model and training")
     model.add_argument(
         "--backbone", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)"
@@ -133,7 +155,8 @@ def add_parser(sub) -> None:
     model.add_argument(
         "--pair-scope",
         choices=("all", "group"),
-        help="pairs the ranking loss compares: all, or only within a group (default: all)",
+        help="pairs the ranking loss compares: all, or only within a group (default: all; "
+        "not for comparisons)",
     )
     model.add_argument("--random-state", type=int, metavar="N", help="seed, for repeatable fits")
     model.add_argument(
@@ -155,26 +178,81 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    """Fit a ranker on the images and targets of a CSV file and save it."""
+    """Fit a ranker on the images and targets (or comparisons) of a CSV file and save it."""
+    t0 = time.perf_counter()
+    comparisons = _comparisons(args)
+    df = read_csv(args.csv)
+    if comparisons:
+        model, described = _fit_comparisons(args, df)
+    else:
+        model, described = _fit_ranker(args, df)
+    with writing_stdout():
+        if args.quiet:  # the one line: the estimator printed no summary
+            print(
+                f"fitted {model.n_iter_} epoch(s) on {described} in "
+                f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
+            )
+        else:  # after the estimator's summary line (epochs, the epoch kept, seconds)
+            print(f"{described}; saved to {args.out}")
+    return 0
+
+
+_RANKER = {"image_column": "--image-column", "target_column": "--target-column"}
+_RANKER_ONLY = {"group_column": "--group-column", "pair_scope": "--pair-scope"}
+
+
+def _comparisons(args) -> bool:
+    """Whether ``args`` fit on comparisons; refuses a mix of the two ways, or half of one."""
+    given = given_options(args)
+    if not given:
+        missing = [flag for dest, flag in _RANKER.items() if getattr(args, dest) is None]
+        if missing:
+            raise CLIError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required "
+                "(or, to fit on comparisons, --image-a-column, --image-b-column and "
+                "--winner-column)"
+            )
+        return False
+    for dest, flag in {**_RANKER, **_RANKER_ONLY}.items():
+        if getattr(args, dest) is not None:
+            raise CLIError(
+                f"{flag} cannot go with {given[0]}: a ranker is fitted on --image-column and "
+                "--target-column, a preference model on --image-a-column, --image-b-column "
+                "and --winner-column"
+            )
+    missing = [flag for flag in COMPARISON_OPTIONS.values() if flag not in given]
+    if missing:
+        raise CLIError(
+            f"{given[0]} needs {' and '.join(missing)}: a comparison names two images and "
+            "which one ranks above"
+        )
+    return True
+
+
+def _check_distinct(named: list, harmless=()) -> None:
+    """No two options of ``named`` (``(option, column)`` pairs) name one column, but the
+    pairs of options in ``harmless``."""
+    for i, (option, name) in enumerate(named):
+        for other, other_name in named[i + 1 :]:
+            if name is not None and name == other_name and {option, other} not in harmless:
+                raise CLIError(f"{other} {shown(name)} is also the {option}")
+
+
+def _fit_ranker(args, df):
+    """A CLIPRanker fitted on the images and targets of ``df``, saved; and what it saw."""
     import pandas as pd
 
     from skrank import CLIPRanker
     from skrank.persistence._io import save_with_cli
 
-    t0 = time.perf_counter()
-    df = read_csv(args.csv)
     named = [
         ("--image-column", args.image_column),
         ("--instruction-column", args.instruction_column),
         ("--group-column", args.group_column),
         ("--target-column", args.target_column),
     ]
-    for i, (option, name) in enumerate(named):
-        for other, other_name in named[i + 1 :]:
-            # A group column may hold the targets (odd but harmless); nothing else may repeat.
-            harmless = {option, other} == {"--group-column", "--target-column"}
-            if name is not None and name == other_name and not harmless:
-                raise CLIError(f"{other} {shown(name)} is also the {option}")
+    # A group column may hold the targets (odd but harmless); nothing else may repeat.
+    _check_distinct(named, harmless=[{"--group-column", "--target-column"}])
     if args.pair_scope == "group" and args.group_column is None:
         raise CLIError("--pair-scope group needs --group-column (the column of the groups)")
     images = image_paths(df, args.image_column, "--image-column", args.csv)
@@ -191,6 +269,48 @@ def run(args) -> int:
         data[args.group_column] = pd.factorize(groups)[0]
     y = targets(df, args.target_column, args.csv)
     _check_spread(y, data.get(args.instruction_column), args)
+    params = _params(args, paths, data)
+    params.update(image_column=args.image_column, group_column=args.group_column)
+    if args.pair_scope is not None:
+        params["pair_scope"] = args.pair_scope
+    with images.reading():
+        ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
+    save_with_cli(ranker, args.out, cli={"target_column": args.target_column})
+    return ranker, f"{len(paths)} images"
+
+
+def _fit_comparisons(args, df):
+    """A CLIPPreferenceRanker fitted on the comparisons of ``df``, saved; and what it saw."""
+    from skrank import CLIPPreferenceRanker
+    from skrank.persistence._io import save_with_cli
+
+    columns = (args.image_a_column, args.image_b_column)
+    named = [
+        ("--image-a-column", args.image_a_column),
+        ("--image-b-column", args.image_b_column),
+        ("--winner-column", args.winner_column),
+        ("--instruction-column", args.instruction_column),
+    ]
+    _check_distinct(named)
+    images = ComparisonImages.of(df, columns, ("--image-a-column", "--image-b-column"), args.csv)
+    texts = None
+    if args.instruction_column is not None:
+        texts = labels(df, args.instruction_column, "--instruction-column", args.csv)
+        texts = (args.instruction_column, texts.to_numpy())
+    y = winners(df, args.winner_column, args.csv)
+    X = images.frame(columns, texts)
+    params = _params(args, images.paths, X.columns)
+    params["image_columns"] = columns
+    with images.reading():
+        model = CLIPPreferenceRanker(**params).fit(X, y)
+    save_with_cli(model, args.out, cli={"winner_column": args.winner_column})
+    n_images = len(set(images.paths))
+    return model, f"{len(y)} comparisons of {n_images} images"
+
+
+def _params(args, paths: list, columns) -> dict:
+    """The parameters both estimators take from the options, once ``--out`` is checked
+    writable (``paths``: the images read; ``columns``: those the estimator gets)."""
     pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     inputs = [("--csv", args.csv)]
     if pretrained is not None and os.path.isfile(pretrained):
@@ -203,27 +323,14 @@ def run(args) -> int:
         "pretrained": pretrained,
         "device": args.device,
         "verbose": 0 if args.quiet else 2 if args.verbose else 1,
-        "image_column": args.image_column,
-        "group_column": args.group_column,
+        # With --instruction, no column of the table may be read as instructions (the
+        # estimator's default instruction_column, "instruction", could be an image column).
+        "instruction_column": args.instruction_column or _unused("instruction", columns),
     }
-    # With --instruction, no column of the table may be read as instructions (the
-    # estimator's default instruction_column, "instruction", could be the image column).
-    params["instruction_column"] = args.instruction_column or _unused("instruction", data)
-    for param in ("preset", "max_epochs", "batch_size", "lr", "random_state", "pair_scope"):
+    for param in ("preset", "max_epochs", "batch_size", "lr", "random_state"):
         if getattr(args, param) is not None:
             params[param] = getattr(args, param)
-    with images.reading():
-        ranker = CLIPRanker(**params).fit(pd.DataFrame(data), y)
-    save_with_cli(ranker, args.out, cli={"target_column": args.target_column})
-    with writing_stdout():
-        if args.quiet:  # the one line: the estimator printed no summary
-            print(
-                f"fitted {ranker.n_iter_} epoch(s) on {len(paths)} images in "
-                f"{time.perf_counter() - t0:.1f} s; saved to {args.out}"
-            )
-        else:  # after the estimator's summary line (epochs, the epoch kept, seconds)
-            print(f"{len(paths)} images; saved to {args.out}")
-    return 0
+    return params
 
 
 def _check_spread(y, row_instructions, args) -> None:

@@ -54,7 +54,11 @@ def add_parser(sub) -> None:
             "A FOLDER is searched recursively for image files, in any letter case:\n"
             + " ".join(e[1:] for e in IMAGE_EXTENSIONS)
             + " (hidden files and folders are skipped).\nWith --csv, the paths are "
-            "written as they appear in the CSV.\n" + RELATIVE_PATHS
+            "written as they appear in the CSV.\n"
+            "A preference model (`skrank fit --winner-column`) scores each image alone:\n"
+            "higher ranks above, and a difference of two scores is the log-odds that the\n"
+            "first ranks above the second (with --csv, name the column: --image-column).\n"
+            + RELATIVE_PATHS
         ),
         epilog=(
             "examples:\n"
@@ -69,7 +73,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--image-column",
         metavar="COL",
-        help="column of image paths in --csv (default: the column the model was fitted on)",
+        help="column of image paths in --csv (default: the column the model was fitted on; "
+        "needed for a model fitted on comparisons)",
     )
     p.add_argument(
         "--out", required=True, metavar="FILE", help="CSV file to write ('-': standard output)"

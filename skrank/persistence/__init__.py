@@ -12,7 +12,7 @@ backbone inside), but loading a pickle executes code: only load pickles from
 sources you trust. How a ranker pickles is :mod:`skrank.persistence._pickling`'s.
 
 The command line writes and reads its files through :func:`save_with_cli` and
-:func:`load_with_cli`, which add an optional ``cli`` record (the target
+:func:`load_with_cli`, which add an optional ``cli`` record (the target or winner
 column's name) to the same format; :func:`save` and :func:`load` are those
 without it.
 

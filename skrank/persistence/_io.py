@@ -1,4 +1,9 @@
-"""``save`` and ``load``: one safetensors file per fitted ranker (see :mod:`skrank.persistence`)."""
+"""``save`` and ``load``: one safetensors file per fitted estimator (see :mod:`skrank.persistence`).
+
+A file holds a :class:`~skrank.CLIPRanker` or a :class:`~skrank.CLIPPreferenceRanker`
+(its metadata says which; :data:`skrank.persistence._schema.ESTIMATORS`), and ``load``
+builds that class.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._devices import resolve_device
-from skrank._estimator.params import PARAMETERS, validate_params
+from skrank._estimator.params import validate_params
+from skrank._estimator.preference_ranker import CLIPPreferenceRanker
 from skrank._estimator.ranker import CLIPRanker
 from skrank._files import (
     FileTooLargeError,
@@ -28,13 +34,14 @@ from skrank._quote import shown
 from skrank.persistence._metadata import LOCAL_PARAMS, metadata_of
 from skrank.persistence._pickling import older_defaults, warn_if_other_version
 from skrank.persistence._schema import (
-    FITTED,
+    ESTIMATORS,
     FORMAT_VERSION,
     MAX_HEADER_BYTES,
     MAX_TENSOR_BYTES,
     SchemaError,
     _shown,
     check_header_length,
+    estimator_of,
     read_contents,
 )
 from skrank.persistence._schema_compat import RemovedVariantError
@@ -48,9 +55,19 @@ from skrank.persistence._schema_tensors import (
 
 __all__ = ["FORMAT_VERSION", "load", "load_with_cli", "save", "save_with_cli"]
 
+# The estimators a file may hold; ``load`` builds the one a file names.
+_CLASSES = {cls.__name__: cls for cls in (CLIPRanker, CLIPPreferenceRanker)}
+_SAVED = "CLIPRanker or CLIPPreferenceRanker"  # what save writes, in its messages
+
+
+def _defaults() -> dict:
+    """The parameters a file may lack, by estimator (``older_defaults`` of each)."""
+    return {name: older_defaults(cls) for name, cls in _CLASSES.items()}
+
 
 def _metadata(ranker, cli: dict | None = None) -> dict:
     """The file's metadata strings; raises SchemaError for values JSON cannot hold."""
+    kind = estimator_of(type(ranker))
     params = ranker.get_params(deep=False)
     if isinstance(params.get("random_state"), np.random.RandomState):
         warnings.warn(
@@ -60,8 +77,8 @@ def _metadata(ranker, cli: dict | None = None) -> dict:
             UserWarning,
             stacklevel=3,
         )
-    fitted = {k: getattr(ranker, k) for k in FITTED if hasattr(ranker, k)}
-    return metadata_of(params, ranker.adapter_.cfg.to_dict(), fitted, cli)
+    fitted = {k: getattr(ranker, k) for k in kind.fitted if hasattr(ranker, k)}
+    return metadata_of(kind, params, ranker.adapter_.cfg.to_dict(), fitted, cli)
 
 
 def _check_destination(path: str) -> None:
@@ -85,6 +102,9 @@ def _check_destination(path: str) -> None:
 def save(ranker, path: str | os.PathLike) -> None:
     """Write a fitted ranker to ``path`` (a safetensors file; no pickle inside).
 
+    A :class:`~skrank.CLIPRanker` or a :class:`~skrank.CLIPPreferenceRanker`;
+    the file says which, and :func:`load` builds that class.
+
     The file holds the adapter's float32 tensors and, as JSON, the parameters,
     the adapter config and the fitted attributes. ``save`` checks what it is
     about to write exactly as :func:`load` will check it, so a saved file always
@@ -93,7 +113,7 @@ def save(ranker, path: str | os.PathLike) -> None:
 
     Parameters
     ----------
-    ranker : CLIPRanker
+    ranker : CLIPRanker or CLIPPreferenceRanker
         Fitted. Not a Pipeline or a search: save their ranker (see Raises).
     path : str or path
         The file to write (replaced if it exists). Its folder must exist.
@@ -101,7 +121,7 @@ def save(ranker, path: str | os.PathLike) -> None:
     Raises
     ------
     TypeError
-        ``ranker`` is not a CLIPRanker: a ``Pipeline``, a ``GridSearchCV`` or
+        ``ranker`` is not one of those: a ``Pipeline``, a ``GridSearchCV`` or
         another object holding one. The message says what to do: save the
         fitted ranker inside it (``pipeline[-1]``, ``search.best_estimator_``),
         or pickle the whole object with ``joblib.dump`` (a CLIPRanker pickles
@@ -149,17 +169,17 @@ def save(ranker, path: str | os.PathLike) -> None:
 
 
 def _not_a_ranker(obj) -> TypeError:
-    """The refusal of ``save(obj)`` for anything but a CLIPRanker: what to do instead."""
+    """The refusal of ``save(obj)`` for anything but the estimators a file holds: what to
+    do instead."""
+    savable = tuple(_CLASSES.values())
 
     def ranker_last(pipeline) -> bool:
         steps = getattr(pipeline, "steps", None)
-        return (
-            isinstance(pipeline, Pipeline) and bool(steps) and isinstance(pipeline[-1], CLIPRanker)
-        )
+        return isinstance(pipeline, Pipeline) and bool(steps) and isinstance(pipeline[-1], savable)
 
     if isinstance(obj, type):
         return TypeError(
-            f"skrank.save writes a fitted CLIPRanker, not the class {obj.__name__}: fit an "
+            f"skrank.save writes a fitted {_SAVED}, not the class {obj.__name__}: fit an "
             "instance and save that"
         )
     best = getattr(obj, "best_estimator_", None)
@@ -178,12 +198,12 @@ def _not_a_ranker(obj) -> TypeError:
         what = "the refitted best ranker, skrank.save(search.best_estimator_, path)"
     else:
         name = "obj"
-        what = "the fitted CLIPRanker it holds"
+        what = "the fitted ranker it holds"
     kind = type(obj).__name__
     article = "an" if kind[:1].lower() in "aeiou" else "a"
     return TypeError(
-        f"skrank.save writes a fitted CLIPRanker, not {article} {kind}: save {what}; or "
-        f"pickle the whole object, joblib.dump({name}, 'model.joblib') (a CLIPRanker pickles "
+        f"skrank.save writes a fitted {_SAVED}, not {article} {kind}: save {what}; or "
+        f"pickle the whole object, joblib.dump({name}, 'model.joblib') (a ranker pickles "
         "without its backbone, which is rebuilt when loaded, and with its adapter on the CPU; "
         "load pickles only from sources you trust)"
     )
@@ -196,7 +216,7 @@ def save_with_cli(ranker, path: str | os.PathLike, cli: dict | None = None) -> N
     checked as :func:`load` checks it. Empty or None: the file is :func:`save`'s.
     """
 
-    if not isinstance(ranker, CLIPRanker):
+    if not isinstance(ranker, tuple(_CLASSES.values())):
         raise _not_a_ranker(ranker)
     check_is_fitted(ranker, "adapter_")
     path = os.fspath(path)
@@ -204,7 +224,7 @@ def save_with_cli(ranker, path: str | os.PathLike, cli: dict | None = None) -> N
     tensors = {k: v.detach().cpu().contiguous() for k, v in ranker.adapter_.state_dict().items()}
     try:
         meta = _metadata(ranker, cli)
-        contents = read_contents(meta, older_defaults(CLIPRanker))
+        contents = read_contents(meta, _defaults())
         _, expected, _ = expected_tensors(contents.config)
         check_tensor_table(tensor_table(tensors), expected)
         for name, tensor in tensors.items():
@@ -237,9 +257,9 @@ def load(path: str | os.PathLike, **params):
 
     Returns
     -------
-    CLIPRanker
-        Fitted, with the file's parameters (and ``params``), adapter and
-        fitted attributes.
+    CLIPRanker or CLIPPreferenceRanker
+        The estimator the file holds, fitted, with the file's parameters (and
+        ``params``), adapter and fitted attributes.
 
     Raises
     ------
@@ -247,10 +267,11 @@ def load(path: str | os.PathLike, **params):
         No file at ``path``.
     ValueError
         The file is not a skrank model, is truncated or corrupt, was written
-        by a newer format version, or breaks the schema: one error naming the
-        file and the field. A file made with one of skrank 0.1's architecture
-        variants (``fusion="one_mlp"`` and the like; ``docs/model.md``) is
-        refused by one error naming the option and its value: refit it.
+        by a newer format version, holds an estimator this skrank does not
+        know, or breaks the schema: one error naming the file and the field.
+        A file made with one of skrank 0.1's architecture variants
+        (``fusion="one_mlp"`` and the like; ``docs/model.md``) is refused by
+        one error naming the option and its value: refit it.
 
     Examples
     --------
@@ -275,12 +296,8 @@ def load_with_cli(path: str | os.PathLike, **params):
     to the recorded one); checks and raises exactly as :func:`load`.
     """
     path = os.fspath(path)
-    defaults = older_defaults(CLIPRanker)
-    if params:  # the caller's own mistakes are named as theirs, not the file's
-        unknown = sorted(set(params) - set(PARAMETERS))
-        if unknown:
-            raise TypeError(f"load() got unknown parameter(s) {unknown}; see CLIPRanker")
-        validate_params({**defaults, **params})
+    defaults = _defaults()
+    _check_arguments(params, defaults)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no skrank model file at {path!r}")
     try:
@@ -302,12 +319,28 @@ def load_with_cli(path: str | os.PathLike, **params):
     adapter.load_state_dict(state, strict=True, assign=True)  # the checked tensors themselves
     adapter.eval()
     warn_if_other_version(contents.skrank_version, repr(path))
-    local = {k: defaults[k] for k in LOCAL_PARAMS if k not in params}
-    ranker = CLIPRanker(**{**contents.params, **local})
+    own = defaults[contents.estimator]
+    local = {k: own[k] for k in LOCAL_PARAMS if k in own and k not in params}
+    ranker = _CLASSES[contents.estimator](**{**contents.params, **local})
     ranker.adapter_ = adapter
     for key, value in contents.fitted.items():
         setattr(ranker, key, value)
     return ranker, dict(contents.cli)
+
+
+def _check_arguments(params: dict, defaults: dict) -> None:
+    """Refuse, before the file is read, the caller's own mistakes, named as theirs: a
+    parameter no estimator takes, or a value refused by the table of each estimator that
+    takes all of ``params``. One a file's estimator lacks is refused once it is read."""
+    if not params:
+        return
+    tables = {name: ESTIMATORS[name].parameters for name in defaults}
+    unknown = sorted(set(params).difference(*tables.values()))
+    if unknown:
+        raise TypeError(f"load() got unknown parameter(s) {unknown}; see {_SAVED}")
+    for name, table in tables.items():
+        if set(params) <= set(table):
+            validate_params({**defaults[name], **params}, table)
 
 
 def _check_device(path: str, device) -> None:

@@ -1,11 +1,11 @@
 """What a model file's metadata holds, and the check ``fit`` runs before it trains.
 
 :func:`metadata_of` turns parameters, the adapter config and the fitted
-attributes into the file's JSON strings (:func:`to_plain` converts each value
-or refuses it); :func:`check_storable` runs the same checks, and the schema
-:func:`skrank.load` reads with, on what a fit fixes before training, so that a
-fit never trains a model ``save`` could not write. It does not import the
-estimator: its defaults are passed in.
+attributes of one estimator into the file's JSON strings (:func:`to_plain`
+converts each value or refuses it); :func:`check_storable` runs the same
+checks, and the schema :func:`skrank.load` reads with, on what a fit fixes
+before training, so that a fit never trains a model ``save`` could not write.
+It does not import the estimators: ``check_storable`` is given the one that fits.
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ import torch
 
 from skrank._estimator.params import InvalidParameterError
 from skrank._version import __version__
+from skrank.persistence._pickling import older_defaults
 from skrank.persistence._schema import (
     _CACHE_INFO_KEYS,
     FORMAT_NAME,
     FORMAT_VERSION,
+    RANKER,
+    Estimator,
     SchemaError,
     _shown,
+    estimator_of,
     read_contents,
 )
 from skrank.persistence._schema_tensors import expected_tensors
@@ -38,15 +42,20 @@ __all__ = ["LOCAL_PARAMS", "check_storable", "metadata_of", "to_plain"]
 LOCAL_PARAMS = ("cache", "cache_dir", "callbacks")
 
 
-def metadata_of(params: dict, config: dict, fitted: dict, cli: dict | None = None) -> dict:
+def metadata_of(
+    kind: Estimator, params: dict, config: dict, fitted: dict, cli: dict | None = None
+) -> dict:
+    """The metadata strings of a file of the estimator ``kind``; raises SchemaError for
+    values JSON cannot hold."""
     stored = {}
     for key, value in params.items():
         if key in LOCAL_PARAMS:
             continue
         if key == "random_state" and isinstance(value, np.random.RandomState):
             value = None
-        stored[key] = to_plain(value, f"params.{key}", scalar=True)
-    meta = {
+        stored[key] = _plain_param(kind, key, value)
+    meta = {} if kind is RANKER else {"estimator": kind.name}  # none: a CLIPRanker
+    meta |= {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
         "skrank_version": __version__,
@@ -60,6 +69,14 @@ def metadata_of(params: dict, config: dict, fitted: dict, cli: dict | None = Non
     return meta
 
 
+def _plain_param(kind: Estimator, key: str, value):
+    """A parameter's value as JSON holds it: a scalar, or a list for a pair of labels."""
+    field = f"params.{key}"
+    if key in kind.pairs and isinstance(value, (tuple, list)):
+        return [to_plain(v, f"{field}[{i}]", scalar=True) for i, v in enumerate(value)]
+    return to_plain(value, field, scalar=True)
+
+
 # What a refusal of check_storable is about, in the words of fit's arguments.
 _STORABLE_HINTS = {
     "fitted.instructions_": "an instruction of X (its instruction column or the instruction "
@@ -71,19 +88,17 @@ _STORABLE_HINTS = {
 }
 
 
-def check_storable(
-    params: dict, defaults: dict, config, backbone_info: dict, scaling, preset: str
-) -> None:
+def check_storable(estimator, config, fixed: dict) -> None:
     """Refuse, before any training, a fit whose result :func:`save` could not write.
 
     Runs the checks of :func:`save` (the schema :func:`load` reads with) on
-    everything a fit fixes before it trains: the parameters as given
-    (``params``, the ranker's ``get_params``; ``defaults`` what a file lacking
-    one reads, :func:`skrank.persistence._pickling.older_defaults`), the adapter ``config``, the
-    backbone's ``backbone_info``, the instructions and the targets' scaling.
-    Only the trained weights and the history are left for ``save`` to check.
-    A parameter JSON cannot hold (a tuple column label) is a warning: the
-    ranker fits, predicts and pickles, but :func:`save` will refuse it.
+    everything a fit fixes before it trains: the parameters of ``estimator``
+    (the one fitting) as given, the adapter ``config`` and ``fixed``, the
+    fitted attributes known before training (the instructions, the backbone's
+    ``backbone_info_``, the preset, CLIPRanker's target scaling, ...). Only the
+    trained weights, the history and the cache's counts are left for ``save``
+    to check. A parameter JSON cannot hold (a tuple column label) is a warning:
+    the estimator fits, predicts and pickles, but :func:`save` will refuse it.
 
     Raises
     ------
@@ -92,46 +107,51 @@ def check_storable(
     ValueError
         For data (instructions, targets) the file could not hold, naming them.
     """
+    kind = estimator_of(type(estimator))
+    defaults = older_defaults(type(estimator))
+    params = _storable_params(kind, estimator.get_params(deep=False), defaults)
+    fitted = {
+        "history_": [],
+        "n_iter_": 0,
+        # no cache yet: kind None, every count 0
+        "cache_info_": {"kind": None, **dict.fromkeys(_CACHE_INFO_KEYS[1:], 0)},
+        **fixed,
+    }
+    try:
+        meta = metadata_of(kind, params, config.to_dict(), fitted)
+        contents = read_contents(meta, {kind.name: defaults})
+        expected_tensors(contents.config)
+    except SchemaError as exc:
+        about = next((v for k, v in _STORABLE_HINTS.items() if exc.field.startswith(k)), None)
+        text = (
+            f"fit refuses this before training: save could not write the fitted "
+            f"{kind.name} ({exc}{'' if about is None else f'; this is about {about}'})"
+        )
+        if exc.field.startswith(("params", "adapter_config")):
+            raise InvalidParameterError(text) from None
+        raise ValueError(text) from None
+
+
+def _storable_params(kind: Estimator, params: dict, defaults: dict) -> dict:
+    """``params`` as a file would hold them: where skrank writes as the defaults, and a
+    value JSON cannot hold replaced by its default, with a warning."""
     storable = {}
     for key, value in params.items():
         if key in LOCAL_PARAMS:
             storable[key] = defaults[key]
             continue
         try:
-            to_plain(value, f"params.{key}", scalar=True)
+            _plain_param(kind, key, value)
         except SchemaError as exc:
             warnings.warn(
-                f"save will refuse this ranker: {exc}; fit, predict and pickling (joblib) "
-                "are not affected",
+                f"save will refuse this {kind.name}: {exc}; fit, predict and pickling "
+                "(joblib) are not affected",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             value = defaults[key]
         storable[key] = value
-    fitted = {
-        "instructions_": list(scaling.instructions),
-        "y_mean_": scaling.means,
-        "y_scale_": scaling.scales,
-        "history_": [],
-        "n_iter_": 0,
-        "preset_": preset,
-        "backbone_info_": backbone_info,
-        # no cache yet: kind None, every count 0
-        "cache_info_": {"kind": None, **dict.fromkeys(_CACHE_INFO_KEYS[1:], 0)},
-    }
-    try:
-        meta = metadata_of(storable, config.to_dict(), fitted)
-        contents = read_contents(meta, defaults)
-        expected_tensors(contents.config)
-    except SchemaError as exc:
-        about = next((v for k, v in _STORABLE_HINTS.items() if exc.field.startswith(k)), None)
-        text = (
-            f"fit refuses this before training: save could not write the fitted ranker "
-            f"({exc}{'' if about is None else f'; this is about {about}'})"
-        )
-        if exc.field.startswith(("params", "adapter_config")):
-            raise InvalidParameterError(text) from None
-        raise ValueError(text) from None
+    return storable
 
 
 def to_plain(value, field: str, scalar: bool = False):

@@ -1,4 +1,4 @@
-"""How a CLIPRanker pickles, and the one skrank-version warning pickles and files share."""
+"""How the estimators pickle, and the one skrank-version warning pickles and files share."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import warnings
 
 from skrank._estimator.presets import BEFORE
 from skrank._version import __version__
+from skrank.persistence._schema import estimator_of
 from skrank.persistence._schema_compat import check_pickled_state
 
 __all__ = ["PickleRules", "older_defaults", "warn_if_other_version"]
@@ -24,7 +25,8 @@ def warn_if_other_version(saved: str | None, what: str, stacklevel: int = 3) -> 
 
 
 class PickleRules:
-    """How a CLIPRanker pickles: the adapter on the CPU, the skrank version recorded.
+    """How an estimator (CLIPRanker, CLIPPreferenceRanker) pickles: the adapter on the
+    CPU, the skrank version recorded.
 
     The frozen backbone is never pickled (it is rebuilt from its spec), and
     tensors are stored on the CPU so a CUDA-fitted ranker loads anywhere. A
@@ -44,9 +46,10 @@ class PickleRules:
     def __setstate__(self, state):
         saved = state.pop("_skrank_version", None)
         if saved is not None:
-            warn_if_other_version(saved, "this CLIPRanker", stacklevel=4)
+            warn_if_other_version(saved, f"this {type(self).__name__}", stacklevel=4)
         check_pickled_state(state)  # the loader's rules for older models
-        if "adapter_" in state and "best_epoch_" not in state:
+        fitted = estimator_of(type(self)).fitted
+        if "adapter_" in state and "best_epoch_" in fitted and "best_epoch_" not in state:
             state["best_epoch_"] = None  # pickled before it was recorded: unknown
         super().__setstate__({**_missing_params(state, type(self)), **state})
 
@@ -64,5 +67,6 @@ def _missing_params(state: dict, cls) -> dict:
 
 def older_defaults(cls) -> dict:
     """What fills the parameters an older pickle or file lacks: the defaults of ``cls``
-    (``CLIPRanker``), but ``preset`` is the one every fit made before it existed used."""
+    (``CLIPRanker``, ``CLIPPreferenceRanker``), but ``preset`` is the one every fit made
+    before it existed used."""
     return {**cls().get_params(deep=False), "preset": BEFORE}

@@ -4,9 +4,14 @@ A file written by :func:`skrank.save` is a safetensors file: an 8-byte header
 length, a JSON header (each tensor's name, dtype, shape and offsets, plus string
 metadata) and the tensor bytes. The metadata holds six strings: ``format``,
 ``format_version``, ``skrank_version`` and three JSON documents, ``params``,
-``adapter_config`` and ``fitted``; a file written by ``skrank fit`` has a
-seventh, optional one, ``cli``: what the command line was given that the
-estimator does not hold (the target column's name).
+``adapter_config`` and ``fitted``; a file written by ``skrank fit`` has an
+optional one, ``cli``: what the command line was given that the estimator does
+not hold (the target or winner column's name). A file of an estimator other
+than ``CLIPRanker`` names it in an ``estimator`` string; the parameter table,
+the fitted attributes, the history's keys and the ``cli`` keys a file may hold
+are that estimator's (:class:`Estimator`, :data:`ESTIMATORS`). A file without
+one holds a ``CLIPRanker``, as every file written before other estimators could
+be saved does.
 
 :func:`read_contents` checks the metadata against the schema below and
 :func:`expected_tensors` derives, from the checked adapter config and on the
@@ -38,7 +43,12 @@ from skrank._bounds import (
     MAX_TARGET,
     MAX_VALIDATION_SETS,
 )
-from skrank._estimator.params import PARAMETERS, Interval, validate_params
+from skrank._estimator.params import (
+    PARAMETERS,
+    PREFERENCE_PARAMETERS,
+    Interval,
+    validate_params,
+)
 from skrank._estimator.presets import BEFORE as PRESET_BEFORE
 from skrank._estimator.presets import PRESETS
 from skrank._model.adapter import OPTIONS, AdapterConfig
@@ -57,13 +67,16 @@ from skrank.persistence._schema_json import (
 )
 
 __all__ = [
+    "ESTIMATORS",
     "FITTED",
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "CLI_KEYS",
     "Contents",
+    "Estimator",
     "SchemaError",
     "check_header_length",
+    "estimator_of",
     "read_contents",
 ]
 
@@ -91,9 +104,11 @@ _MAX_CHARS = {
     "adapter_config": 2**12,
     "fitted": 2**23,
     "cli": 2**14,
+    "estimator": 64,
 }
-# Metadata a file may lack: the command line's record (files saved from Python have none).
-_METADATA_OPTIONAL = ("cli",)
+# Metadata a file may lack: the command line's record (files saved from Python have none)
+# and the estimator's name (a file without one holds a CLIPRanker).
+_METADATA_OPTIONAL = ("cli", "estimator")
 _MAX_JSON_ITEMS = (16 + 2 * MAX_VALIDATION_SETS) * MAX_HISTORY + 4 * MAX_INSTRUCTIONS + 1024
 _MAX_DEPTH = 5  # fitted -> history_ -> entry -> validation -> score is the deepest
 
@@ -121,15 +136,77 @@ _CACHE_INFO_KEYS = ("kind", "hits", "misses", "images_encoded", "bytes")
 CLI_KEYS = ("target_column",)
 
 
+@dataclass(frozen=True)
+class Estimator:
+    """The part of a model file's schema that is one estimator's.
+
+    ``name`` is the class a file holds, as its ``estimator`` metadata says
+    (none: ``CLIPRanker``). A file's parameters are ``parameters``' names
+    (each optional: a file predating one reads the default) checked by that
+    table; ``pairs`` are parameters holding two column labels, stored as a
+    JSON list and read back as a tuple. ``fitted`` are the attributes a file
+    sets, exactly these (``fitted_optional`` may be missing, as in files older
+    than them); ``history`` the keys of each epoch of ``history_``
+    (``"epoch"`` a count, ``"val_score"`` a score, ``"validation"`` the named
+    sets' scores, any other a non-negative number), ``history_optional`` those
+    an epoch may lack; ``cli_keys`` the keys of the command line's record.
+    """
+
+    name: str
+    parameters: Mapping[str, list]
+    fitted: tuple[str, ...]
+    history: tuple[str, ...]
+    cli_keys: tuple[str, ...]
+    pairs: tuple[str, ...] = ()
+    fitted_optional: tuple[str, ...] = ()
+    history_optional: tuple[str, ...] = ()
+
+
+RANKER = Estimator(
+    "CLIPRanker",
+    PARAMETERS,
+    FITTED,
+    _HISTORY_KEYS,
+    CLI_KEYS,
+    fitted_optional=_FITTED_OPTIONAL,
+    history_optional=_HISTORY_OPTIONAL,
+)
+PREFERENCE_RANKER = Estimator(
+    "CLIPPreferenceRanker",
+    PREFERENCE_PARAMETERS,
+    ("instructions_", "history_", "n_iter_", "lr_", "preset_", "backbone_info_", "cache_info_"),
+    ("epoch", "loss", "score_loss", "rank_loss", "lr", "seconds"),
+    ("winner_column",),
+    pairs=("image_columns",),
+)
+ESTIMATORS = {kind.name: kind for kind in (RANKER, PREFERENCE_RANKER)}
+
+
+def estimator_of(cls: type) -> Estimator:
+    """The schema of the estimator class ``cls``: that of the first class in its method
+    resolution order the schema knows (a subclass of CLIPRanker saves as a CLIPRanker).
+
+    Raises
+    ------
+    TypeError
+        For a class that is no estimator a model file holds.
+    """
+    kind = next((ESTIMATORS[c.__name__] for c in cls.__mro__ if c.__name__ in ESTIMATORS), None)
+    if kind is None:
+        raise TypeError(f"{cls.__name__} is not one of {', '.join(ESTIMATORS)}")
+    return kind
+
+
 @dataclass
 class Contents:
     """The checked metadata of a model file."""
 
     skrank_version: str
-    params: dict  # as stored: plain JSON values, checked against PARAMETERS
+    params: dict  # as stored (pairs as tuples), checked against the estimator's table
     config: AdapterConfig
-    fitted: dict  # y_mean_ and y_scale_ as float64 arrays
+    fitted: dict  # y_mean_ and y_scale_ (CLIPRanker's) as float64 arrays
     cli: dict = dataclasses.field(default_factory=dict)  # the ``cli`` document, or {}
+    estimator: str = RANKER.name  # which estimator the file holds
 
 
 def _json(meta: Mapping, key: str):
@@ -156,15 +233,19 @@ def check_header_length(length: int, file_size: int) -> None:
         raise SchemaError("header", f"claims {length} bytes but the file has {file_size}")
 
 
-def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "") -> Contents:
+def read_contents(
+    meta, defaults: Mapping[str, dict], overrides: Mapping = (), hint: str = ""
+) -> Contents:
     """Check a file's metadata against the schema.
 
     Parameters
     ----------
     meta : dict of str to str, or None
         The safetensors metadata.
-    defaults : dict
-        ``CLIPRanker``'s default parameters: they fill those a file predates.
+    defaults : mapping of str to dict
+        The default parameters of each estimator a file may hold, by name
+        (:func:`skrank.persistence._pickling.older_defaults`): they fill those a
+        file predates. A file of an estimator not in it is refused.
     overrides : mapping, default=()
         Parameters that replace the file's (the arguments of ``load``) before
         the whole set is validated by :func:`skrank._estimator.params.validate_params`,
@@ -203,25 +284,48 @@ def read_contents(meta, defaults: dict, overrides: Mapping = (), hint: str = "")
     saved_by = _string(meta, "skrank_version")
     if not re.fullmatch(r"[0-9A-Za-z.+!_-]{1,64}", saved_by):  # it is echoed in a warning
         raise SchemaError("metadata.skrank_version", f"{_shown(saved_by)} is not a version")
+    kind = _estimator(meta, defaults)
     first = int(version) == 1
     config = _check_config(_json(meta, "adapter_config"), first)
     # A file from before an architecture option was a parameter: the adapter's own value.
-    defaults = {**defaults, **{k: getattr(config, k) for k in OPTIONS if k in defaults}}
+    own = defaults[kind.name]
+    own = {**own, **{k: getattr(config, k) for k in OPTIONS if k in own}}
     params = _json(meta, "params")
     if first:
         params = drop_removed_options(params, "params", absent_is_old=False)
-    params = _check_params(params, defaults, dict(overrides), hint)
-    fitted = _check_fitted(_json(meta, "fitted"))
+    params = _check_params(params, kind, own, dict(overrides), hint)
+    fitted = _check_fitted(_json(meta, "fitted"), kind)
     _check_agreement(params, config, fitted)
-    cli = _check_cli(_json(meta, "cli")) if "cli" in meta else {}
-    return Contents(saved_by, params, config, fitted, cli)
+    cli = _check_cli(_json(meta, "cli"), kind) if "cli" in meta else {}
+    return Contents(saved_by, params, config, fitted, cli, kind.name)
 
 
-def _check_params(params, defaults: dict, overrides: dict, hint: str) -> dict:
-    _keys(params, "params", tuple(PARAMETERS), optional=tuple(PARAMETERS))
-    merged = {**defaults, **params, **overrides}
-    try:
-        validate_params(merged, resolve=False)  # the device is the loading machine's
+def _estimator(meta: Mapping, defaults: Mapping[str, dict]) -> Estimator:
+    """The estimator a file holds: its ``estimator`` metadata, or CLIPRanker without one."""
+    if "estimator" not in meta:
+        return RANKER
+    name = _string(meta, "estimator")
+    if name not in ESTIMATORS or name not in defaults:
+        readable = [n for n in ESTIMATORS if n in defaults]
+        raise SchemaError(
+            "metadata.estimator",
+            f"{_shown(name)} is not an estimator this skrank reads ({', '.join(readable)}); "
+            "if a newer skrank wrote the file, upgrade skrank",
+        )
+    return ESTIMATORS[name]
+
+
+def _check_params(params, kind: Estimator, defaults: dict, overrides: dict, hint: str) -> dict:
+    names = tuple(kind.parameters)
+    _keys(params, "params", names, optional=names)
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:  # an argument of load this estimator does not take (load blames it)
+        raise SchemaError(f"params.{unknown[0]}", f"is not a parameter of {kind.name}")
+    # A pair of column labels is a JSON list: the estimator holds a tuple.
+    pairs = {k: tuple(v) for k, v in params.items() if k in kind.pairs and isinstance(v, list)}
+    merged = {**defaults, **params, **pairs, **overrides}
+    try:  # the device is the loading machine's
+        validate_params(merged, kind.parameters, resolve=False)
     except (ValueError, TypeError) as exc:
         raise SchemaError("params", f"{exc}{hint}") from None
     return merged
@@ -255,27 +359,23 @@ def _lowest(name: str) -> int:
     return min(c.low for c in PARAMETERS[name] if isinstance(c, Interval))
 
 
-def _check_fitted(fitted) -> dict:
-    _keys(fitted, "fitted", FITTED, optional=_FITTED_OPTIONAL)
+def _check_fitted(fitted, kind: Estimator) -> dict:
+    _keys(fitted, "fitted", kind.fitted, optional=kind.fitted_optional)
     out = dict(fitted)
     instructions = _list(fitted["instructions_"], "fitted.instructions_", 1, MAX_INSTRUCTIONS)
     for i, text in enumerate(instructions):
         _text(text, f"fitted.instructions_[{i}]")
     if len(set(instructions)) != len(instructions):
         raise SchemaError("fitted.instructions_", "lists an instruction twice")
-    for name, low_open in (("y_mean_", False), ("y_scale_", True)):
-        field = f"fitted.{name}"
-        values = _list(fitted[name], field, len(instructions), len(instructions))
-        low = 0.0 if low_open else -MAX_TARGET
-        out[name] = np.array(
-            [_real(v, f"{field}[{i}]", low, MAX_TARGET, low_open) for i, v in enumerate(values)]
-        )
+    if "y_mean_" in kind.fitted:  # CLIPRanker's targets' scaling
+        out.update(_check_scaling(fitted, len(instructions)))
     for i, entry in enumerate(_list(fitted["history_"], "fitted.history_", 0, MAX_HISTORY)):
-        _check_epoch(entry, f"fitted.history_[{i}]")
+        _check_epoch(entry, f"fitted.history_[{i}]", kind)
     _int(fitted["n_iter_"], "fitted.n_iter_", 0, MAX_EPOCH)  # across warm starts
-    out["best_epoch_"] = fitted.get("best_epoch_")
-    if out["best_epoch_"] is not None:
-        _int(out["best_epoch_"], "fitted.best_epoch_", 1, MAX_EPOCH)
+    if "best_epoch_" in kind.fitted:
+        out["best_epoch_"] = fitted.get("best_epoch_")
+        if out["best_epoch_"] is not None:
+            _int(out["best_epoch_"], "fitted.best_epoch_", 1, MAX_EPOCH)
     if "lr_" in fitted:
         _real(fitted["lr_"], "fitted.lr_", 0.0, math.inf, low_open=True)
     out["preset_"] = fitted.get("preset_", PRESET_BEFORE)
@@ -284,8 +384,26 @@ def _check_fitted(fitted) -> dict:
             "fitted.preset_", f"{_shown(out['preset_'])} is not one of {list(PRESETS)}"
         )
     _check_backbone_info(fitted["backbone_info_"])
+    _check_cache_info(fitted["cache_info_"])
+    return out
+
+
+def _check_scaling(fitted: dict, n: int) -> dict:
+    """``y_mean_`` and ``y_scale_``: one bounded number per instruction, as float64 arrays."""
+    out = {}
+    for name, low_open in (("y_mean_", False), ("y_scale_", True)):
+        field = f"fitted.{name}"
+        values = _list(fitted[name], field, n, n)
+        low = 0.0 if low_open else -MAX_TARGET
+        out[name] = np.array(
+            [_real(v, f"{field}[{i}]", low, MAX_TARGET, low_open) for i, v in enumerate(values)]
+        )
+    return out
+
+
+def _check_cache_info(info) -> None:
     info = _keys(
-        fitted["cache_info_"],
+        info,
         "fitted.cache_info_",
         _CACHE_INFO_KEYS + ("placement",),
         optional=("placement",),  # where a memory cache held the tokens (recent files)
@@ -296,12 +414,11 @@ def _check_fitted(fitted) -> dict:
         raise SchemaError("fitted.cache_info_.kind", f"{_shown(info['kind'])} is not a cache")
     for key in _CACHE_INFO_KEYS[1:]:
         _int(info[key], f"fitted.cache_info_.{key}", 0, MAX_INT)
-    return out
 
 
-def _check_cli(values) -> dict:
+def _check_cli(values, kind: Estimator) -> dict:
     """The command line's record: known keys only, each a column name (non-empty text)."""
-    _keys(values, "cli", CLI_KEYS, optional=CLI_KEYS)
+    _keys(values, "cli", kind.cli_keys, optional=kind.cli_keys)
     for key, value in values.items():
         # A CSV header may name a column "  ": blank is a name, empty is not.
         if not isinstance(value, str) or not value:
@@ -309,12 +426,15 @@ def _check_cli(values) -> dict:
     return dict(values)
 
 
-def _check_epoch(entry, field: str) -> None:
-    _keys(entry, field, _HISTORY_KEYS + _HISTORY_OPTIONAL, optional=_HISTORY_OPTIONAL)
+def _check_epoch(entry, field: str, kind: Estimator) -> None:
+    optional = kind.history_optional
+    _keys(entry, field, kind.history + optional, optional=optional)
     _int(entry["epoch"], f"{field}.epoch", 1, MAX_EPOCH)
-    for key in ("loss", "reg_loss", "rank_loss", "lr", "seconds"):
-        _real(entry[key], f"{field}.{key}", 0.0, math.inf)
-    _check_score(entry["val_score"], f"{field}.val_score")
+    for key in kind.history:
+        if key not in ("epoch", "val_score"):  # losses, the learning rate, seconds
+            _real(entry[key], f"{field}.{key}", 0.0, math.inf)
+    if "val_score" in entry:
+        _check_score(entry["val_score"], f"{field}.val_score")
     scores = entry.get("validation", {})
     if not isinstance(scores, dict) or len(scores) > MAX_VALIDATION_SETS:
         raise SchemaError(

@@ -28,6 +28,7 @@ from tests.cli.helpers import assert_one_line_error, python_spellings, run
 
 INSTRUCTION = "Sort the images by brightness."
 TINY = ("--backbone", "skrank-tiny", "--device", "cpu", "--quiet")
+PAIR_COLUMNS = ("--image-a-column", "a", "--image-b-column", "b", "--winner-column", "w")
 QUICK = (*TINY, "--epochs", "1", "--batch-size", "4", "--random-state", "0")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -45,7 +46,8 @@ def one_line_error(rc, err, command, *needles, status=2):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    """8 graded PNGs, a CSV of them (relative paths) and a model fitted on them."""
+    """8 graded PNGs, a CSV of them (relative paths) and a model fitted on them; a CSV of
+    comparisons of them (columns a, b and w) and a preference model fitted on it."""
     root = tmp_path_factory.mktemp("hostile")
     (root / "imgs").mkdir()
     rows = []
@@ -58,6 +60,15 @@ def data(tmp_path_factory):
     rc = main(
         ["fit", "--csv", str(root / "train.csv"), "--image-column", "file", "--target-column"]
         + ["y", "--instruction", INSTRUCTION, "--out", str(model), *QUICK]
+    )
+    assert rc == 0
+    pairs = [(i, (i + k) % 8) for k in (1, 3) for i in range(8)]
+    winner = ["a" if i > j else "B" for i, j in pairs]
+    first, second = [f"imgs/{i}.png" for i, _ in pairs], [f"imgs/{j}.png" for _, j in pairs]
+    pd.DataFrame({"a": first, "b": second, "w": winner}).to_csv(root / "pairs.csv", index=False)
+    rc = main(
+        ["fit", "--csv", str(root / "pairs.csv"), *PAIR_COLUMNS, "--out", str(root / "p.skrank")]
+        + ["--instruction", INSTRUCTION, *QUICK]
     )
     assert rc == 0
     return root
@@ -470,7 +481,12 @@ BAD = {
     "preset": ["", "papers", "Paper"],
     "random_state": ["-1", "4294967296", "seven"],
     "device": ["", "tpu", "cuda:x", "cuda:99"],
+    # Comparisons (pairs.csv: a, b, w), with a preference model for evaluate.
+    "image_a_column": ["", "nope", "w"],  # 'w' holds no image paths
+    "image_b_column": ["", "nope", "a"],  # 'a' is the first image's column
+    "winner_column": ["", "nope", "b"],  # 'b' holds image paths, not winners
 }
+COMPARISON_FLAGS = ("--image-a-column", "--image-b-column", "--winner-column")
 # Commands that score with a saved model also refuse what the model does not know.
 BAD_FOR_A_MODEL = {
     "instruction": ["Sort the images by size."],
@@ -519,10 +535,14 @@ def test_a_bad_value_is_one_line_naming_the_option(
     data, tmp_path, capsys, command, dest, flag, value
 ):
     assert value is not None, f"no bad value for {command} {flag}: add some to BAD"
-    model = data / "m.skrank"
-    given = {"--csv": data / "train.csv"}
+    pairs = flag in COMPARISON_FLAGS
+    model = data / ("p.skrank" if pairs else "m.skrank")
+    given = {"--csv": data / ("pairs.csv" if pairs else "train.csv")}
     if command == "fit":
-        given.update({"--image-column": "file", "--target-column": "y"})
+        if pairs:
+            given.update(dict(zip(PAIR_COLUMNS[::2], PAIR_COLUMNS[1::2])))
+        else:
+            given.update({"--image-column": "file", "--target-column": "y"})
         given.update({"--instruction": INSTRUCTION, "--out": tmp_path / "m.skrank"})
         given.update({"--backbone": "skrank-tiny", "--device": "cpu", "--epochs": "1"})
         given.update({"--batch-size": "4", "--random-state": "0"})
