@@ -298,8 +298,6 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         """
         t_start = time.perf_counter()
         params = validate_params(self.get_params(deep=False), TABLE)
-        if params["score_weight"] == 0 and params["rank_weight"] == 0:
-            raise ValueError("score_weight=0 and rank_weight=0 leave nothing to train")
         parsed = self._comparisons(X, fitted=False)
         y = check_labels(y, len(parsed.a))
         weight = None if sample_weight is None else check_sample_weight(sample_weight, len(y))
