@@ -394,10 +394,14 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+TIE = 0.005  # within-photo SRCCs closer than this are a tie (one swap in one photo: ~0.002)
+
+
 def acceptance(summary: dict, kind: str, n: int) -> tuple[float | None, str]:
     """(CLIPPreferenceRanker's within-photo SRCC over CLIPRanker-true's, a verdict):
     ``ok`` when the ratio is at least 0.9 and the preference score beats both
-    Bradley-Terry rows, else what fails (no ratio where CLIPRanker-true is not above 0)."""
+    Bradley-Terry rows by more than :data:`TIE`, else what fails: ``ties BT`` within
+    it, ``below BT`` under it (no ratio where CLIPRanker-true is not above 0)."""
     ours, true = summary.get((kind, n, PREFERENCE)), summary.get((kind, n, TRUE))
     if ours is None or true is None:
         return None, ""
@@ -408,8 +412,10 @@ def acceptance(summary: dict, kind: str, n: int) -> tuple[float | None, str]:
     fails = []
     if ratio < 0.9:
         fails.append("< 0.9 of true")
-    if bts and ours["srcc_within"][0] <= max(bts):
+    if bts and ours["srcc_within"][0] < max(bts) - TIE:
         fails.append("below BT")
+    elif bts and ours["srcc_within"][0] <= max(bts) + TIE:
+        fails.append("ties BT")
     return ratio, "ok" if not fails else "**" + ", ".join(fails) + "**"
 
 
@@ -433,8 +439,9 @@ def markdown(rows: list[dict], command: str) -> str:
         "",
         "`ratio`: CLIPPreferenceRanker / CLIPRanker-true (within photo); `verdict`: `ok` "
         "when the ratio is at least 0.9 and CLIPPreferenceRanker beats both Bradley-Terry "
-        "rows. CLIPRanker-true is fitted on the true targets of the images in the "
-        "comparisons (`images`: how many of the 128 training images that is).",
+        f"rows by more than {TIE} (closer: `ties BT`). CLIPRanker-true is fitted on the true "
+        "targets of the images in the comparisons (`images`: how many of the 128 training "
+        "images that is, per draw).",
         "",
     ]
     for kind in dict.fromkeys(r["kind"] for r in rows):
@@ -536,6 +543,7 @@ def main(argv=None) -> None:
     p.add_argument("--tag", default="skrank-tiny")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--render", action="store_true", help="only redraw .md and .png")
+    p.add_argument("--made-by", help="with --render: the command(s) the .md names")
     args = p.parse_args(argv)
     if not set(args.active) <= set(args.sizes):
         raise SystemExit(f"--active {args.active} must be among --sizes {args.sizes}")
@@ -546,7 +554,7 @@ def main(argv=None) -> None:
     path = stem.with_suffix(".json")
     old = json.loads(path.read_text()) if path.exists() else []
     if args.render:
-        write(old, stem, command, not args.no_plot)
+        write(old, stem, args.made_by or command, not args.no_plot)
         return
     warnings.filterwarnings("ignore", message=".*random .*weights")
     commit = git_commit()
