@@ -117,14 +117,14 @@ def main(argv=None) -> None:
                                  groups[test], commit))  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
             for setting in ["default", *args.settings]:
+                params = {"random_state": draw, **parse_setting(setting)}  # a seed may be set
                 model = CLIPPreferenceRanker(
                     task.instruction,
                     backbone="skrank-tiny",
                     pretrained=None,
                     device="cpu",
                     verbose=0,
-                    random_state=draw,
-                    **parse_setting(setting),
+                    **params,
                 )
                 t0 = time.perf_counter()
                 model.fit(X, labels)
