@@ -6,7 +6,8 @@ Per draw, ``--train-photos`` photos (16 of 22: 128 images) are the training phot
 and the others are held out. One list of random comparisons is drawn per draw:
 two distinct training images (one instruction), uniform over ordered pairs, a pair
 may come again (another annotator); a budget of ``n`` comparisons is the list's first
-``n``, so the budgets are nested. A comparison (a, b) is labelled
+``n``, so the budgets are nested (the list is as long as the largest ``--sizes``: a
+run with another largest size draws other comparisons). A comparison (a, b) is labelled
 
 - P(a above b) = sigmoid((y_a - y_b) / T), T = ``--temperature`` x the standard
   deviation of the training images' targets (0.1 unless told),
