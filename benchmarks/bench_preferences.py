@@ -169,8 +169,13 @@ def bradley_terry(features, a, b, labels, photos, n_folds: int = 4):
 def preference_ranker(task, draw: int, max_epochs):
     from skrank import CLIPPreferenceRanker
 
-    return CLIPPreferenceRanker(
-        task.instruction,
+    return CLIPPreferenceRanker(task.instruction, **tiny_settings(draw, max_epochs))
+
+
+def tiny_settings(draw: int, max_epochs) -> dict:
+    """What both adapters are given: the random skrank-tiny towers on the CPU, silent,
+    seeded by the draw; everything else their defaults."""
+    return dict(
         backbone="skrank-tiny",
         pretrained=None,
         device="cpu",
@@ -192,15 +197,7 @@ def fit_true(task, images, y, rows, draw: int, max_epochs):
     """A fitted CLIPRanker on ``rows`` with their true targets, and seconds."""
     from skrank import CLIPRanker
 
-    model = CLIPRanker(
-        task.instruction,
-        backbone="skrank-tiny",
-        pretrained=None,
-        device="cpu",
-        verbose=0,
-        random_state=draw,
-        max_epochs=max_epochs,
-    )
+    model = CLIPRanker(task.instruction, **tiny_settings(draw, max_epochs))
     t0 = time.perf_counter()
     model.fit([images[i] for i in rows], y[rows])
     return model, time.perf_counter() - t0

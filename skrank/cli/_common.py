@@ -219,16 +219,9 @@ def resolve_image_path(path: str, folder: str) -> tuple[str, bool]:
     return path, True
 
 
-@dataclass
-class CSVImages:
-    """The images of a CSV column: as written, where they were found, and how to name them."""
-
-    what: str  # the option that named the column, or how the default is described
-    name: str
-    csv: str
-    given: list  # the cells, as written in the CSV
-    paths: list  # where each was found (resolve_image_path)
-    relative: list  # whether each cell is a relative path
+class CSVReading:
+    """``reading()`` for the image columns of a CSV: an ``ImageLoadError`` raised inside
+    the block becomes one line in the CSV's terms, by the class's ``unreadable``."""
 
     @contextlib.contextmanager
     def reading(self):
@@ -241,6 +234,21 @@ class CSVImages:
             if not exc.failures:
                 raise
             raise UnreadableImages(self.unreadable(exc.failures)) from None
+
+    def unreadable(self, failures) -> str:  # pragma: no cover - each class has its own
+        raise NotImplementedError
+
+
+@dataclass
+class CSVImages(CSVReading):
+    """The images of a CSV column: as written, where they were found, and how to name them."""
+
+    what: str  # the option that named the column, or how the default is described
+    name: str
+    csv: str
+    given: list  # the cells, as written in the CSV
+    paths: list  # where each was found (resolve_image_path)
+    relative: list  # whether each cell is a relative path
 
     def unreadable(self, failures) -> str:
         """One line: how many could not be read, and the first, by CSV row and cell."""

@@ -8,7 +8,6 @@ one with a preference model; ``skrank predict`` scores single images with it (th
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from skrank._quote import shown
 from skrank.cli._common import (
     CLIError,
     CSVImages,
-    UnreadableImages,
+    CSVReading,
     _rows,
     column,
     image_paths,
@@ -68,7 +67,7 @@ def winners(df, name: str, csv: str, what: str = "--winner-column"):
 
 
 @dataclass
-class ComparisonImages:
+class ComparisonImages(CSVReading):
     """The two image columns of a CSV of comparisons (see :class:`CSVImages`)."""
 
     a: CSVImages
@@ -95,18 +94,6 @@ class ComparisonImages:
         if instructions is not None:
             data[instructions[0]] = instructions[1]
         return pd.DataFrame(data)
-
-    @contextlib.contextmanager
-    def reading(self):
-        """Report an ``ImageLoadError`` inside the block in the CSV's terms (column, row, cell)."""
-        from skrank._encoding.images import ImageLoadError
-
-        try:
-            yield
-        except ImageLoadError as exc:
-            if not exc.failures:
-                raise
-            raise UnreadableImages(self.unreadable(exc.failures)) from None
 
     def unreadable(self, failures) -> str:
         """One line: how many could not be read, and the first, by its column, row and cell.
