@@ -93,16 +93,12 @@ def epoch_hook(
         stop = False
         if callbacks:
             scores = end.scores
-            named = {} if scores is None else dict(scores.predictions)
-            validation = named.pop(None, None)
-            if scores is not None and validation is None and scores.monitored is not None:
-                validation = named.get(next(iter(scores.named)))  # a monitored named set
             epoch_state = EpochState(
                 record["epoch"],
                 offset + end.max_epochs,
                 record,
-                validation,
-                named,
+                None if scores is None else scores.validation,
+                {} if scores is None else dict(scores.predictions),
                 lambda: snapshot(end, so_far),
             )
             for callback in callbacks:

@@ -27,6 +27,7 @@ __all__ = [
     "Predictor",
     "TextBank",
     "encoder_for",
+    "fitted_predictor",
     "load_fitted_backbone",
     "predict_tokens",
     "text_bank",
@@ -119,6 +120,16 @@ def load_fitted_backbone(estimator, device, what: str = "this ranker") -> Backbo
     if diffs:
         raise _mismatch(estimator, backbone.info, diffs, what)
     return backbone
+
+
+def fitted_predictor(estimator, params: dict, what: str = "this ranker") -> Predictor:
+    """A :class:`Predictor` for a fitted ranker (``CLIPRanker`` or
+    ``CLIPPreferenceRanker``, called ``what`` in errors), as its validated inference
+    ``params`` (with ``device_``) now ask: the backbone it names, checked against
+    the fitted one, and the token stream of its ``cache``."""
+    backbone = load_fitted_backbone(estimator, params["device_"], what)
+    encoder = encoder_for(backbone, params)
+    return Predictor(estimator, TokenStream(encoder, params["cache"], params["cache_dir"]))
 
 
 class Predictor:

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from skrank import _progress as progress
 from skrank._encoding.backbone import load_backbone
-from skrank._encoding.cache import TokenStream, token_source
+from skrank._encoding.cache import token_source
 from skrank._encoding.images import ImageLoadError, check_on_error, report_failures
 from skrank._estimator import inputs, presets
 from skrank._estimator.comparisons import check_labels, failed_rows, parse_comparisons
@@ -19,7 +19,7 @@ from skrank._estimator.fitting import adapter_config, initial_adapter
 from skrank._estimator.inference import (
     Predictor,
     encoder_for,
-    load_fitted_backbone,
+    fitted_predictor,
     text_bank,
 )
 from skrank._estimator.params import PREFERENCE_PARAMETERS, validate_params
@@ -375,9 +375,7 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         check_is_fitted(self, "adapter_")
         params = self.get_params(deep=False)
         params = validate_params({name: params[name] for name in _AFTER_FIT}, TABLE)
-        backbone = load_fitted_backbone(self, params["device_"], "this CLIPPreferenceRanker")
-        encoder = encoder_for(backbone, params)
-        return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
+        return fitted_predictor(self, params, "this CLIPPreferenceRanker")
 
     def _item_scores(self, items, item_instructions, on_error, parsed=None):
         """Each item's score; failures reported as their comparisons of ``parsed``."""
@@ -435,7 +433,7 @@ class CLIPPreferenceRanker(PickleRules, BaseEstimator):
         y_pred : ndarray of shape (n_comparisons,)
         """
         p = self.predict_proba(X, on_error)[:, 1]
-        return np.where(p > 0.5, 1.0, np.where(p < 0.5, 0.0, np.where(np.isnan(p), np.nan, 0.5)))
+        return 0.5 + 0.5 * np.sign(p - 0.5)  # 1, 0 or 0.5; NaN stays NaN
 
     def score(self, X, y, sample_weight=None):
         """Pairwise accuracy: the share of comparisons ordered as ``y`` says, ties as half.

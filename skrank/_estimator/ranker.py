@@ -13,12 +13,11 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 
 from skrank._encoding.backbone import load_backbone
-from skrank._encoding.cache import TokenStream
 from skrank._encoding.images import check_on_error, report_failures
 from skrank._estimator import fitting, inputs, presets
 from skrank._estimator.fitting import FitHistory
 from skrank._estimator.inference import PARAMS as PREDICTOR_PARAMS
-from skrank._estimator.inference import Predictor, encoder_for, load_fitted_backbone
+from skrank._estimator.inference import Predictor, fitted_predictor
 from skrank._estimator.params import validate_params
 from skrank._estimator.validation import validation_set, validation_sets
 from skrank._model import training
@@ -673,9 +672,7 @@ class CLIPRanker(
 
     def _predictor(self, params: dict) -> Predictor:
         """Inference with the fitted adapter, as the parameters ``params`` now ask."""
-        backbone = load_fitted_backbone(self, params["device_"])
-        encoder = encoder_for(backbone, params)
-        return Predictor(self, TokenStream(encoder, params["cache"], params["cache_dir"]))
+        return fitted_predictor(self, params)
 
     def _per_image(self, X, on_error, method):
         """``method`` of a Predictor over ``X``'s images (one result row each), and the codes."""

@@ -44,8 +44,8 @@ class EpochScores(NamedTuple):
 
     monitored: float | None  # the monitored rows' score (None without them)
     named: dict  # name -> score, for every named set
-    # name -> (y_true, y_pred) in the units of y; the monitored rows under None
-    predictions: dict
+    validation: tuple | None  # (y_true, y_pred) of the monitored rows, units of y
+    predictions: dict  # name -> (y_true, y_pred) of every named set, units of y
 
 
 def standardised_scores(adapter, data, cfg, idx: np.ndarray, parts: bool = False) -> np.ndarray:
@@ -78,7 +78,7 @@ def standardised_scores(adapter, data, cfg, idx: np.ndarray, parts: bool = False
     return preds
 
 
-def _sets(data, cfg) -> list[tuple[EvalSet, bool]]:
+def _sets(data, early_stopping: bool) -> list[tuple[EvalSet, bool]]:
     """Every set an epoch is scored on, each with whether it is the monitored one.
 
     The monitored rows are the named set ``data.monitored`` names, else the
@@ -88,7 +88,7 @@ def _sets(data, cfg) -> list[tuple[EvalSet, bool]]:
     """
     out = [(s, s.name == data.monitored) for s in data.eval_sets]
     anonymous = data.monitored is None and data.val_idx is not None and len(data.val_idx)
-    if anonymous and (cfg.early_stopping or not data.holdout):
+    if anonymous and (early_stopping or not data.holdout):
         weight = None if data.weight is None else data.weight[data.val_idx]
         out.insert(0, (EvalSet(None, data.val_idx, None, weight), True))
     return out
@@ -127,12 +127,6 @@ def _score(name: str, data, eval_set: EvalSet, y_pred: np.ndarray) -> float:
     return value if entry.greater_is_better else -value
 
 
-class _ScoreAll:
-    """A config under which :func:`_sets` lists every set a fit could score."""
-
-    early_stopping = True
-
-
 def check_sets(data, name: str) -> None:
     """Refuse, before training, validation rows that ``scoring`` ``name`` cannot score.
 
@@ -140,7 +134,7 @@ def check_sets(data, name: str) -> None:
     NDCG's non-negative relevance, weights the metric does not take), so a
     fit never trains an epoch to fail on its first validation.
     """
-    for eval_set, _ in _sets(data, _ScoreAll):
+    for eval_set, _ in _sets(data, early_stopping=True):  # every set a fit could score
         try:
             _score(name, data, eval_set, data.y[eval_set.idx])
         except ValueError as exc:
@@ -155,18 +149,18 @@ def evaluate(adapter, data, cfg) -> EpochScores | None:
 
     Leaves ``adapter`` in eval mode.
     """
-    sets = _sets(data, cfg)
+    sets = _sets(data, cfg.early_stopping)
     if not sets:
         return None
-    monitored, named, predictions = None, {}, {}
+    monitored, validation, named, predictions = None, None, {}, {}
     for eval_set, is_monitored in sets:
         idx = eval_set.idx
         std = standardised_scores(adapter, data, cfg, idx)
         y_pred = std * data.scales[data.instr[idx]] + data.means[data.instr[idx]]
         value = _score(cfg.scoring, data, eval_set, y_pred)
-        predictions[eval_set.name] = (data.y[idx], y_pred)
         if is_monitored:
-            monitored = value
+            monitored, validation = value, (data.y[idx], y_pred)
         if eval_set.name is not None:
             named[eval_set.name] = value
-    return EpochScores(monitored, named, predictions)
+            predictions[eval_set.name] = (data.y[idx], y_pred)
+    return EpochScores(monitored, named, validation, predictions)
