@@ -495,3 +495,36 @@ class RankingAdapter(nn.Module):
         u_a, z_a = self.relation.stats(tokens_a)
         u_b, z_b = self.relation.stats(tokens_b)
         return self.pair_head(self.relation.pairs(u_a, z_a, u_b, z_b))
+
+    def picked_compare_logits(self, tokens, pick_a, pick_b):
+        """Logits (N,) that image a_n ranks above image b_n of one batch ``tokens``
+        (B, L, d), the pairs given as one-hot rows ``pick_a``, ``pick_b`` (N, B) (see
+        :func:`pick_rows`): each image's relation statistics are computed once, however
+        many of the pairs it is in."""
+        u, log_z = self.relation.stats(tokens)
+        return self.pair_head(
+            self.relation.pairs(
+                pick_rows(pick_a, u), pick_rows(pick_a, log_z),
+                pick_rows(pick_b, u), pick_rows(pick_b, log_z),
+            )
+        )  # fmt: skip
+
+
+def one_hot_rows(index, n: int, device=None) -> torch.Tensor:
+    """Float rows (len(index), n), row k one-hot at ``index[k]``, for :func:`pick_rows`."""
+    index = torch.as_tensor(index, dtype=torch.long, device=device)
+    return F.one_hot(index, n).float()
+
+
+def pick_rows(pick: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``x[index]`` for the one-hot rows ``pick`` of :func:`one_hot_rows`, as a product.
+
+    The same values as indexing, but a different backward: indexing with a repeated
+    index adds its gradients with atomic adds, in whatever order the threads (on CPU)
+    or blocks (on CUDA) reach them, so a fit would not repeat bit for bit; a matrix
+    product sums in a fixed order. Exact in any dtype (one term of each sum is not
+    zero), and run outside autocast so float32 inputs stay float32.
+    """
+    with torch.autocast(x.device.type, enabled=False):
+        flat = x.reshape(x.shape[0], -1)
+        return (pick.to(x.dtype) @ flat).view(pick.shape[0], *x.shape[1:])

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from skrank import _devices as devices
-from skrank._model.adapter import RankingAdapter, dropout_generator
+from skrank._model.adapter import RankingAdapter, dropout_generator, one_hot_rows, pick_rows
 from skrank._model.training import (
     EpochEnd,
     Trained,
@@ -136,12 +136,14 @@ def _step(adapter, source, text, comps: Comparisons, rows, cfg, rng):
     w = None
     if comps.weight is not None:
         w = torch.as_tensor(comps.weight[rows], dtype=torch.float32, device=cfg.device)
-    ia, ib = torch.as_tensor(ia, device=cfg.device), torch.as_tensor(ib, device=cfg.device)
+    # One-hot picks, not indexing: a fit repeats bit for bit with any number of threads.
+    pick_a = one_hot_rows(ia, len(images), cfg.device)
+    pick_b = one_hot_rows(ib, len(images), cfg.device)
     with devices.autocast(cfg.device, cfg.precision):
         scores, fused = adapter(tokens, tokens_text, valid, k)
-        score_loss = preference_loss(scores[ia] - scores[ib], y, w)
+        score_loss = preference_loss(pick_rows(pick_a, scores) - pick_rows(pick_b, scores), y, w)
         if cfg.rank_weight > 0:
-            pair_loss = preference_loss(adapter.compare_logits(fused[ia], fused[ib]), y, w)
+            pair_loss = preference_loss(adapter.picked_compare_logits(fused, pick_a, pick_b), y, w)
         else:
             pair_loss = score_loss.new_zeros(())
         loss = cfg.score_weight * score_loss + cfg.rank_weight * pair_loss

@@ -196,6 +196,21 @@ def test_fit_is_idempotent_and_methods_invariant_to_order_and_subsets(fitted):
     np.testing.assert_allclose(m.predict_proba(X[:7]), proba[:7], rtol=1e-6)
 
 
+def test_a_fit_repeats_bit_for_bit_on_several_threads():
+    # The backward of x[index] with repeated indices adds with atomics across threads;
+    # comparisons repeat images in a batch, so a 2-thread fit differed in the 4th digit.
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        X, y = brighter_pairs(120)
+        first, second = (model(max_epochs=4).fit(X, y).score_images(GREYS) for _ in range(2))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(first, second)
+
+
 def test_predicting_changes_nothing_and_fit_leaves_its_inputs_alone(fitted):
     m, X, y = fitted
     before = {k: v for k, v in vars(m).items() if k != "adapter_"}
