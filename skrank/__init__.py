@@ -3,7 +3,8 @@
 A scikit-learn estimator around the ranking-aware CLIP adapter (Yu et al.,
 ICLR 2025): ``CLIPRanker(instruction=...).fit(images, y).predict(images)``;
 and ``CLIPEmbedder``, the frozen CLIP image embeddings as a transformer, for
-the linear-probe baseline ``make_pipeline(CLIPEmbedder(), RidgeCV())``.
+the linear-probe baseline ``make_pipeline(CLIPEmbedder(), RidgeCV())``;
+``CLIPZeroShotRanker``, the ranking by the instruction alone, untrained.
 
 This is the package's public face, with :mod:`skrank.metrics`,
 :mod:`skrank.datasets`, :mod:`skrank.plotting`, :mod:`skrank.parallel` and
@@ -28,6 +29,7 @@ _PUBLIC = {
     "CLIPEmbedder": "skrank._estimator.embedder",
     "CLIPPreferenceRanker": "skrank._estimator.preference_ranker",
     "CLIPRanker": "skrank._estimator.ranker",
+    "CLIPZeroShotRanker": "skrank._estimator.zero_shot",
     "ImageLoadError": "skrank._encoding.images",
     "InvalidParameterError": "skrank._estimator.params",
     "TrainingDivergedError": "skrank._model.training",
@@ -40,6 +42,7 @@ __all__ = [
     "CLIPEmbedder",
     "CLIPPreferenceRanker",
     "CLIPRanker",
+    "CLIPZeroShotRanker",
     "ImageLoadError",
     "InvalidParameterError",
     "TrainingDivergedError",
@@ -56,6 +59,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time, __getattr__ b
     from skrank._estimator.params import InvalidParameterError
     from skrank._estimator.preference_ranker import CLIPPreferenceRanker
     from skrank._estimator.ranker import CLIPRanker
+    from skrank._estimator.zero_shot import CLIPZeroShotRanker
     from skrank._model.training import TrainingDivergedError
     from skrank.persistence._io import load, save
 

@@ -323,7 +323,8 @@ def load_backbone(
         An open_clip tag (``"openai"``), a local checkpoint file, or None for
         seeded random weights (with a warning). Ignored for ``hf-hub:`` names.
         For ``"skrank-tiny"``, None and ``"openai"`` both mean its built-in
-        seeded weights.
+        seeded random weights, and ``"synthetic"`` the pretrained weights shipped
+        with skrank (contrastive pretraining on captioned synthetic scenes).
     device : str or torch.device
 
     Returns

@@ -25,15 +25,21 @@ import torch
 from torch import nn
 
 __all__ = [
+    "SYNTHETIC",
     "TINY",
     "WeightsUnavailableError",
     "architecture_digest",
+    "builtin_weights_file",
     "create_model",
     "resolve_weights",
     "weights_on_disk",
 ]
 
 TINY = "skrank-tiny"
+# skrank-tiny's pretrained tag: contrastive pretraining on captioned synthetic scenes
+# (skrank._encoding.pretraining), shipped in the package.
+SYNTHETIC = "synthetic"
+_WEIGHTS_DIR = Path(__file__).parents[1] / "model_weights"
 _SEED = 0  # every random initialisation is seeded, so a rebuilt backbone is identical
 _PROBE_TIMEOUT_S = 3.0
 
@@ -150,10 +156,12 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights
 
     The identity is ``"<source>@<name>:<digest>"``: ``source`` is ``random:seed0``
     (seeded random weights, skrank-tiny's included), ``file:<sha256 of the
-    file>``, ``tag:<tag>`` (an open_clip tag) or ``hub`` (an ``hf-hub:`` id,
-    which is also the name); ``digest`` is :func:`architecture_digest` of the
-    model's open_clip config. The source alone cannot tell apart two random
-    backbones, or one checkpoint loaded into two architectures; the digest can.
+    file>``, ``tag:<tag>`` (an open_clip tag), ``hub`` (an ``hf-hub:`` id,
+    which is also the name) or ``builtin:synthetic:<sha256, 16 digits>``
+    (skrank-tiny's pretrained weights shipped in the package); ``digest`` is
+    :func:`architecture_digest` of the model's open_clip config. The source alone
+    cannot tell apart two random backbones, or one checkpoint loaded into two
+    architectures; the digest can.
 
     Parameters
     ----------
@@ -172,6 +180,8 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights
     model_cfg = open_clip.get_model_config(name)
     if pretrained is None or (name == TINY and pretrained == "openai"):
         return _Weights("random", None, _identity(f"random:seed{_SEED}", name, model_cfg))
+    if name == TINY and pretrained == SYNTHETIC:
+        return _builtin_weights(name, model_cfg)
     if os.path.isfile(pretrained):
         path = os.path.abspath(pretrained)
         return _Weights("file", path, _identity(f"file:{file_sha256(path)}", name, model_cfg))
@@ -196,6 +206,26 @@ def resolve_weights(name: str, pretrained: str | os.PathLike | None) -> _Weights
     if not _hub_reachable():
         raise _unavailable(name, pretrained, where)
     return _Weights("tag", None, identity, tag_cfg)
+
+
+def builtin_weights_file(name: str = TINY, tag: str = SYNTHETIC) -> Path:
+    """Where the weights shipped inside the package for ``name`` and ``tag`` lie."""
+    return _WEIGHTS_DIR / f"{name}-{tag}.safetensors"
+
+
+def _builtin_weights(name: str, model_cfg: dict | None) -> _Weights:
+    """skrank-tiny's ``"synthetic"`` weights: a file inside the package, loaded as any
+    checkpoint file is, under an identity of their own (``builtin:synthetic:<sha>``),
+    so caches and model files never mix them with the random tower's."""
+    path = builtin_weights_file(name, SYNTHETIC)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"skrank's built-in weights {path.name} are missing from this installation "
+            f"({path}); reinstall skrank, or regenerate them with "
+            f"`python -m skrank._encoding.pretraining {path}`"
+        )
+    source = f"builtin:{SYNTHETIC}:{file_sha256(path)[:16]}"
+    return _Weights("file", str(path), _identity(source, name, model_cfg))
 
 
 def _identity(source: str, name: str, model_cfg: dict | None, **create_kwargs) -> str:

@@ -47,7 +47,7 @@ from skrank._estimator.inputs import image_column_of
 from skrank._estimator.params import BOOL, PARAMETERS, Interval, validate_params
 from skrank._version import API_PAGE
 
-__all__ = ["MEMORY_CACHE", "MEMORY_CACHE_BYTES", "CLIPEmbedder"]
+__all__ = ["MEMORY_CACHE", "MEMORY_CACHE_BYTES", "CLIPEmbedder", "embed_images"]
 
 MEMORY_CACHE_BYTES = 512 * 2**20  # bound of the process-wide embedding LRU
 _ENTRY_OVERHEAD = 256  # bytes counted per entry beyond its vector (key, dict slot)
@@ -279,23 +279,7 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self, "backbone_info_")
         params = _validate(self.get_params(deep=False))
-        items = self._images(X)
-        backbone = load_fitted_backbone(self, params["device_"], "this CLIPEmbedder")
-        encoder = encoder_for(backbone, params)
-        out = _embeddings(encoder, items, params["cache"], params["cache_dir"])
-        if params["normalize"]:
-            norms = np.linalg.norm(out, axis=1, keepdims=True)
-            out /= np.maximum(norms, np.finfo(np.float32).tiny)
-        return out
-
-    def _images(self, X) -> list:
-        if isinstance(X, pd.DataFrame):
-            items = image_column_of(X, self.image_column, None).tolist()
-        else:
-            items = as_image_list(X)
-        if not items:
-            raise ValueError("X holds no images")
-        return items
+        return embed_images(self, params, X, "this CLIPEmbedder")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -326,6 +310,26 @@ class _MemoryStore:
 
     def report(self) -> None:
         """Nothing to report: the LRU holds what it is given."""
+
+
+def embed_images(estimator, params: dict, X, what: str) -> np.ndarray:
+    """The embeddings (n, embed_dim) float32 of the images of ``X``, for a fitted
+    ``estimator`` (``backbone``, ``pretrained``, ``backbone_info_``; called ``what``
+    in errors) as its validated ``params`` ask: the fitted backbone, the cache, and
+    unit rows when ``params["normalize"]``."""
+    if isinstance(X, pd.DataFrame):
+        items = image_column_of(X, params["image_column"], None).tolist()
+    else:
+        items = as_image_list(X)
+    if not items:
+        raise ValueError("X holds no images")
+    backbone = load_fitted_backbone(estimator, params["device_"], what)
+    encoder = encoder_for(backbone, params)
+    out = _embeddings(encoder, items, params["cache"], params["cache_dir"])
+    if params["normalize"]:
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, np.finfo(np.float32).tiny)
+    return out
 
 
 def _embeddings(encoder: Encoder, items: list, cache: str | None, cache_dir) -> np.ndarray:

@@ -17,9 +17,11 @@ def test_demo_runs_offline_and_writes_a_report(tmp_path):
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "skrank-tiny" in out.stdout  # no cached CLIP weights here: says which and why
-    assert "CLIPRanker" in out.stdout and "ridge probe" in out.stdout
-    assert "Note: With random weights" in out.stdout and "not CLIP's quality" in out.stdout
+    # No cached CLIP weights here: says which stands in, and why.
+    assert "backbone: skrank-tiny (pretrained=synthetic)" in out.stdout
+    assert "CLIPRanker" in out.stdout and "ridge probe" in out.stdout and "zero-shot" in out.stdout
+    assert "Note: skrank-tiny's synthetic weights" in out.stdout
+    assert "not CLIP's quality" in out.stdout
     report = (tmp_path / "report.html").read_text()
     assert report.count("data:image/png;base64,") == 3  # contact sheet, scatter, curves
     assert "How to read this report" in report and "not CLIP&#x27;s quality" in report
