@@ -284,6 +284,7 @@ def make_scenes(
     rng = np.random.default_rng([seed, 31])
     images, captions, backgrounds = [], [], []
     counts = {k: np.zeros(n, int) for k in KINDS}
+    last = 0  # the seed of the pair's first scene
     for i in range(n):
         state = int(rng.integers(2**63))
         drawn = None

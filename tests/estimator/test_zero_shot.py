@@ -64,11 +64,11 @@ def test_methods_are_invariant_to_order_and_subsets(fitted):
 
 def test_score_is_spearman_and_search_and_cross_validation_work():
     y = np.arange(8.0)
-    scores = cross_val_score(model(prompts=DARK_LIGHT), GREYS, y, cv=KFold(2), scoring=get_scorer("spearman"))
+    spearman = get_scorer("spearman")
+    scores = cross_val_score(model(prompts=DARK_LIGHT), GREYS, y, cv=KFold(2), scoring=spearman)
     assert scores.min() > 0.9
-    search = GridSearchCV(
-        model(), {"prompts": [DARK_LIGHT, DARK_LIGHT[::-1]]}, cv=KFold(2), scoring=get_scorer("spearman")
-    ).fit(GREYS, y)
+    grid = {"prompts": [DARK_LIGHT, DARK_LIGHT[::-1]]}
+    search = GridSearchCV(model(), grid, cv=KFold(2), scoring=spearman).fit(GREYS, y)
     assert search.best_params_ == {"prompts": DARK_LIGHT}
     assert model(prompts=DARK_LIGHT).fit().score(GREYS, y) == pytest.approx(
         spearman_score(y, model(prompts=DARK_LIGHT).fit().predict(GREYS))
