@@ -95,12 +95,20 @@ ABLATIONS = {
 
 
 def zero_shot(backbone, name, emb_train, y_train, emb_test):
-    pos, neg = PROMPTS[name]
-    text = torch.nn.functional.normalize(backbone.text_embeddings([pos, neg]), dim=-1).numpy()
+    """CLIPZeroShotRanker's score of the task's prompt pair, on embeddings computed
+    once, mapped to the target's units by a line fitted on the training fold."""
+    from skrank import CLIPZeroShotRanker
+
+    ranker = CLIPZeroShotRanker(
+        prompts=PROMPTS[name],
+        backbone=backbone.name,
+        pretrained=backbone.pretrained,
+        device=str(backbone.device),
+    )
+    direction = ranker.fit().direction_
 
     def score(e):
-        e = e / np.linalg.norm(e, axis=1, keepdims=True)
-        return e @ text[0] - e @ text[1]
+        return (e / np.linalg.norm(e, axis=1, keepdims=True)) @ direction
 
     s_train = score(emb_train)
     a, b = np.polyfit(s_train, y_train, 1)  # map similarity to the target's units

@@ -136,11 +136,11 @@ def held_out(backbone, clean, counted, n: int) -> dict:
 
 def measure(pretrained, n_retrieval=1000, n_graded=200, n_counted=3000) -> dict:
     backbone = load_backbone("skrank-tiny", pretrained)
-    scenes = make_scenes(max(n_retrieval, n_counted), seed=EVAL_SEED)
+    scenes = make_scenes(max(100, n_retrieval, n_counted), seed=EVAL_SEED)
     clean = make_scenes(n_graded, seed=EVAL_SEED + 1, degraded=False)
     return {
         "weights_identity": backbone.weights_identity,
-        "retrieval": [retrieval(backbone, scenes, m) for m in (100, n_retrieval)],
+        "retrieval": [retrieval(backbone, scenes, m) for m in sorted({100, n_retrieval})],
         "background": background(backbone, scenes),
         "targets": held_out(backbone, clean, scenes, n_graded),
     }

@@ -80,20 +80,24 @@ def _optimizer(model: torch.nn.Module, cfg: PretrainConfig) -> torch.optim.Optim
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def pretrain(cfg: PretrainConfig = PretrainConfig(), log=print) -> tuple[dict, list]:
+def pretrain(
+    cfg: PretrainConfig = PretrainConfig(), log=print, stop_after: int | None = None
+) -> tuple[dict, list]:
     """Train skrank-tiny's towers from its seeded random weights on captioned scenes.
 
-    Returns the state dict (float32) and the loss every 100 steps.
+    Returns the state dict (float32) and the mean loss of every 100 steps.
+    ``stop_after`` ends the run after that many of ``cfg.steps`` (the schedule is
+    still ``cfg``'s): a prefix of the full run, to check that a run repeats.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _pretrain(cfg, log)
+        return _pretrain(cfg, log, cfg.steps if stop_after is None else stop_after)
     finally:
         torch.set_num_threads(threads)
 
 
-def _pretrain(cfg: PretrainConfig, log) -> tuple[dict, list]:
+def _pretrain(cfg: PretrainConfig, log, stop_after: int) -> tuple[dict, list]:
     model = create_model(TINY, None, resolve_weights(TINY, None))
     pp = getattr(model.visual, "preprocess_cfg", {}) or {}
     mean = pp.get("mean", open_clip.OPENAI_DATASET_MEAN)
@@ -112,7 +116,7 @@ def _pretrain(cfg: PretrainConfig, log) -> tuple[dict, list]:
     optimizer = _optimizer(model, cfg)
     rng = np.random.default_rng([cfg.seed, 7])
     losses, running, t0 = [], 0.0, time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(min(stop_after, cfg.steps)):
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr * _schedule(step, cfg)
         # Whole twin pairs (rows 2k, 2k + 1): each caption's hardest negative is its
@@ -156,9 +160,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
     parser.add_argument("--n-scenes", type=int, default=PretrainConfig.n_scenes)
     parser.add_argument("--losses", help="also write the loss curve, as JSON, here")
+    parser.add_argument(
+        "--stop-after", type=int, help="end after this many steps of the same schedule"
+    )
     args = parser.parse_args(argv)
     cfg = PretrainConfig(steps=args.steps, n_scenes=args.n_scenes)
-    state, losses = pretrain(cfg, log=lambda line: print(line, flush=True))
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    state, losses = pretrain(cfg, log, args.stop_after)
     sha = save_half(state, args.out, {"config": json.dumps(asdict(cfg))})
     if args.losses:
         Path(args.losses).write_text(json.dumps({"config": asdict(cfg), "loss_every_100": losses}))

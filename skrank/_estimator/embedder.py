@@ -134,10 +134,13 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     ----------
     backbone : str, default="ViT-B-16"
         An open_clip model name, an ``"hf-hub:org/repo"`` id, or
-        ``"skrank-tiny"`` (built-in, random, tiny: for tests and offline use).
+        ``"skrank-tiny"`` (built-in and tiny: for tests and offline use).
     pretrained : str, path or None, default="openai"
         An open_clip tag, a local checkpoint file, or None (seeded random
-        weights, with a warning). Ignored by ``"skrank-tiny"`` unless a file.
+        weights, with a warning). For ``"skrank-tiny"``: None or "openai" are
+        its seeded random weights, ``"synthetic"`` its pretrained ones
+        (contrastive pretraining on captioned synthetic scenes, shipped with
+        skrank), or a checkpoint file.
     batch_size : int, default=64
         Images per forward pass; at least 1.
     device : str, default="auto"

@@ -23,6 +23,7 @@ from skrank._devices import resolve_device
 from skrank._estimator.params import validate_params
 from skrank._estimator.preference_ranker import CLIPPreferenceRanker
 from skrank._estimator.ranker import CLIPRanker
+from skrank._estimator.zero_shot import CLIPZeroShotRanker
 from skrank._files import (
     FileTooLargeError,
     NotRegularFileError,
@@ -181,6 +182,12 @@ def _not_a_ranker(obj) -> TypeError:
         return TypeError(
             f"skrank.save writes a fitted {_SAVED}, not the class {obj.__name__}: fit an "
             "instance and save that"
+        )
+    if isinstance(obj, CLIPZeroShotRanker):
+        return TypeError(
+            f"skrank.save writes a fitted {_SAVED}; a CLIPZeroShotRanker trains nothing to "
+            "save: rebuild it from its parameters, CLIPZeroShotRanker(**params).fit(), or "
+            "pickle it, joblib.dump(obj, 'model.joblib')"
         )
     best = getattr(obj, "best_estimator_", None)
     searched = best if best is not None else getattr(obj, "estimator", None)
