@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 from skrank._encoding.backbone import load_backbone
 from skrank._estimator.embedder import _TABLE as _EMBEDDER_TABLE
 from skrank._estimator.embedder import embed_images
-from skrank._estimator.params import NONE, PARAMETERS, TEXT, Kind, validate_params
+from skrank._estimator.params import PARAMETERS, TEXT, Kind, validate_params
 from skrank._instruction import DEFAULT_INSTRUCTION
 from skrank._version import API_PAGE
 
@@ -36,7 +36,7 @@ PROMPTS = Kind(
 )
 _EMBEDDER = tuple(name for name in _EMBEDDER_TABLE if name != "normalize")
 _TABLE = {
-    "instruction": [NONE, *PARAMETERS["instruction"][1:]],
+    "instruction": PARAMETERS["instruction"],
     "prompts": [PROMPTS],
     **{name: _EMBEDDER_TABLE[name] for name in _EMBEDDER},
 }
