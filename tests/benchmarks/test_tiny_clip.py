@@ -18,7 +18,8 @@ def test_measures_run_and_render():
         assert 0 <= r["image_to_caption_r1"] <= 1 and r["chance"] == 1 / r["n"]
     assert set(out["targets"]) == {"blur", "jpeg", "triangle count", "circle count (taught)"}
     text = tiny_clip.table({"random tower": out, "synthetic": out})
-    assert text.count("\n") == 2 + 2 * len(out["retrieval"]) + 1 + 8 and "| zero-shot background (of 19) |" in text
+    assert text.count("\n") == 2 + 2 * len(out["retrieval"]) + 1 + 8
+    assert "| zero-shot background (of 19) |" in text
 
 
 def test_retrieval_of_identical_pairs_is_perfect_when_captions_are_distinct():
