@@ -33,6 +33,7 @@ import torch
 
 from skrank._encoding.backbone import TINY  # registers skrank-tiny's config with open_clip
 from skrank._encoding.weights import create_model, resolve_weights
+from skrank._files import atomic_write
 from skrank.datasets._scenes import make_scenes
 
 __all__ = ["PretrainConfig", "pretrain"]
@@ -144,14 +145,16 @@ def _pretrain(cfg: PretrainConfig, log, stop_after: int) -> tuple[dict, list]:
 
 
 def save_half(state: dict, path: str | Path, metadata: dict) -> str:
-    """Write ``state`` in float16 as safetensors; returns the file's SHA-256."""
-    from safetensors.torch import save_file
+    """Write ``state`` in float16 as safetensors (atomically, with the umask's mode, as
+    every file skrank writes); returns the file's SHA-256."""
+    from safetensors.torch import save
 
     half = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    data = save(half, metadata={k: str(v) for k, v in metadata.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(half, str(path), metadata={k: str(v) for k, v in metadata.items()})
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    atomic_write(path, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def main(argv=None) -> int:

@@ -4,6 +4,7 @@ and a text tower that now means something."""
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,8 @@ from skrank._encoding.weights import SYNTHETIC, TINY, builtin_weights_file, reso
 from skrank._estimator.presets import is_pretrained
 from skrank.datasets._scenes import HELD_OUT_KIND, make_scenes
 from tests.helpers import parts
+
+ROOT = Path(__file__).parents[2]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,9 +44,16 @@ def test_the_shipped_file_loads_through_the_checkpoint_path_with_its_own_identit
     assert spec_digest(backbone.info, "tokens") != spec_digest(random_info, "tokens")
 
 
-def test_the_shipped_file_records_the_configuration_that_made_it():
+def test_the_shipped_file_is_the_recorded_run_of_the_default_configuration():
+    # The run (benchmarks/results/tiny-clip-pretraining.json) recorded its file's hash,
+    # and a second run of its first 300 steps, in another process, its exact losses.
     metadata, _ = parts(builtin_weights_file())
     assert json.loads(metadata["config"]) == PretrainConfig().__dict__
+    record = json.loads((ROOT / "benchmarks/results/tiny-clip-pretraining.json").read_text())
+    assert record["config"] == PretrainConfig().__dict__
+    assert hashlib.sha256(builtin_weights_file().read_bytes()).hexdigest() == record["sha256"]
+    check = record["repeat_check"]
+    assert check["loss_every_100"] == record["loss_every_100"][: len(check["loss_every_100"])]
 
 
 def test_a_missing_file_is_named_with_the_command_that_makes_it(monkeypatch, tmp_path):
