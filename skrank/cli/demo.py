@@ -56,7 +56,8 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _metrics_row(name, y, pred, groups):
+def _metrics_row(name, y, pred, groups, in_units: bool = True):
+    """The report's row of ``name``; MAE only for predictions in the units of ``y``."""
     from skrank.metrics import evaluation
 
     table = evaluation(y, pred, groups=groups)
@@ -66,7 +67,7 @@ def _metrics_row(name, y, pred, groups):
         "SRCC within photo": table["per_group_mean"]["srcc"],
         "SRCC pooled": pooled["srcc"],
         "PLCC": pooled["plcc"],
-        "MAE": pooled["mae"],
+        "MAE": pooled["mae"] if in_units else "-",
     }
 
 
@@ -123,11 +124,10 @@ def run(args) -> int:
     )
     # 200 steps (50 epochs of 112 images at batch 32) keep the demo under a minute on
     # 2 CPU cores; the default budget (300 steps at batch 64) takes about twice as long.
-    # Measured with skrank-tiny on 2 CPU cores: within-photo SRCC 0.735 with one torch
-    # thread and 0.988 with two, pooled 0.401 and 0.421, each the same on every run:
-    # three of the eight test photos get nearly flat predictions (a range of 0.005 to
-    # 0.1 against 0.6 to 1.6), which float rounding orders. With the default budget:
-    # 0.98-1.00 (benchmarks/results/quality-skrank-tiny-fidelity-*.md: blur).
+    # Measured with skrank-tiny's synthetic weights on 2 CPU cores: within-photo SRCC
+    # 0.738 with one torch thread and 0.827 with two, pooled 0.513 and 0.557, each the
+    # same on every run (float rounding orders the test photos whose predictions are
+    # nearly flat).
     # The small-data preset even with cached pretrained weights: the paper's deeper
     # model at its lr of 5e-5 needs thousands of steps, not a minute's 200.
     ranker = CLIPRanker(
@@ -156,7 +156,7 @@ def run(args) -> int:
     rows = [
         _metrics_row("CLIPRanker", y_test, pred, groups[test]),
         _metrics_row("ridge probe", y_test, ridge_pred, groups[test]),
-        _metrics_row("zero-shot", y_test, zero_pred, groups[test]),
+        _metrics_row("zero-shot", y_test, zero_pred, groups[test], in_units=False),
     ]
     print()
     print(format_table(rows))
@@ -210,8 +210,8 @@ def _legend(n_test: int, target: str) -> list[str]:
         "ridge probe": "the linear-probe baseline: ridge regression (RidgeCV) on the frozen "
         "CLIP image embeddings (CLIPEmbedder), trained on the same images.",
         "zero-shot": "CLIPZeroShotRanker: no training at all, each test image scored by its "
-        "CLIP similarity to the instruction's text. Its MAE is not in the units of y (it "
-        "predicts similarities); near 0 SRCC where the CLIP was never told of the property.",
+        "CLIP similarity to the instruction's text: an order, not the units of y, so it has "
+        "no MAE. Near 0, or below, where the CLIP was never told of the property.",
         "y (true target)": f"the {target}. A larger target means more of what the "
         "instruction asks for.",
         "SRCC within photo": "Spearman's rank correlation between predicted and true "
