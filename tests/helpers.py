@@ -15,6 +15,29 @@ BATCH = 8  # quick_ranker's batch size
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
 
 
+def failed_api_checks(est) -> dict:
+    """Run scikit-learn's ``check_estimator`` (every result must pass) and each of its
+    API checks on a clone of ``est``; the API checks that raised, by name, with their
+    messages: the ones a 2-D numeric ``X`` cannot apply to, for the caller to name."""
+    import warnings
+
+    from sklearn.base import clone
+    from sklearn.utils import estimator_checks as ec
+
+    failed = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = ec.check_estimator(est, on_fail=None)
+        assert all(r["status"] == "passed" for r in results), results
+        for check in ec._yield_api_checks(est):
+            name = getattr(check, "__name__", str(check))
+            try:
+                check(type(est).__name__, clone(est))
+            except Exception as exc:  # noqa: BLE001 - collecting which checks apply
+                failed[name] = str(exc)
+    return failed
+
+
 def tiny_ranker(instruction=INSTRUCTION, **kw):
     """A quick skrank-tiny ranker on the CPU; keyword arguments override the defaults."""
     params = dict(

@@ -13,6 +13,7 @@ from skrank import CLIPPreferenceRanker, ImageLoadError, InvalidParameterError
 from skrank._model.preferences import MAX_PER_IMAGE, Comparisons, comparison_batches
 from skrank.metrics import spearman_score
 from skrank.model_selection import ComparisonKFold
+from tests.helpers import failed_api_checks
 
 GREYS = [np.full((16, 16, 3), v, np.uint8) for v in range(0, 256, 16)]  # 16 images
 
@@ -164,22 +165,7 @@ NOT_COMPARISONS = {
 
 
 def test_sklearn_api_checks_that_apply():
-    import warnings
-
-    from sklearn.utils import estimator_checks as ec
-
-    est = model(max_epochs=1)
-    failed = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = ec.check_estimator(est, on_fail=None)
-        assert all(r["status"] == "passed" for r in results), results
-        for check in ec._yield_api_checks(est):
-            name = getattr(check, "__name__", str(check))
-            try:
-                check(type(est).__name__, clone(est))
-            except Exception as exc:  # noqa: BLE001 - collecting which checks apply
-                failed[name] = str(exc)
+    failed = failed_api_checks(model(max_epochs=1))
     assert set(failed) == NOT_COMPARISONS, failed
     for name, text in failed.items():
         words = ("not a pair of images", "probability that the first image", "negative")

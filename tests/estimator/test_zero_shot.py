@@ -2,7 +2,6 @@
 estimator that searches, cross-validates, pickles and refuses what it cannot use."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +12,7 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
 from skrank import CLIPZeroShotRanker, ImageLoadError, InvalidParameterError
 from skrank.metrics import get_scorer, spearman_score
+from tests.helpers import failed_api_checks
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,20 +121,7 @@ EXPECTED_FAILED_CHECKS = {"check_fit_score_takes_y"}
 
 
 def test_sklearn_api_checks():
-    from sklearn.utils import estimator_checks as ec
-
-    est = model(prompts=DARK_LIGHT)
-    failed = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        results = ec.check_estimator(est, on_fail=None)
-        assert all(r["status"] == "passed" for r in results), results
-        for check in ec._yield_api_checks(est):
-            name = getattr(check, "__name__", str(check))
-            try:
-                check(type(est).__name__, clone(est))
-            except Exception as exc:  # noqa: BLE001 - collecting which checks apply
-                failed[name] = str(exc)
+    failed = failed_api_checks(model(prompts=DARK_LIGHT))
     assert set(failed) == EXPECTED_FAILED_CHECKS, failed
     for name, text in failed.items():
         assert "single image" in text or "array of images" in text, (name, text)
