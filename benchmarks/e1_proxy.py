@@ -34,6 +34,9 @@ the CPU, ``random_state`` = the fold, no ``groups`` (so no early stopping)):
 - ``paper@matched``: the same model and rate with as many epochs as make about
   3,800 optimiser steps, the paper's budget on KonIQ-10k (``learning_curves``'
   ``paper@3800-steps``);
+- ``paper-preset``: ``CLIPRanker(preset="paper")`` as a user with pretrained weights
+  gets it: the paper's model and rate, 30 epochs raised to at least 1,000 optimiser
+  steps (no groups, so no early stopping);
 - ``deep@small-data-lr``: the reference's depth (2 + 2) with every other setting
   the small-data preset's, its rate included (``learning_curves``'
   ``deep@shallow-lr``, the small-data preset named since pretrained weights make
@@ -120,7 +123,7 @@ PROBES = ("ridge-tokens", "ridge-pooled")
 ZERO_SHOT = ("zero-shot", "zero-shot-prompts")
 MULTI = "multi-instruction"
 # CLIPRanker methods fitted on one target's training set.
-RANKERS = ("small-data", "paper", "paper@matched", "deep@small-data-lr")
+RANKERS = ("small-data", "paper", "paper@matched", "deep@small-data-lr", "paper-preset")
 METHODS = (*RANKERS, *PROBES, *ZERO_SHOT, MULTI)
 QUICK_EPOCHS = 2  # --quick: every CLIPRanker fit runs this many epochs (a smoke check)
 # The small-data preset on pretrained weights warns above 3,000 images of one
@@ -195,6 +198,8 @@ def ranker_params(method: str, d_model: int, n_train: int, quick: bool = False) 
     """CLIPRanker parameters of a CLIPRanker method (``RANKERS`` or ``MULTI``)."""
     if method in ("small-data", MULTI):
         params = {"preset": "small-data"}
+    elif method == "paper-preset":  # what a user with pretrained weights gets
+        params = {"preset": "paper", "early_stopping": False}
     elif method == "paper":
         params = {"preset": "paper", **REFERENCE, "early_stopping": False}
     elif method == "paper@matched":
