@@ -10,9 +10,10 @@ The backbone is ``skrank-tiny`` with ``pretrained="synthetic"``: a 64-pixel
 CLIP that skrank pretrains on generated scenes whose captions name shapes,
 colours, counts and what a photo shows, and never image quality. So it shows
 both sides of zero-shot ranking: on brightness, which its colour words ("a
-white background", "a black background") carry, the prompts rank without a
-single label; on blur, which no caption named, they do not, and training is
-what it takes. The scores are Spearman's correlation pooled over the held-out
+white background", "a black background") partly carry, the prompts order the
+images the right way without a single label, if far less well than a trained
+ranker; on blur, which no caption named, they do not, and training is what it
+takes. The scores are Spearman's correlation pooled over the held-out
 photos' images, which the photos' own differences (one is softer than another
 before any blur) bound below 1.
 """
