@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -283,3 +284,59 @@ def naive_pair_features(rel, x):
     o_i = p[..., :L] @ pair_kv[..., :L, :]  # (B, B, h, R, c)
     o_j = p[..., L:] @ pair_kv[..., L:, :]
     return rel.out((o_i - o_j).mean(dim=3).flatten(-2))  # (B, B, d)
+
+
+def plot_curves(
+    curves: dict,
+    path: Path,
+    *,
+    ylabel: str,
+    title: str,
+    xlabel: str | None = None,
+    dashed: tuple = (),
+    ylim: tuple = (-0.1, 1.02),
+    panel: tuple = (3.2, 2.6),
+    max_cols: int = 4,
+) -> None:
+    """One panel per key of ``curves`` (at most ``max_cols`` a row), each a curve per
+    method: ``curves[panel][method] = (sizes, means, stds)``, drawn with error bars on a
+    log x axis (``dashed`` methods dashed), saved to ``path``. The learning curves', the
+    preference benchmark's and E1's figures."""
+    from matplotlib.figure import Figure
+
+    names = list(curves)
+    cols = min(max_cols, len(names))
+    nrows = math.ceil(len(names) / cols)
+    width, height = panel
+    fig = Figure(figsize=(width * cols, height * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    for ax, name in zip(axes, names):
+        for method, (ns, mean, std) in curves[name].items():
+            style = "--" if method in dashed else "-"
+            ax.errorbar(ns, mean, yerr=std, marker="o", ms=3, capsize=2, ls=style, label=method)
+        ax.set_xscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+        if xlabel:
+            ax.set_xlabel(xlabel, fontsize=8)
+    for ax in axes[len(names) :]:
+        ax.set_visible(False)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=110)
+
+
+def curves_of(summary: dict, panels: list, methods: list, value) -> dict:
+    """``plot_curves``' input from a summary keyed (panel, size, method): per panel and
+    method, the sizes present and ``value(entry)`` = (mean, std) at each."""
+    out = {}
+    for name in panels:
+        out[name] = {}
+        for m in methods:
+            ns = sorted(n for (k, n, mm) in summary if k == name and mm == m)
+            if ns:
+                pairs = [value(summary[(name, n, m)]) for n in ns]
+                out[name][m] = (ns, [p[0] for p in pairs], [p[1] for p in pairs])
+    return out

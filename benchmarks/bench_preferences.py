@@ -53,7 +53,6 @@ replaces the rows of the cells it runs and keeps the others), with a markdown ta
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -61,10 +60,12 @@ import numpy as np
 
 from benchmarks._common import (
     RESULTS,
+    curves_of,
     embeddings,
     frozen_tokens,
     git_commit,
     metrics,
+    plot_curves,
     write_json,
 )
 
@@ -483,35 +484,17 @@ def _cell(s: dict | None) -> str:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    from matplotlib.figure import Figure
-
-    summary = summarise(rows)
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
-    cols = min(4, len(kinds))
-    nrows = math.ceil(len(kinds) / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.7 * nrows + 0.4), layout="constrained")
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    for ax, kind in zip(axes, kinds):
-        for m in methods_in(rows):
-            ns = sorted(n for (k, n, mm) in summary if k == kind and mm == m)
-            if not ns:
-                continue
-            mean = [summary[(kind, n, m)]["srcc_within"][0] for n in ns]
-            std = [summary[(kind, n, m)]["srcc_within"][1] for n in ns]
-            style = "--" if m == TRUE else "-"
-            ax.errorbar(ns, mean, yerr=std, marker="o", ms=3, capsize=2, ls=style, label=m)
-        ax.set_xscale("log")
-        ax.set_title(kind, fontsize=9)
-        ax.set_ylim(-0.1, 1.02)
-        ax.grid(alpha=0.3)
-        ax.set_xlabel("comparisons", fontsize=8)
-    for ax in axes[len(kinds) :]:
-        ax.set_visible(False)
-    axes[0].set_ylabel("SRCC within held-out photo")
-    axes[0].legend(fontsize=6)
-    fig.suptitle("skrank-tiny: score vs number of simulated comparisons (10% flipped)",
-                 fontsize=10)  # fmt: skip
-    fig.savefig(path, dpi=110)
+    curves = curves_of(summarise(rows), kinds, methods_in(rows), lambda s: s["srcc_within"][:2])
+    plot_curves(
+        curves,
+        path,
+        ylabel="SRCC within held-out photo",
+        title="skrank-tiny: score vs number of simulated comparisons (10% flipped)",
+        xlabel="comparisons",
+        dashed=(TRUE,),
+        panel=(3.2, 2.7),
+    )
 
 
 def write(rows: list[dict], stem: Path, command: str, plots: bool = True) -> None:

@@ -98,10 +98,12 @@ import numpy as np
 from benchmarks._common import (
     REFERENCE,
     RESULTS,
+    curves_of,
     embeddings,
     frozen_tokens,
     git_commit,
     metrics,
+    plot_curves,
     ridge,
     write_json,
 )
@@ -463,30 +465,19 @@ def markdown(rows: list[dict], config: dict | None = None) -> str:
 
 def plot(rows: list[dict], path: Path) -> None:
     """One panel per target: pooled SRCC against training images (log x)."""
-    from matplotlib.figure import Figure
-
-    summary = summarise(rows)
     targets = _targets(rows)
-    fig = Figure(figsize=(3.4 * len(targets), 3.0), layout="constrained")
-    axes = fig.subplots(1, len(targets), squeeze=False).ravel()
-    for ax, target in zip(axes, targets):
-        for m in _methods(rows):
-            ns = sorted(n for (t, n, mm) in summary if t == target and mm == m)
-            if not ns:
-                continue
-            mean = [summary[(target, n, m)][0] for n in ns]
-            std = [summary[(target, n, m)][1] for n in ns]
-            style = "--" if m in ZERO_SHOT else "-"
-            ax.errorbar(ns, mean, yerr=std, marker="o", ms=3, capsize=2, ls=style, label=m)
-        ax.set_xscale("log")
-        ax.set_title(target, fontsize=9)
-        ax.set_ylim(-0.25, 1.02)
-        ax.set_xlabel("training images")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("pooled SRCC")
-    axes[0].legend(fontsize=6)
-    fig.suptitle("E1: the pretrained tiny CLIP proxy, held-out targets", fontsize=10)
-    fig.savefig(path, dpi=110)
+    curves = curves_of(summarise(rows), targets, _methods(rows), lambda s: s[:2])
+    plot_curves(
+        curves,
+        path,
+        ylabel="pooled SRCC",
+        title="E1: the pretrained tiny CLIP proxy, held-out targets",
+        xlabel="training images",
+        dashed=ZERO_SHOT,
+        ylim=(-0.25, 1.02),
+        panel=(3.4, 2.6),
+        max_cols=len(targets),
+    )
 
 
 def write(stem: Path, rows: list[dict], config: dict) -> None:

@@ -71,10 +71,12 @@ from benchmarks._common import (
     REFERENCE,
     RESULTS,
     SYNTHETIC,
+    curves_of,
     embeddings,
     frozen_tokens,
     git_commit,
     metrics,
+    plot_curves,
     ridge,
     write_json,
 )
@@ -375,32 +377,14 @@ def verdict(rows: list[dict], kind: str, n: int) -> str:
 
 
 def plot(rows: list[dict], path: Path, backbone: str) -> None:
-    from matplotlib.figure import Figure
-
-    summary = summarise(rows)
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
-    cols = min(4, len(kinds))
-    nrows = math.ceil(len(kinds) / cols)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * nrows + 0.4), layout="constrained")
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    for ax, kind in zip(axes, kinds):
-        for m in _methods(rows):
-            ns = sorted(n for (kk, n, mm) in summary if kk == kind and mm == m)
-            if not ns:
-                continue
-            mean = [summary[(kind, n, m)]["SRCC_within"][0] for n in ns]
-            std = [summary[(kind, n, m)]["SRCC_within"][1] for n in ns]
-            ax.errorbar(ns, mean, yerr=std, marker="o", ms=3, capsize=2, label=m)
-        ax.set_xscale("log")
-        ax.set_title(kind, fontsize=9)
-        ax.set_ylim(-0.1, 1.02)
-        ax.grid(alpha=0.3)
-    for ax in axes[len(kinds) :]:
-        ax.set_visible(False)
-    axes[0].set_ylabel("SRCC within source")
-    axes[0].legend(fontsize=6)
-    fig.suptitle(f"{backbone}: SRCC within source vs training images", fontsize=10)
-    fig.savefig(path, dpi=110)
+    curves = curves_of(summarise(rows), kinds, _methods(rows), lambda s: s["SRCC_within"][:2])
+    plot_curves(
+        curves,
+        path,
+        ylabel="SRCC within source",
+        title=f"{backbone}: SRCC within source vs training images",
+    )
 
 
 def write(rows: list[dict], stem: Path, backbone: str) -> None:
