@@ -27,9 +27,9 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GroupKFold, cross_val_predict
 
 from benchmarks import _common  # noqa: F401  (offline; before open_clip)
-from benchmarks._common import RESULTS, git_commit, write_json
+from benchmarks._common import RESULTS, embeddings, git_commit, write_json
+from skrank import CLIPZeroShotRanker
 from skrank._encoding.backbone import load_backbone
-from skrank._encoding.images import Preprocessor, iter_pixel_batches
 from skrank.datasets._scenes import PHOTO_WORDS, degrade, make_scenes
 
 EVAL_SEED = 9_999  # the pretraining draws seed 0: these scenes are other ones
@@ -45,12 +45,20 @@ def _normed(x: torch.Tensor) -> np.ndarray:
 
 
 def embed_images(backbone, images) -> np.ndarray:
-    out = []
-    with torch.no_grad():
-        preprocess = Preprocessor.from_info(backbone.info)
-        for _, pixels, _ in iter_pixel_batches(images, preprocess, 256):
-            out.append(backbone.image_embeddings(pixels, "fp32"))
-    return _normed(torch.cat(out))
+    """Unit pooled image embeddings, as every benchmark computes them
+    (``_common.embeddings``: ``CLIPEmbedder``)."""
+    return _normed(torch.from_numpy(embeddings(backbone, images)))
+
+
+def zero_shot(backbone, img: np.ndarray, positive: str, negative: str) -> np.ndarray:
+    """``CLIPZeroShotRanker``'s score of the unit embeddings ``img`` for the pair."""
+    ranker = CLIPZeroShotRanker(
+        prompts=(positive, negative),
+        backbone=backbone.name,
+        pretrained=backbone.pretrained,
+        device=str(backbone.device),
+    )
+    return img @ ranker.fit().direction_
 
 
 def embed_texts(backbone, texts) -> np.ndarray:
@@ -81,12 +89,10 @@ def background(backbone, scenes) -> dict:
     return {"n": len(rows), "accuracy": accuracy, "chance": 1 / len(words)}
 
 
-def count_ranking(backbone, scenes, kind: str) -> float:
-    """Spearman, over scenes with ``kind`` drawn, of sim("six …") − sim("one …")."""
-    rows = np.flatnonzero(scenes.counts[kind] > 0)
-    img = embed_images(backbone, [scenes.images[i] for i in rows])
-    many, one = embed_texts(backbone, [f"six {kind}s.", f"one {kind}."])
-    return float(spearmanr(img @ many - img @ one, scenes.counts[kind][rows])[0])
+def count_ranking(backbone, img: np.ndarray, counts: np.ndarray, kind: str) -> float:
+    """Spearman of sim("six …") − sim("one …") over the unit embeddings ``img`` of scenes
+    with ``counts`` of ``kind`` drawn."""
+    return float(spearmanr(zero_shot(backbone, img, f"six {kind}s.", f"one {kind}."), counts)[0])
 
 
 def graded(scenes, kind: str, n: int):
@@ -113,24 +119,18 @@ def held_out(backbone, clean, counted, n: int) -> dict:
     for kind, (pos, neg) in PROMPTS.items():
         images, levels, groups = graded(clean, kind, n)
         img = embed_images(backbone, images)
-        p, q = embed_texts(backbone, [pos, neg])
         out[kind] = {
-            "zero_shot_spearman": float(spearmanr(img @ p - img @ q, levels)[0]),
+            "zero_shot_spearman": float(spearmanr(zero_shot(backbone, img, pos, neg), levels)[0]),
             "probe_spearman": probe(img, levels, groups),
         }
-    rows = np.flatnonzero(counted.counts["triangle"] > 0)
-    img = embed_images(backbone, [counted.images[i] for i in rows])
-    y = counted.counts["triangle"][rows]
-    out["triangle count"] = {
-        "zero_shot_spearman": count_ranking(backbone, counted, "triangle"),
-        "probe_spearman": probe(img, y, np.arange(len(rows))),
-    }
-    rows = np.flatnonzero(counted.counts["circle"] > 0)
-    img = embed_images(backbone, [counted.images[i] for i in rows])
-    out["circle count (taught)"] = {
-        "zero_shot_spearman": count_ranking(backbone, counted, "circle"),
-        "probe_spearman": probe(img, counted.counts["circle"][rows], np.arange(len(rows))),
-    }
+    for kind, name in (("triangle", "triangle count"), ("circle", "circle count (taught)")):
+        rows = np.flatnonzero(counted.counts[kind] > 0)
+        img = embed_images(backbone, [counted.images[i] for i in rows])  # once, for both
+        y = counted.counts[kind][rows]
+        out[name] = {
+            "zero_shot_spearman": count_ranking(backbone, img, y, kind),
+            "probe_spearman": probe(img, y, np.arange(len(rows))),
+        }
     return out
 
 
