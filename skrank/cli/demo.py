@@ -150,8 +150,10 @@ def run(args) -> int:
     )
     ridge_pred = probe.fit(X_train, y_train).predict(X_test)
 
-    zero_shot = CLIPZeroShotRanker(task.instruction, backbone=name, pretrained=pretrained)
-    zero_pred = zero_shot.set_params(device=probe_device).fit().predict(X_test)
+    zero_shot = CLIPZeroShotRanker(
+        task.instruction, backbone=name, pretrained=pretrained, device=probe_device
+    )
+    zero_pred = zero_shot.fit().predict(X_test)
 
     rows = [
         _metrics_row("CLIPRanker", y_test, pred, groups[test]),
