@@ -54,13 +54,35 @@ def fit_variant(towers: str, adapter: str, epochs: int) -> dict:
     }
 
 
+def against_fp32(rows: list[dict]) -> None:
+    """Each row's Spearman correlation with the all-fp32 fit's held-out predictions
+    (``srcc_vs_fp32``), where the rows hold that fit."""
+    from scipy.stats import spearmanr
+
+    fp32 = [r for r in rows if (r["towers"], r["adapter"]) == ("fp32", "fp32")]
+    for row in rows if fp32 else []:
+        row["srcc_vs_fp32"] = float(spearmanr(fp32[0]["predictions"], row["predictions"]).statistic)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument(
+        "--rows",
+        default="fp32/bf16,bf16/fp32",
+        help="comma-separated towers/adapter precisions, e.g. fp32/fp32,fp32/bf16",
+    )
+    p.add_argument("--label", default=None, help="a name for the code's state (a run of its own)")
     args = p.parse_args(argv)
-    rows = [fit_variant(t, a, args.epochs) for t, a in (("fp32", "bf16"), ("bf16", "fp32"))]
+    pairs = [tuple(r.split("/")) for r in args.rows.split(",")]
+    rows = [fit_variant(t, a, args.epochs) for t, a in pairs]
+    against_fp32(rows)
     out = {"commit": git_commit(), "epochs": args.epochs, "rows": rows}
-    write_json(RESULTS / "experiment-bf16-training.json", out)
+    path = RESULTS / "experiment-bf16-training.json"
+    if args.label is not None:  # a labelled run sits beside the others
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        out = {**previous, "runs": {**previous.get("runs", {}), args.label: out}}
+    write_json(path, out)
     print(json.dumps([{k: v for k, v in r.items() if k != "predictions"} for r in rows]))
 
 
