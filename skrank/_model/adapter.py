@@ -57,6 +57,14 @@ def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     return x * keep.to(x.dtype) / (1 - p)
 
 
+def in_fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` in float32 whatever autocast is in force: the few small layers whose
+    output is a score or a logit, where bf16's 8-bit mantissa would round the very
+    numbers a ranking and its loss compare (see the adapter's ``encode``)."""
+    with torch.autocast(x.device.type, enabled=False):
+        return module(x.float())
+
+
 def _factory() -> dict:
     """Where and how new parameters are made: float32 whatever torch's default dtype
     (``torch.set_default_dtype``), on the CPU, where a fit's seeded generator draws,
@@ -271,7 +279,7 @@ class ScoreHead(nn.Module):
         return pooled
 
     def forward(self, tokens):  # (B, L, d)
-        return self.mlp(self.pool(tokens)).squeeze(-1)  # (B,)
+        return in_fp32(self.mlp, self.pool(tokens)).squeeze(-1)  # (B,)
 
 
 class RelationAttention(nn.Module):
@@ -344,7 +352,7 @@ class PairHead(nn.Module):
 
     def raw(self, feats):  # (..., d) → (...)
         """The MLP's logit g(f), not yet made odd."""
-        return self.mlp(self.ln(feats)).squeeze(-1)
+        return in_fp32(self.mlp, self.ln(feats.float())).squeeze(-1)
 
     def forward(self, feats):  # (..., d)
         """The odd logit (g(f) − g(−f)) / 2, both halves in one pass of the MLP."""
@@ -434,8 +442,14 @@ class RankingAdapter(nn.Module):
         """Fused, per-image tokens (B, L, d) for one instruction.
 
         ``image_tokens`` (B, L, C_img); ``text`` (1, T, C_txt); ``text_valid`` (1, T) bool.
+
+        The residual stream is float32 under bf16 autocast too: each block's
+        matrix products run in bf16, but what they add to is kept in float32
+        (``x`` is cast after the two projections that start it), as are the
+        LayerNorms that read it and the score and pair heads' MLPs
+        (:func:`in_fp32`). In float32 the casts are no-ops.
         """
-        x = self.image_in(image_tokens)  # (B, L, d)
+        x = self.image_in(image_tokens).float()  # (B, L, d)
         if self.cfg.image_positions == "sincos":
             x = x + grid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
         # One context for the batch: the cross-attention projects its keys and values
@@ -443,7 +457,7 @@ class RankingAdapter(nn.Module):
         ctx, valid = self.context(text, text_valid)  # (1, T + P, d), (1, T + P)
         for block in self.fusion:
             x = block(x, ctx, valid)
-        x = self.fusion_out(self.fusion_ln(x))
+        x = self.fusion_out(self.fusion_ln(x)).float()
         for block in self.post:
             x = block(x)
         return x  # (B, L, d)

@@ -98,3 +98,31 @@ def test_bf16_on_a_native_bf16_cpu_autocasts_every_forward_pass(forward_passes):
     assert np.isfinite(ranker.predict(images)).all()
     assert {p for _, p in forward_passes} == {"bf16"}
     assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())
+
+
+def test_under_bf16_autocast_the_residual_stream_and_the_heads_stay_float32():
+    """bf16 runs the adapter's matrix products, never the numbers it sums into, nor
+    the scores and logits a ranking compares: their 8-bit mantissa would tie close
+    images and round the loss's differences."""
+    from skrank._model.adapter import AdapterConfig, RankingAdapter
+
+    cfg = AdapterConfig(24, 16, d_model=32, n_heads=4, n_fusion_layers=2, n_post_layers=2)
+    adapter = RankingAdapter(cfg, torch.Generator().manual_seed(0)).eval()
+    g = torch.Generator().manual_seed(1)
+    tokens, text = torch.randn(12, 9, 24, generator=g), torch.randn(1, 5, 16, generator=g)
+    valid = torch.ones(1, 5, dtype=torch.bool)
+    streams = []
+    for block in [*adapter.fusion, *adapter.post]:
+        block.register_forward_hook(lambda m, args, out: streams.append(out.dtype))
+    with torch.no_grad():
+        exact, fused32 = adapter(tokens, text, valid)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            scores, fused = adapter(tokens, text, valid)
+            logits = adapter.pair_logits(fused)
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32  # autocast left
+    assert set(streams) == {torch.float32}
+    assert scores.dtype == fused.dtype == logits.dtype == torch.float32
+    # bf16's rounding, not its format: near the float32 scores, and distinct ones stay so.
+    assert torch.allclose(scores, exact, atol=0.05 * exact.std().item())
+    assert len(set(scores.tolist())) == len(scores)
+    assert torch.allclose(logits, -logits.T) and torch.all(logits.diagonal() == 0)
