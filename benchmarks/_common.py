@@ -100,6 +100,13 @@ def status_mib(field: str) -> float:
     raise KeyError(field)
 
 
+def reset_peak_rss() -> None:
+    """Restart ``VmHWM`` from the resident memory of now (Linux: ``/proc/self/clear_refs``),
+    so the next :func:`status_mib` ``("VmHWM")`` is the peak of what ran since."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+
+
 def json_from_child(cmd: list[str]) -> dict:
     """Run ``cmd`` in a fresh process from the repository; the JSON of its last line."""
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT)
