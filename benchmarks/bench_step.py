@@ -34,7 +34,6 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
 
 from benchmarks._common import (
     RESULTS,
@@ -87,9 +86,11 @@ def step_fn(adapter, optimizer, reg_weight: float, batch, precision: str):
     """One training step as ``skrank._model.training`` takes it."""
     from skrank import _devices as devices
     from skrank._model.losses import ranking_loss, regression_loss
+    from skrank._model.training import optimizer_step
 
     tokens, text, valid, y = batch
     mask = ~torch.eye(len(y), dtype=torch.bool)
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
 
     def step():
         with devices.autocast(tokens.device, precision):
@@ -97,10 +98,7 @@ def step_fn(adapter, optimizer, reg_weight: float, batch, precision: str):
             reg = regression_loss(scores, y)
             rank = ranking_loss(adapter.pair_logits(fused), y, mask)
             loss = reg_weight * reg + rank
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(adapter.parameters(), 1.0)
-        optimizer.step()
+        optimizer_step(loss, adapter, optimizer, constant, 1.0)
         return loss.detach()
 
     return step

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,9 @@ def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     """``F.dropout(x, p)`` (zero with probability p, scale the rest by 1 / (1 - p)), its
     mask drawn from the generator of :func:`dropout_generator`."""
     keep = torch.rand(x.shape, generator=_DROPOUT_GENERATOR.get(), device=x.device) >= p
-    return x * keep.to(x.dtype) / (1 - p)
+    # The values of x * keep / (1 - p), but the backward keeps the boolean mask (a
+    # byte a value), not a copy of it in x's dtype.
+    return torch.where(keep, x / (1 - p), 0.0)
 
 
 def in_fp32(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -181,7 +184,39 @@ class MLP(nn.Module):
         self.proj = _linear(ratio * d, d, generator)
 
     def forward(self, x):
-        return self.proj(F.gelu(self.fc(x)))
+        h = self.fc(x)
+        a = F.gelu(h)
+        # proj's backward needs a; keep h alone (gelu's backward keeps it anyway) and
+        # compute a again from it then: one elementwise pass saves a hidden-wide copy.
+        with torch.autograd.graph.saved_tensors_hooks(_AsGelu(h, a).pack, _AsGelu.unpack):
+            return self.proj(a)
+
+
+class _AsGelu:
+    """Saved-tensor hooks that keep ``a = gelu(h)`` (or a view of it) as ``h`` and the
+    view's geometry, and compute it again when the backward asks: the same values."""
+
+    def __init__(self, h: torch.Tensor, a: torch.Tensor):
+        self.h, self.a = h, a
+
+    def pack(self, t: torch.Tensor):
+        a = self.a
+        if t.dtype != a.dtype or t.untyped_storage().data_ptr() != a.untyped_storage().data_ptr():
+            return t
+        return _GeluOf(self.h, t.size(), t.stride(), t.storage_offset())
+
+    @staticmethod
+    def unpack(packed):
+        if not isinstance(packed, _GeluOf):
+            return packed
+        return F.gelu(packed.h).as_strided(packed.size, packed.stride, packed.offset)
+
+
+class _GeluOf(NamedTuple):
+    h: torch.Tensor
+    size: torch.Size
+    stride: tuple
+    offset: int
 
 
 class Block(nn.Module):

@@ -194,11 +194,16 @@ def warmup_schedule(optimizer, total_steps: int, warmup_fraction: float):
 
 
 def optimizer_step(loss, adapter: nn.Module, optimizer, schedule, grad_clip: float) -> None:
-    """One step on ``loss``: gradients clipped to norm ``grad_clip``, then the schedule's."""
-    optimizer.zero_grad(set_to_none=True)
+    """One step on ``loss``: gradients clipped to norm ``grad_clip``, then the schedule's.
+
+    The gradients are dropped once the optimiser has used them, not kept until the
+    next step's backward: the next forward pass, a step's peak of memory, runs
+    without them (a parameter-sized buffer less).
+    """
     loss.backward()
     nn.utils.clip_grad_norm_(adapter.parameters(), grad_clip)
     optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
     schedule.step()
 
 

@@ -263,3 +263,56 @@ def test_skrank_01s_architecture_options_are_gone(name):
     (what older files hold is the loader's business: test_architecture_params)."""
     with pytest.raises(TypeError, match=name):
         AdapterConfig(**SMALL, **{name: "anything"})
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_the_mlp_keeps_its_hidden_layer_once_and_gets_the_same_gradients(autocast, monkeypatch):
+    """The MLP's backward keeps gelu's input alone and computes its output again (a
+    hidden-wide copy less a block): the very gradients of proj(gelu(fc(x)))."""
+    import torch.nn.functional as F
+
+    from skrank._model import adapter as adapters
+
+    torch.manual_seed(0)
+    mlp = adapters.MLP(16, 4)
+    packed = []
+    pack = adapters._AsGelu.pack
+
+    def recording(self, t):
+        packed.append(pack(self, t))
+        return packed[-1]
+
+    monkeypatch.setattr(adapters._AsGelu, "pack", recording)
+
+    def grads(forward):
+        x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        mlp.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = forward(x)
+        (out.float() * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        return [t.grad.clone() for t in (x, *mlp.parameters())]
+
+    plain = grads(lambda v: mlp.proj(F.gelu(mlp.fc(v))))
+    assert not packed
+    recomputed = grads(mlp)
+    kept = [p for p in packed if isinstance(p, adapters._GeluOf)]
+    assert len(kept) == 1 and kept[0].h.shape == (3, 7, 64)  # gelu's output not kept
+    assert not any(isinstance(p, torch.Tensor) and p.shape[-1] == 64 for p in packed)
+    for a, b in zip(plain, recomputed):
+        assert torch.equal(a, b)
+
+
+def test_dropout_keeps_a_boolean_mask_and_drops_as_f_dropout_does():
+    from skrank._model.adapter import _dropout, dropout_generator
+
+    x = torch.randn(200, 50, requires_grad=True)
+    saved = []
+    with dropout_generator(torch.Generator().manual_seed(0)):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+            y = _dropout(x, 0.25)
+    keep = y != 0
+    assert abs(keep.float().mean().item() - 0.75) < 0.01
+    torch.testing.assert_close(y[keep], x[keep] / 0.75, rtol=0, atol=0)
+    assert [t.dtype for t in saved] == [torch.bool]
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, keep.float() / 0.75, rtol=0, atol=0)
