@@ -6,7 +6,8 @@ needs: per-image tokens, per-instruction text tokens with a padding mask,
 pooled image embeddings (for baselines) and the preprocessing constants (input
 size, mean, std). :class:`skrank._encoding.encoder.Encoder` turns decoded pixel batches
 (:mod:`skrank._encoding.images`) into those tokens and embeddings. Every forward pass
-enters :func:`skrank._devices.autocast` with the caller's ``precision``.
+enters :func:`skrank._devices.autocast` with the caller's ``precision``, as the
+towers' (``towers=True``: fp32 on a CPU).
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ class Backbone:
         """Frozen per-image tokens, (N, 3, H, W) normalised pixels → (N, L, C) float32."""
         visual = self.model.visual
         pixels = pixels.to(self.device, non_blocking=True)
-        with devices.autocast(self.device, precision):
+        with devices.autocast(self.device, precision, towers=True):
             if self.is_timm:
                 feats = visual.trunk.forward_features(pixels)
                 if feats.ndim == 4:  # ConvNeXt-like map (N, C, h, w) → (N, h·w, C)
@@ -137,7 +138,7 @@ class Backbone:
     @torch.no_grad()
     def image_embeddings(self, pixels: torch.Tensor, precision: str = "auto") -> torch.Tensor:
         """CLIP's pooled, projected image embeddings (N, embed_dim), for baselines."""
-        with devices.autocast(self.device, precision):
+        with devices.autocast(self.device, precision, towers=True):
             out = self.model.encode_image(pixels.to(self.device))
         return out.float()
 
@@ -145,7 +146,7 @@ class Backbone:
     def text_embeddings(self, texts: list[str], precision: str = "auto") -> torch.Tensor:
         """CLIP's pooled, projected text embeddings (T, embed_dim), for zero-shot baselines."""
         ids = self.tokenizer(list(texts)).to(self.device)
-        with devices.autocast(self.device, precision):
+        with devices.autocast(self.device, precision, towers=True):
             out = self.model.encode_text(ids)
         return out.float()
 
@@ -164,7 +165,7 @@ class Backbone:
         """
         text = self._text
         ids = self.tokenizer(list(texts)).to(self.device)  # (T, Lt), 0-padded
-        with devices.autocast(self.device, precision):
+        with devices.autocast(self.device, precision, towers=True):
             x = text.token_embedding(ids) + text.positional_embedding  # (T, Lt, Ct)
             x = text.transformer(x, attn_mask=text.attn_mask)
             x = text.ln_final(x)

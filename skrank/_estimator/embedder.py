@@ -146,9 +146,10 @@ class CLIPEmbedder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     device : str, default="auto"
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps".
     precision : {"auto", "fp32", "bf16"}, default="auto"
-        "auto" uses bf16 autocast on CUDA and fp32 elsewhere; "bf16" uses it
-        on CUDA and on a CPU that computes bf16 natively (AVX512-BF16 or AMX),
-        and is refused elsewhere.
+        "auto" and "bf16" use bf16 autocast on CUDA; elsewhere the towers run
+        in fp32 ("bf16" is accepted on a CPU that computes bf16 natively, as
+        ``CLIPRanker``'s, where it speeds the adapter, which an embedder does
+        not have, and refused on other CPUs).
     num_workers : int, default=0
         Threads decoding images in parallel.
     cache : {"memory", "disk", None}, default="memory"
@@ -302,7 +303,8 @@ class _MemoryStore:
     dtype = np.float32
 
     def __init__(self, encoder: Encoder):
-        mode = "bf16" if use_bf16(encoder.backbone.device, encoder.precision) else "fp32"
+        bf16 = use_bf16(encoder.backbone.device, encoder.precision, towers=True)
+        mode = "bf16" if bf16 else "fp32"
         self.prefix = (spec_digest(encoder.backbone.info, "embeddings"), mode)
 
     def load(self, key: str, view: bool) -> tuple[np.ndarray | None, None]:

@@ -34,6 +34,16 @@ def test_the_bf16_decision(device, precision, bf16):
     assert devices.use_bf16(device, precision) is bf16
 
 
+def test_the_towers_stay_fp32_on_a_cpu_and_follow_precision_on_cuda(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_bf16_native", lambda: True)
+    assert devices.use_bf16(CPU, "bf16") and not devices.use_bf16(CPU, "bf16", towers=True)
+    assert devices.use_bf16(CUDA, "auto", towers=True)
+    assert devices.use_bf16(CUDA, "bf16", towers=True)
+    assert not devices.use_bf16(CUDA, "fp32", towers=True)
+    with devices.autocast(CPU, "bf16", towers=True):
+        assert not torch.is_autocast_enabled("cpu")
+
+
 def test_fp32_autocast_is_no_autocast_at_all():
     with devices.autocast(CUDA, "fp32"):
         assert not torch.is_autocast_enabled()
@@ -41,17 +51,27 @@ def test_fp32_autocast_is_no_autocast_at_all():
         devices.use_bf16(CUDA, "half")
 
 
+class _Seen(list):
+    """(calling function, precision) per autocast decision; ``towers``: whether each
+    was the frozen towers'."""
+
+    def __init__(self):
+        super().__init__()
+        self.towers = []
+
+
 @pytest.fixture
 def forward_passes(monkeypatch):
     """Record (calling function, precision) for every autocast decision taken."""
-    seen = []
+    seen = _Seen()
     original = devices.autocast
 
-    def recording(device, precision="auto"):
+    def recording(device, precision="auto", towers=False):
         import sys
 
         seen.append((sys._getframe(1).f_code.co_name, precision))
-        return original(device, precision)
+        seen.towers.append(towers)
+        return original(device, precision, towers)
 
     monkeypatch.setattr(devices, "autocast", recording)
     return seen
@@ -97,6 +117,9 @@ def test_bf16_on_a_native_bf16_cpu_autocasts_every_forward_pass(forward_passes):
     ranker = tiny_ranker(precision="bf16", max_epochs=1).fit(images, np.arange(10.0))
     assert np.isfinite(ranker.predict(images)).all()
     assert {p for _, p in forward_passes} == {"bf16"}
+    # The adapter's passes autocast; the towers' stay fp32 on a CPU.
+    assert True in forward_passes.towers and False in forward_passes.towers
+    assert not devices.use_bf16(CPU, "bf16", towers=True)
     assert all(p.dtype == torch.float32 for p in ranker.adapter_.parameters())
 
 
