@@ -23,6 +23,7 @@ recorded (a dirty tree as the hash of its diff).
     python -m benchmarks.bench_step                 # everything (about 4 min on 2 cores)
     python -m benchmarks.bench_step --quick          # fewer repeats
     python -m benchmarks.bench_step --only memory    # just the child-process memory
+    python -m benchmarks.bench_step --only views     # encoding the mirrored view
 """
 
 from __future__ import annotations
@@ -252,6 +253,41 @@ def measure_step(preset_name: str, backbone, batch, precision: str, repeats: int
     }
 
 
+def views_timing(backbone, n: int = 64, batch_size: int = 32, repeats: int = 3) -> dict:
+    """Seconds to encode ``n`` images at the tower's size in batches of ``batch_size``
+    (random pixels, the towers in fp32): the plain view alone, both views as two forward
+    passes per batch (what ``Encoder.stream`` runs for ``augment=True``), and both
+    views as one pass over the batch and its mirror stacked. Best of ``repeats``."""
+    size = backbone.image_size
+    pixels = torch.randn(n, 3, *size, generator=torch.Generator().manual_seed(0))
+    chunks = pixels.split(batch_size)
+
+    def plain():
+        for x in chunks:
+            backbone.image_tokens(x, "fp32")
+
+    def two_passes():
+        for x in chunks:
+            backbone.image_tokens(x, "fp32"), backbone.image_tokens(x.flip(-1), "fp32")
+
+    def one_pass():
+        for x in chunks:
+            backbone.image_tokens(torch.cat([x, x.flip(-1)]), "fp32").split(len(x))
+
+    out = {"n_images": n, "batch_size": batch_size, "image_size": list(size)}
+    ways = {"plain": plain, "both_two_passes": two_passes, "both_one_pass": one_pass}
+    for name, fn in ways.items():
+        fn()
+        out[f"seconds_{name}"] = min(_seconds(fn) for _ in range(repeats))
+    return out
+
+
+def _seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
 def _shown(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
@@ -352,6 +388,10 @@ def run(args) -> dict:
         res["fp32_spread"] = fp32_spread(args.epochs)
         print(json.dumps(res["fp32_spread"]))
         return res
+    if args.only == "views":
+        res["views"] = views_timing(backbone)
+        print(json.dumps(res["views"]))
+        return res
     if args.only == "ranking":
         res["ranking"] = ranking(args.epochs)
         print(json.dumps(res["ranking"], indent=1))
@@ -390,7 +430,7 @@ def main(argv=None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument(
         "--only",
-        choices=["time", "memory", "ranking", "fp32-spread", "fit-memory"],
+        choices=["time", "memory", "ranking", "fp32-spread", "fit-memory", "views"],
         default=None,
     )
     p.add_argument("--epochs", type=int, default=8, help="epochs of the ranking fits")
