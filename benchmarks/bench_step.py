@@ -23,7 +23,7 @@ recorded (a dirty tree as the hash of its diff).
     python -m benchmarks.bench_step                 # everything (about 4 min on 2 cores)
     python -m benchmarks.bench_step --quick          # fewer repeats
     python -m benchmarks.bench_step --only memory    # just the child-process memory
-    python -m benchmarks.bench_step --only views     # encoding the mirrored view
+    python -m benchmarks.bench_step --only views     # the mirrored view; dropout attention
 """
 
 from __future__ import annotations
@@ -282,6 +282,33 @@ def views_timing(backbone, n: int = 64, batch_size: int = 32, repeats: int = 3) 
     return out
 
 
+def dropout_attention_timing(batch_size: int = 64, repeats: int = 20) -> dict:
+    """Seconds of one post-LN layer's attention with dropout, forward and backward, at
+    the paper's shapes (ViT-B-32's 49 tokens, width 512, 8 heads): written out, as the
+    adapter computes it (its dropout mask from the fit's own generator), against
+    ``scaled_dot_product_attention(dropout_p=0.1)`` (torch's fused kernel, its mask from
+    the process-wide generator, which fits in threads would share). Best of ``repeats``."""
+    from torch.nn import functional as F
+
+    from skrank._model.adapter import POST_DROPOUT, _attend_with_dropout
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(batch_size, 8, 49, 64, generator=g).requires_grad_() for _ in range(3))
+    grad = torch.randn(batch_size, 8, 49, 64, generator=g)
+
+    def written_out():
+        _attend_with_dropout(q, k, v, None, POST_DROPOUT).backward(grad)
+
+    def fused():
+        F.scaled_dot_product_attention(q, k, v, dropout_p=POST_DROPOUT).backward(grad)
+
+    out = {"batch_size": batch_size, "shape": [batch_size, 8, 49, 64]}
+    for name, fn in (("written_out", written_out), ("sdpa", fused)):
+        fn()
+        out[f"seconds_{name}"] = min(_seconds(fn) for _ in range(repeats))
+    return out
+
+
 def _seconds(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -390,7 +417,8 @@ def run(args) -> dict:
         return res
     if args.only == "views":
         res["views"] = views_timing(backbone)
-        print(json.dumps(res["views"]))
+        res["dropout_attention"] = dropout_attention_timing()
+        print(json.dumps({k: res[k] for k in ("views", "dropout_attention")}))
         return res
     if args.only == "ranking":
         res["ranking"] = ranking(args.epochs)
