@@ -130,7 +130,8 @@ def training_mfu(device, backbone_name: str, n_images: int, epochs: int, peak) -
     train(adapter, data, dataclasses.replace(cfg, max_epochs=1))
     sync(device)
     t0 = time.perf_counter()
-    history, n_epochs = train(adapter, data, cfg)
+    trained = train(adapter, data, cfg)
+    history, n_epochs = trained.history, trained.n_iter
     sync(device)
     seconds = time.perf_counter() - t0
     steps = n_epochs * -(-n_images // 64)
