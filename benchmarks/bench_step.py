@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -403,6 +404,7 @@ def run(args) -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "native_bf16": cpu_bf16_native(),
+        "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
         "variant": args.variant,
         "commit": git_commit(),
         "rows": [],
