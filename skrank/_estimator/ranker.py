@@ -251,7 +251,7 @@ class CLIPRanker(
         CUDA and, for the adapter only, on a CPU that computes bf16 natively
         (AVX512-BF16 or AMX): there the frozen towers stay fp32, and is refused
         on other CPUs. On such a CPU a training step of the paper's model runs
-        about 1.7 times as fast; a model trained in fp32 predicts in bf16 what
+        1.5-1.7 times as fast; a model trained in fp32 predicts in bf16 what
         it predicts in fp32 (Spearman 0.999), but fits trained in bf16 do not
         quite rank as fp32 fits do (Spearman 0.948-0.987 with them on held-out
         images over four fits, where two fp32 fits that differ only in
