@@ -44,6 +44,7 @@ from benchmarks._common import (
     machine_name,
     reset_peak_rss,
     status_mib,
+    timed,
     write_json,
 )
 from skrank._devices import cpu_bf16_native
@@ -279,7 +280,7 @@ def views_timing(backbone, n: int = 64, batch_size: int = 32, repeats: int = 3) 
     ways = {"plain": plain, "both_two_passes": two_passes, "both_one_pass": one_pass}
     for name, fn in ways.items():
         fn()
-        out[f"seconds_{name}"] = min(_seconds(fn) for _ in range(repeats))
+        out[f"seconds_{name}"] = timed(fn, repeats)[0]
     return out
 
 
@@ -306,14 +307,8 @@ def dropout_attention_timing(batch_size: int = 64, repeats: int = 20) -> dict:
     out = {"batch_size": batch_size, "shape": [batch_size, 8, 49, 64]}
     for name, fn in (("written_out", written_out), ("sdpa", fused)):
         fn()
-        out[f"seconds_{name}"] = min(_seconds(fn) for _ in range(repeats))
+        out[f"seconds_{name}"] = timed(fn, repeats)[0]
     return out
-
-
-def _seconds(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def _shown(value) -> str:
