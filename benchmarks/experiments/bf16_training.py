@@ -37,9 +37,9 @@ from benchmarks._common import RESULTS, git_commit, write_json
 from benchmarks.bench_step import blur_split, paper_ranker
 
 
-def fit_variant(towers: str, adapter: str, epochs: int, seed: int = 0) -> dict:
+def fit_variant(towers: str, adapter: str, epochs: int, seed: int, split) -> dict:
     """Fit from ``seed`` with the towers' forward passes in ``towers`` and the adapter's
-    in ``adapter``."""
+    in ``adapter``, on ``split`` (``bench_step.blur_split()``)."""
     from skrank._encoding import backbone as backbones
     from skrank.metrics import spearman_score
 
@@ -57,7 +57,7 @@ def fit_variant(towers: str, adapter: str, epochs: int, seed: int = 0) -> dict:
 
     backbones.Backbone.image_tokens, backbones.Backbone.text_tokens = image_tokens, text_tokens
     try:
-        instruction, (X_train, y_train), (X_test, y_test), groups = blur_split()
+        instruction, (X_train, y_train), (X_test, y_test), groups = split
         ranker = paper_ranker(instruction, epochs, adapter, seed)
         t0 = time.perf_counter()
         ranker.fit(X_train, y_train)
@@ -105,8 +105,9 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     pairs = [tuple(r.split("/")) for r in args.rows.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    rows = [fit_variant(t, a, args.epochs, seed) for seed in seeds for t, a in pairs]
-    against_fp32(rows, blur_split()[3])
+    split = blur_split()  # one draw of the task serves every fit and the comparison
+    rows = [fit_variant(t, a, args.epochs, seed, split) for seed in seeds for t, a in pairs]
+    against_fp32(rows, split[3])
     out = {"commit": git_commit(), "epochs": args.epochs, "rows": rows}
     path = RESULTS / "experiment-bf16-training.json"
     if args.label is not None:  # a labelled run sits beside the others
