@@ -107,7 +107,12 @@ from benchmarks._common import (
     ridge,
     write_json,
 )
-from benchmarks.learning_curves import PAPER_STEPS, variant_params
+from benchmarks.learning_curves import (
+    PAPER_STEPS,
+    add_fold_options,
+    check_only_sizes,
+    variant_params,
+)
 
 SEED = 20_000  # the pretraining drew seed 0; these scenes are other ones
 INSTRUCTIONS = {
@@ -503,14 +508,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", default="synthetic", help="a tag or a checkpoint file")
     p.add_argument("--device", default="cpu")
     p.add_argument("--targets", nargs="*", default=list(TARGETS))
-    p.add_argument("--sizes", nargs="*", type=int, default=[500, 2000, 8000])
-    p.add_argument("--folds", type=int, default=3)
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
-    p.add_argument(
-        "--only-sizes",
-        nargs="*",
-        type=int,
-        help="run only these of --sizes (the pool, hence the test blocks, is still set by --sizes)",
+    add_fold_options(
+        p, [500, 2000, 8000], 3, "the pool, hence the test blocks, is still set by --sizes"
     )
     p.add_argument("--test", type=int, default=500, help="test images per fold")
     p.add_argument("--seed", type=int, default=SEED, help="the scenes' seed (pretraining: 0)")
@@ -535,8 +534,7 @@ def main(argv=None):
     for name in args.targets:
         if name not in INSTRUCTIONS:
             raise SystemExit(f"unknown target {name!r}; known: {list(INSTRUCTIONS)}")
-    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
-        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
+    check_only_sizes(args)
     for method in args.methods:
         if method not in METHODS:
             raise SystemExit(f"unknown method {method!r}; known: {list(METHODS)}")

@@ -200,24 +200,31 @@ def rows_parser(description: str, kinds: list[str], sizes: list[int]) -> argpars
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backbone", default="skrank-tiny")
     p.add_argument("--kinds", nargs="*", default=kinds)
-    p.add_argument("--sizes", nargs="*", type=int, default=sizes)
-    p.add_argument("--folds", type=int, default=2)
-    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
-    p.add_argument(
-        "--only-sizes",
-        nargs="*",
-        type=int,
-        help="run only these of --sizes (the task is still set by the largest of --sizes)",
-    )
+    add_fold_options(p, sizes, 2, "the task is still set by the largest of --sizes")
     p.add_argument("--max-test", type=int, default=40, help="test sources per fold")
     return p
+
+
+def add_fold_options(p: argparse.ArgumentParser, sizes: list[int], folds: int, fixed: str):
+    """``--sizes``, ``--folds``, ``--fold-ids`` and ``--only-sizes`` (``fixed``: what
+    ``--sizes`` still sets when only some are run); check them with
+    :func:`check_only_sizes`. Shared with ``benchmarks.e1_proxy``."""
+    p.add_argument("--sizes", nargs="*", type=int, default=sizes)
+    p.add_argument("--folds", type=int, default=folds)
+    p.add_argument("--fold-ids", nargs="*", type=int, help="run only these folds (0-based)")
+    p.add_argument("--only-sizes", nargs="*", type=int, help=f"run only these of --sizes ({fixed})")
+
+
+def check_only_sizes(args: argparse.Namespace) -> None:
+    """Refuse ``--only-sizes`` unless among ``--sizes``."""
+    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
+        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
 
 
 def parse_rows(p: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     """``p``'s arguments, with ``--only-sizes`` refused unless among ``--sizes``."""
     args = p.parse_args(argv)
-    if args.only_sizes is not None and not set(args.only_sizes) <= set(args.sizes):
-        raise SystemExit(f"--only-sizes {args.only_sizes} must be among --sizes {args.sizes}")
+    check_only_sizes(args)
     return args
 
 
